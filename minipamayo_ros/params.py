@@ -1,0 +1,152 @@
+"""Node parameters declared once, as typed dataclass fields carrying their descriptor.
+
+A node's configuration is a frozen dataclass whose fields are made with :func:`param`
+(description, unit, range, choices, read-only). The same declaration drives
+
+* validation (:func:`build_config`), with errors that name the parameter and say what to fix,
+* the ROS parameter declarations with descriptors (``minipamayo_ros.nodes.ros_params``),
+* the defaults shipped in ``config/*.yaml`` (a test checks that the YAML matches).
+
+Cross-parameter rules live in the dataclass's ``__post_init__`` and raise :class:`ParameterError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ParamValue = bool | int | float | str | list[float] | list[str]
+T = TypeVar("T")
+
+
+class ParameterError(ValueError):
+    """A parameter value is invalid; the message names the parameter and the allowed values."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Descriptor of one parameter."""
+
+    name: str
+    default: ParamValue
+    description: str
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+    @property
+    def full_description(self) -> str:
+        unit = f" [{self.unit}]" if self.unit else ""
+        return f"{self.description}{unit}"
+
+    def check(self, value: Any) -> ParamValue:
+        """Return ``value`` coerced to this parameter's type, or raise :class:`ParameterError`."""
+        kind = type(self.default)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise self._error(value, "must be true or false")
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self._error(value, "must be an integer")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self._error(value, "must be a number")
+            value = float(value)
+            if not math.isfinite(value):
+                raise self._error(value, "must be finite")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise self._error(value, "must be a string")
+            if self.choices is not None and value not in self.choices:
+                raise self._error(value, f"must be one of {list(self.choices)}")
+        elif kind is list:
+            if not isinstance(value, Sequence) or isinstance(value, str):
+                raise self._error(value, "must be a list")
+            value = list(value)
+        if kind in (int, float):
+            if self.min is not None and value < self.min:
+                raise self._error(value, f"must be >= {self.min}")
+            if self.max is not None and value > self.max:
+                raise self._error(value, f"must be <= {self.max}")
+        return value
+
+    def _error(self, value: Any, what: str) -> ParameterError:
+        unit = f" {self.unit}" if self.unit else ""
+        return ParameterError(
+            f"parameter '{self.name}' = {value!r}{unit} is invalid: {what} ({self.description})"
+        )
+
+
+def param(
+    default: ParamValue,
+    description: str,
+    unit: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: Sequence[str] | None = None,
+    read_only: bool = False,
+) -> Any:
+    """A dataclass field that is also a node parameter (see module docstring)."""
+    meta = {
+        "param": {
+            "description": description,
+            "unit": unit,
+            "min": min,
+            "max": max,
+            "choices": tuple(choices) if choices is not None else None,
+            "read_only": read_only,
+        }
+    }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def param_specs(config_cls: type) -> list[ParamSpec]:
+    """The parameter descriptors of a config dataclass, in declaration order."""
+    specs = []
+    for f in dataclasses.fields(config_cls):
+        meta = f.metadata.get("param")
+        if meta is None:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        specs.append(ParamSpec(name=f.name, default=default, **meta))
+    return specs
+
+
+def build_config(config_cls: type[T], values: Mapping[str, Any] | None = None) -> T:
+    """Validate ``values`` (missing ones take their defaults) and build the config.
+
+    Unknown names are an error too: a misspelt parameter in a YAML file must not be ignored.
+    """
+    values = dict(values or {})
+    specs = {s.name: s for s in param_specs(config_cls)}
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter(s) {unknown} for {config_cls.__name__}; known: {sorted(specs)}"
+        )
+    checked = {name: spec.check(values.get(name, spec.default)) for name, spec in specs.items()}
+    return config_cls(**checked)
+
+
+def load_node_yaml(path: str | Path, node_name: str) -> dict[str, Any]:
+    """The ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file (empty if absent).
+
+    Accepts the node name with or without a leading namespace and the ``/**`` wildcard.
+    """
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for key in (node_name, f"/{node_name}", "/**"):
+        section = data.get(key)
+        if isinstance(section, dict) and "ros__parameters" in section:
+            return dict(section["ros__parameters"] or {})
+    return {}

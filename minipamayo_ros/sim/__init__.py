@@ -1,0 +1,1 @@
+"""Built-in driving simulator (ROS-free): roads, vehicle, camera, expert, dataset, metrics."""

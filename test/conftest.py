@@ -1,0 +1,101 @@
+"""Shared fixtures: real rclpy over loopback-only DDS, and node processes that never outlive a test.
+
+The DDS environment is set at import time, before any test initialises rclpy, so the test
+process itself and every process it starts use LOCALHOST discovery, the loopback Fast DDS
+profile and one ROS_DOMAIN_ID unique to this test session.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from minipamayo_ros.bringup.processes import NodeProcess
+from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOMAIN_ID = int(os.environ.get("MINIPAMAYO_TEST_DOMAIN_ID", pick_domain_id()))
+os.environ.update(loopback_dds_env(DOMAIN_ID))
+
+
+@pytest.fixture(scope="session")
+def ros_env() -> dict[str, str]:
+    """Environment for node processes started by tests (same loopback DDS domain as the test)."""
+    return loopback_dds_env(DOMAIN_ID)
+
+
+@pytest.fixture()
+def rclpy_context() -> Iterator[object]:
+    """A fresh, initialised rclpy context for one test (shut down afterwards)."""
+    import rclpy
+    from rclpy.context import Context
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        yield ctx
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture()
+def ros_node(rclpy_context: object) -> Iterator[object]:
+    """A test node plus a SingleThreadedExecutor on the test's context: ``(node, executor)``."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    node = Node(f"test_probe_{os.getpid()}", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    try:
+        yield node, executor
+    finally:
+        executor.remove_node(node)
+        node.destroy_node()
+        executor.shutdown()
+
+
+def spin_until(executor: object, predicate: Callable[[], bool], timeout: float) -> bool:
+    """Spin ``executor`` until ``predicate()`` is true or ``timeout`` [s] passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.02)  # type: ignore[attr-defined]
+    return predicate()
+
+
+@pytest.fixture()
+def spawn(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """Factory starting processes on the test's DDS domain; all are stopped at teardown.
+
+    ``spawn(cmd_list)`` or ``spawn(module="minipamayo_ros.nodes.x", args=[...])``. Logs go to
+    ``tmp_path/<name>.log`` and are printed on failure by pytest's captured output.
+    """
+    started: list[NodeProcess] = []
+
+    def _spawn(cmd: list[str] | None = None, *, module: str | None = None,
+               args: list[str] | None = None, name: str | None = None,
+               env: dict[str, str] | None = None) -> NodeProcess:
+        full_env = {**ros_env, **(env or {})}
+        if module is not None:
+            proc = NodeProcess.python_module(module, args or [], full_env, name,
+                                             tmp_path / f"{name or module}.log")
+        else:
+            assert cmd is not None
+            proc = NodeProcess(cmd, full_env, name, tmp_path / f"{name or Path(cmd[-1]).name}.log")
+        started.append(proc.start())
+        return proc
+
+    yield _spawn
+    for proc in started:
+        proc.stop()
+        log = proc.read_log()
+        if log:
+            print(f"----- {proc.name} log -----\n{log[-4000:]}")
+    for proc in started:  # nothing may survive a test
+        assert proc.poll() is not None, f"process {proc.name} survived its test"
