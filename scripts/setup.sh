@@ -29,6 +29,11 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 VPY="$VENV/bin/python"
 
+# Serialise concurrent runs (several shells / test sessions on one machine share venv and build/).
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/.minipamayo-setup.lock"
+flock 9
+
 # --- Python packages (skipped when the requirement files are unchanged) ---------------------
 req_files=("$ROOT/requirements/ros.txt" "$ROOT/requirements/runtime.txt")
 (( DEV )) && req_files+=("$ROOT/requirements/dev.txt" "$ROOT/requirements/stubs-nodeps.txt")
