@@ -1,0 +1,52 @@
+"""Message <-> core conversions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from nav_msgs.msg import Odometry
+
+from minipamayo_ros.geometry import quaternion_from_yaw
+from minipamayo_ros.nodes.conversions import (
+    msg_to_trajectory,
+    odometry_to_sample,
+    sec_to_time,
+    time_to_sec,
+    trajectory_to_msg,
+)
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+
+def test_time_round_trip() -> None:
+    t = sec_to_time(12.345678901)
+    assert (t.sec, t.nanosec) == (12, 345678901)
+    assert time_to_sec(t) == pytest.approx(12.345678901, abs=1e-9)
+
+
+def test_trajectory_round_trip() -> None:
+    t = np.arange(1, 21) * 0.1
+    traj = PlannedTrajectory(stamp=5.5, points=np.stack((5 * t, 0.1 * t**2), 1), speeds=np.full(20, 5.0),
+                             uncertainty=0.2, sequence=3, model_id="tiny@abc")
+    back = msg_to_trajectory(trajectory_to_msg(traj))
+    assert back.stamp == pytest.approx(5.5) and back.sequence == 3 and back.model_id == "tiny@abc"
+    np.testing.assert_allclose(back.points, traj.points, rtol=1e-6)
+    assert back.horizon == pytest.approx(2.0) and back.validation_error() is None
+
+
+def test_mismatched_arrays_become_invalid_trajectory() -> None:
+    msg = trajectory_to_msg(PlannedTrajectory(0.0, np.zeros((3, 2)) + [[1, 0]], np.ones(3)))
+    msg.y = [0.0]
+    assert msg_to_trajectory(msg).validation_error() is not None
+
+
+def test_odometry_to_sample() -> None:
+    msg = Odometry()
+    msg.header.stamp = sec_to_time(1.5)
+    msg.pose.pose.position.x, msg.pose.pose.position.y = 3.0, -1.0
+    q = quaternion_from_yaw(0.4)
+    o = msg.pose.pose.orientation
+    o.x, o.y, o.z, o.w = q
+    msg.twist.twist.linear.x, msg.twist.twist.angular.z = 4.0, 0.2
+    s = odometry_to_sample(msg)
+    assert (s.stamp, s.pose.x, s.pose.y, s.speed, s.yaw_rate) == pytest.approx((1.5, 3.0, -1.0, 4.0, 0.2))
+    assert s.pose.yaw == pytest.approx(0.4)
