@@ -1,0 +1,71 @@
+"""``ros2 launch`` glue over ``bringup.stack``: launch arguments -> launch_ros Node actions.
+
+Imported only by the launch files (``launch``/``launch_ros`` exist on the vehicle's ROS install,
+not on the development machine: nothing else imports this module).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch_ros.actions import Node
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from minipamayo_ros.bringup.stack import PACKAGE, NodeSpec, StackArgs, resolve_params_file
+
+_DESCRIPTIONS = {
+    "config_file": "vehicle parameter file (name in share/minipamayo_ros/config or absolute path)",
+    "camera_topic": "camera image topic (sensor_msgs/Image or CompressedImage)",
+    "odom_topic": "odometry topic (nav_msgs/Odometry)",
+    "backend": "inference backend: auto | onnxruntime | tensorrt | torch",
+    "engine": "policy model manifest path ('' = shipped tiny model)",
+    "use_sim_time": "use /clock (simulation or bag replay)",
+    "enable_text": "start the text node (if installed)",
+    "namespace": "namespace for all nodes",
+}
+
+
+def _to_launch_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _node_action(spec: NodeSpec, namespace: str) -> Node:
+    cfg = Path(get_package_share_directory(PACKAGE)) / "config"
+    files = [str(resolve_params_file(f, cfg)) for f in spec.params_files]
+    return Node(
+        package=PACKAGE,
+        executable=spec.executable,
+        name=spec.name,
+        namespace=namespace,
+        parameters=[*files, dict(spec.parameters)],
+        remappings=list(spec.remappings.items()),
+        output="screen",
+    )
+
+
+def stack_launch_description(
+    build: Callable[[StackArgs, dict[str, str]], list[NodeSpec]],
+    extra_arguments: dict[str, tuple[str, str]] | None = None,
+) -> LaunchDescription:
+    """Declare every StackArgs field (plus ``extra_arguments``: name -> (default, description))
+    as a launch argument, and start the nodes ``build(stack_args, all_values)`` returns."""
+    extra_arguments = extra_arguments or {}
+    defaults = {f.name: _to_launch_value(getattr(StackArgs(), f.name))
+                for f in dataclasses.fields(StackArgs)}
+    declared = [DeclareLaunchArgument(name, default_value=default, description=_DESCRIPTIONS[name])
+                for name, default in defaults.items()]
+    declared += [DeclareLaunchArgument(name, default_value=d, description=desc)
+                 for name, (d, desc) in extra_arguments.items()]
+    names = [*defaults, *extra_arguments]
+
+    def _launch(context: LaunchContext) -> list[Node]:
+        values = {n: LaunchConfiguration(n).perform(context) for n in names}
+        args = StackArgs.from_strings(values)
+        return [_node_action(spec, args.namespace) for spec in build(args, values)]
+
+    return LaunchDescription([*declared, OpaqueFunction(function=_launch)])

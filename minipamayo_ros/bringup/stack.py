@@ -1,0 +1,128 @@
+"""The node set of the product, described once.
+
+Both ``launch/*.launch.py`` (``ros2 launch`` on the vehicle) and the plain-Python runner
+(``minipamayo_ros.bringup.runner``, for machines without ``ros2 launch``) turn these
+:class:`NodeSpec` lists into processes, so executables, parameter files, overrides and
+remappings cannot drift apart. ROS-free: plain data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE = "minipamayo_ros"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the stack: what to run, with which parameters and remappings."""
+
+    name: str                               # node name (= section name in the parameter files)
+    executable: str                         # `ros2 run minipamayo_ros <executable>`
+    module: str                             # Python module whose main() the executable runs
+    params_files: tuple[str, ...] = ()      # config/ file names, applied in order
+    parameters: dict[str, object] = field(default_factory=dict)  # overrides, applied last
+    remappings: dict[str, str] = field(default_factory=dict)
+
+    def available(self) -> bool:
+        """Whether this node's code exists in this install (the text node lands later)."""
+        return importlib.util.find_spec(self.module) is not None
+
+
+@dataclass(frozen=True)
+class StackArgs:
+    """The launch arguments of ``drive.launch.py`` / ``sim.launch.py`` (same names)."""
+
+    config_file: str = "drive.yaml"        # vehicle parameter file in config/ (or an absolute path)
+    camera_topic: str = "/camera/image_raw"
+    odom_topic: str = "/odom"
+    backend: str = "auto"                  # auto | onnxruntime | tensorrt | torch
+    engine: str = ""                       # policy manifest path ("" = the shipped tiny model)
+    use_sim_time: bool = False
+    enable_text: bool = True               # started only if the text node is installed
+    namespace: str = ""
+
+    @staticmethod
+    def from_strings(values: dict[str, str]) -> StackArgs:
+        """Build from launch-argument strings (as ``ros2 launch`` hands them over)."""
+        def as_bool(key: str, default: bool) -> bool:
+            v = values.get(key)
+            if v is None:
+                return default
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"launch argument '{key}' must be true or false, got {v!r}")
+            return v.lower() in ("true", "1")
+
+        d = StackArgs()
+        return StackArgs(
+            config_file=values.get("config_file", d.config_file),
+            camera_topic=values.get("camera_topic", d.camera_topic),
+            odom_topic=values.get("odom_topic", d.odom_topic),
+            backend=values.get("backend", d.backend),
+            engine=values.get("engine", d.engine),
+            use_sim_time=as_bool("use_sim_time", d.use_sim_time),
+            enable_text=as_bool("enable_text", d.enable_text),
+            namespace=values.get("namespace", d.namespace),
+        )
+
+
+def drive_stack(args: StackArgs) -> list[NodeSpec]:
+    """Policy, follower (and text) nodes: what runs on the vehicle."""
+    sim = {"use_sim_time": args.use_sim_time}
+    policy_params: dict[str, object] = {**sim, "backend": args.backend}
+    if args.engine:
+        policy_params["manifest_path"] = args.engine
+    nodes = [
+        NodeSpec(
+            name="policy",
+            executable="policy_node",
+            module="minipamayo_ros.nodes.policy_node",
+            params_files=("policy.yaml", args.config_file),
+            parameters=policy_params,
+            remappings={"/camera/image_raw": args.camera_topic, "/odom": args.odom_topic},
+        ),
+        NodeSpec(
+            name="follower",
+            executable="follower_node",
+            module="minipamayo_ros.nodes.follower_node",
+            params_files=("follower.yaml", args.config_file),
+            parameters=sim,
+            remappings={"/odom": args.odom_topic},
+        ),
+    ]
+    text = NodeSpec(
+        name="text",
+        executable="text_node",
+        module="minipamayo_ros.nodes.text_node",
+        params_files=("text.yaml", args.config_file),
+        parameters=sim,
+    )
+    if args.enable_text and text.available():
+        nodes.append(text)
+    return nodes
+
+
+def sim_stack(args: StackArgs, seed: int = 0, real_time_factor: float = 1.0) -> list[NodeSpec]:
+    """The simulator plus the drive stack on simulated time (the closed-loop demo)."""
+    drive_args = StackArgs(**{**args.__dict__, "use_sim_time": True,
+                              "camera_topic": "/camera/image_raw", "odom_topic": "/odom"})
+    simulator = NodeSpec(
+        name="simulator",
+        executable="simulator_node",
+        module="minipamayo_ros.nodes.simulator_node",
+        params_files=("simulator.yaml",),
+        parameters={"seed": seed, "real_time_factor": real_time_factor},
+    )
+    return [simulator, *drive_stack(drive_args)]
+
+
+def resolve_params_file(name: str, config_dir: Path) -> Path:
+    """A params file name (relative to ``config_dir``, or absolute) -> existing path."""
+    path = Path(name) if Path(name).is_absolute() else config_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"parameter file '{name}' not found (looked for {path}); pass an existing file"
+        )
+    return path
