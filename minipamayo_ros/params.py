@@ -142,10 +142,11 @@ def build_config(config_cls: type[T], values: Mapping[str, Any] | None = None) -
 def load_node_yaml(path: str | Path, node_name: str) -> dict[str, Any]:
     """The ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file (empty if absent).
 
-    Accepts the node name with or without a leading namespace and the ``/**`` wildcard.
+    Accepts the keys ``name``, ``/name``, ``/**/name`` (namespace-agnostic: what the shipped
+    files use, so the stack can run under a namespace) and ``/**``.
     """
     data = yaml.safe_load(Path(path).read_text()) or {}
-    for key in (node_name, f"/{node_name}", "/**"):
+    for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
         section = data.get(key)
         if isinstance(section, dict) and "ros__parameters" in section:
             return dict(section["ros__parameters"] or {})
