@@ -1,0 +1,89 @@
+"""The shared node description (used by the launch files and the runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minipamayo_ros.bringup.processes import ros_args
+from minipamayo_ros.bringup.runner import node_command_args
+from minipamayo_ros.bringup.stack import (
+    NodeSpec,
+    StackArgs,
+    drive_stack,
+    resolve_params_file,
+    sim_stack,
+)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+LAUNCH = Path(__file__).resolve().parents[1] / "launch"
+
+
+def _by_name(specs: list[NodeSpec]) -> dict[str, NodeSpec]:
+    return {s.name: s for s in specs}
+
+
+def test_drive_stack_nodes_and_remappings() -> None:
+    args = StackArgs(camera_topic="/front/image", odom_topic="/wheel/odom", backend="onnxruntime",
+                     engine="/tmp/m.json", enable_text=False)
+    nodes = _by_name(drive_stack(args))
+    assert set(nodes) == {"policy", "follower"}
+    policy, follower = nodes["policy"], nodes["follower"]
+    assert policy.executable == "policy_node" and follower.executable == "follower_node"
+    assert policy.remappings == {"/camera/image_raw": "/front/image", "/odom": "/wheel/odom"}
+    assert follower.remappings == {"/odom": "/wheel/odom"}
+    assert policy.parameters["backend"] == "onnxruntime"
+    assert policy.parameters["manifest_path"] == "/tmp/m.json"
+    assert policy.params_files[-1] == "drive.yaml"  # vehicle file overrides node defaults
+
+
+def test_sim_stack_runs_everything_on_sim_time() -> None:
+    nodes = sim_stack(StackArgs(enable_text=False), seed=7, real_time_factor=2.0)
+    assert nodes[0].name == "simulator" and nodes[0].parameters["seed"] == 7
+    assert all(n.parameters.get("use_sim_time") for n in nodes[1:])
+
+
+def test_text_node_slot_follows_availability() -> None:
+    with_text = _by_name(drive_stack(StackArgs(enable_text=True)))
+    text_spec = NodeSpec("text", "text_node", "minipamayo_ros.nodes.text_node")
+    assert ("text" in with_text) == text_spec.available()
+    assert "text" not in _by_name(drive_stack(StackArgs(enable_text=False)))
+
+
+def test_every_executable_is_installed_by_cmake() -> None:
+    cmake = (Path(__file__).resolve().parents[1] / "CMakeLists.txt").read_text()
+    for spec in sim_stack(StackArgs(enable_text=True)):
+        assert f'"{spec.executable}:{spec.module}"' in cmake
+
+
+def test_launch_argument_strings() -> None:
+    args = StackArgs.from_strings({"use_sim_time": "true", "enable_text": "False", "backend": "tensorrt"})
+    assert args.use_sim_time and not args.enable_text and args.backend == "tensorrt"
+    with pytest.raises(ValueError, match="use_sim_time"):
+        StackArgs.from_strings({"use_sim_time": "yes please"})
+
+
+def test_missing_params_file_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="my_car.yaml"):
+        resolve_params_file("my_car.yaml", tmp_path)
+
+
+def test_runner_args_carry_files_overrides_and_remaps(tmp_path) -> None:
+    (tmp_path / "a.yaml").write_text("{}\n")
+    spec = NodeSpec("follower", "follower_node", "m", ("a.yaml",), {"use_sim_time": True},
+                    {"/odom": "/x/odom"})
+    args = node_command_args(spec, tmp_path, namespace="car1")
+    assert args == ["--ros-args", "-r", "__node:=follower", "-r", "__ns:=car1",
+                    "--params-file", str(tmp_path / "a.yaml"), "-p", "use_sim_time:=true",
+                    "-r", "/odom:=/x/odom"]
+    assert ros_args({"v": [1.0, 2.0]}) == ["--ros-args", "-p", "v:=[1.0,2.0]"]
+
+
+def test_launch_files_use_the_shared_description() -> None:
+    """launch/launch_ros are not installable here; at least make sure the launch files are thin
+    wrappers over bringup.stack (so the runner tests cover what they start)."""
+    for name, builder in (("drive.launch.py", "drive_stack"), ("sim.launch.py", "sim_stack")):
+        text = (LAUNCH / name).read_text()
+        assert "stack_launch_description" in text and builder in text
+        compile(text, name, "exec")
