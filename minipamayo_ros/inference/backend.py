@@ -48,6 +48,7 @@ class InferenceBackend(abc.ABC):
         self.options = options
         self.last_infer_ms: float = float("nan")
         self.warmed_up = False
+        self.selection = f"backend={options.backend}"  # how the factory chose it (for logs)
 
     @abc.abstractmethod
     def infer(self, inputs: Tensors) -> Tensors:
@@ -59,11 +60,44 @@ class InferenceBackend(abc.ABC):
 
     def warm_up(self) -> None:
         """Run ``options.warmup_runs`` inferences on zero inputs of the manifest shapes."""
-        dummy = {s.name: np.zeros([d if isinstance(d, int) else 1 for d in s.shape], s.dtype)
-                 for s in self.manifest.inputs}
+        dummy = {s.name: np.zeros(concrete_shape(s.shape), s.dtype) for s in self.manifest.inputs}
         for _ in range(max(1, self.options.warmup_runs)):
             self.infer(dummy)
         self.warmed_up = True
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release native resources."""
+
+
+def check_inputs(manifest: ModelManifest, inputs: Tensors) -> Tensors:
+    """Inputs as C-contiguous arrays after checking names, dtypes and shapes against the manifest.
+
+    Raises :class:`BackendError` naming the offending tensor. Nothing is cast silently: a float64
+    state or an int image is a bug in the caller, and every backend reports it the same way.
+    Symbolic (string) manifest dimensions accept any size.
+    """
+    expected = {s.name for s in manifest.inputs}
+    missing = sorted(expected - inputs.keys())
+    extra = sorted(inputs.keys() - expected)
+    if missing or extra:
+        raise BackendError(f"model '{manifest.name}' inputs are {sorted(expected)}; "
+                           f"missing {missing}, unexpected {extra}")
+    out: Tensors = {}
+    for spec in manifest.inputs:
+        a = inputs[spec.name]
+        if not isinstance(a, np.ndarray):
+            raise BackendError(f"input '{spec.name}' must be a numpy array, got {type(a).__name__}")
+        if a.dtype != np.dtype(spec.dtype):
+            raise BackendError(f"input '{spec.name}' has dtype {a.dtype}, model '{manifest.name}' "
+                               f"expects {spec.dtype}")
+        if a.ndim != len(spec.shape) or any(
+                isinstance(d, int) and d != n for d, n in zip(spec.shape, a.shape, strict=True)):
+            raise BackendError(f"input '{spec.name}' has shape {tuple(a.shape)}, model '{manifest.name}' "
+                               f"expects {tuple(spec.shape)}")
+        out[spec.name] = np.ascontiguousarray(a)
+    return out
+
+
+def concrete_shape(shape: tuple[int | str, ...], fill: int = 1) -> tuple[int, ...]:
+    """A manifest shape with symbolic dimensions replaced by ``fill`` (batch 1 on the robot)."""
+    return tuple(d if isinstance(d, int) else fill for d in shape)
