@@ -1,0 +1,217 @@
+"""Policy node: latest camera frame + odometry history -> /vla/trajectory (see docs/policy.md).
+
+Thin wiring around ``minipamayo_ros.policy``: parameters, message conversion, a latest-frame-only
+worker thread that runs inference (the executor thread only queues frames and odometry, so a
+callback never waits for the model), and 1 Hz ``/diagnostics``.
+
+Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data QoS, depth
+``image_qos_depth``) and ``/odom`` (``nav_msgs/Odometry``, sensor-data QoS). Publishes
+``/vla/trajectory`` (Trajectory, reliable keep-last 1, stamp = image stamp), ``/vla/path``
+(nav_msgs/Path in ``base_link`` for RViz), ``/vla/context`` (PolicyContext) and ``/diagnostics``.
+Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
+process logs what to fix and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from functools import partial
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry, Path
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from minipamayo_ros.inference import BackendOptions
+from minipamayo_ros.msg import PolicyContext, Trajectory
+from minipamayo_ros.nodes.conversions import odometry_to_sample, time_to_sec, trajectory_to_msg
+from minipamayo_ros.nodes.ros_params import declare_config
+from minipamayo_ros.params import ParameterError
+from minipamayo_ros.policy.config import PolicyConfig
+from minipamayo_ros.policy.engine import PolicyModelError, load_policy
+from minipamayo_ros.policy.image_decode import compressed_to_rgb, raw_to_rgb
+from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
+from minipamayo_ros.policy.scheduler import FrameWorker
+from minipamayo_ros.policy.stats import PolicyStats
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                            depth=1)
+WARN_PERIOD_S = 2.0
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("policy", **kwargs)
+        cfg: PolicyConfig = declare_config(self, PolicyConfig, self._on_config)
+        self.config = cfg
+        self._last_warn: dict[str, float] = {}
+        options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
+                                 precision=cfg.precision, engine_cache_dir=cfg.engine_cache_dir,
+                                 warmup_runs=cfg.warmup_runs)
+        self.get_logger().info(f"loading policy model {cfg.manifest_path} (backend {cfg.backend}) ...")
+        t0 = time.monotonic()
+        self.manifest, self.backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash,
+                                                      logger=self.get_logger())
+        self.backend_info = self.backend.describe()
+        self.get_logger().info(
+            f"model {self.manifest.model_id} ready in {time.monotonic() - t0:.1f} s (warmed up): "
+            f"input {io.image_size[1]}x{io.image_size[0]} px, context {io.context_dim}, "
+            f"{self.backend_info.get('backend')} on {self.backend_info.get('device')}")
+        self.pipeline = PolicyPipeline(
+            self.manifest, self.backend, io, odom_history=cfg.odom_history,
+            max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
+            expected_size=_expected_size(cfg), frame_id=cfg.base_frame)
+        self.stats = PolicyStats(window=cfg.diagnostics_window)
+
+        self._traj_pub = self.create_publisher(Trajectory, cfg.trajectory_topic, TRAJECTORY_QOS)
+        self._path_pub = self.create_publisher(Path, cfg.path_topic, 1) if cfg.path_topic else None
+        self._context_pub = (self.create_publisher(PolicyContext, cfg.context_topic, 5)
+                             if cfg.context_topic and io.context_dim > 0 else None)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self.worker: FrameWorker[Frame] = FrameWorker(self._process, cfg.max_rate_hz, cfg.rate_slack,
+                                                      on_error=self._on_worker_error).start()
+        image_qos = QoSProfile(reliability=qos_profile_sensor_data.reliability,
+                               durability=qos_profile_sensor_data.durability,
+                               history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth)
+        odom_qos = QoSProfile(reliability=qos_profile_sensor_data.reliability,
+                              history=HistoryPolicy.KEEP_LAST, depth=cfg.odom_qos_depth)
+        if cfg.image_transport == "compressed":
+            self.create_subscription(CompressedImage, cfg.image_topic, self._on_compressed, image_qos)
+        else:
+            self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
+        self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
+        self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(
+            f"policy: {cfg.image_topic} ({cfg.image_transport}) + {cfg.odom_topic} -> "
+            f"{cfg.trajectory_topic} at <= {cfg.max_rate_hz:g} Hz")
+
+    # --- parameters ---------------------------------------------------------------------------
+    def _on_config(self, cfg: PolicyConfig) -> None:
+        self.config = cfg
+        self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
+        self.pipeline.max_image_age = cfg.max_image_age
+        self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
+        self.pipeline.expected_size = _expected_size(cfg)
+
+    # --- executor thread: never waits for inference ---------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        encoding = self.config.encoding_override or msg.encoding
+        self.worker.offer(Frame(
+            stamp=time_to_sec(msg.header.stamp),
+            decode=partial(raw_to_rgb, msg.data, msg.height, msg.width, encoding, msg.step),
+            description=f"{msg.width}x{msg.height} '{encoding}' image"))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.worker.offer(Frame(
+            stamp=time_to_sec(msg.header.stamp),
+            decode=partial(compressed_to_rgb, msg.data, msg.format),
+            description=f"compressed '{msg.format}' image"))
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if not self.pipeline.add_odometry(odometry_to_sample(msg)):
+            self._warn("odom", "odometry sample rejected (not newer than the last one, or NaN)")
+
+    # --- worker thread -----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _process(self, frame: Frame) -> None:
+        result = self.pipeline.run(frame, self._now)
+        if isinstance(result, Skip):
+            self.stats.record_skip(result.category, result.reason)
+            self._warn(result.category, f"no trajectory: {result.reason}")
+            return
+        traj = result.output.trajectory
+        msg = trajectory_to_msg(traj)
+        end_to_end_ms = (self._now() - traj.stamp) * 1e3
+        msg.end_to_end_latency_ms = float(end_to_end_ms)
+        self._traj_pub.publish(msg)
+        self.stats.record_published(time.monotonic(), traj.inference_latency_ms, end_to_end_ms,
+                                    result.preprocess_ms)
+        if self._context_pub is not None:
+            ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id=msg.model_id)
+            ctx.context = result.output.context.astype(np.float32)
+            self._context_pub.publish(ctx)
+        if self._path_pub is not None:
+            self._path_pub.publish(_path_msg(traj, msg))
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.stats.record_error(f"{type(exc).__name__}: {exc}")
+        self._warn("error", f"inference failed: {type(exc).__name__}: {exc}")
+
+    def _warn(self, key: str, text: str) -> None:
+        """Rate-limited warning, per kind of problem (one bad-image flood does not hide odometry)."""
+        now = time.monotonic()
+        if now - self._last_warn.get(key, -math.inf) >= WARN_PERIOD_S:
+            self._last_warn[key] = now
+            self.get_logger().warning(text)
+
+    # --- diagnostics --------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        counts = self.worker.counts()
+        report = self.stats.report(time.monotonic(), received=counts.received,
+                                   dropped_busy=counts.dropped_busy, dropped_rate=counts.dropped_rate,
+                                   max_rate_hz=self.config.max_rate_hz, backend=self.backend_info,
+                                   warmed_up=self.backend.warmed_up)
+        status = DiagnosticStatus(level=bytes([report.level]), name=f"{self.get_name()}: policy inference",
+                                  message=report.message, hardware_id=self.manifest.model_id)
+        status.values = [KeyValue(key=k, value=v) for k, v in report.values.items()]
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+    def close(self) -> None:
+        self.worker.close()
+        self.backend.close()
+
+
+def _expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:
+    return (cfg.expected_height, cfg.expected_width) if cfg.expected_width else None
+
+
+def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:
+    """The waypoints as nav_msgs/Path (z = 0, heading along the path) for RViz."""
+    path = Path(header=msg.header)
+    pts = np.vstack(([0.0, 0.0], traj.points))
+    yaw = np.arctan2(np.diff(pts[:, 1]), np.diff(pts[:, 0]))
+    for (x, y), h in zip(traj.points, yaw, strict=True):
+        pose = PoseStamped(header=msg.header)
+        pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+        pose.pose.orientation.z, pose.pose.orientation.w = math.sin(h / 2.0), math.cos(h / 2.0)
+        path.poses.append(pose)
+    return path
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = PolicyNode()
+    except (PolicyModelError, ParameterError) as exc:
+        rclpy.logging.get_logger("policy").fatal(f"cannot start the policy node: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

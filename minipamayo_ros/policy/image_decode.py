@@ -1,0 +1,94 @@
+"""Camera message payloads -> ``(h, w, 3)`` uint8 RGB, without Python per-pixel loops.
+
+Raw images (``sensor_msgs/Image``) are viewed in place with ``np.frombuffer`` (row padding from
+``step`` is sliced off) and converted by OpenCV; compressed ones (JPEG/PNG) are decoded by
+``cv2.imdecode``. The result then goes through ``image_preprocess.resize_to_model``, the function
+the training data was made with.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+#: encodings accepted on raw images, with their channel count and the OpenCV conversion to RGB
+_CONVERSIONS: dict[str, tuple[int, int | None]] = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+}
+ENCODINGS: tuple[str, ...] = tuple(_CONVERSIONS)
+
+
+class ImageError(ValueError):
+    """The image cannot be used (unsupported encoding, inconsistent size, undecodable bytes)."""
+
+
+def raw_to_rgb(
+    data: bytes | bytearray | memoryview | object, height: int, width: int, encoding: str, step: int = 0
+) -> NDArray[np.uint8]:
+    """A raw image buffer -> ``(height, width, 3)`` uint8 RGB.
+
+    ``step`` is the row length in bytes (0 = tightly packed). The returned array may be a view of
+    ``data`` for rgb8 input (no copy); the caller must not keep it beyond the message's life.
+    """
+    conv = _CONVERSIONS.get(encoding)
+    if conv is None:
+        raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
+    channels, code = conv
+    if height <= 0 or width <= 0:
+        raise ImageError(f"empty image ({width} x {height} px)")
+    row = width * channels
+    step = step or row
+    if step < row:
+        raise ImageError(f"step {step} B is shorter than a {encoding} row of {width} px ({row} B)")
+    buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
+    if buf.size < step * height:
+        raise ImageError(
+            f"data has {buf.size} B, expected {step * height} B for {width} x {height} px {encoding}"
+        )
+    img = buf[: step * height].reshape(height, step)[:, :row].reshape(height, width, channels)
+    if code is None:
+        return img
+    return cv2.cvtColor(img, code)
+
+
+def compressed_to_rgb(data: bytes | bytearray | memoryview | object, fmt: str = "") -> NDArray[np.uint8]:
+    """JPEG/PNG bytes (``sensor_msgs/CompressedImage``) -> ``(h, w, 3)`` uint8 RGB.
+
+    The format is detected from the bytes; ``fmt`` only improves the error message.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
+    if buf.size == 0:
+        raise ImageError(f"empty compressed image (format '{fmt}')")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"could not decode {buf.size} B compressed image (format '{fmt}'; "
+                         "JPEG/PNG expected)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def rgb_to_raw(rgb: NDArray[np.uint8], encoding: str) -> bytes:
+    """``(h, w, 3)`` RGB -> packed bytes in ``encoding`` (for simulators, tests and benchmarks)."""
+    inverse = {
+        "rgb8": None,
+        "bgr8": cv2.COLOR_RGB2BGR,
+        "rgba8": cv2.COLOR_RGB2RGBA,
+        "bgra8": cv2.COLOR_RGB2BGRA,
+        "mono8": cv2.COLOR_RGB2GRAY,
+    }
+    if encoding not in inverse:
+        raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
+    code = inverse[encoding]
+    out = rgb if code is None else cv2.cvtColor(rgb, code)
+    return np.ascontiguousarray(out).tobytes()
+
+
+def channels_of(encoding: str) -> int:
+    """Bytes per pixel of a supported encoding."""
+    if encoding not in _CONVERSIONS:
+        raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
+    return _CONVERSIONS[encoding][0]
