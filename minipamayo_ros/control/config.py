@@ -1,0 +1,65 @@
+"""Follower parameters: one frozen dataclass, declared as ROS parameters by the node.
+
+Defaults match ``config/follower.yaml`` (a test checks) and the simulator's default vehicle
+(``minipamayo_ros.sim.vehicle.VehicleParams``: 2.7 m wheelbase, 0.5 rad steering, 1 rad/s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minipamayo_ros.params import ParameterError, param
+
+CMD_VEL_TYPES = ("twist", "twist_stamped", "none")
+
+
+@dataclass(frozen=True)
+class FollowerConfig:
+    """Parameters of the follower node and core (SI units, REP-103)."""
+
+    rate_hz: float = param(50.0, "control loop rate", "Hz", min=10.0, max=200.0, read_only=True)
+    trajectory_timeout: float = param(
+        0.5, "latest trajectory older than this (from its image stamp) -> controlled stop", "s",
+        min=0.1, max=2.0)
+    odom_timeout: float = param(
+        0.2, "latest odometry older than this -> controlled stop; also the longest odometry "
+        "extrapolation used for motion compensation", "s", min=0.02, max=1.0)
+    lookahead_time: float = param(
+        0.6, "lookahead distance = lookahead_time * measured speed (clamped); also how far ahead in "
+        "time the speed profile is sampled", "s", min=0.0, max=5.0)
+    min_lookahead: float = param(2.0, "smallest lookahead distance", "m", min=0.1, max=50.0)
+    max_lookahead: float = param(15.0, "largest lookahead distance", "m", min=0.1, max=100.0)
+    wheelbase: float = param(2.7, "distance rear axle - front axle (odometry is the rear axle)", "m",
+                             min=0.05, max=10.0)
+    max_steer: float = param(0.5, "front-wheel steering angle limit", "rad", min=0.01, max=1.5)
+    max_steer_rate: float = param(1.0, "steering angle rate limit", "rad/s", min=0.01, max=20.0)
+    max_speed: float = param(15.0, "commanded speed limit", "m/s", min=0.0, max=60.0)
+    max_lateral_accel: float = param(3.0, "speed cap v <= sqrt(a / |curvature|)", "m/s^2",
+                                     min=0.1, max=20.0)
+    max_accel: float = param(2.0, "commanded acceleration limit while tracking", "m/s^2",
+                             min=0.01, max=20.0)
+    max_decel: float = param(4.0, "commanded deceleration limit while tracking (positive)", "m/s^2",
+                             min=0.01, max=20.0)
+    stop_decel: float = param(3.0, "deceleration of the controlled stop (positive)", "m/s^2",
+                              min=0.1, max=20.0)
+    cmd_vel_type: str = param("twist", "what to publish on /cmd_vel (linear.x = speed, angular.z = "
+                              "speed * curvature)", choices=CMD_VEL_TYPES, read_only=True)
+
+    def __post_init__(self) -> None:
+        if self.min_lookahead > self.max_lookahead:
+            raise ParameterError(
+                f"parameter 'min_lookahead' ({self.min_lookahead} m) must be <= 'max_lookahead' "
+                f"({self.max_lookahead} m)")
+        if self.odom_timeout >= self.trajectory_timeout:
+            raise ParameterError(
+                f"parameter 'odom_timeout' ({self.odom_timeout} s) must be < 'trajectory_timeout' "
+                f"({self.trajectory_timeout} s): odometry comes at >= 20 Hz, trajectories at 5-10 Hz")
+
+    @property
+    def period(self) -> float:
+        """[s] nominal control period."""
+        return 1.0 / self.rate_hz
+
+    def stop_time(self, speed: float) -> float:
+        """[s] worst-case time from ``speed`` [m/s] to 0 once a stop begins (documented bound)."""
+        return max(0.0, speed) / self.stop_decel

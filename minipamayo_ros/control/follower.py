@@ -1,0 +1,203 @@
+"""The follower state machine: latest trajectory + odometry history -> one command per tick.
+
+``Follower.update(now)`` is the whole control law (pure numpy, no ROS), called by the node's
+timer at ``rate_hz``:
+
+1. status: NO_ODOMETRY (odometry older than ``odom_timeout``), NO_TRAJECTORY (none accepted
+   yet), STALE_TRAJECTORY_STOP (latest older than ``trajectory_timeout`` from its image stamp),
+   else TRACKING;
+2. the trajectory is motion-compensated into the current body frame and extended along its last
+   segment; the lookahead point at ``clamp(lookahead_time * v)`` is interpolated on it;
+3. curvature ``2y/L^2`` -> steering ``atan(wheelbase * kappa)`` clamped and rate-limited; the
+   curvature actually commanded is that of the limited steering angle;
+4. speed: the trajectory's speed profile at ``now + lookahead_time``, capped by ``max_speed`` and
+   by ``max_lateral_accel`` on the commanded curvature, limited by ``max_accel``/``max_decel``.
+
+Not tracking = controlled stop: speed ramps to 0 at ``stop_decel`` (from ``v`` the stop takes at
+most ``v / stop_decel`` seconds). While the stop is due to a stale trajectory and odometry is
+fine, steering keeps following the last trajectory's (motion-compensated) path, so the vehicle
+stays on it while braking; without odometry the steering angle is held. Fresh data resumes
+tracking on the next tick, accelerating from the measured speed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+from minipamayo_ros.control import regulation as reg
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.motion_compensation import compensate
+from minipamayo_ros.control.pure_pursuit import lookahead_point
+from minipamayo_ros.pose_history import OdometrySample, PoseHistory
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+#: A trajectory stamped further in the future than this [s] is rejected (clock mismatch).
+MAX_FUTURE_STAMP = 0.1
+#: A clock jump backwards larger than this [s] (simulation restart) resets the follower.
+CLOCK_RESET_JUMP = 1.0
+#: Seconds of odometry kept for motion compensation (>= the largest trajectory_timeout).
+HISTORY_SECONDS = 3.0
+
+
+class ControlStatus(IntEnum):
+    """Mirror of the status constants of ``msg/ControlCommand.msg`` (a test checks they match)."""
+
+    TRACKING = 0
+    STALE_TRAJECTORY_STOP = 1
+    NO_ODOMETRY = 2
+    NO_TRAJECTORY = 3
+
+
+@dataclass(frozen=True)
+class FollowerCommand:
+    """One control output (fields as in ``msg/ControlCommand.msg``; SI units, REP-103)."""
+
+    stamp: float                         # [s] time the command was computed
+    status: ControlStatus
+    steering_angle: float = 0.0          # [rad] after limits
+    curvature: float = 0.0               # [1/m] of the limited steering angle
+    speed: float = 0.0                   # [m/s] >= 0
+    acceleration: float = 0.0            # [m/s^2] commanded speed change / dt
+    yaw_rate: float = 0.0                # [rad/s] speed * curvature
+    trajectory_stamp: float = 0.0        # [s] stamp of the trajectory followed (0 if none)
+    trajectory_sequence: int = 0
+    lookahead_x: float = 0.0             # [m] lookahead point in base_link at ``stamp``
+    lookahead_y: float = 0.0             # [m]
+    lookahead_distance: float = 0.0      # [m]
+
+    @property
+    def stopping(self) -> bool:
+        return self.status != ControlStatus.TRACKING
+
+
+class Follower:
+    """Holds the latest valid trajectory and the odometry history; computes commands."""
+
+    def __init__(self, config: FollowerConfig | None = None) -> None:
+        self.config = config or FollowerConfig()
+        self.history = PoseHistory(max_age=HISTORY_SECONDS, max_samples=4000)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget trajectory, odometry and the limiter states (e.g. after a clock reset)."""
+        self.history.clear()
+        self.trajectory: PlannedTrajectory | None = None
+        self._last_time: float | None = None
+        self._steer = 0.0
+        self._speed = 0.0
+        self._status = ControlStatus.NO_TRAJECTORY
+
+    def set_config(self, config: FollowerConfig) -> None:
+        """Apply new (already validated) parameters from the next tick on."""
+        self.config = config
+
+    # ----------------------------------------------------------------- inputs
+    def add_odometry(self, sample: OdometrySample) -> bool:
+        """Append an odometry sample; False if rejected (not newer than the last, or non-finite)."""
+        return self.history.add(sample)
+
+    def set_trajectory(self, traj: PlannedTrajectory, now: float) -> str | None:
+        """Take ``traj`` as the one to follow; returns why it was rejected, or None if accepted.
+
+        Rejected: invalid (NaN/inf, < 2 points, backwards, ...), stamped in the future, or older
+        than the trajectory already held (out-of-order delivery).
+        """
+        reason = traj.validation_error()
+        if reason is not None:
+            return reason
+        if traj.stamp > now + MAX_FUTURE_STAMP:
+            return f"stamp {traj.stamp - now:.3f} s in the future (clock mismatch?)"
+        if self.trajectory is not None and traj.stamp < self.trajectory.stamp:
+            return (f"stamp older than the trajectory held ({self.trajectory.stamp - traj.stamp:.3f} s)"
+                    " (out of order)")
+        self.trajectory = traj
+        return None
+
+    # ----------------------------------------------------------------- control
+    def status_at(self, now: float) -> ControlStatus:
+        """Why (or whether) the follower tracks at ``now`` (see module docstring, step 1)."""
+        cfg = self.config
+        latest = self.history.latest
+        if latest is None or now - latest.stamp > cfg.odom_timeout:
+            return ControlStatus.NO_ODOMETRY
+        if self.trajectory is None:
+            return ControlStatus.NO_TRAJECTORY
+        if now - self.trajectory.stamp > cfg.trajectory_timeout:
+            return ControlStatus.STALE_TRAJECTORY_STOP
+        return ControlStatus.TRACKING
+
+    def update(self, now: float) -> FollowerCommand:
+        """The command for time ``now`` [s] (node clock); advances the rate limiters."""
+        cfg = self.config
+        if self._last_time is not None and now < self._last_time - CLOCK_RESET_JUMP:
+            self.reset()
+        first_tick = self._last_time is None
+        dt = cfg.period if first_tick else min(max(now - self._last_time, 0.0), 0.1)
+        self._last_time = now
+
+        status = self.status_at(now)
+        current = self.history.interpolate(now, cfg.odom_timeout)
+        measured_speed = current.speed if current is not None else self._speed
+        if first_tick:  # e.g. a restarted node on a moving vehicle: ramp down from the real speed
+            self._speed = max(0.0, measured_speed)
+        traj = self.trajectory
+        path = None
+        if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
+            path = compensate(traj, self.history, now, cfg.odom_timeout, cfg.max_lookahead + 1.0)
+            if path is None and status == ControlStatus.TRACKING:
+                status = ControlStatus.NO_ODOMETRY  # odometry does not cover the trajectory stamp
+
+        if path is not None:
+            L = reg.lookahead_distance(measured_speed, cfg.lookahead_time, cfg.min_lookahead,
+                                       cfg.max_lookahead)
+            goal = lookahead_point(path.points, L)
+            la_x, la_y, la_d = goal.x, goal.y, goal.distance
+            target_steer = reg.steering_from_curvature(reg.pursuit_curvature(la_x, la_y), cfg.wheelbase)
+        else:  # hold the steering angle: no trustworthy geometry
+            la_x = la_y = la_d = 0.0
+            target_steer = self._steer
+        steer = reg.rate_limit(reg.clamp(target_steer, cfg.max_steer), self._steer, cfg.max_steer_rate, dt)
+        steer = reg.clamp(steer, cfg.max_steer)
+        curvature = reg.curvature_from_steering(steer, cfg.wheelbase)
+
+        if status == ControlStatus.TRACKING:
+            assert traj is not None
+            if self._status != ControlStatus.TRACKING:
+                self._speed = max(0.0, measured_speed)  # resume from where the vehicle is
+            target = _speed_at(traj, now - traj.stamp + cfg.lookahead_time)
+            target = min(target, cfg.max_speed, reg.curvature_speed_limit(curvature, cfg.max_lateral_accel))
+            speed = reg.accel_limited_speed(target, self._speed, cfg.max_accel, cfg.max_decel, dt)
+        else:
+            speed = reg.stop_speed(min(self._speed, cfg.max_speed), cfg.stop_decel, dt)
+        accel = (speed - self._speed) / dt if dt > 0.0 else 0.0
+
+        self._steer, self._speed, self._status = steer, speed, status
+        return FollowerCommand(
+            stamp=now,
+            status=status,
+            steering_angle=steer,
+            curvature=curvature,
+            speed=speed,
+            acceleration=accel,
+            yaw_rate=speed * curvature,
+            trajectory_stamp=traj.stamp if traj is not None else 0.0,
+            trajectory_sequence=traj.sequence if traj is not None else 0,
+            lookahead_x=la_x,
+            lookahead_y=la_y,
+            lookahead_distance=la_d,
+        )
+
+
+def _speed_at(traj: PlannedTrajectory, t: float) -> float:
+    """[m/s] the speed profile at ``t`` seconds after the stamp (held at both ends)."""
+    speeds = traj.speeds
+    i = t / traj.dt - 1.0  # speeds[i] belongs to t = (i + 1) dt
+    if i <= 0.0:
+        return float(speeds[0])
+    if i >= len(speeds) - 1:
+        return float(speeds[-1])
+    k = int(math.floor(i))
+    w = i - k
+    return float(speeds[k] * (1.0 - w) + speeds[k + 1] * w)

@@ -1,0 +1,158 @@
+"""Follower node: pure pursuit at ``rate_hz`` on the latest /vla/trajectory (see docs/follower.md).
+
+Thin wiring around :class:`minipamayo_ros.control.follower.Follower`: parameters, message
+conversion, one timer on the node clock (so ``use_sim_time`` + /clock drive it), a
+SingleThreadedExecutor and nothing else in this process, so that the timer is not delayed by
+other Python work (the GIL).
+
+Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-data QoS).
+Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
+(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
+(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from geometry_msgs.msg import PointStamped, Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
+from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, sec_to_time
+from minipamayo_ros.nodes.ros_params import declare_config
+from minipamayo_ros.params import ParameterError
+
+TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                            depth=1)
+BASE_FRAME = "base_link"
+
+
+class FollowerNode(Node):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("follower", **kwargs)
+        self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
+        self.follower = Follower(self.config)
+        self._last_status: ControlStatus | None = None
+
+        self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
+        self.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
+        self._control_pub = self.create_publisher(ControlCommand, "/vla/control", 10)
+        self._lookahead_pub = self.create_publisher(PointStamped, "/vla/lookahead_point", 1)
+        self._twist_pub = None
+        if self.config.cmd_vel_type == "twist":
+            self._twist_pub = self.create_publisher(Twist, "/cmd_vel", 10)
+        elif self.config.cmd_vel_type == "twist_stamped":
+            self._twist_pub = self.create_publisher(TwistStamped, "/cmd_vel", 10)
+        # the node clock: ROS time, i.e. /clock when use_sim_time is true
+        self._timer = self.create_timer(self.config.period, self.tick)
+        self.get_logger().info(
+            f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
+            f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
+
+    def _on_config(self, config: FollowerConfig) -> None:
+        self.config = config
+        self.follower.set_config(config)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_trajectory(self, msg: Trajectory) -> None:
+        reason = self.follower.set_trajectory(msg_to_trajectory(msg), self._now())
+        if reason is not None:
+            self.get_logger().warning(f"trajectory {msg.sequence} rejected: {reason}",
+                                      throttle_duration_sec=2.0)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if not self.follower.add_odometry(odometry_to_sample(msg)):
+            self.get_logger().warning("odometry sample rejected (not newer than the last, or NaN)",
+                                      throttle_duration_sec=2.0)
+
+    def tick(self) -> None:
+        """One control step: compute and publish (also called directly by the benchmark)."""
+        now = self._now()
+        cmd = self.follower.update(now)
+        stamp = sec_to_time(now)
+        self._control_pub.publish(command_to_msg(cmd, stamp))
+        point = PointStamped()
+        point.header.stamp = stamp
+        point.header.frame_id = BASE_FRAME
+        point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
+        self._lookahead_pub.publish(point)
+        if self._twist_pub is not None:
+            twist = Twist()
+            twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
+            if self.config.cmd_vel_type == "twist_stamped":
+                stamped = TwistStamped()
+                stamped.header.stamp = stamp
+                stamped.header.frame_id = BASE_FRAME
+                stamped.twist = twist
+                self._twist_pub.publish(stamped)
+            else:
+                self._twist_pub.publish(twist)
+        if cmd.status != self._last_status:
+            self._log_status(cmd)
+            self._last_status = cmd.status
+
+    def _log_status(self, cmd: FollowerCommand) -> None:
+        log = self.get_logger()
+        if cmd.status == ControlStatus.TRACKING:
+            log.info(f"TRACKING trajectory {cmd.trajectory_sequence}")
+        elif cmd.status == ControlStatus.NO_TRAJECTORY:
+            log.info("NO_TRAJECTORY: waiting for /vla/trajectory (commanding speed 0)")
+        elif cmd.status == ControlStatus.NO_ODOMETRY:
+            log.warning(f"NO_ODOMETRY: /odom missing or older than {self.config.odom_timeout} s: "
+                        f"controlled stop at {self.config.stop_decel} m/s^2")
+        else:
+            log.warning(f"STALE_TRAJECTORY_STOP: latest trajectory older than "
+                        f"{self.config.trajectory_timeout} s: controlled stop at "
+                        f"{self.config.stop_decel} m/s^2")
+
+
+def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> ControlCommand:
+    """Core command -> ControlCommand message (frame base_link)."""
+    msg = ControlCommand()
+    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
+    msg.header.frame_id = BASE_FRAME
+    msg.status = int(cmd.status)
+    msg.steering_angle = float(cmd.steering_angle)
+    msg.curvature = float(cmd.curvature)
+    msg.speed = float(cmd.speed)
+    msg.acceleration = float(cmd.acceleration)
+    msg.yaw_rate = float(cmd.yaw_rate)
+    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
+    msg.trajectory_sequence = int(cmd.trajectory_sequence)
+    msg.lookahead_point.x = float(cmd.lookahead_x)
+    msg.lookahead_point.y = float(cmd.lookahead_y)
+    msg.lookahead_distance = float(cmd.lookahead_distance)
+    return msg
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = FollowerNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except ParameterError as exc:
+        print(f"follower_node: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
