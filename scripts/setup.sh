@@ -14,7 +14,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MINIPAMAYO_VENV:-$HOME/.cache/minipamayo_ros/venv}"
+VENV="${MINIPAMAYO_VENV:-${HOME:-/tmp}/.cache/minipamayo_ros/venv}"
 PY="${MINIPAMAYO_PYTHON:-python3.11}"
 DEV=0
 [[ "${1:-}" == "--dev" ]] && DEV=1
