@@ -111,7 +111,8 @@ def load_policy(
     try:
         backend = create_backend(manifest, options, logger)  # type: ignore[arg-type]
     except BackendError as exc:
-        raise PolicyModelError(f"{exc} (parameters 'backend', 'manifest_path')") from exc
+        raise PolicyModelError(f"cannot load the policy model: {exc}. To fix: re-export the model or fix the "
+                               "manifest (parameter 'manifest_path'), or choose another 'backend'") from exc
     try:
         backend.warm_up()
         outputs = backend.infer({s.name: np.zeros(_fixed(s, (None,) * len(s.shape), "input"), s.dtype)

@@ -1,0 +1,345 @@
+"""Policy core without ROS: decoding, latest-frame scheduling, model contract, output parsing, stats."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from minipamayo_ros.geometry import Pose2D
+from minipamayo_ros.inference import BackendOptions
+from minipamayo_ros.inference.manifest import TensorSpec
+from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
+from minipamayo_ros.policy.config import PolicyConfig
+from minipamayo_ros.policy.engine import PolicyModelError, check_policy_contract, load_policy
+from minipamayo_ros.policy.image_decode import (
+    ENCODINGS,
+    ImageError,
+    compressed_to_rgb,
+    raw_to_rgb,
+    rgb_to_raw,
+)
+from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
+from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
+from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs
+from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
+from minipamayo_ros.policy.stats import OK, WARN, PolicyStats
+from minipamayo_ros.pose_history import OdometrySample
+
+
+def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# --- image decoding -------------------------------------------------------------------------------
+@pytest.mark.parametrize("encoding", [e for e in ENCODINGS if e != "mono8"])
+def test_colour_encodings_round_trip_to_rgb(encoding: str) -> None:
+    img = _rgb()
+    out = raw_to_rgb(rgb_to_raw(img, encoding), 48, 64, encoding)
+    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, img)
+
+
+def test_mono8_becomes_three_equal_channels() -> None:
+    gray = _rgb()[..., 0].copy()
+    out = raw_to_rgb(gray.tobytes(), 48, 64, "mono8")
+    assert out.shape == (48, 64, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], gray)
+
+
+def test_row_padding_is_removed() -> None:
+    img = _rgb(4, 5)
+    padded = np.zeros((4, 5 * 3 + 7), np.uint8)
+    padded[:, :15] = img.reshape(4, 15)
+    padded[:, 15:] = 255  # padding must never reach the model
+    np.testing.assert_array_equal(raw_to_rgb(padded.tobytes(), 4, 5, "rgb8", step=22), img)
+
+
+@pytest.mark.parametrize(("data", "h", "w", "enc", "step", "match"), [
+    (b"\0" * 12, 2, 2, "yuv422", 0, "unsupported encoding"),
+    (b"\0" * 11, 2, 2, "rgb8", 0, "expected 12 B"),
+    (b"\0" * 12, 2, 2, "rgb8", 4, "shorter than"),
+    (b"", 0, 2, "rgb8", 0, "empty image"),
+])
+def test_bad_raw_images_raise_clear_errors(data, h, w, enc, step, match) -> None:
+    with pytest.raises(ImageError, match=match):
+        raw_to_rgb(data, h, w, enc, step)
+
+
+def test_png_and_jpeg_decode_to_rgb() -> None:
+    img = _rgb()
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    assert ok
+    np.testing.assert_array_equal(compressed_to_rgb(png.tobytes(), "png"), img)
+    flat = np.zeros((32, 32, 3), np.uint8)
+    flat[..., 0] = 200  # red: a channel swap would show up as blue
+    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(flat, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    out = compressed_to_rgb(jpg.tobytes(), "jpeg")
+    assert abs(int(out[..., 0].mean()) - 200) <= 3 and out[..., 2].mean() < 5
+    with pytest.raises(ImageError, match="could not decode"):
+        compressed_to_rgb(b"not an image", "jpeg")
+
+
+# --- scheduling ------------------------------------------------------------------------------------
+def test_rate_budget_long_run_rate_never_exceeds_cap() -> None:
+    budget = RateBudget(10.0, slack=0.25, now=0.0)
+    rng = np.random.default_rng(0)
+    starts = 0
+    t = 0.0
+    for _ in range(3000):  # 30 Hz camera with +-5 ms jitter for 100 s
+        t += 1 / 30 + rng.uniform(-0.005, 0.005)
+        if budget.can_start(t):
+            budget.consume(t)
+            starts += 1
+    assert starts <= 10.0 * t + 1
+    assert starts >= 9.0 * t  # and the jitter does not cost whole frames
+
+
+def test_scheduler_30hz_camera_at_10hz_cap_runs_every_third_frame_on_arrival() -> None:
+    s: LatestFrameScheduler[int] = LatestFrameScheduler(10.0, slack=0.25, now=0.0)
+    started_at = []
+    for i in range(90):
+        t = i / 30.0
+        s.offer(i, t)
+        frame, wait = s.next_frame(t)
+        if frame is not None:
+            assert frame == i  # never an older frame: it starts the moment it arrives
+            started_at.append(i)
+            s.finished()
+    assert started_at == list(range(0, 90, 3))
+    assert s.counts.dropped_rate == 60 and s.counts.dropped_busy == 0
+
+
+def test_scheduler_keeps_only_latest_frame_while_busy() -> None:
+    s: LatestFrameScheduler[int] = LatestFrameScheduler(100.0, now=0.0)
+    s.offer(0, 0.0)
+    assert s.next_frame(0.0)[0] == 0  # worker busy with frame 0
+    for i in range(1, 51):  # burst during inference
+        assert s.offer(i, 0.001 * i)
+        assert s.next_frame(0.001 * i)[0] is None  # nothing starts while busy
+    s.finished()
+    frame, _ = s.next_frame(0.2)
+    assert frame == 50  # the freshest frame runs next, no backlog
+    s.finished()
+    assert s.next_frame(0.3) == (None, float("inf"))
+    c = s.counts
+    assert (c.received, c.started, c.dropped_busy) == (51, 2, 49)
+
+
+def test_pending_frame_waits_for_the_rate_budget_after_a_fast_inference() -> None:
+    s: LatestFrameScheduler[int] = LatestFrameScheduler(10.0, slack=0.0, now=0.0)
+    s.offer(0, 0.0)
+    s.next_frame(0.0)
+    s.offer(1, 0.01)  # arrived while busy
+    s.finished()
+    frame, wait = s.next_frame(0.02)
+    assert frame is None and wait == pytest.approx(0.08)
+    assert s.next_frame(0.1)[0] == 1
+
+
+def test_worker_thread_processes_latest_and_survives_errors() -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def process(i: int) -> None:
+        if i == 0:
+            gate.wait(10.0)  # hold the worker busy while the burst arrives
+        if i == 1:
+            raise RuntimeError("boom")
+        seen.append(i)
+        if i == 99:
+            done.set()
+
+    w: FrameWorker[int] = FrameWorker(process, max_rate_hz=1000.0, on_error=errors.append).start()
+    try:
+        w.offer(0)
+        for _ in range(200):  # wait until frame 0 is taken (no timing assumption)
+            if w.busy:
+                break
+            threading.Event().wait(0.01)
+        for i in range(2, 100):
+            w.offer(i)
+        gate.set()
+        assert done.wait(10.0)
+        for _ in range(500):  # may be dropped by the rate budget right after frame 99: offer again
+            if errors:
+                break
+            w.offer(1)
+            threading.Event().wait(0.01)
+    finally:
+        w.close()
+    assert seen == [0, 99]
+    assert len(errors) == 1 and "boom" in str(errors[0])
+    assert w.counts().dropped_busy == 97  # frames 2..98 replaced while frame 0 ran
+
+
+# --- model contract / loading -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def probe_manifest(tmp_path_factory) -> str:
+    return str(build_probe_model(tmp_path_factory.mktemp("probe"), image_size=(96, 128)))
+
+
+def test_probe_model_through_onnxruntime_matches_its_numpy_definition(probe_manifest) -> None:
+    manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
+    assert io.image_size == (96, 128) and io.context_dim == 4 and backend.warmed_up
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (1, 96, 128, 3), dtype=np.uint8)
+    state = rng.normal(size=(1, 10, 3)).astype(np.float32)
+    out = backend.infer({"image": img, "state": state})
+    for k, v in expected_outputs(img, state).items():
+        np.testing.assert_allclose(out[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_contract_rejects_wrong_shapes(probe_manifest) -> None:
+    from minipamayo_ros.inference import load_manifest
+
+    m = load_manifest(probe_manifest)
+    bad = replace(m, outputs=(TensorSpec("waypoints", (1, 10, 2), "float32"), *m.outputs[1:]))
+    with pytest.raises(PolicyModelError, match="waypoints"):
+        check_policy_contract(bad)
+    no_state = replace(m, inputs=m.inputs[:1])
+    with pytest.raises(PolicyModelError, match="state"):
+        check_policy_contract(no_state)
+
+
+def test_load_errors_say_what_to_fix(tmp_path) -> None:
+    with pytest.raises(PolicyModelError, match="manifest_path"):
+        load_policy(str(tmp_path / "missing.manifest.json"), BackendOptions())
+    mismatch = build_probe_model(tmp_path / "mm", image_size=(96, 128), manifest_image_size=(64, 64))
+    with pytest.raises(PolicyModelError, match="fix the manifest"):
+        load_policy(str(mismatch), BackendOptions(backend="onnxruntime"))
+    corrupt = build_probe_model(tmp_path / "c")
+    (tmp_path / "c" / "probe-policy.onnx").write_bytes(b"garbage")
+    with pytest.raises(PolicyModelError, match="corrupt"):
+        load_policy(str(corrupt), BackendOptions())
+
+
+# --- output parsing --------------------------------------------------------------------------------
+def _outputs(v: float = 2.0) -> dict[str, np.ndarray]:
+    t = 0.1 * np.arange(1, 21)
+    return {"waypoints": np.stack((v * t, 0 * t), 1)[None].astype(np.float32),
+            "speeds": np.full((1, 20), v, np.float32), "uncertainty": np.array([0.2], np.float32),
+            "context": np.arange(4, dtype=np.float32)[None]}
+
+
+def test_parse_outputs_keeps_stamp_and_metadata() -> None:
+    out = parse_policy_outputs(_outputs(), stamp=12.5, sequence=7, model_id="m@1", inference_ms=3.0)
+    tr = out.trajectory
+    assert tr.stamp == 12.5 and tr.sequence == 7 and tr.model_id == "m@1" and tr.frame_id == "base_link"
+    assert tr.points.shape == (20, 2) and tr.speeds.shape == (20,) and tr.inference_latency_ms == 3.0
+    assert tr.points[-1, 0] == pytest.approx(4.0) and tr.uncertainty == pytest.approx(0.2)
+    np.testing.assert_array_equal(out.context, [0, 1, 2, 3])
+
+
+def test_parse_outputs_clips_tiny_negative_speed_but_rejects_nan_and_backwards() -> None:
+    o = _outputs(0.0)
+    o["speeds"][0, 3] = -0.01
+    assert parse_policy_outputs(o, 0.0, 1, "m", 1.0).trajectory.speeds.min() == 0.0
+    o = _outputs()
+    o["waypoints"][0, 5, 1] = np.nan
+    with pytest.raises(OutputError, match="NaN"):
+        parse_policy_outputs(o, 0.0, 1, "m", 1.0)
+    with pytest.raises(OutputError, match="backwards"):
+        parse_policy_outputs(_outputs(-1.0), 0.0, 1, "m", 1.0)
+    o = _outputs()
+    o["waypoints"] = o["waypoints"][:, :10]
+    with pytest.raises(OutputError, match="wrong size"):
+        parse_policy_outputs(o, 0.0, 1, "m", 1.0)
+
+
+# --- pipeline (real ONNX Runtime on the probe model) ---------------------------------------------
+def _pipeline(probe_manifest: str) -> PolicyPipeline:
+    manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
+    return PolicyPipeline(manifest, backend, io, max_image_age=0.5)
+
+
+def _feed_odometry(p: PolicyPipeline, t0: float, t1: float, speed_at) -> None:
+    for t in np.arange(t0, t1, 0.02):
+        assert p.add_odometry(OdometrySample(float(t), Pose2D(0.0, 0.0, 0.0), speed_at(t), 0.0))
+
+
+def test_pipeline_end_to_end_with_image_stamp_and_state(probe_manifest) -> None:
+    p = _pipeline(probe_manifest)
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[..., 0] = 255  # pure red: y offset = +t
+    frame = Frame(stamp=10.0, decode=lambda: img)
+    assert isinstance(p.run(frame, lambda: 10.01), Skip)  # no odometry yet
+    _feed_odometry(p, 8.5, 10.0, lambda t: 1.0 + t)  # speed 11 m/s at the image stamp
+    res = p.run(frame, lambda: 10.01)
+    assert not isinstance(res, Skip)
+    tr = res.output.trajectory
+    assert tr.stamp == 10.0 and tr.sequence == 1
+    np.testing.assert_allclose(tr.speeds, 11.0, atol=0.02)
+    np.testing.assert_allclose(tr.points[:, 1], 0.1 * np.arange(1, 21), rtol=1e-5)
+    assert p.run(frame, lambda: 10.01).output.trajectory.sequence == 2  # type: ignore[union-attr]
+
+
+def test_pipeline_skips_with_reasons(probe_manifest) -> None:
+    p = _pipeline(probe_manifest)
+    _feed_odometry(p, 0.0, 10.0, lambda t: 1.0)
+    good = np.zeros((96, 128, 3), np.uint8)
+    stale = p.run(Frame(5.0, lambda: good), lambda: 9.0)
+    assert isinstance(stale, Skip) and stale.category == "stale_image"
+    short = p.run(Frame(10.5, lambda: good), lambda: 10.55)  # odometry ends 0.5 s before the image
+    assert isinstance(short, Skip) and short.category == "no_odometry" and "extrapolated" in short.reason
+
+    def bad() -> np.ndarray:
+        raise ImageError("unsupported encoding 'yuv422'")
+
+    res = p.run(Frame(9.9, bad, "64x48 'yuv422' image"), lambda: 9.95)
+    assert isinstance(res, Skip) and res.category == "bad_image" and "yuv422" in res.reason
+    p.expected_size = (480, 640)
+    res = p.run(Frame(9.9, lambda: good), lambda: 9.95)
+    assert isinstance(res, Skip) and res.category == "wrong_size"
+    assert p.sequence == 0
+
+
+def test_odometry_clock_jump_back_restarts_history(probe_manifest) -> None:
+    p = _pipeline(probe_manifest)
+    _feed_odometry(p, 100.0, 102.0, lambda t: 1.0)
+    assert not p.add_odometry(OdometrySample(101.9, Pose2D(0, 0, 0)))  # late sample: rejected
+    _feed_odometry(p, 0.0, 1.5, lambda t: 3.0)  # simulator reset: accepted
+    assert not isinstance(p.state(1.4), Skip)
+
+
+# --- statistics and config ------------------------------------------------------------------------
+def test_stats_report_levels_and_percentiles() -> None:
+    s = PolicyStats(window=50)
+    kw = dict(received=10, dropped_busy=2, dropped_rate=3, max_rate_hz=10.0, backend={"backend": "ort"},
+              warmed_up=True)
+    rep = s.report(0.0, **kw)
+    assert rep.level == WARN
+    for i in range(11):
+        s.record_published(0.1 * i, inference_ms=5.0, end_to_end_ms=7.0 + (i == 10) * 10, preprocess_ms=1.0)
+    rep = s.report(1.0, **kw)
+    assert rep.level == OK and float(rep.values["achieved_rate_hz"]) == pytest.approx(10.0)
+    assert rep.values["frames_dropped"] == "5" and rep.values["backend_backend"] == "ort"
+    assert float(rep.values["overhead_p50_ms"]) == pytest.approx(2.0)
+    assert float(rep.values["end_to_end_max_ms"]) == pytest.approx(17.0)
+    s.record_skip("no_odometry", "no odometry received yet")
+    rep = s.report(1.05, **kw)
+    assert rep.level == WARN and "no odometry" in rep.message and rep.values["skipped_no_odometry"] == "1"
+    assert s.achieved_rate_hz(20.0) == 0.0  # silence: no stale rate
+
+
+def test_config_yaml_equals_dataclass_defaults() -> None:
+    values = load_node_yaml(REPO_ROOT / "config" / "policy.yaml", "policy")
+    assert build_config(PolicyConfig, values) == PolicyConfig()
+    assert set(values) == set(PolicyConfig.__dataclass_fields__)
+
+
+def test_config_cross_checks() -> None:
+    with pytest.raises(ParameterError, match="odom_history"):
+        build_config(PolicyConfig, {"odom_history": 0.8})
+    with pytest.raises(ParameterError, match="expected_width"):
+        build_config(PolicyConfig, {"expected_width": 640})
+    with pytest.raises(ParameterError, match="max_rate_hz"):
+        build_config(PolicyConfig, {"max_rate_hz": 0.0})
