@@ -1,0 +1,148 @@
+"""The follower node in its own process over real (loopback) DDS: rate, tracking, stale stop,
+use_sim_time, fail-fast configuration. Generous timeouts: the test machine is shared."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import PointStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+
+from conftest import REPO_ROOT, spin_until
+from minipamayo_ros.bringup.processes import ros_args
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.follower import ControlStatus
+from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+pytestmark = pytest.mark.ros
+
+MODULE = "minipamayo_ros.nodes.follower_node"
+RELIABLE_1 = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1)
+RELIABLE_100 = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                          depth=100)
+SPEED = 3.0  # [m/s] planned and "measured" speed
+
+
+def test_status_enum_matches_message_constants() -> None:
+    for status in ControlStatus:
+        assert getattr(ControlCommand, status.name) == status.value
+
+
+def _odom(stamp: float, x: float, speed: float) -> Odometry:
+    msg = Odometry()
+    msg.header.stamp = sec_to_time(stamp)
+    msg.header.frame_id = "odom"
+    msg.child_frame_id = "base_link"
+    msg.pose.pose.position.x = x
+    msg.pose.pose.orientation.w = 1.0
+    msg.twist.twist.linear.x = speed
+    return msg
+
+
+def test_tracks_at_rate_then_stale_stop(ros_node, spawn) -> None:
+    node, executor = ros_node
+    rate_hz = 50.0
+    cfg = FollowerConfig()
+    proc = spawn(module=MODULE, args=ros_args(
+        params_files=[REPO_ROOT / "config" / "follower.yaml"],
+        parameters={"rate_hz": rate_hz, "cmd_vel_type": "twist_stamped"}))
+    commands: list[ControlCommand] = []
+    twists: list[TwistStamped] = []
+    points: list[PointStamped] = []
+    node.create_subscription(ControlCommand, "/vla/control", commands.append, RELIABLE_100)
+    node.create_subscription(TwistStamped, "/cmd_vel", twists.append, 10)
+    node.create_subscription(PointStamped, "/vla/lookahead_point", points.append, 10)
+    odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+    traj_pub = node.create_publisher(Trajectory, "/vla/trajectory", RELIABLE_1)
+    t0 = time.time()
+    sent: list[float] = []
+
+    def publish_odom() -> None:
+        now = time.time()
+        odom_pub.publish(_odom(now, SPEED * (now - t0), SPEED))
+
+    def publish_trajectory() -> None:
+        stamp = time.time() - 0.1  # "image" taken 100 ms ago
+        t = 0.1 * np.arange(1, 21)
+        traj = PlannedTrajectory(stamp=stamp, points=np.stack((SPEED * t, 0.05 * t**2), 1),
+                                 speeds=np.full(20, SPEED), sequence=len(sent) + 1)
+        traj_pub.publish(trajectory_to_msg(traj))
+        sent.append(stamp)
+
+    node.create_timer(0.02, publish_odom)
+    traj_timer = node.create_timer(0.1, publish_trajectory)
+
+    def tracking() -> bool:
+        return any(c.status == ControlStatus.TRACKING and c.speed > 0.5 for c in commands)
+
+    assert spin_until(executor, tracking, 30.0), f"never tracked; log:\n{proc.read_log()[-2000:]}"
+    # rate: count commands over a window (loose bound, the machine is shared)
+    n0, w0 = len(commands), time.monotonic()
+    spin_until(executor, lambda: time.monotonic() - w0 > 2.0, 5.0)
+    rate = (len(commands) - n0) / (time.monotonic() - w0)
+    assert 0.6 * rate_hz <= rate <= 1.3 * rate_hz, f"{rate:.1f} Hz"
+    stamps = np.array([time_to_sec(c.header.stamp) for c in commands[n0:]])
+    assert np.median(np.diff(stamps)) == pytest.approx(1.0 / rate_hz, rel=0.25)
+    tracked = [c for c in commands[n0:] if c.status == ControlStatus.TRACKING]
+    assert tracked and all(c.steering_angle > 0.0 and c.lookahead_point.y > 0.0 for c in tracked[-10:])
+    assert all(c.header.frame_id == "base_link" for c in tracked)
+    assert twists and twists[-1].twist.linear.x > 0.0 and twists[-1].header.frame_id == "base_link"
+    assert points and points[-1].point.x > 0.0
+
+    # trajectories stop; odometry continues: controlled stop, status says why
+    traj_timer.cancel()
+    n_stop = len(commands)
+
+    def stopped() -> bool:
+        return any(c.status == ControlStatus.STALE_TRAJECTORY_STOP and c.speed == 0.0
+                   for c in commands[n_stop:])
+
+    assert spin_until(executor, stopped, 30.0), f"no stop; log:\n{proc.read_log()[-2000:]}"
+    last_stamp = sent[-1]
+    after = commands[n_stop:]
+    stop_cmds = [c for c in after if c.status == ControlStatus.STALE_TRAJECTORY_STOP]
+    assert all(c.status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP) for c in after)
+    speeds = np.array([c.speed for c in stop_cmds])
+    assert np.all(np.diff(speeds) <= 1e-6), "speed must not rise during the stop"
+    first_stale = time_to_sec(stop_cmds[0].header.stamp)
+    first_zero = next(time_to_sec(c.header.stamp) for c in stop_cmds if c.speed == 0.0)
+    assert first_stale - last_stamp >= cfg.trajectory_timeout - 1e-3
+    # documented bound: trajectory_timeout + v / stop_decel after the last stamp (+ a loaded-box margin)
+    assert first_zero - last_stamp <= cfg.trajectory_timeout + cfg.stop_time(SPEED) + 0.5
+
+    # fresh trajectories: tracking resumes
+    traj_timer.reset()
+    n_resume = len(commands)
+    assert spin_until(executor, lambda: any(c.status == ControlStatus.TRACKING
+                                            for c in commands[n_resume:]), 20.0)
+
+
+def test_use_sim_time_clock_drives_the_timer(ros_node, spawn) -> None:
+    node, executor = ros_node
+    spawn(module=MODULE, args=ros_args(parameters={"use_sim_time": True, "rate_hz": 20.0}))
+    commands: list[ControlCommand] = []
+    node.create_subscription(ControlCommand, "/vla/control", commands.append, RELIABLE_100)
+    clock_pub = node.create_publisher(Clock, "/clock", 10)
+    sim = {"t": 1000.0}
+
+    def tick_clock() -> None:  # sim time runs at real time from 1000 s
+        sim["t"] += 0.01
+        clock_pub.publish(Clock(clock=sec_to_time(sim["t"])))
+
+    node.create_timer(0.01, tick_clock)
+    assert spin_until(executor, lambda: len(commands) >= 10, 30.0)
+    stamps = [time_to_sec(c.header.stamp) for c in commands]
+    assert all(1000.0 <= s <= sim["t"] + 1e-6 for s in stamps)
+    assert all(c.status == ControlStatus.NO_ODOMETRY and c.speed == 0.0 for c in commands)
+
+
+def test_invalid_configuration_fails_fast_naming_the_parameter(spawn) -> None:
+    proc = spawn(module=MODULE, args=ros_args(parameters={"min_lookahead": 20.0, "max_lookahead": 10.0}))
+    assert proc.wait(30.0) == 2
+    assert "min_lookahead" in proc.read_log()
