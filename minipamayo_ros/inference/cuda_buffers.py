@@ -213,7 +213,7 @@ class PinnedHostBuffer:
         self._api = api
         self.ptr = api.malloc_host(self.nbytes)
         raw = (ctypes.c_uint8 * self.nbytes).from_address(self.ptr)
-        flat = np.frombuffer(raw, dtype=np.uint8)
+        flat = np.frombuffer(memoryview(raw).cast("B"), dtype=np.uint8)
         n = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self.array: np.ndarray = flat[:n].view(self.dtype).reshape(self.shape)
 
@@ -268,7 +268,8 @@ class CudaRuntime:
         self._owned: list[PinnedHostBuffer | DeviceBuffer | CudaStream] = []
 
     def info(self) -> GpuInfo:
-        return self.api.info()
+        info: GpuInfo = self.api.info()
+        return info
 
     def version(self) -> str:
         return str(self.api.version())
