@@ -1,0 +1,252 @@
+"""The policy node as a separate process over real DDS, fed by this test process.
+
+The model is the probe policy (``minipamayo_ros.policy.probe_model``), run by the real ONNX
+Runtime backend: its outputs are known functions of the inputs, so the tests check that the
+node fed the right pixels (channel order) and odometry, not only that "something" came out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry, Path
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from conftest import spin_until
+from minipamayo_ros.bringup.processes import ros_args
+from minipamayo_ros.msg import PolicyContext, Trajectory
+from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
+from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
+from minipamayo_ros.policy.image_decode import rgb_to_raw
+from minipamayo_ros.policy.probe_model import build_probe_model
+
+pytestmark = pytest.mark.ros
+
+SPEED = 3.0  # [m/s] odometry speed: the probe model's waypoints are x = SPEED * t
+NODE = "minipamayo_ros.nodes.policy_node"
+
+
+@pytest.fixture(scope="module")
+def probe_manifest(tmp_path_factory) -> str:
+    return str(build_probe_model(tmp_path_factory.mktemp("probe"), image_size=(64, 64)))
+
+
+class Rig:
+    """Test-side publishers/subscribers and a loop that feeds odometry (50 Hz) and images."""
+
+    def __init__(self, node, executor, compressed: bool = False) -> None:
+        self.node, self.executor = node, executor
+        self.odom_pub = node.create_publisher(Odometry, "/odom", 10)
+        self.image_pub = node.create_publisher(CompressedImage if compressed else Image,
+                                               "/camera/image_raw", qos_profile_sensor_data)
+        self.trajs: list[Trajectory] = []
+        self.contexts: list[PolicyContext] = []
+        self.paths: list[Path] = []
+        self.diags: list[DiagnosticArray] = []
+        node.create_subscription(Trajectory, "/vla/trajectory", self.trajs.append, TRAJECTORY_QOS)
+        node.create_subscription(PolicyContext, "/vla/context", self.contexts.append, 10)
+        node.create_subscription(Path, "/vla/path", self.paths.append, 10)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.image_stamps: list[float] = []
+        self._next_odom = 0.0
+
+    def now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def wait_for_node(self, proc, timeout: float = 60.0) -> None:
+        ok = spin_until(self.executor, lambda: self.image_pub.get_subscription_count() > 0
+                        or proc.poll() is not None, timeout)
+        assert ok and proc.poll() is None, f"policy node did not come up:\n{proc.read_log()[-3000:]}"
+
+    def odom(self, speed: float = SPEED) -> None:
+        msg = Odometry()
+        msg.header.stamp = sec_to_time(self.now())
+        msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
+        msg.pose.pose.orientation.w = 1.0
+        msg.twist.twist.linear.x = speed
+        self.odom_pub.publish(msg)
+
+    def image(self, msg: Image | CompressedImage) -> float:
+        stamp = self.now()
+        msg.header.stamp = sec_to_time(stamp)
+        msg.header.frame_id = "camera"
+        self.image_pub.publish(msg)
+        self.image_stamps.append(time_to_sec(msg.header.stamp))
+        return self.image_stamps[-1]
+
+    def run(self, duration: float, image: Callable[[], Image | CompressedImage] | None = None,
+            image_hz: float = 15.0, odom: bool = True, until: Callable[[], bool] | None = None) -> None:
+        """Feed odometry at 50 Hz (and images at ``image_hz``) for ``duration`` s or ``until()``."""
+        t_end = time.monotonic() + duration
+        next_odom = next_img = time.monotonic()
+        while time.monotonic() < t_end:
+            t = time.monotonic()
+            if odom and t >= next_odom:
+                self.odom()
+                next_odom = max(next_odom + 0.02, t - 0.02)
+            if image is not None and t >= next_img:
+                self.image(image())
+                next_img = max(next_img + 1.0 / image_hz, t - 0.01)
+            self.executor.spin_once(timeout_sec=0.003)
+            if until is not None and until():
+                return
+
+    def diag_values(self) -> dict[str, str]:
+        assert self.diags, "no /diagnostics received"
+        return {kv.key: kv.value for kv in self.diags[-1].status[0].values}
+
+
+def _raw(rgb: np.ndarray, encoding: str) -> Image:
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding)
+    data = rgb_to_raw(rgb, encoding)
+    msg.step = len(data) // rgb.shape[0]
+    msg.data = data
+    return msg
+
+
+def _red(h: int = 120, w: int = 160) -> np.ndarray:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = 255
+    return img
+
+
+def _start(spawn, manifest: str, **params: object):
+    return spawn(module=NODE, args=ros_args({"manifest_path": manifest, "backend": "onnxruntime", **params}),
+                 name="policy")
+
+
+def _check_trajectory(tr: Trajectory, image_stamps: list[float], y_slope: float,
+                      y_atol: float = 2e-3) -> None:
+    assert time_to_sec(tr.header.stamp) in image_stamps  # stamp = the source image's stamp
+    assert tr.header.frame_id == "base_link" and len(tr.x) == len(tr.y) == len(tr.speed) == 20
+    t = 0.1 * np.arange(1, 21)
+    np.testing.assert_allclose(tr.speed, SPEED, atol=1e-4)
+    np.testing.assert_allclose(tr.x, SPEED * t, rtol=1e-4)
+    np.testing.assert_allclose(tr.y, y_slope * t, atol=y_atol)
+    assert tr.model_id.startswith("probe-policy@") and tr.dt == pytest.approx(0.1)
+    assert tr.inference_latency_ms > 0.0 and tr.end_to_end_latency_ms >= tr.inference_latency_ms
+
+
+def test_raw_encodings_give_trajectories_with_image_stamps(spawn, ros_node, probe_manifest) -> None:
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest)
+    rig.wait_for_node(proc)
+    rig.run(1.3)  # odometry history first (the state needs 1.0 s)
+    # red image: mean(R) - mean(B) = 1 -> y = +t; mono8 has R = B -> y = 0
+    for encoding, slope in (("rgb8", 1.0), ("bgr8", 1.0), ("rgba8", 1.0), ("bgra8", 1.0), ("mono8", 0.0)):
+        rgb = _red() if encoding != "mono8" else np.full((120, 160, 3), 90, np.uint8)
+        n0 = len(rig.trajs)
+        rig.run(20.0, image=lambda rgb=rgb, encoding=encoding: _raw(rgb, encoding),
+                until=lambda n0=n0: len(rig.trajs) >= n0 + 3)
+        got = rig.trajs[n0:]
+        assert len(got) >= 3, f"{encoding}: no trajectories\n{proc.read_log()[-2000:]}"
+        for tr in got[1:]:  # got[0] may come from the previous encoding's last frame
+            _check_trajectory(tr, rig.image_stamps, slope)
+    seqs = [tr.sequence for tr in rig.trajs]
+    assert seqs == list(range(1, len(seqs) + 1))
+    n_diag = len(rig.diags)
+    rig.run(5.0, image=lambda: _raw(_red(), "rgb8"), until=lambda: len(rig.diags) >= n_diag + 2)
+    assert rig.contexts and rig.paths
+    ctx = rig.contexts[-1]
+    assert len(ctx.context) == 4 and ctx.context[3] == pytest.approx(SPEED)
+    assert any(c.trajectory_sequence == rig.trajs[-1].sequence for c in rig.contexts[-3:])
+    assert len(rig.paths[-1].poses) == 20 and rig.paths[-1].header.frame_id == "base_link"
+    v = rig.diag_values()
+    assert rig.diags[-1].status[0].level == b"\x00", rig.diags[-1].status[0].message
+    assert float(v["achieved_rate_hz"]) > 0.0 and int(v["trajectories_published"]) >= 15
+    assert v["warmed_up"] == "true" and v["backend_backend"] == "onnxruntime"
+    for key in ("inference_p95_ms", "end_to_end_p99_ms", "overhead_p50_ms", "frames_dropped"):
+        assert key in v
+
+
+def test_compressed_jpeg_and_png(spawn, ros_node, probe_manifest) -> None:
+    node, executor = ros_node
+    rig = Rig(node, executor, compressed=True)
+    proc = _start(spawn, probe_manifest, image_transport="compressed")
+    rig.wait_for_node(proc)
+    rig.run(1.3)
+    bgr = cv2.cvtColor(_red(), cv2.COLOR_RGB2BGR)
+    for fmt, ext, atol in (("jpeg", ".jpg", 0.03), ("png", ".png", 2e-3)):  # JPEG is lossy
+        data = cv2.imencode(ext, bgr)[1].tobytes()
+        n0 = len(rig.trajs)
+        rig.run(20.0, image=lambda fmt=fmt, data=data: CompressedImage(format=fmt, data=data),
+                until=lambda n0=n0: len(rig.trajs) >= n0 + 4)
+        assert len(rig.trajs) >= n0 + 3, proc.read_log()[-2000:]
+        for tr in rig.trajs[n0 + 1:]:
+            _check_trajectory(tr, rig.image_stamps, 1.0, atol)
+
+
+def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, probe_manifest) -> None:
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest)
+    rig.wait_for_node(proc)
+    rig.run(20.0, image=lambda: _raw(_red(), "rgb8"), odom=False,
+            until=lambda: any(d.status[0].values and "no odometry" in d.status[0].message for d in rig.diags))
+    assert not rig.trajs
+    assert rig.diags[-1].status[0].level == b"\x01"  # WARN
+    assert "no odometry" in rig.diags[-1].status[0].message
+    assert int(rig.diag_values()["skipped_no_odometry"]) > 0
+    rig.run(20.0, image=lambda: _raw(_red(), "rgb8"), until=lambda: len(rig.trajs) >= 2)
+    assert len(rig.trajs) >= 2  # recovers once odometry covers the history
+    assert "WARN" in proc.read_log() and "no odometry" in proc.read_log()
+
+
+def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -> None:
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, max_rate_hz=20.0, image_qos_depth=1)
+    rig.wait_for_node(proc)
+    rig.run(1.3)
+    big = _raw(np.ascontiguousarray(np.broadcast_to(_red(), (120, 160, 3))), "rgb8")
+    burst = 60
+    for _ in range(burst):  # as fast as this process can publish
+        rig.image(big)
+    rig.run(1.0)
+    n_after = len(rig.trajs)
+    rig.run(2.0)
+    assert len(rig.trajs) == n_after  # nothing trickles in later: no queued backlog
+    assert 1 <= n_after < burst
+    stamps = [time_to_sec(t.header.stamp) for t in rig.trajs]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)  # never an older frame
+    time.sleep(0.2)
+    last = rig.image(big)  # a frame after a pause (within the rate budget) is processed
+    rig.run(10.0, until=lambda: len(rig.trajs) > n_after)
+    assert time_to_sec(rig.trajs[-1].header.stamp) == last
+    rig.run(5.0, until=lambda: len(rig.diags) > 0 and int(rig.diag_values()["trajectories_published"])
+            == len(rig.trajs))
+    v = rig.diag_values()
+    received, dropped = int(v["frames_received"]), int(v["frames_dropped"])
+    assert dropped > 0 and received <= burst + 1
+    assert received - dropped == int(v["trajectories_published"]) == len(rig.trajs)
+
+
+@pytest.mark.parametrize(("params", "expect"), [
+    ({"manifest_path": "/nonexistent/policy.manifest.json"}, "manifest not found"),
+    ({"max_rate_hz": 0.0}, "max_rate_hz"),
+    ({"odom_history": 0.8}, "odom_history"),
+    ("mismatch", "fix the manifest"),
+    ("corrupt", "corrupt"),
+])
+def test_fatal_startup_errors_exit_nonzero_with_a_fix(spawn, tmp_path, probe_manifest, params,
+                                                      expect) -> None:
+    if params == "mismatch":
+        params = {"manifest_path": str(build_probe_model(tmp_path, (64, 64), manifest_image_size=(32, 32)))}
+    elif params == "corrupt":
+        manifest = build_probe_model(tmp_path, (64, 64))
+        (tmp_path / "probe-policy.onnx").write_bytes(b"\x08\x01garbage")
+        params = {"manifest_path": str(manifest)}
+    proc = spawn(module=NODE, args=ros_args({"manifest_path": probe_manifest, "backend": "onnxruntime",
+                                             **params}), name="policy")
+    rc = proc.wait(60.0)
+    log = proc.read_log()
+    assert rc == 1, log[-2000:]
+    assert "cannot start the policy node" in log and expect in log, log[-2000:]
+    assert "Traceback" not in log
