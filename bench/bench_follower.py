@@ -1,0 +1,248 @@
+"""Follower benchmark: tick compute time, 100 Hz timer period deviation (idle / one core busy),
+closed-loop tracking error across speeds.
+
+* ``tick_core_us``: ``Follower.update`` with 3 s of 50 Hz odometry and a 20-point trajectory.
+* ``tick_node_us``: the node's full tick (update + 3 messages built and published), in-process.
+* timer: the real node (``python -m minipamayo_ros.nodes.follower_node``, rate_hz 100) in its own
+  process, fed odometry at 50 Hz and trajectories at 10 Hz by this process; the period deviation
+  is taken from consecutive ``/vla/control`` header stamps (the node clock read at the start of
+  each tick callback). ``missed`` counts ticks absent from gaps longer than 1.5 periods.
+  Idle for ``duration`` s, then again while a separate process busy-loops one core.
+* closed loop: ``minipamayo_ros.control.tracking_eval`` on the reference road (|kappa| <= 0.1 1/m),
+  trajectories at 10 Hz delivered 150 ms late, for set speeds 2..10 m/s; plot of cross-track error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.result import BenchResult
+from minipamayo_ros.control.follower import Follower
+from minipamayo_ros.control.tracking_eval import ClosedLoopSettings, reference_road, run_closed_loop
+from minipamayo_ros.geometry import Pose2D
+from minipamayo_ros.latency import summarize
+from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+TIMER_HZ = 100.0
+
+
+def _feed(f: Follower, t_end: float, seconds: float = 3.0) -> None:
+    """Odometry on a 20 m radius curve at 5 m/s, 50 Hz, over ``(t_end - seconds, t_end]``, and a
+    curved trajectory stamped 0.15 s before ``t_end``."""
+    v, k = 5.0, 0.05
+    for t in np.arange(t_end - seconds + 0.02, t_end + 1e-9, 0.02):
+        yaw = v * k * t
+        pose = Pose2D(np.sin(yaw) / k, (1 - np.cos(yaw)) / k, yaw)
+        f.add_odometry(OdometrySample(float(t), pose, v, v * k))
+    s = v * 0.1 * np.arange(1, 21)
+    pts = np.stack((np.sin(k * s) / k, (1 - np.cos(k * s)) / k), 1)
+    f.set_trajectory(PlannedTrajectory(stamp=t_end - 0.15, points=pts, speeds=np.full(20, v)), now=t_end)
+
+
+def bench_tick_core(n: int) -> np.ndarray:
+    f = Follower()
+    _feed(f, 3.0)
+    out = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_timeout; limiters keep working
+        out[i] = (time.perf_counter_ns() - t0) / 1e3
+    assert cmd.status == 0, "benchmark must time the tracking path"
+    return out
+
+
+def bench_tick_node(n: int) -> np.ndarray:
+    """The node's tick() in this process (real rclpy, publishing on loopback DDS)."""
+    import rclpy
+    from rclpy.context import Context
+
+    from minipamayo_ros.nodes.follower_node import FollowerNode
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        node = FollowerNode(context=ctx)
+        node._timer.cancel()  # ticks driven here
+        _feed(node.follower, node._now())
+        out = np.empty(n)
+        for i in range(n):
+            if i % 20 == 0:  # keep odometry and trajectory fresh on the node clock (not timed)
+                node.follower.history.clear()
+                node.follower.trajectory = None
+                _feed(node.follower, node._now(), seconds=1.0)
+            t0 = time.perf_counter_ns()
+            node.tick()
+            out[i] = (time.perf_counter_ns() - t0) / 1e3
+        assert node.follower.update(node._now()).status == 0, "benchmark must time the tracking path"
+        node.destroy_node()
+        return out
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
+    """Run the real node at 100 Hz for ``duration`` s; deviation stats [ms] and missed ticks."""
+    import rclpy
+    from nav_msgs.msg import Odometry
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+    from minipamayo_ros.bringup.processes import NodeProcess, ros_args
+    from minipamayo_ros.msg import ControlCommand, Trajectory
+    from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
+
+    proc = NodeProcess.python_module("minipamayo_ros.nodes.follower_node",
+                                     ros_args(parameters={"rate_hz": TIMER_HZ}), dict(os.environ),
+                                     "follower_bench", log_path).start()
+    ctx = Context()
+    rclpy.init(context=ctx)
+    stamps: list[float] = []
+    try:
+        node = Node("follower_bench_probe", context=ctx)
+        qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=500)
+        node.create_subscription(ControlCommand, "/vla/control",
+                                 lambda m: stamps.append(time_to_sec(m.header.stamp)), qos)
+        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        traj_pub = node.create_publisher(
+            Trajectory, "/vla/trajectory",
+            QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1))
+        t0 = time.time()
+
+        def odom() -> None:
+            now = time.time()
+            msg = Odometry()
+            msg.header.stamp = sec_to_time(now)
+            msg.pose.pose.position.x = 5.0 * (now - t0)
+            msg.pose.pose.orientation.w = 1.0
+            msg.twist.twist.linear.x = 5.0
+            odom_pub.publish(msg)
+
+        def traj() -> None:
+            t = 0.1 * np.arange(1, 21)
+            traj_pub.publish(trajectory_to_msg(PlannedTrajectory(
+                stamp=time.time() - 0.15, points=np.stack((5.0 * t, 0.1 * t**2), 1),
+                speeds=np.full(20, 5.0))))
+
+        node.create_timer(0.02, odom)
+        node.create_timer(0.1, traj)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        deadline = time.monotonic() + 30.0
+        while not stamps and time.monotonic() < deadline:  # node start-up and discovery
+            ex.spin_once(timeout_sec=0.05)
+        settle = time.monotonic() + 1.0
+        while time.monotonic() < settle:
+            ex.spin_once(timeout_sec=0.05)
+        stamps.clear()
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        ex.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+        proc.stop()
+    period = 1.0 / TIMER_HZ
+    gaps = np.diff(np.asarray(stamps))
+    if gaps.size == 0:
+        raise RuntimeError(f"no /vla/control received from the node; log: {log_path}")
+    dev = np.abs(gaps - period) * 1e3
+    s = summarize(dev)
+    missed = int(np.sum(np.maximum(np.round(gaps / period) - 1, 0)[gaps > 1.5 * period]))
+    return {"ticks": int(gaps.size + 1), "rate_hz": float(gaps.size / max(gaps.sum(), 1e-9)),
+            "dev_p50_ms": s.p50, "dev_p95_ms": s.p95, "dev_p99_ms": s.p99, "dev_max_ms": s.max,
+            "missed_ticks": missed}
+
+
+def _busy_core() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "while True:\n    pass"], start_new_session=True)
+
+
+def run(out_dir: Path, quick: bool) -> BenchResult:
+    metrics: dict[str, object] = {}
+    goals: dict[str, bool] = {}
+    lines: list[str] = []
+
+    core = summarize(bench_tick_core(1000 if quick else 20000))
+    node = summarize(bench_tick_node(300 if quick else 5000))
+    metrics.update(tick_core_p50_us=core.p50, tick_core_p99_us=core.p99, tick_core_max_us=core.max,
+                   tick_node_p50_us=node.p50, tick_node_p99_us=node.p99, tick_node_max_us=node.max)
+    lines += ["| tick compute [us] | p50 | p95 | p99 | max |", "|---|---|---|---|---|",
+              f"| Follower.update (core) | {core.p50:.0f} | {core.p95:.0f} | {core.p99:.0f} "
+              f"| {core.max:.0f} |",
+              f"| node tick (update + 3 publishes) | {node.p50:.0f} | {node.p95:.0f} | {node.p99:.0f} "
+              f"| {node.max:.0f} |", ""]
+
+    duration = 3.0 if quick else 20.0
+    lines += [f"Timer at {TIMER_HZ:g} Hz, real node process, {duration:g} s each "
+              f"(machine load average at start: {os.getloadavg()[0]:.2f}):", "",
+              "| case | ticks | rate [Hz] | dev p50 [ms] | p95 | p99 | max | missed |",
+              "|---|---|---|---|---|---|---|---|"]
+    for case in ("idle", "busy_core"):
+        busy = _busy_core() if case == "busy_core" else None
+        try:
+            r = measure_timer(duration, out_dir / f"follower_node_{case}.log")
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        for k, v in r.items():
+            metrics[f"timer_{case}_{k}"] = v
+        goals[f"timer {case}: p99 deviation <= 1.0 ms"] = r["dev_p99_ms"] <= 1.0
+        goals[f"timer {case}: no missed ticks"] = r["missed_ticks"] == 0
+        lines.append(f"| {case} | {r['ticks']} | {r['rate_hz']:.1f} | {r['dev_p50_ms']:.3f} | "
+                     f"{r['dev_p95_ms']:.3f} | {r['dev_p99_ms']:.3f} | {r['dev_max_ms']:.3f} | "
+                     f"{r['missed_ticks']} |")
+
+    speeds = (2.0, 5.0, 10.0) if quick else (2.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+    road = reference_road(0.1)
+    lines += ["", "Closed loop, reference road |kappa| <= 0.1 1/m, trajectories 10 Hz, 150 ms latency, "
+              "follower 50 Hz (kinematic bicycle with steering/speed lags):", "",
+              "| set speed [m/s] | cross-track RMS [m] | max [m] | mean speed [m/s] | min speed [m/s] |",
+              "|---|---|---|---|---|"]
+    runs = {}
+    for v in speeds:
+        res = run_closed_loop(road, ClosedLoopSettings(speed=v, latency=0.15))
+        runs[v] = res
+        metrics[f"closed_loop_{v:g}mps_rms_m"] = res.cross_track_rms
+        metrics[f"closed_loop_{v:g}mps_max_m"] = res.cross_track_max
+        lines.append(f"| {v:g} | {res.cross_track_rms:.3f} | {res.cross_track_max:.3f} | "
+                     f"{res.mean_speed:.2f} | {res.min_speed:.2f} |")
+    goals["closed loop 5 m/s: RMS <= 0.10 m, max <= 0.25 m"] = (
+        runs[5.0].cross_track_rms <= 0.10 and runs[5.0].cross_track_max <= 0.25)
+    lines.append("\n(above ~5.5 m/s the follower caps speed in the 10 m radius curves: "
+                 "max_lateral_accel 3 m/s^2)")
+    artifacts = [_plot(runs, out_dir / "follower_closed_loop.png")]
+    return BenchResult(metrics=metrics, summary_md="\n".join(lines), goals=goals,
+                       artifacts=[a for a in artifacts if a])
+
+
+def _plot(runs: dict, path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for v, res in runs.items():
+        ax.plot(res.times, res.cross_track * 100.0, label=f"{v:g} m/s", lw=1)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("cross-track error [cm] (left +)")
+    ax.set_title("Follower closed loop on the reference road (150 ms trajectory latency)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
