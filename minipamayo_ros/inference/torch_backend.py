@@ -1,0 +1,222 @@
+"""PyTorch backend (GPU workstations; fallback where a TensorRT engine cannot be built).
+
+Runs the reference network from ``minipamayo_ros.model`` with safetensors weights (never pickle)
+in fp32, fp16 or bf16, optionally under ``torch.compile``, and on CUDA by default replays one
+captured CUDA graph per call: at batch 1 a 0.5 B model is launch-bound in eager mode (hundreds of
+small kernels), and the graph removes that CPU overhead. Inputs are staged through pinned host
+tensors into static device tensors; outputs come back through pinned host tensors.
+
+``torch`` is imported when this module is imported, and only the factory imports this module, only
+for ``backend: torch``: runtime nodes on the robot never load torch.
+
+Weights: ``options.extra["weights"]`` or ``<model dir>/<config name>.safetensors`` (the manifest's
+``config.name``, e.g. ``engines/minipamayo-tiny.safetensors``). :meth:`TorchBackend.from_config`
+builds a randomly initialised model instead (latency benchmarks of untrained configs).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from minipamayo_ros.inference.backend import (
+    BackendError,
+    BackendOptions,
+    InferenceBackend,
+    Tensors,
+    check_inputs,
+    concrete_shape,
+)
+from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+KINDS = ("policy", "text_decoder")
+
+
+def weights_path(manifest: ModelManifest, options: BackendOptions) -> Path:
+    """Where the safetensors weights for ``manifest`` are expected (see module doc)."""
+    if options.extra.get("weights"):
+        return Path(str(options.extra["weights"])).expanduser()
+    name = manifest.config.get("name")
+    if not name:
+        raise BackendError(f"manifest '{manifest.name}' has no config.name: pass options.extra['weights']")
+    return manifest.model_path.parent / f"{name}.safetensors"
+
+
+def io_specs(cfg: Any, kind: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """The ONNX/manifest I/O contract of ``kind`` for a ModelConfig (used for synthetic manifests)."""
+    h, w = cfg.image_size
+    if kind == "policy":
+        return ((TensorSpec("image", (1, h, w, 3), "uint8"),
+                 TensorSpec("state", (1, cfg.state_steps, cfg.state_features), "float32")),
+                (TensorSpec("waypoints", (1, cfg.num_waypoints, 2), "float32"),
+                 TensorSpec("speeds", (1, cfg.num_waypoints), "float32"),
+                 TensorSpec("uncertainty", (1,), "float32"),
+                 TensorSpec("context", (1, cfg.context_dim), "float32")))
+    return ((TensorSpec("context", (1, cfg.context_dim), "float32"), TensorSpec("event", (1,), "int64")),
+            (TensorSpec("tokens", (1, cfg.text.max_tokens), "int32"), TensorSpec("length", (1,), "int32"),
+             TensorSpec("confidence", (1,), "float32")))
+
+
+class TorchBackend(InferenceBackend):
+    """The reference network on CPU or CUDA (see module doc).
+
+    ``options``: ``device`` (cpu | cuda[:N]), ``precision`` (fp32 | fp16 | bf16), ``cuda_graphs``,
+    ``compile``; ``extra["weights"]`` (safetensors path).
+    """
+
+    def __init__(self, manifest: ModelManifest, options: BackendOptions, model: Any = None) -> None:
+        super().__init__(manifest, options)
+        if manifest.kind not in KINDS:
+            raise BackendError(f"torch backend runs {KINDS} models, manifest '{manifest.name}' is "
+                               f"'{manifest.kind}'")
+        self.precision = options.precision.lower()
+        if self.precision not in DTYPES:
+            raise BackendError(f"torch backend precision must be one of {list(DTYPES)}, got "
+                               f"'{options.precision}' (int8 runs on TensorRT / ONNX Runtime)")
+        self.device = torch.device(options.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendError(f"device {options.device} requested but torch sees no CUDA GPU "
+                               "(set device: cpu, or install a CUDA build of torch)")
+        self.dtype = DTYPES[self.precision]
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, options.intra_op_threads))  # share the CPU like ORT does
+        if model is None:
+            model = self._load_model(manifest, options)
+        model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.parameters = sum(p.numel() for p in model.parameters())
+        self._module = model.policy if manifest.kind == "policy" else _TextModule(model.text)
+        self._fn = self._module
+        if options.compile:
+            mode = "max-autotune-no-cudagraphs" if options.extra.get("compile_autotune") else None
+            self._fn = torch.compile(self._module, mode=mode, dynamic=False)
+        self._in_specs, self._out_specs = manifest.inputs, manifest.outputs
+        pin = self.device.type == "cuda"
+        self._host_in = {s.name: torch.empty(concrete_shape(s.shape), dtype=_torch_dtype(s.dtype),
+                                             pin_memory=pin) for s in self._in_specs}
+        self._dev_in = {k: torch.zeros_like(v, device=self.device) for k, v in self._host_in.items()}
+        self._host_out: dict[str, torch.Tensor] = {}
+        self._graph: Any = None
+        self._dev_out: tuple[torch.Tensor, ...] = ()
+        self.use_graph = bool(options.cuda_graphs and self.device.type == "cuda")
+        if self.use_graph:
+            self._capture()
+
+    @classmethod
+    def from_config(cls, config: Any, kind: str, options: BackendOptions, seed: int = 0) -> TorchBackend:
+        """A randomly initialised model of ``config`` (ModelConfig or name), e.g. the 0.5 B benchmark."""
+        from minipamayo_ros.model.config import ModelConfig, load_config
+        from minipamayo_ros.model.network import build_model
+
+        cfg = config if isinstance(config, ModelConfig) else load_config(config)
+        torch.manual_seed(seed)
+        with torch.device("cuda" if str(options.device).startswith("cuda") else "cpu"):
+            model = build_model(cfg)  # initialised directly on the target device (fast for 0.5 B)
+        inputs, outputs = io_specs(cfg, kind)
+        manifest = ModelManifest(name=f"{cfg.name}-{kind}-random-init", kind=kind,
+                                 model_path=Path(f"{cfg.name}.random-init"), sha256="0" * 64,
+                                 inputs=inputs, outputs=outputs, config=cfg.as_dict())
+        return cls(manifest, options, model=model)
+
+    def _load_model(self, manifest: ModelManifest, options: BackendOptions) -> Any:
+        from minipamayo_ros.model.config import ConfigError, ModelConfig
+        from minipamayo_ros.model.network import load_model
+
+        path = weights_path(manifest, options)
+        if not path.is_file():
+            raise BackendError(f"torch backend: weights {path} not found (set options.extra['weights'] "
+                               "to the model's .safetensors file)")
+        try:
+            cfg = ModelConfig.from_dict(manifest.config)
+            return load_model(path, cfg)
+        except (ConfigError, RuntimeError, ValueError) as exc:
+            raise BackendError(f"torch backend could not load {path} for '{manifest.name}': {exc}") from exc
+
+    def _forward(self) -> tuple[torch.Tensor, ...]:
+        args = [self._dev_in[s.name] for s in self._in_specs]
+        outs = self._fn(*args)
+        return tuple(o.to(_torch_dtype(s.dtype)) for o, s in zip(outs, self._out_specs, strict=True))
+
+    def _capture(self) -> None:
+        """Warm up on a side stream (compiles, autotunes, allocates), then capture one CUDA graph."""
+        with torch.no_grad():
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self._forward()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._dev_out = self._forward()
+        self._host_out = {s.name: torch.empty_like(o, device="cpu", pin_memory=True)
+                          for s, o in zip(self._out_specs, self._dev_out, strict=True)}
+
+    def infer(self, inputs: Tensors) -> Tensors:
+        feed = check_inputs(self.manifest, inputs)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for name, host in self._host_in.items():
+                host.numpy()[...] = feed[name]
+                self._dev_in[name].copy_(host, non_blocking=True)
+            if self._graph is not None:
+                self._graph.replay()
+                outs = self._dev_out
+            else:
+                outs = self._forward()
+            if self.device.type == "cuda":
+                if not self._host_out:
+                    self._host_out = {s.name: torch.empty_like(o, device="cpu", pin_memory=True)
+                                      for s, o in zip(self._out_specs, outs, strict=True)}
+                for s, o in zip(self._out_specs, outs, strict=True):
+                    self._host_out[s.name].copy_(o, non_blocking=True)
+                torch.cuda.current_stream(self.device).synchronize()
+                result = {k: v.numpy().copy() for k, v in self._host_out.items()}
+            else:
+                result = {s.name: o.numpy().copy() for s, o in zip(self._out_specs, outs, strict=True)}
+        self.last_infer_ms = (time.perf_counter() - t0) * 1e3
+        return result
+
+    def describe(self) -> dict[str, str]:
+        dev = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return {
+            "backend": "torch",
+            "precision": self.precision,
+            "device": dev,
+            "torch": torch.__version__,
+            "cuda_graphs": str(self._graph is not None).lower(),
+            "compile": str(bool(self.options.compile)).lower(),
+            "parameters": str(self.parameters),
+            "model_id": self.manifest.model_id,
+            "selection": self.selection,
+        }
+
+    def close(self) -> None:
+        self._graph = None
+        self._dev_out = ()
+        self._module = self._fn = None  # type: ignore[assignment]
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+class _TextModule(torch.nn.Module):
+    """Fixed-length greedy caption generation (model.text.greedy_generate) as one callable."""
+
+    def __init__(self, decoder: torch.nn.Module) -> None:
+        from minipamayo_ros.model.text import greedy_generate
+
+        super().__init__()
+        self.decoder = decoder
+        self._generate = greedy_generate
+
+    def forward(self, context: torch.Tensor, event: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        dtype = self.decoder.head.weight.dtype
+        return tuple(self._generate(self.decoder, context.to(dtype), event))
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return torch.from_numpy(np.zeros(0, np.dtype(name))).dtype
