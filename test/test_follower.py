@@ -143,6 +143,23 @@ def test_stale_trajectory_stop_profile_and_resume() -> None:
     assert cmd.speed == pytest.approx(CFG.max_accel * DT)
 
 
+def test_odometry_on_another_clock_is_never_fresh() -> None:
+    f = Follower()
+    _drive_odom(f, 1000.0, 1001.0)  # e.g. wall-clock odometry while the node runs on sim time
+    assert f.status_at(10.0) == ControlStatus.NO_ODOMETRY
+    assert "ahead of the node clock" in f.status_reason(10.0)
+    assert f.update(10.0).speed == 0.0
+
+
+def test_status_reasons_name_the_cause() -> None:
+    f = _tracking()
+    assert "0.100 s old" in f.status_reason(1.0)
+    _drive_odom(f, 1.02, 1.6)
+    assert "0.700 s old (> trajectory_timeout)" in f.status_reason(1.6)
+    assert "odom_timeout" in f.status_reason(1.6 + CFG.odom_timeout + 0.01)
+    assert "no odometry" in Follower().status_reason(0.0)
+
+
 def test_odometry_loss_stops_and_holds_steering() -> None:
     f = _tracking(5.0)
     turn = PlannedTrajectory(stamp=1.0, points=np.stack((np.arange(1, 21) * 0.5,

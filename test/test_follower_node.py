@@ -146,3 +146,20 @@ def test_invalid_configuration_fails_fast_naming_the_parameter(spawn) -> None:
     proc = spawn(module=MODULE, args=ros_args(parameters={"min_lookahead": 20.0, "max_lookahead": 10.0}))
     assert proc.wait(30.0) == 2
     assert "min_lookahead" in proc.read_log()
+
+
+def test_runtime_parameter_changes_reach_the_core(rclpy_context) -> None:
+    from rclpy.parameter import Parameter
+
+    from minipamayo_ros.nodes.follower_node import FollowerNode
+
+    node = FollowerNode(context=rclpy_context)
+    try:
+        assert node.set_parameters([Parameter("lookahead_time", value=1.0)])[0].successful
+        assert node.follower.config.lookahead_time == 1.0
+        assert not node.set_parameters([Parameter("rate_hz", value=20.0)])[0].successful  # read-only
+        bad = node.set_parameters([Parameter("min_lookahead", value=30.0)])[0]  # > max_lookahead
+        assert not bad.successful and "min_lookahead" in bad.reason
+        assert node.follower.config.min_lookahead == FollowerConfig().min_lookahead
+    finally:
+        node.destroy_node()

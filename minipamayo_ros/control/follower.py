@@ -118,15 +118,30 @@ class Follower:
     # ----------------------------------------------------------------- control
     def status_at(self, now: float) -> ControlStatus:
         """Why (or whether) the follower tracks at ``now`` (see module docstring, step 1)."""
+        return self._status_and_reason(now)[0]
+
+    def status_reason(self, now: float) -> str:
+        """A sentence for the log saying why the status at ``now`` is what it is."""
+        return self._status_and_reason(now)[1]
+
+    def _status_and_reason(self, now: float) -> tuple[ControlStatus, str]:
         cfg = self.config
         latest = self.history.latest
-        if latest is None or now - latest.stamp > cfg.odom_timeout:
-            return ControlStatus.NO_ODOMETRY
+        if latest is None:
+            return ControlStatus.NO_ODOMETRY, "no odometry received"
+        odom_age = now - latest.stamp
+        if odom_age > cfg.odom_timeout:
+            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_timeout)"
+        if odom_age < -MAX_FUTURE_STAMP:  # stamps on another clock: never trust them as fresh
+            return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the node "
+                    "clock (use_sim_time mismatch?)")
         if self.trajectory is None:
-            return ControlStatus.NO_TRAJECTORY
-        if now - self.trajectory.stamp > cfg.trajectory_timeout:
-            return ControlStatus.STALE_TRAJECTORY_STOP
-        return ControlStatus.TRACKING
+            return ControlStatus.NO_TRAJECTORY, "no valid trajectory received yet"
+        age = now - self.trajectory.stamp
+        if age > cfg.trajectory_timeout:
+            return (ControlStatus.STALE_TRAJECTORY_STOP,
+                    f"latest trajectory {age:.3f} s old (> trajectory_timeout)")
+        return ControlStatus.TRACKING, f"trajectory {self.trajectory.sequence}, {age:.3f} s old"
 
     def update(self, now: float) -> FollowerCommand:
         """The command for time ``now`` [s] (node clock); advances the rate limiters."""

@@ -101,18 +101,14 @@ class FollowerNode(Node):
             self._last_status = cmd.status
 
     def _log_status(self, cmd: FollowerCommand) -> None:
-        log = self.get_logger()
+        reason = self.follower.status_reason(cmd.stamp)
         if cmd.status == ControlStatus.TRACKING:
-            log.info(f"TRACKING trajectory {cmd.trajectory_sequence}")
+            self.get_logger().info(f"TRACKING: {reason}")
         elif cmd.status == ControlStatus.NO_TRAJECTORY:
-            log.info("NO_TRAJECTORY: waiting for /vla/trajectory (commanding speed 0)")
-        elif cmd.status == ControlStatus.NO_ODOMETRY:
-            log.warning(f"NO_ODOMETRY: /odom missing or older than {self.config.odom_timeout} s: "
-                        f"controlled stop at {self.config.stop_decel} m/s^2")
+            self.get_logger().info(f"NO_TRAJECTORY: {reason}: waiting for /vla/trajectory, speed 0")
         else:
-            log.warning(f"STALE_TRAJECTORY_STOP: latest trajectory older than "
-                        f"{self.config.trajectory_timeout} s: controlled stop at "
-                        f"{self.config.stop_decel} m/s^2")
+            self.get_logger().warning(
+                f"{cmd.status.name}: {reason}: controlled stop at {self.config.stop_decel} m/s^2")
 
 
 def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> ControlCommand:
