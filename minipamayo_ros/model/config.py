@@ -89,7 +89,7 @@ class FusionConfig:
 class TextConfig:
     """Autoregressive caption decoder over the pseudo-language vocabulary."""
 
-    vocab_size: int = 160       # >= len(minipamayo_ros.language vocabulary) incl. PAD/BOS/EOS
+    vocab_size: int = 128       # >= minipamayo_ros.language.VOCAB_SIZE (specials included)
     max_tokens: int = 32        # caption words (without BOS/EOS), = dataset caption_tokens width
     num_events: int = 8         # >= number of minipamayo_ros.events.Event values
     width: int = 128
