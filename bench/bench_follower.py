@@ -221,12 +221,12 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         runs[5.0].cross_track_rms <= 0.10 and runs[5.0].cross_track_max <= 0.25)
     lines.append("\n(above ~5.5 m/s the follower caps speed in the 10 m radius curves: "
                  "max_lateral_accel 3 m/s^2)")
-    artifacts = [_plot(runs, out_dir / "follower_closed_loop.png")]
+    artifacts = [_plot(runs, out_dir / "follower_closed_loop.png", road)]
     return BenchResult(metrics=metrics, summary_md="\n".join(lines), goals=goals,
                        artifacts=[a for a in artifacts if a])
 
 
-def _plot(runs: dict, path: Path) -> str | None:
+def _plot(runs: dict, path: Path, road=None) -> str | None:
     try:
         import matplotlib
 
@@ -234,14 +234,18 @@ def _plot(runs: dict, path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, (ax, axk) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1))
     for v, res in runs.items():
-        ax.plot(res.times, res.cross_track * 100.0, label=f"{v:g} m/s", lw=1)
-    ax.set_xlabel("time [s]")
+        ax.plot(res.stations, res.cross_track * 100.0, label=f"{v:g} m/s", lw=1)
     ax.set_ylabel("cross-track error [cm] (left +)")
     ax.set_title("Follower closed loop on the reference road (150 ms trajectory latency)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(ncol=2, fontsize=8)
+    if road is not None:
+        axk.plot(road.s, road.kappa, color="k", lw=1)
+    axk.set_ylabel("road curvature [1/m]")
+    axk.set_xlabel("distance along the road [m]")
+    axk.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -111,6 +111,7 @@ class TrackingResult:
     duration: float                      # [s] scored part
     tracking_fraction: float             # share of follower ticks with status TRACKING (scored part)
     times: NDArray[np.float64]           # [s] per follower tick (scored part)
+    stations: NDArray[np.float64]        # [m] arc length along the road, per follower tick
     cross_track: NDArray[np.float64]     # [m] signed, per follower tick (scored part)
 
 
@@ -127,7 +128,7 @@ def run_closed_loop(road: Road, settings: ClosedLoopSettings | None = None) -> T
     offsets = st.speed * WAYPOINT_DT * np.arange(1, NUM_WAYPOINTS + 1)
     steer_cmd = speed_cmd = 0.0
     hint, seq, step = 0, 0, 0
-    times, errors, speeds, tracking = [], [], [], []
+    times, stations, errors, speeds, tracking = [], [], [], [], []
     while True:
         t = step * st.sim_dt
         s, lateral, hint = road.project(state.pose.x, state.pose.y, hint)
@@ -148,6 +149,7 @@ def run_closed_loop(road: Road, settings: ClosedLoopSettings | None = None) -> T
             steer_cmd, speed_cmd = cmd.steering_angle, cmd.speed
             if t >= st.warmup:
                 times.append(t)
+                stations.append(s)
                 errors.append(lateral)
                 speeds.append(state.speed)
                 tracking.append(cmd.status == ControlStatus.TRACKING)
@@ -163,5 +165,6 @@ def run_closed_loop(road: Road, settings: ClosedLoopSettings | None = None) -> T
         duration=float(times[-1] - times[0]) if times else 0.0,
         tracking_fraction=float(np.mean(tracking)) if tracking else 0.0,
         times=np.asarray(times),
+        stations=np.asarray(stations),
         cross_track=e,
     )
