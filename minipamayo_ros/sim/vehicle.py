@@ -76,3 +76,22 @@ class KinematicBicycle:
             float(wrap_angle(state.pose.yaw + yaw_rate * dt)),
         )
         return replace(state, pose=pose, speed=speed, steer=steer)
+
+
+@dataclass(frozen=True)
+class VehicleBody:
+    """Footprint of the car relative to base_link (rear axle centre) [m], for collisions and lanes."""
+
+    length: float = 4.2
+    width: float = 1.8
+    rear_overhang: float = 0.8  # bumper behind the rear axle
+
+    @property
+    def front(self) -> float:
+        """[m] front bumper ahead of base_link."""
+        return self.length - self.rear_overhang
+
+    def corners(self) -> np.ndarray:
+        """``(4, 2)`` footprint corners in base_link: rear-right, front-right, front-left, rear-left."""
+        r, f, w = -self.rear_overhang, self.front, self.width / 2
+        return np.array([[r, -w], [f, -w], [f, w], [r, w]])

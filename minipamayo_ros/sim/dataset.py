@@ -1,0 +1,286 @@
+"""Training data: expert-driven episodes with perturbations, saved compactly (no pickle, no ROS).
+
+Each sample is what the policy sees at an image stamp and what it should output:
+
+=================  ==================  =====================================================
+array              shape / dtype       content
+=================  ==================  =====================================================
+images             (N, H, W, 3) uint8  camera frame through ``image_preprocess.resize_to_model``
+state              (N, 10, 3) float32  ``state_features.state_history`` of the odometry
+waypoints          (N, 20, 2) float32  expert plan, base_link at the image stamp [m]
+speeds             (N, 20) float32     planned speeds [m/s]
+events             (N,) int64          ``events.Event`` value
+caption_tokens     (N, 32) int32       caption ids (``language``), PAD-padded, no BOS/EOS
+caption_lengths    (N,) int32          number of caption tokens
+episode_seeds      (N,) int64          world seed of the sample's episode
+=================  ==================  =====================================================
+
+On disk: ``<out>/dataset.json`` (index + generation settings) and one compressed
+``episodes/ep_<seed>.npz`` per episode. Perturbations (off-centre / misaligned starts, steering
+noise and drift bursts on the *driven* command) put the car in recovery situations; the labels
+are always the expert's plan from the true state, i.e. how to get back.
+
+CLI (numpy + OpenCV only, e.g. on a GPU box)::
+
+    PYTHONPATH=. python -m minipamayo_ros.sim.dataset --out data/sim --seeds 0:200 \\
+        --episode-seconds 30 --image-size 128 --workers 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minipamayo_ros import language
+from minipamayo_ros.image_preprocess import resize_to_model
+from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.sim.world import World, WorldConfig
+from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
+from minipamayo_ros.trajectory import NUM_WAYPOINTS
+
+FORMAT = "minipamayo_sim_dataset"
+VERSION = 1
+INDEX_FILE = "dataset.json"
+CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
+ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
+          "episode_seeds")
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Disturbances of the driven car (labels stay the expert's plan). Seeded per episode."""
+
+    start_offset: float = 0.8       # [m] max |lateral start offset|
+    start_heading: float = 0.1      # [rad] max |start heading error|
+    start_speed_max: float = 8.0    # [m/s] start speed uniform in [0, max]
+    steer_noise_std: float = 0.015  # [rad] stationary std of Ornstein-Uhlenbeck steering noise
+    steer_noise_tau: float = 0.5    # [s] its correlation time
+    drift_rate: float = 0.08        # [1/s] rate of steering drift bursts
+    drift_steer: float = 0.05       # [rad] max |drift burst| (held 0.5-1.5 s)
+
+
+@dataclass
+class DrivingDataset:
+    """All samples of a dataset in memory (see module docstring for the arrays)."""
+
+    images: NDArray[np.uint8]
+    state: NDArray[np.float32]
+    waypoints: NDArray[np.float32]
+    speeds: NDArray[np.float32]
+    events: NDArray[np.int64]
+    caption_tokens: NDArray[np.int32]
+    caption_lengths: NDArray[np.int32]
+    episode_seeds: NDArray[np.int64]
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def caption(self, i: int) -> str:
+        return language.decode(self.caption_tokens[i, : self.caption_lengths[i]])
+
+
+def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: float = 0.2,
+                     image_size: tuple[int, int] = (128, 128), world_config: WorldConfig | None = None,
+                     perturbation: Perturbation | None = None) -> dict[str, np.ndarray]:
+    """Drive one perturbed expert episode and return its sample arrays (deterministic per seed)."""
+    pert = perturbation or Perturbation()
+    rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA"
+    cfg = world_config or WorldConfig()
+    cfg = replace(cfg,
+                  start_offset=float(rng.uniform(-pert.start_offset, pert.start_offset)),
+                  start_heading=float(rng.uniform(-pert.start_heading, pert.start_heading)),
+                  start_speed=float(rng.uniform(0.0, pert.start_speed_max)))
+    world = World(seed, cfg)
+    history = PoseHistory(max_age=3.0)
+    history.add(world.odometry())
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    noise, drift, drift_left = 0.0, 0.0, 0.0
+    a = np.exp(-CONTROL_DT / pert.steer_noise_tau)
+    next_sample = REQUIRED_HISTORY + CONTROL_DT
+    steps = int(round(episode_seconds / CONTROL_DT))
+    for _ in range(steps):
+        if world.done:
+            break
+        steer, speed = world.expert_command()
+        noise = a * noise + np.sqrt(1 - a * a) * pert.steer_noise_std * rng.standard_normal()
+        if drift_left <= 0.0 and rng.random() < pert.drift_rate * CONTROL_DT:
+            drift = float(rng.uniform(-pert.drift_steer, pert.drift_steer))
+            drift_left = float(rng.uniform(0.5, 1.5))
+        if drift_left > 0.0:
+            drift_left -= CONTROL_DT
+        else:
+            drift = 0.0
+        world.step(steer + noise + drift, speed, CONTROL_DT)
+        history.add(world.odometry())
+        if world.time + 1e-9 < next_sample:
+            continue
+        next_sample += sample_period
+        state = state_history(history, world.time)
+        if state is None:
+            continue
+        plan = world.expert_plan()
+        ids = language.encode(plan.caption, strict=True)
+        rows["images"].append(resize_to_model(world.render(), image_size))
+        rows["state"].append(state)
+        rows["waypoints"].append(plan.points.astype(np.float32))
+        rows["speeds"].append(plan.speeds.astype(np.float32))
+        rows["events"].append(np.int64(int(plan.event)))
+        rows["caption_tokens"].append(language.pad_tokens(ids))
+        rows["caption_lengths"].append(np.int32(len(ids)))
+        rows["episode_seeds"].append(np.int64(seed))
+    return _stack(rows, image_size)
+
+
+def _stack(rows: dict[str, list[np.ndarray]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    h, w = image_size
+    empty = {"images": ((0, h, w, 3), np.uint8), "state": ((0, 10, 3), np.float32),
+             "waypoints": ((0, NUM_WAYPOINTS, 2), np.float32), "speeds": ((0, NUM_WAYPOINTS), np.float32),
+             "events": ((0,), np.int64), "caption_tokens": ((0, language.MAX_CAPTION_TOKENS), np.int32),
+             "caption_lengths": ((0,), np.int32), "episode_seeds": ((0,), np.int64)}
+    out = {}
+    for k in ARRAYS:
+        shape, dtype = empty[k]
+        out[k] = np.stack(rows[k]).astype(dtype) if rows[k] else np.zeros(shape, dtype)
+    return out
+
+
+def _episode_job(args: tuple) -> tuple[int, str, int]:
+    seed, out_dir, episode_seconds, sample_period, image_size, world_config, perturbation = args
+    arrays = generate_episode(seed, episode_seconds, sample_period, image_size, world_config, perturbation)
+    name = f"episodes/ep_{seed:06d}.npz"
+    tmp = Path(out_dir) / f"episodes/.ep_{seed:06d}.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, Path(out_dir) / name)
+    return seed, name, len(arrays["images"])
+
+
+class _Progress:
+    """A one-line progress bar on stderr (no dependency)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.t0, self.done = total, enabled, time.monotonic(), 0
+
+    def update(self, samples: int) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        el = time.monotonic() - self.t0
+        eta = el / self.done * (self.total - self.done)
+        bar = "#" * int(30 * self.done / self.total)
+        sys.stderr.write(f"\r[dataset] [{bar:<30}] {self.done}/{self.total} episodes, "
+                         f"{samples} samples, {el:.0f} s elapsed, ETA {eta:.0f} s ")
+        if self.done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds: float = 30.0,
+                     sample_period: float = 0.2, image_size: tuple[int, int] = (128, 128),
+                     world_config: WorldConfig | None = None, perturbation: Perturbation | None = None,
+                     workers: int = 1, progress: bool = True) -> Path:
+    """Generate one episode per seed into ``out_dir``; returns ``out_dir`` (holding the index)."""
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("no seeds given")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct (one episode file per seed)")
+    if sample_period < CONTROL_DT:
+        raise ValueError(f"sample_period must be >= {CONTROL_DT} s")
+    out = Path(out_dir)
+    (out / "episodes").mkdir(parents=True, exist_ok=True)
+    world_config = world_config or WorldConfig()
+    perturbation = perturbation or Perturbation()
+    jobs = [(s, str(out), episode_seconds, sample_period, tuple(image_size), world_config, perturbation)
+            for s in seeds]
+    bar = _Progress(len(jobs), progress)
+    episodes: list[dict] = []
+    total = 0
+
+    def collect(results: Iterable[tuple[int, str, int]]) -> None:
+        nonlocal total
+        for seed, name, n in results:
+            episodes.append({"seed": seed, "file": name, "samples": n})
+            total += n
+            bar.update(total)
+
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            collect(pool.imap(_episode_job, jobs))
+    else:
+        collect(map(_episode_job, jobs))
+    index = {
+        "format": FORMAT, "version": VERSION, "image_size": list(image_size),
+        "episode_seconds": episode_seconds, "sample_period": sample_period,
+        "samples": total, "vocab_size": language.VOCAB_SIZE,
+        "camera": {k: float(v) for k, v in asdict(world_config.camera).items()},
+        "expert": asdict(world_config.expert), "perturbation": asdict(perturbation),
+        "episodes": episodes,
+    }
+    tmp = out / f".{INDEX_FILE}.tmp"
+    tmp.write_text(json.dumps(index, indent=1))
+    os.replace(tmp, out / INDEX_FILE)
+    return out
+
+
+def load_dataset(path: str | Path) -> DrivingDataset:
+    """Load a dataset directory (or its ``dataset.json``) into memory."""
+    path = Path(path)
+    index_path = path if path.is_file() else path / INDEX_FILE
+    if not index_path.exists():
+        raise FileNotFoundError(f"no {INDEX_FILE} in {path}: generate one with "
+                                "`python -m minipamayo_ros.sim.dataset --out DIR --seeds 0:100`")
+    index = json.loads(index_path.read_text())
+    if index.get("format") != FORMAT or index.get("version") != VERSION:
+        raise ValueError(f"{index_path}: not a {FORMAT} v{VERSION} index")
+    root = index_path.parent
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    for ep in index["episodes"]:
+        with np.load(root / ep["file"], allow_pickle=False) as data:
+            for k in ARRAYS:
+                parts[k].append(data[k])
+    h, w = index["image_size"]
+    arrays = {k: (np.concatenate(v) if v else _stack({k2: [] for k2 in ARRAYS}, (h, w))[k])
+              for k, v in parts.items()}
+    return DrivingDataset(**arrays, meta=index)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``a:b`` (range, b exclusive) or a comma list ``1,2,5``."""
+    if ":" in text:
+        a, b = text.split(":", 1)
+        return list(range(int(a), int(b)))
+    return [int(s) for s in text.split(",") if s]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate minipamayo training data in the simulator")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--seeds", default="0:100", help="a:b (b exclusive) or 1,2,3 (default 0:100)")
+    parser.add_argument("--episode-seconds", type=float, default=30.0, help="max episode length [s]")
+    parser.add_argument("--sample-period", type=float, default=0.2, help="seconds between samples")
+    parser.add_argument("--image-size", type=int, nargs="+", default=[128],
+                        help="model input size: S (square) or H W [px]")
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    size = (args.image_size[0], args.image_size[-1])
+    out = generate_dataset(args.out, _parse_seeds(args.seeds), args.episode_seconds, args.sample_period,
+                           size, workers=args.workers, progress=not args.no_progress)
+    index = json.loads((out / INDEX_FILE).read_text())
+    print(f"wrote {index['samples']} samples from {len(index['episodes'])} episodes to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The driving expert: lane-centre plan with curvature-aware speed, stops, labels and captions.
+
+The expert knows the ground truth (road, true pose, scene). It produces
+
+* the training target: 20 body-frame waypoints 0.1 s apart with speeds (:meth:`Expert.plan`),
+  an :class:`~minipamayo_ros.events.Event` and a caption in the fixed vocabulary;
+* its own driving command (:meth:`Expert.command`): pure pursuit on the same planned path.
+
+Speed: ``v <= min(cruise, sqrt(max_lat_accel / |kappa|))`` along the road, zero beyond each stop
+target (stop line or obstacle), propagated backwards with the comfortable deceleration.
+Off-centre or misaligned states are planned back to the lane centre along the path the
+expert's own steering law produces (:func:`recovery_offset`), so recovery data come with
+targets the expert actually drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from minipamayo_ros.events import Event
+from minipamayo_ros.geometry import Pose2D, wrap_angle
+from minipamayo_ros.sim.road import Obstacle, Projection, Road
+from minipamayo_ros.sim.vehicle import VehicleBody
+from minipamayo_ros.trajectory import NUM_WAYPOINTS, WAYPOINT_DT, PlannedTrajectory
+
+FloatArray = NDArray[np.float64]
+EXPERT_MODEL_ID = "sim_expert"
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Driving style of the expert (SI units)."""
+
+    cruise_speed: float = 8.0       # [m/s]
+    max_lat_accel: float = 2.0      # [m/s^2] sets the curve speed
+    comfort_decel: float = 2.0      # [m/s^2] planned braking
+    hard_decel: float = 4.0         # [m/s^2] braking allowed when the plan must catch up
+    max_accel: float = 1.5          # [m/s^2]
+    stop_line_gap: float = 1.0      # [m] front bumper to stop line when stopped
+    obstacle_gap: float = 3.0       # [m] front bumper to obstacle when stopped
+    preview: float = 80.0           # [m] speed-profile horizon
+    lookahead_min: float = 4.0      # [m] correction distance = clip(min + gain*v, min, max)
+    lookahead_gain: float = 0.4     # [s]
+    lookahead_max: float = 15.0     # [m]
+    speed_lead: float = 0.3         # [s] speed command looks this far ahead (actuator lag)
+    steer_lead: float = 0.15        # [s] curvature feed-forward this far ahead (actuator lag)
+    wheelbase: float = 2.7          # [m] for the steering command
+
+
+@dataclass(frozen=True)
+class ExpertPlan:
+    """Ground-truth plan at ``stamp``: body-frame waypoints, speeds, event and caption."""
+
+    stamp: float
+    points: FloatArray       # (20, 2) [m] base_link at stamp
+    speeds: FloatArray       # (20,) [m/s]
+    event: Event
+    caption: str
+
+    def to_trajectory(self, sequence: int = 0) -> PlannedTrajectory:
+        return PlannedTrajectory(stamp=self.stamp, points=self.points, speeds=self.speeds,
+                                 dt=WAYPOINT_DT, sequence=sequence, model_id=EXPERT_MODEL_ID)
+
+
+@dataclass(frozen=True)
+class SceneView:
+    """What in the scene still constrains the expert (from the world's scenario state)."""
+
+    stop_lines: Sequence[float] = ()          # [m] arc lengths of stop lines not yet cleared
+    obstacles: Sequence[Obstacle] = ()        # obstacles still present
+    last_cleared_stop: float | None = None    # [m] arc length of the last stop line passed
+
+
+def speed_envelope(road: Road, s0: float, targets: Sequence[float], cfg: ExpertConfig,
+                   step: float = 0.5) -> tuple[FloatArray, FloatArray]:
+    """Highest allowed speed [m/s] on a grid from ``s0`` over the preview (stop at ``targets``)."""
+    grid = s0 + np.arange(0.0, cfg.preview + step, step)
+    kappa = np.abs(road.curvature_at(np.minimum(grid, road.length)))
+    vlim = np.minimum(cfg.cruise_speed, np.sqrt(cfg.max_lat_accel / np.maximum(kappa, 1e-6)))
+    vlim[grid >= road.length - 1.0] = 0.0  # end of the road
+    for t in targets:
+        vlim[grid >= t] = 0.0
+    # v[i]^2 = min_j>=i (vlim[j]^2 + 2 a (s_j - s_i)): reverse cumulative minimum
+    a2 = 2.0 * cfg.comfort_decel
+    key = vlim**2 + a2 * grid
+    env = np.minimum.accumulate(key[::-1])[::-1] - a2 * grid
+    return grid, np.sqrt(np.maximum(env, 0.0))
+
+
+def recovery_offset(d0: float, slope0: float, ld: float, x: FloatArray) -> FloatArray:
+    """Lateral offset [m] at distance ``x`` [m] ahead when returning to the lane centre.
+
+    The expert's steering law makes the offset a critically damped second-order system in
+    distance, ``d'' = -d / ld^2 - 2 d' / ld``; this is its solution from offset ``d0`` and slope
+    ``slope0`` (tangent of the heading error), so the planned path is the path the expert drives.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return (d0 + (slope0 + d0 / ld) * x) * np.exp(-x / ld)
+
+
+class Expert:
+    """Plans and drives on one road (stateless between calls: everything comes from the arguments)."""
+
+    def __init__(self, road: Road, config: ExpertConfig | None = None,
+                 body: VehicleBody | None = None) -> None:
+        self.road = road
+        self.cfg = config or ExpertConfig()
+        self.body = body or VehicleBody()
+
+    # --------------------------------------------------------------- shared pieces
+    def stop_targets(self, scene: SceneView) -> tuple[list[float], list[float]]:
+        """base_link arc lengths where the car must stop: (for stop lines, for obstacles)."""
+        f = self.body.front
+        lines = [s - f - self.cfg.stop_line_gap for s in scene.stop_lines]
+        obs = [o.s - o.length / 2 - f - self.cfg.obstacle_gap for o in scene.obstacles]
+        return lines, obs
+
+    def correction_distance(self, speed: float) -> float:
+        """[m] distance scale of the lateral correction (grows with speed)."""
+        cfg = self.cfg
+        return float(np.clip(cfg.lookahead_min + cfg.lookahead_gain * speed, cfg.lookahead_min,
+                             cfg.lookahead_max))
+
+    # --------------------------------------------------------------- driving
+    def command(self, pose: Pose2D, speed: float, proj: Projection, scene: SceneView) -> tuple[float, float]:
+        """(front-wheel angle [rad], speed [m/s]) command of the expert driver."""
+        cfg = self.cfg
+        # lane-keeping law on the lateral error dynamics d'' = v^2 (kappa_cmd - kappa_road):
+        # curvature feed-forward (taken steer_lead s ahead: actuator lag) plus a critically
+        # damped correction of offset and heading error over the preview distance ld
+        ld = self.correction_distance(speed)
+        kappa_ff = float(self.road.curvature_at(min(proj.s + cfg.steer_lead * speed, self.road.length)))
+        heading_err = float(wrap_angle(pose.yaw - proj.heading))
+        kappa = kappa_ff - proj.d / ld**2 - 2.0 * np.sin(heading_err) / ld
+        steer = float(np.arctan(cfg.wheelbase * kappa))
+        lines, obs = self.stop_targets(scene)
+        grid, env = speed_envelope(self.road, proj.s, lines + obs, cfg)
+        v_env = float(np.interp(proj.s + speed * cfg.speed_lead, grid, env))
+        v_cmd = min(v_env, speed + cfg.max_accel * cfg.speed_lead)
+        return steer, max(0.0, v_cmd)
+
+    # --------------------------------------------------------------- planning
+    def plan(self, stamp: float, pose: Pose2D, speed: float, proj: Projection,
+             scene: SceneView) -> ExpertPlan:
+        """The 2.0 s ground-truth plan from the current true state."""
+        cfg = self.cfg
+        lines, obs = self.stop_targets(scene)
+        grid, env = speed_envelope(self.road, proj.s, lines + obs, cfg)
+        sub = 5
+        dt = WAYPOINT_DT / sub
+        s, v = proj.s, speed
+        s_out, v_out = np.empty(NUM_WAYPOINTS), np.empty(NUM_WAYPOINTS)
+        for k in range(NUM_WAYPOINTS * sub):
+            v_max = float(np.interp(s, grid, env))
+            v_new = float(np.clip(v_max, v - cfg.hard_decel * dt, v + cfg.max_accel * dt))
+            v_new = max(0.0, v_new)
+            s += 0.5 * (v + v_new) * dt
+            v = v_new
+            if (k + 1) % sub == 0:
+                s_out[(k + 1) // sub - 1], v_out[(k + 1) // sub - 1] = s, v
+        slope = float(np.tan(np.clip(wrap_angle(pose.yaw - proj.heading), -1.0, 1.0)))
+        d = recovery_offset(proj.d, slope, self.correction_distance(speed), s_out - proj.s)
+        world = self.road.points_at(np.minimum(s_out, self.road.length), d)
+        c, sn = np.cos(pose.yaw), np.sin(pose.yaw)
+        dx, dy = world[:, 0] - pose.x, world[:, 1] - pose.y
+        points = np.stack((c * dx + sn * dy, -sn * dx + c * dy), axis=1)
+        event, caption = self.describe(proj, speed, lines, obs, scene, v_out)
+        return ExpertPlan(stamp=stamp, points=points, speeds=v_out, event=event, caption=caption)
+
+    def describe(self, proj: Projection, speed: float, lines: Sequence[float], obs: Sequence[float],
+                 scene: SceneView, planned_speeds: FloatArray) -> tuple[Event, str]:
+        """Event label and caption of the current situation (priority: stop, obstacle, curve, ...)."""
+        cfg = self.cfg
+        react = speed**2 / (2.0 * cfg.comfort_decel) + 12.0
+        stopped = speed < 0.3
+
+        def nearest(targets: Sequence[float]) -> float | None:
+            ahead = [t - proj.s for t in targets if t - proj.s > -2.0]
+            return min(ahead) if ahead else None
+
+        d_line, d_obs = nearest(lines), nearest(obs)
+        if d_line is not None and (d_line < react or (stopped and d_line < 4.0)):
+            if stopped and d_line < 4.0:
+                return Event.STOP, "waiting at stop line"
+            return Event.STOP, "stopping at stop line ahead"
+        if d_obs is not None and (d_obs < react or (stopped and d_obs < 4.0)):
+            if stopped and d_obs < 4.0:
+                return Event.OBSTACLE, "stopped behind obstacle in lane"
+            return Event.OBSTACLE, "slowing for obstacle in lane ahead"
+        preview = max(15.0, 2.5 * speed + 10.0)
+        ss = proj.s + np.arange(0.0, preview, 1.0)
+        kappa = self.road.curvature_at(np.minimum(ss, self.road.length))
+        k = int(np.argmax(np.abs(kappa)))
+        kmax = float(kappa[k])
+        if abs(kmax) > 0.025:
+            side = "left" if kmax > 0 else "right"
+            sharp = "sharp" if abs(kmax) > 0.06 else "gentle"
+            if np.sqrt(cfg.max_lat_accel / abs(kmax)) < speed - 0.5:
+                return Event.CURVE, f"slowing for {sharp} {side} curve"
+            return Event.CURVE, f"following {sharp} {side} curve"
+        decel = (speed - float(planned_speeds[-1])) / (NUM_WAYPOINTS * WAYPOINT_DT)
+        if decel > 1.0:
+            return Event.BRAKE, "braking to cruise speed"
+        if abs(proj.d) > 0.5:
+            return Event.NONE, "returning to lane centre"
+        if speed < cfg.cruise_speed - 1.5:
+            front = proj.s + self.body.front
+            if scene.last_cleared_stop is not None and 0.0 <= front - scene.last_cleared_stop < 15.0:
+                return Event.NONE, "proceeding after stop"
+            return Event.NONE, "accelerating to cruise speed"
+        return Event.NONE, "keeping lane at cruise speed"
