@@ -98,6 +98,8 @@ class ClosedLoopSettings:
     odom_rate_hz: float = 50.0
     sim_dt: float = 0.005                # [s]
     warmup: float = 1.0                  # [s] not scored (start-up: no trajectory yet)
+    plan_noise: float = 0.0              # [m] std of a per-trajectory lateral offset (policy error)
+    seed: int = 0                        # for plan_noise
     vehicle: VehicleParams = field(default_factory=VehicleParams)
     follower: FollowerConfig = field(default_factory=FollowerConfig)
 
@@ -128,6 +130,7 @@ def run_closed_loop(road: Road, settings: ClosedLoopSettings | None = None) -> T
     offsets = st.speed * WAYPOINT_DT * np.arange(1, NUM_WAYPOINTS + 1)
     steer_cmd = speed_cmd = 0.0
     hint, seq, step = 0, 0, 0
+    rng = np.random.default_rng(st.seed)
     times, stations, errors, speeds, tracking = [], [], [], [], []
     while True:
         t = step * st.sim_dt
@@ -138,6 +141,10 @@ def run_closed_loop(road: Road, settings: ClosedLoopSettings | None = None) -> T
             follower.add_odometry(OdometrySample(t, state.pose, state.speed, car.yaw_rate(state)))
         if step % every["plan"] == 0:
             world = road.points_at(s + offsets)
+            if st.plan_noise > 0.0:  # shift the whole plan sideways (road normal at each point)
+                normal_yaw = np.interp(s + offsets, road.s, road.yaw) + np.pi / 2
+                shift = rng.normal(0.0, st.plan_noise)
+                world = world + shift * np.stack((np.cos(normal_yaw), np.sin(normal_yaw)), 1)
             pts = state.pose.inverse().transform_points(world)
             seq += 1
             pending.append((step + delay_steps, PlannedTrajectory(
