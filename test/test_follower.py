@@ -263,7 +263,7 @@ def test_closed_loop_without_motion_compensation_is_worse(monkeypatch: pytest.Mo
     import minipamayo_ros.control.follower as follower_mod
     from minipamayo_ros.control.motion_compensation import CompensatedPath, plan_polyline
 
-    def uncompensated(traj, history, now, max_extrapolation, extension):
+    def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None):
         return CompensatedPath(plan_polyline(traj, extension), Pose2D())
 
     settings = ClosedLoopSettings(speed=5.0, latency=0.3)

@@ -160,7 +160,7 @@ class Follower:
         traj = self.trajectory
         path = None
         if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
-            path = compensate(traj, self.history, now, cfg.odom_timeout, cfg.max_lookahead + 1.0)
+            path = compensate(traj, self.history, now, cfg.odom_timeout, cfg.max_lookahead + 1.0, current)
             if path is None and status == ControlStatus.TRACKING:
                 status = ControlStatus.NO_ODOMETRY  # odometry does not cover the trajectory stamp
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros.geometry import Pose2D
-from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 
@@ -43,21 +43,23 @@ def plan_polyline(traj: PlannedTrajectory, extension: float) -> NDArray[np.float
     return np.vstack((pts, pts[-1] + direction * extension))
 
 
-def relative_stamp_pose(history: PoseHistory, stamp: float, now: float,
-                        max_extrapolation: float) -> Pose2D | None:
+def relative_stamp_pose(history: PoseHistory, stamp: float, now: float, max_extrapolation: float,
+                        at_now: OdometrySample | None = None) -> Pose2D | None:
     """Body frame at ``stamp`` expressed in the body frame at ``now`` (None if odometry misses
-    either instant by more than ``max_extrapolation`` seconds)."""
+    either instant by more than ``max_extrapolation`` seconds). ``at_now``: the sample at ``now``
+    if the caller already interpolated it."""
     at_stamp = history.interpolate(stamp, max_extrapolation)
-    at_now = history.interpolate(now, max_extrapolation)
+    if at_now is None:
+        at_now = history.interpolate(now, max_extrapolation)
     if at_stamp is None or at_now is None:
         return None
     return at_stamp.pose.relative_to(at_now.pose)
 
 
 def compensate(traj: PlannedTrajectory, history: PoseHistory, now: float, max_extrapolation: float,
-               extension: float) -> CompensatedPath | None:
+               extension: float, at_now: OdometrySample | None = None) -> CompensatedPath | None:
     """``traj`` as a :class:`CompensatedPath` in the body frame at ``now`` (None: no odometry)."""
-    rel = relative_stamp_pose(history, traj.stamp, now, max_extrapolation)
+    rel = relative_stamp_pose(history, traj.stamp, now, max_extrapolation, at_now)
     if rel is None:
         return None
     # the extension must reach past any lookahead even after the vehicle has moved along the plan
