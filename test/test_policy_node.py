@@ -226,27 +226,3 @@ def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -
     received, dropped = int(v["frames_received"]), int(v["frames_dropped"])
     assert dropped > 0 and received <= burst + 1
     assert received - dropped == int(v["trajectories_published"]) == len(rig.trajs)
-
-
-@pytest.mark.parametrize(("params", "expect"), [
-    ({"manifest_path": "/nonexistent/policy.manifest.json"}, "manifest not found"),
-    ({"max_rate_hz": 0.0}, "max_rate_hz"),
-    ({"odom_history": 0.8}, "odom_history"),
-    ("mismatch", "fix the manifest"),
-    ("corrupt", "corrupt"),
-])
-def test_fatal_startup_errors_exit_nonzero_with_a_fix(spawn, tmp_path, probe_manifest, params,
-                                                      expect) -> None:
-    if params == "mismatch":
-        params = {"manifest_path": str(build_probe_model(tmp_path, (64, 64), manifest_image_size=(32, 32)))}
-    elif params == "corrupt":
-        manifest = build_probe_model(tmp_path, (64, 64))
-        (tmp_path / "probe-policy.onnx").write_bytes(b"\x08\x01garbage")
-        params = {"manifest_path": str(manifest)}
-    proc = spawn(module=NODE, args=ros_args({"manifest_path": probe_manifest, "backend": "onnxruntime",
-                                             **params}), name="policy")
-    rc = proc.wait(60.0)
-    log = proc.read_log()
-    assert rc == 1, log[-2000:]
-    assert "cannot start the policy node" in log and expect in log, log[-2000:]
-    assert "Traceback" not in log

@@ -108,13 +108,13 @@ class PolicyNode(Node):
         self.worker.offer(Frame(
             stamp=time_to_sec(msg.header.stamp),
             decode=partial(raw_to_rgb, msg.data, msg.height, msg.width, encoding, msg.step),
-            description=f"{msg.width}x{msg.height} '{encoding}' image"))
+            description=f"{msg.width}x{msg.height} '{encoding}' image", received=self._now()))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         self.worker.offer(Frame(
             stamp=time_to_sec(msg.header.stamp),
             decode=partial(compressed_to_rgb, msg.data, msg.format),
-            description=f"compressed '{msg.format}' image"))
+            description=f"compressed '{msg.format}' image", received=self._now()))
 
     def _on_odom(self, msg: Odometry) -> None:
         if not self.pipeline.add_odometry(odometry_to_sample(msg)):
@@ -136,7 +136,8 @@ class PolicyNode(Node):
         msg.end_to_end_latency_ms = float(end_to_end_ms)
         self._traj_pub.publish(msg)
         self.stats.record_published(time.monotonic(), traj.inference_latency_ms, end_to_end_ms,
-                                    result.preprocess_ms)
+                                    result.preprocess_ms, transport_ms=(frame.received - frame.stamp) * 1e3,
+                                    queue_ms=result.queue_ms)
         if self._context_pub is not None:
             ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id=msg.model_id)
             ctx.context = result.output.context.astype(np.float32)

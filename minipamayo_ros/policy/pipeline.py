@@ -36,6 +36,7 @@ class Frame:
     stamp: float                                   # [s] image stamp on the node clock
     decode: Callable[[], NDArray[np.uint8]]        # -> (h, w, 3) uint8 RGB; may raise ImageError
     description: str = ""                          # e.g. "640x480 bgr8" for log messages
+    received: float = float("nan")                 # [s] node clock when the callback got it
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Skip:
 class Result:
     output: PolicyOutput
     preprocess_ms: float   # decode + resize + state history [ms]
+    queue_ms: float        # callback -> worker start (node clock) [ms]; NaN if not known
 
 
 class PolicyPipeline:
@@ -115,7 +117,8 @@ class PolicyPipeline:
     def run(self, frame: Frame, now: Callable[[], float]) -> Result | Skip:
         """Process ``frame``; ``now()`` is the node clock [s] (for the image age check)."""
         t0 = time.perf_counter()
-        age = now() - frame.stamp
+        started = now()
+        age = started - frame.stamp
         if age > self.max_image_age:
             return Skip("stale_image", f"image is {1e3 * age:.0f} ms old at inference start "
                                        f"(max_image_age {1e3 * self.max_image_age:.0f} ms)")
@@ -139,4 +142,4 @@ class PolicyPipeline:
         except OutputError as exc:
             return Skip("invalid_output", str(exc))
         self.sequence += 1
-        return Result(out, preprocess_ms)
+        return Result(out, preprocess_ms, (started - frame.received) * 1e3)

@@ -31,6 +31,8 @@ class PolicyStats:
         self.end_to_end = LatencyWindow(window)
         self.overhead = LatencyWindow(window)      # end-to-end minus engine time
         self.preprocess = LatencyWindow(window)    # decode + resize + state history
+        self.transport = LatencyWindow(window)     # image stamp -> camera callback (DDS, camera driver)
+        self.queue = LatencyWindow(window)         # camera callback -> worker start
         self._publish_times: deque[float] = deque()
         self._rate_window_s = rate_window_s
         self.published = 0
@@ -41,8 +43,14 @@ class PolicyStats:
         self._last_outcome = ""  # published | skipped | error
 
     def record_published(self, now: float, inference_ms: float, end_to_end_ms: float,
-                         preprocess_ms: float) -> None:
+                         preprocess_ms: float, transport_ms: float = float("nan"),
+                         queue_ms: float = float("nan")) -> None:
+        """One published trajectory; overhead = end-to-end - engine, the rest is its breakdown."""
         with self._lock:
+            if transport_ms == transport_ms:  # not NaN
+                self.transport.add(transport_ms)
+            if queue_ms == queue_ms:
+                self.queue.add(queue_ms)
             self.published += 1
             self.inference.add(inference_ms)
             self.end_to_end.add(end_to_end_ms)
@@ -99,7 +107,8 @@ class PolicyStats:
                 "warmed_up": str(warmed_up).lower(),
             }
             for name, win in (("inference_ms", self.inference), ("end_to_end_ms", self.end_to_end),
-                              ("overhead_ms", self.overhead), ("preprocess_ms", self.preprocess)):
+                              ("overhead_ms", self.overhead), ("preprocess_ms", self.preprocess),
+                              ("transport_ms", self.transport), ("queue_ms", self.queue)):
                 values.update(_percentiles(name, win.summary()))
             for cat, n in sorted(self.skipped.items()):
                 values[f"skipped_{cat}"] = str(n)
