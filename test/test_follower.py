@@ -237,8 +237,9 @@ def test_bad_parameters_named(values, fragment) -> None:
 
 # ---------------------------------------------------------------- closed loop (kinematic bicycle)
 def test_closed_loop_reference_road_5mps_with_150ms_latency() -> None:
-    """Issue 3 acceptance: |kappa| <= 0.1 1/m road, 5 m/s, trajectories 10 Hz delivered 150 ms late,
-    odometry 50 Hz, steering/speed lags and limits of the default vehicle."""
+    """Issue 3 acceptance: |kappa| <= 0.1 1/m road (straight, left curve, S-bend +0.1 -> -0.1 1/m,
+    right curve, gentle bend), 5 m/s, trajectories 10 Hz delivered 150 ms late, odometry 50 Hz,
+    steering/speed lags and limits of the default vehicle."""
     road = reference_road(0.1)
     assert np.max(np.abs(road.kappa)) == pytest.approx(0.1, rel=1e-3)
     res = run_closed_loop(road, ClosedLoopSettings(speed=5.0, latency=0.15))
