@@ -1,0 +1,214 @@
+"""Simulator node: the built-in road world on ROS topics, owning the sim clock (see docs/simulator.md).
+
+Thin wiring around :class:`minipamayo_ros.sim.session.SimSession`. A wall-clock timer advances
+sim time by ``elapsed * real_time_factor`` (at most ``MAX_ADVANCE_WALL`` of wall time per tick:
+if the process stalls, the simulation slows down instead of jumping) and publishes
+
+* ``/clock`` (rosgraph_msgs/Clock) every tick: run every other node with ``use_sim_time``;
+* ``/camera/image_raw`` (sensor_msgs/Image rgb8, ``camera_rate_hz``, sensor-data QoS);
+* ``/odom`` (nav_msgs/Odometry, ``odom_rate_hz``, odom -> base_link, sensor-data QoS);
+* ground truth: ``/sim/ground_truth/odom`` (Odometry without noise), ``/sim/expert_trajectory``
+  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``/sim/metrics``
+  (diagnostic_msgs/DiagnosticArray, episode metrics + expert event/caption).
+
+Subscribes ``/vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``/cmd_vel``
+(geometry_msgs/Twist) and ``/sim/reset`` (std_msgs/Int64: new episode with that seed, or the
+current seed if negative). The node itself runs on wall time (it is the clock).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Int64
+
+from minipamayo_ros.geometry import quaternion_from_yaw
+from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.conversions import sec_to_time, trajectory_to_msg
+from minipamayo_ros.nodes.ros_params import declare_config
+from minipamayo_ros.params import ParameterError
+from minipamayo_ros.sim.config import SimulatorConfig
+from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
+
+MAX_ADVANCE_WALL = 0.1  # [s] wall time one tick may catch up
+WARN_PERIOD_S = 2.0
+
+
+class SimulatorNode(Node):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("simulator", **kwargs)
+        if self.get_parameter("use_sim_time").value:
+            raise ParameterError("parameter 'use_sim_time' must be false for the simulator: it "
+                                 "publishes /clock itself")
+        self.config: SimulatorConfig = declare_config(self, SimulatorConfig, self._on_config)
+        cfg = self.config
+        self.session = SimSession(cfg)
+        self._plan_seq = 0
+        self._frames = 0
+        self._last_wall = time.monotonic()
+        self._rtf_window: list[tuple[float, float]] = []
+
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self._image_pub = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+        self._odom_pub = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        self._gt_pub = self._plan_pub = None
+        if cfg.publish_ground_truth:
+            self._gt_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
+            self._plan_pub = self.create_publisher(Trajectory, "/sim/expert_trajectory", 10)
+        self._metrics_pub = self.create_publisher(DiagnosticArray, "/sim/metrics", 10)
+        self.create_subscription(ControlCommand, "/vla/control", self._on_control, 10)
+        self.create_subscription(Twist, "/cmd_vel", self._on_twist, 10)
+        self.create_subscription(Int64, "/sim/reset", self._on_reset, 10)
+        self._timer = self.create_timer(1.0 / cfg.tick_rate_hz, self._tick)
+        self._metrics_timer = self.create_timer(1.0 / cfg.metrics_rate_hz, self._publish_metrics)
+        self._publish_clock()
+        self.get_logger().info(
+            f"simulator: seed {cfg.seed}, {cfg.image_width}x{cfg.image_height} px at "
+            f"{cfg.camera_rate_hz:g} Hz, odom {cfg.odom_rate_hz:g} Hz, real-time factor "
+            f"{cfg.real_time_factor:g}, control from {cfg.control_source}")
+
+    # ------------------------------------------------------------------ parameters / inputs
+    def _on_config(self, cfg: SimulatorConfig) -> None:
+        self.config = cfg
+        self.session.reconfigure(cfg)
+
+    def _on_control(self, msg: ControlCommand) -> None:
+        if not self.session.command_control(float(msg.steering_angle), float(msg.speed)):
+            self.get_logger().warning("ignoring ControlCommand with non-finite steering/speed",
+                                      throttle_duration_sec=WARN_PERIOD_S)
+
+    def _on_twist(self, msg: Twist) -> None:
+        if not self.session.command_twist(float(msg.linear.x), float(msg.angular.z)):
+            self.get_logger().warning("ignoring /cmd_vel with non-finite values",
+                                      throttle_duration_sec=WARN_PERIOD_S)
+
+    def _on_reset(self, msg: Int64) -> None:
+        seed = None if msg.data < 0 else int(msg.data)
+        if seed is not None and seed >= 2**31:
+            self.get_logger().warning(f"/sim/reset seed {seed} out of range (0..2^31-1): ignored")
+            return
+        seed = self.session.reset(seed)
+        self.get_logger().info(f"episode {self.session.episode}: reset to seed {seed}")
+
+    # ------------------------------------------------------------------ loop
+    def _tick(self) -> None:
+        now = time.monotonic()
+        wall = min(now - self._last_wall, MAX_ADVANCE_WALL)
+        self._last_wall = now
+        sim_before = self.session.sim_time
+        out = self.session.advance(wall * self.config.real_time_factor)
+        for o in out.odom:
+            self._publish_odom(o)
+        for f in out.frames:
+            self._publish_frame(f)
+        for seed in out.resets:
+            self.get_logger().info(f"episode {self.session.episode}: road finished, new seed {seed}")
+        self._publish_clock()
+        if self.session.braking:
+            self.get_logger().warning(
+                f"no command for > {self.config.command_timeout} s on /vla/control or /cmd_vel: "
+                "braking to a stop", throttle_duration_sec=WARN_PERIOD_S)
+        self._rtf_window = (self._rtf_window + [(now, self.session.sim_time - sim_before)])[-200:]
+
+    def _publish_clock(self) -> None:
+        msg = Clock()
+        msg.clock = sec_to_time(self.session.sim_time)
+        self._clock_pub.publish(msg)
+
+    def _odom_msg(self, stamp: float, sample: object, frame: str) -> Odometry:
+        msg = Odometry()
+        msg.header.stamp = sec_to_time(stamp)
+        msg.header.frame_id = frame
+        msg.child_frame_id = self.config.base_frame
+        pose = sample.pose  # type: ignore[attr-defined]
+        msg.pose.pose.position.x = float(pose.x)
+        msg.pose.pose.position.y = float(pose.y)
+        qx, qy, qz, qw = quaternion_from_yaw(pose.yaw)
+        q = msg.pose.pose.orientation
+        q.x, q.y, q.z, q.w = qx, qy, qz, qw
+        msg.twist.twist.linear.x = float(sample.speed)  # type: ignore[attr-defined]
+        msg.twist.twist.angular.z = float(sample.yaw_rate)  # type: ignore[attr-defined]
+        return msg
+
+    def _publish_odom(self, o: OdomOutput) -> None:
+        self._odom_pub.publish(self._odom_msg(o.stamp, o.odom, self.config.odom_frame))
+        if self._gt_pub is not None:
+            self._gt_pub.publish(self._odom_msg(o.stamp, o.truth, self.config.odom_frame))
+
+    def _publish_frame(self, f: FrameOutput) -> None:
+        img = Image()
+        img.header.stamp = sec_to_time(f.stamp)
+        img.header.frame_id = self.config.camera_frame
+        img.height, img.width = int(f.image.shape[0]), int(f.image.shape[1])
+        img.encoding = "rgb8"
+        img.is_bigendian = 0
+        img.step = img.width * 3
+        img.data = np.ascontiguousarray(f.image).tobytes()
+        self._image_pub.publish(img)
+        self._frames += 1
+        if self._plan_pub is not None:
+            self._plan_seq += 1
+            self._plan_pub.publish(trajectory_to_msg(f.plan.to_trajectory(self._plan_seq)))
+        self._last_plan = f.plan
+
+    def _publish_metrics(self) -> None:
+        s = self.session
+        m = s.world.metrics()
+        window = self._rtf_window
+        rtf = 0.0
+        if len(window) >= 2 and window[-1][0] > window[0][0]:
+            rtf = sum(d for _, d in window[1:]) / (window[-1][0] - window[0][0])
+        plan = getattr(self, "_last_plan", None)
+        values = {**m.as_dict(), "seed": s.seed, "episode": s.episode, "sim_time_s": s.sim_time,
+                  "achieved_real_time_factor": rtf, "control_source": s.last_source,
+                  "frames_published": self._frames,
+                  "expert_event": int(plan.event) if plan else -1,
+                  "expert_caption": plan.caption if plan else ""}
+        status = DiagnosticStatus(name="simulator", hardware_id="minipamayo_sim",
+                                  level=DiagnosticStatus.WARN if s.braking else DiagnosticStatus.OK,
+                                  message="braking: no command" if s.braking else "running")
+        status.values = [KeyValue(key=k, value=f"{v:.4g}" if isinstance(v, float) else str(v))
+                         for k, v in values.items()]
+        arr = DiagnosticArray()
+        arr.header.stamp = sec_to_time(s.sim_time)
+        arr.status = [status]
+        self._metrics_pub.publish(arr)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimulatorNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except ParameterError as exc:
+        print(f"simulator_node: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        # a publish racing the SIGTERM/SIGINT shutdown of the context is a normal exit
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The simulator node in its own process over real (loopback) DDS: camera, odometry, clock, ground
+truth, reaction to ControlCommand, safety stop, reset, fail-fast configuration.
+Generous timeouts and behavioural assertions only: the test machine is shared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Int64
+
+from conftest import REPO_ROOT, spin_until
+from minipamayo_ros.bringup.processes import ros_args
+from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
+
+pytestmark = pytest.mark.ros
+
+MODULE = "minipamayo_ros.nodes.simulator_node"
+
+
+def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
+    node, executor = ros_node
+    spawn(module=MODULE, args=ros_args(
+        params_files=[REPO_ROOT / "config" / "simulator.yaml"],
+        parameters={"seed": 4, "real_time_factor": 2.0, "camera_rate_hz": 10.0, "image_width": 320,
+                    "image_height": 320, "command_timeout": 0.5}))
+    images: list[Image] = []
+    odoms: list[Odometry] = []
+    truths: list[Odometry] = []
+    clocks: list[Clock] = []
+    plans: list[Trajectory] = []
+    metrics: list[DiagnosticArray] = []
+    node.create_subscription(Image, "/camera/image_raw", images.append, qos_profile_sensor_data)
+    node.create_subscription(Odometry, "/odom", odoms.append, qos_profile_sensor_data)
+    node.create_subscription(Odometry, "/sim/ground_truth/odom", truths.append, 10)
+    node.create_subscription(Clock, "/clock", clocks.append, 10)
+    node.create_subscription(Trajectory, "/sim/expert_trajectory", plans.append, 10)
+    node.create_subscription(DiagnosticArray, "/sim/metrics", metrics.append, 10)
+    assert spin_until(executor, lambda: len(images) >= 3 and len(odoms) >= 20 and len(plans) >= 3
+                      and len(metrics) >= 1, 30.0), (len(images), len(odoms), len(plans), len(metrics))
+
+    img = images[-1]
+    assert (img.width, img.height, img.encoding, img.step) == (320, 320, "rgb8", 960)
+    pixels = np.frombuffer(img.data, np.uint8).reshape(320, 320, 3)
+    assert pixels.std() > 10.0  # a scene, not a blank frame
+    o = odoms[-1]
+    assert (o.header.frame_id, o.child_frame_id) == ("odom", "base_link")
+    stamps = [time_to_sec(m.header.stamp) for m in odoms]
+    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+    assert time_to_sec(clocks[-1].clock) >= stamps[-1] - 0.05
+    assert len(truths) > 0
+    plan = msg_to_trajectory(plans[-1])
+    assert plan.validation_error() is None and len(plan.points) == 20
+    assert plan.stamp in {time_to_sec(i.header.stamp) for i in images}  # plan at an image stamp
+    keys = {kv.key for kv in metrics[-1].status[0].values}
+    assert {"cross_track_rms_m", "lane_departures", "collisions", "seed"} <= keys
+
+    # standing still without commands; a ControlCommand makes it drive
+    assert abs(odoms[-1].twist.twist.linear.x) < 0.05
+    pub = node.create_publisher(ControlCommand, "/vla/control", 10)
+
+    def send() -> None:
+        cmd = ControlCommand()
+        cmd.steering_angle = 0.0
+        cmd.speed = 4.0
+        pub.publish(cmd)
+
+    timer = node.create_timer(0.05, send)
+    assert spin_until(executor, lambda: odoms[-1].twist.twist.linear.x > 2.0, 30.0)
+    start = odometry_to_sample(odoms[-1]).pose
+    # commands stop -> the car brakes to a standstill by itself
+    timer.cancel()
+    node.destroy_timer(timer)
+    assert spin_until(executor, lambda: odoms[-1].twist.twist.linear.x < 0.05, 30.0)
+    end = odometry_to_sample(odoms[-1]).pose
+    assert np.hypot(end.x - start.x, end.y - start.y) > 1.0
+
+    # reset: a new episode starts at the odom origin region, sim time keeps increasing
+    before = time_to_sec(clocks[-1].clock)
+    reset = node.create_publisher(Int64, "/sim/reset", 10)
+    spin_until(executor, lambda: reset.get_subscription_count() > 0, 10.0)
+    reset.publish(Int64(data=7))
+    assert spin_until(executor, lambda: odometry_to_sample(odoms[-1]).pose.x < end.x - 0.5, 30.0)
+    assert time_to_sec(clocks[-1].clock) > before
+    assert spin_until(executor, lambda: any(
+        kv.key == "seed" and kv.value == "7" for kv in metrics[-1].status[0].values), 30.0)
+
+
+def test_invalid_configuration_fails_fast(spawn) -> None:
+    proc = spawn(module=MODULE, args=ros_args(parameters={"image_width": 1000}))
+    assert proc.wait(timeout=60) != 0
+    assert "image_width" in proc.read_log()
