@@ -144,7 +144,7 @@ def bench_torch(cfg: Any, kind: str, precision: str, mode: str, n: int) -> dict[
         ms.append(backend.last_infer_ms)
     res: dict[str, Any] = {"kind": kind, "precision": precision, "mode": mode, **_stats(ms),
                            "load_and_warmup_s": round(load_s, 1),
-                           "parameters": backend.parameters,
+                           "parameters": backend.num_parameters,
                            "gpu_mem_peak_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
                            "gpu_mem_reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1),
                            "describe": backend.describe()}

@@ -87,9 +87,11 @@ class TorchBackend(InferenceBackend):
             torch.set_num_threads(max(1, options.intra_op_threads))  # share the CPU like ORT does
         if model is None:
             model = self._load_model(manifest, options)
-        model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.parameters = sum(p.numel() for p in model.parameters())
-        self._module = model.policy if manifest.kind == "policy" else _TextModule(model.text)
+        # only the part this manifest runs goes to the device (the other half is dropped)
+        part = model.policy if manifest.kind == "policy" else _TextModule(model.text)
+        del model
+        self._module = part.to(device=self.device, dtype=self.dtype).eval()
+        self.num_parameters = sum(p.numel() for p in self._module.parameters())
         self._fn = self._module
         if options.compile:
             mode = "max-autotune-no-cudagraphs" if options.extra.get("compile_autotune") else None
@@ -114,7 +116,7 @@ class TorchBackend(InferenceBackend):
 
         cfg = config if isinstance(config, ModelConfig) else load_config(config)
         torch.manual_seed(seed)
-        with torch.device("cuda" if str(options.device).startswith("cuda") else "cpu"):
+        with torch.device(options.device):
             model = build_model(cfg)  # initialised directly on the target device (fast for 0.5 B)
         inputs, outputs = io_specs(cfg, kind)
         manifest = ModelManifest(name=f"{cfg.name}-{kind}-random-init", kind=kind,
@@ -190,7 +192,7 @@ class TorchBackend(InferenceBackend):
             "torch": torch.__version__,
             "cuda_graphs": str(self._graph is not None).lower(),
             "compile": str(bool(self.options.compile)).lower(),
-            "parameters": str(self.parameters),
+            "parameters": str(self.num_parameters),
             "model_id": self.manifest.model_id,
             "selection": self.selection,
         }
