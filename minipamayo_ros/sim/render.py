@@ -24,6 +24,7 @@ _SHIFT = 3                      # fillPoly sub-pixel bits
 _SCALE = float(1 << _SHIFT)
 _DASH, _DASH_PERIOD = 3.0, 9.0  # [m] centre-line dash length and period
 _LINE_W = 0.15                  # [m] marking width
+_STEP = 0.5                     # [m] sampling of the road outline along s
 
 
 @dataclass(frozen=True)
@@ -107,24 +108,46 @@ class Renderer:
         dx, dy = pts[..., 0] - pose.x, pts[..., 1] - pose.y
         return np.stack((c * dx + s * dy, -s * dx + c * dy), axis=-1)
 
-    def _strip(self, road: Road, pose: Pose2D, s: NDArray[np.float64], d_lo: float, d_hi: float,
-               z: float = 0.0) -> NDArray[np.int32] | None:
-        """Fixed-point polygon of the ground strip ``d_lo..d_hi`` over ``s`` (None if not visible)."""
-        lo = self._to_body(pose, road.points_at(s, d_lo))
-        hi = self._to_body(pose, road.points_at(s, d_hi))
-        zz = np.full((len(s), 1), z)
-        uv_lo, ok_lo = project(self.cam, np.concatenate((lo, zz), axis=1))
-        uv_hi, ok_hi = project(self.cam, np.concatenate((hi, zz), axis=1))
-        ok = ok_lo & ok_hi
-        idx = np.flatnonzero(ok)
+    def _ground_uv(self, road: Road, pose: Pose2D, s: NDArray[np.float64],
+                   offsets: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Pixels ``(len(s), len(offsets), 2)`` of ground points at (s, d) and their validity."""
+        x = np.interp(s, road.s, road.xy[:, 0])[:, None]
+        y = np.interp(s, road.s, road.xy[:, 1])[:, None]
+        h = np.interp(s, road.s, road.heading)[:, None]
+        wx = x - np.sin(h) * offsets[None, :] - pose.x
+        wy = y + np.cos(h) * offsets[None, :] - pose.y
+        c, sn = np.cos(pose.yaw), np.sin(pose.yaw)
+        bx, by = c * wx + sn * wy, -sn * wx + c * wy
+        cam = self.cam
+        cp, sp = np.cos(cam.pitch), np.sin(cam.pitch)
+        dx, dz = bx - cam.x_offset, -cam.mount_height
+        zc = dx * cp - dz * sp
+        ok = zc > cam.near
+        zs = np.where(ok, zc, 1.0)
+        uv = np.empty(bx.shape + (2,))
+        uv[..., 0] = cam.cx + cam.fx * (-by) / zs
+        uv[..., 1] = cam.cy + cam.fy * (-dx * sp - dz * cp) / zs
+        return uv, ok
+
+    @staticmethod
+    def _strip_poly(uv: NDArray[np.float64], ok: NDArray[np.bool_], lo: int, hi: int,
+                    rows: slice | None = None) -> NDArray[np.int32] | None:
+        """Fixed-point polygon between offset columns ``lo`` and ``hi`` over ``rows`` of the grid.
+
+        Uses the first contiguous run of samples in front of the camera (the road may bend out
+        of view and back); None if fewer than two remain.
+        """
+        rows = slice(None) if rows is None else rows
+        valid = ok[rows, lo] & ok[rows, hi]
+        idx = np.flatnonzero(valid)
         if len(idx) < 2:
             return None
-        # first contiguous visible run (the road may bend out of view and back)
         breaks = np.flatnonzero(np.diff(idx) > 1)
         run = idx[: breaks[0] + 1] if len(breaks) else idx
         if len(run) < 2:
             return None
-        poly = np.concatenate((uv_lo[run], uv_hi[run][::-1]))
+        a, b = uv[rows, lo][run], uv[rows, hi][run]
+        poly = np.concatenate((a, b[::-1]))
         return np.round(np.clip(poly, -1e5, 1e5) * _SCALE).astype(np.int32)
 
     def _fill(self, img: NDArray[np.uint8], polys: Sequence[NDArray[np.int32]], color: Color) -> None:
@@ -188,24 +211,31 @@ class Renderer:
         img = self._background.copy()
         pal, lw, cam = self.palette, road.lane_width, self.cam
         s_end = min(s_vehicle + cam.max_range, road.length)
-        s = np.arange(max(0.0, s_vehicle - 2.0), s_end, 0.5)
-        if len(s) >= 2:
-            self._fill(img, [self._strip(road, pose, s, -lw / 2 - 0.7, 1.5 * lw + 0.7)], pal.shoulder)
-            self._fill(img, [self._strip(road, pose, s, -lw / 2, 1.5 * lw)], pal.asphalt)
-            self._fill(img, [self._strip(road, pose, s, -lw / 2 - _LINE_W / 2, -lw / 2 + _LINE_W / 2),
-                             self._strip(road, pose, s, 1.5 * lw - _LINE_W / 2, 1.5 * lw + _LINE_W / 2)],
-                       pal.edge_line)
-            k0 = int(np.floor(s[0] / _DASH_PERIOD))
-            dashes = []
-            for k in range(k0, int(np.ceil(s_end / _DASH_PERIOD)) + 1):
-                ds = np.linspace(k * _DASH_PERIOD, k * _DASH_PERIOD + _DASH, 5)
-                ds = ds[(ds >= s[0]) & (ds <= s_end)]
-                if len(ds) >= 2:
-                    dashes.append(self._strip(road, pose, ds, lw / 2 - _LINE_W / 2, lw / 2 + _LINE_W / 2))
-            self._fill(img, dashes, pal.centre_line)
+        # one grid on whole multiples of _STEP, so dash ends fall on samples and stay put
+        s = np.arange(np.ceil(max(0.0, s_vehicle - 2.0) / _STEP) * _STEP, s_end, _STEP)
         visible_stops = [sl for sl in stop_lines if s_vehicle - 5.0 < sl < s_end]
-        self._fill(img, [self._strip(road, pose, np.array([sl - 0.25, sl + 0.25]), -lw / 2, lw / 2)
-                         for sl in visible_stops], pal.stop_line)
+        if len(s) >= 2:
+            w = _LINE_W / 2
+            offsets = np.array([-lw / 2 - 0.7, 1.5 * lw + 0.7,      # 0, 1 shoulders
+                                -lw / 2, 1.5 * lw,                    # 2, 3 asphalt
+                                -lw / 2 - w, -lw / 2 + w,             # 4, 5 right edge line
+                                1.5 * lw - w, 1.5 * lw + w,           # 6, 7 left edge line
+                                lw / 2 - w, lw / 2 + w])              # 8, 9 centre line
+            uv, ok = self._ground_uv(road, pose, s, offsets)
+            self._fill(img, [self._strip_poly(uv, ok, 0, 1)], pal.shoulder)
+            self._fill(img, [self._strip_poly(uv, ok, 2, 3)], pal.asphalt)
+            self._fill(img, [self._strip_poly(uv, ok, 4, 5), self._strip_poly(uv, ok, 6, 7)], pal.edge_line)
+            phase = np.mod(s + 1e-6, _DASH_PERIOD) <= _DASH + 2e-6
+            edges = np.diff(np.concatenate(([0], phase.astype(np.int8), [0])))
+            starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [start, end)
+            dashes = [self._strip_poly(uv, ok, 8, 9, slice(a, b)) for a, b in zip(starts, ends, strict=True)]
+            self._fill(img, dashes, pal.centre_line)
+        stops = []
+        for sl in visible_stops:
+            uv_s, ok_s = self._ground_uv(road, pose, np.array([sl - 0.25, sl + 0.25]),
+                                         np.array([-lw / 2, lw / 2]))
+            stops.append(self._strip_poly(uv_s, ok_s, 0, 1))
+        self._fill(img, stops, pal.stop_line)
         # 3-D objects, far to near (painter's algorithm)
         objects: list[tuple[float, object]] = [(sl, sl) for sl in visible_stops]
         objects += [(ob.s, ob) for ob in obstacles if s_vehicle - 5.0 < ob.s < s_end]
