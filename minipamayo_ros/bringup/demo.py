@@ -1,0 +1,167 @@
+"""The closed-loop demo (README's main command): simulator + policy + follower (+ text) over DDS.
+
+    python -m minipamayo_ros.bringup.demo [--seed 0] [--duration 60] [--out reports/...]
+
+Starts the sim stack with the runner (every node its own process, same description as
+``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
+sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
+``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
+``latency.png``, node logs. Prints a one-screen summary. Exit code 0 on a completed run
+(the quality checks are reported, not enforced: see ``bringup.evaluate`` for the bar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs, config_dir
+from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+from minipamayo_ros.params import build_config, load_node_yaml
+
+DEFAULT_SEED = 0          # the embedded default road
+DEFAULT_DURATION = 60.0   # [s] sim time
+
+
+def sim_overrides(duration: float, cruise_speed: float = 8.0) -> dict[str, object]:
+    """Simulator parameters for one long episode (no automatic reset during the run)."""
+    road_length = max(400.0, cruise_speed * duration * 1.3 + 150.0)
+    return {"auto_reset": False, "road_length": round(road_length, 1)}
+
+
+def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Namespace,
+                    snapshot_count: int = 4, progress: bool = True) -> dict[str, Any]:
+    """Run the stack once and write the report into ``out_dir``; returns the metrics."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from minipamayo_ros.bringup import report
+    from minipamayo_ros.bringup.recorder import RecorderNode
+    from minipamayo_ros.sim.config import SimulatorConfig
+    from minipamayo_ros.sim.world import World
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args.seed = seed
+    domain = args.domain_id if args.domain_id is not None else pick_domain_id()
+    env = loopback_dds_env(domain)
+    os.environ.update(env)  # the recorder in this process joins the same loopback domain
+
+    specs = build_specs(args)
+    overrides = sim_overrides(duration)
+    specs = [s if s.name != "simulator" else type(s)(**{**s.__dict__,
+                                                         "parameters": {**s.parameters, **overrides}})
+             for s in specs]
+    cfg = config_dir()
+    sim_values = {**load_node_yaml(cfg / "simulator.yaml", "simulator"), **specs[0].parameters}
+    sim_config = build_config(SimulatorConfig, {k: v for k, v in sim_values.items() if k != "use_sim_time"})
+    follower_rate = float(load_node_yaml(cfg / "follower.yaml", "follower").get("rate_hz", 50.0))
+    max_rate = float(load_node_yaml(cfg / "policy.yaml", "policy").get("max_rate_hz", 10.0))
+
+    snapshot_times = [duration * (k + 0.5) / snapshot_count for k in range(snapshot_count)]
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    recorder = RecorderNode(snapshot_times, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(recorder)
+    runner = StackRunner(specs, env, log_dir=out_dir / "logs")
+    wall_start = time.monotonic()
+    wall_limit = 60.0 + 3.0 * duration / max(args.real_time_factor, 1e-3)
+    died: list[tuple[str, int]] = []
+    last_print = -1
+    try:
+        runner.start()
+        while recorder.elapsed() < duration:
+            executor.spin_once(timeout_sec=0.05)
+            died = runner.dead()
+            if died:
+                break
+            if time.monotonic() - wall_start > wall_limit:
+                print(f"[demo] stopped: no progress in sim time after {wall_limit:.0f} s wall",
+                      file=sys.stderr)
+                break
+            if progress and int(recorder.elapsed()) // 5 != last_print:
+                last_print = int(recorder.elapsed()) // 5
+                print(f"\r[demo] sim time {recorder.elapsed():5.1f} / {duration:.0f} s  "
+                      f"trajectories {len(recorder.rec.trajectories):4d}",
+                      end="", file=sys.stderr, flush=True)
+        # collect the simulator's last metrics message
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        if progress:
+            print(file=sys.stderr)
+        runner.stop()
+        executor.remove_node(recorder)
+        recorder.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+
+    rec = recorder.rec
+    metrics = report.closed_loop_metrics(rec, max_rate_hz=max_rate, follower_rate_hz=follower_rate)
+    metrics["seed"] = seed
+    metrics["requested_sim_seconds"] = duration
+    metrics["wall_seconds"] = round(time.monotonic() - wall_start, 1)
+    metrics["nodes_died"] = [{"node": n, "exit_code": c} for n, c in died]
+    metrics["checks"] = report.quality_verdict(metrics)
+    world = World(seed, sim_config.world_config())
+    report.plot_birdseye(world.road, rec, out_dir / "birdseye.png")
+    report.save_camera_frames(rec, sim_config.world_config().camera, out_dir)
+    report.plot_latency(rec, out_dir / "latency.png")
+    report.write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def summary_text(m: dict[str, Any], out_dir: Path) -> str:
+    d, p, f = m["driving"], m["policy"], m["follower"]
+
+    def fmt(v: Any, spec: str = ".3f") -> str:
+        return "n/a" if v is None or isinstance(v, str) else format(v, spec)
+
+    lines = [
+        f"minipamayo closed-loop demo — seed {m['seed']}, {m['sim_seconds']:.0f} s sim time "
+        f"({m['wall_seconds']:.0f} s wall)",
+        f"  driving   distance {fmt(d['distance_m'], '.0f')} m, "
+        f"mean speed {fmt(d['mean_speed_mps'], '.1f')} m/s, "
+        f"cross-track RMS {fmt(d['cross_track_rms_m'])} m / max {fmt(d['cross_track_max_m'])} m",
+        f"            lane departures {fmt(d['lane_departures'], '.0f')}, collisions "
+        f"{fmt(d['collisions'], '.0f')}, stop-line violations {fmt(d['stop_line_violations'], '.0f')}",
+        f"  policy    {p['rate_hz']:.2f} Hz (cap {p['max_rate_hz']:.0f} Hz), end-to-end p50/p95/p99 "
+        f"{fmt(p['end_to_end_ms']['p50'], '.1f')}/{fmt(p['end_to_end_ms']['p95'], '.1f')}/"
+        f"{fmt(p['end_to_end_ms']['p99'], '.1f')} ms, "
+        f"inference p95 {fmt(p['inference_ms']['p95'], '.1f')} ms, "
+        f"frames dropped {fmt(p['frames_dropped'], '.0f')} of {fmt(p['frames_received'], '.0f')}",
+        f"            model {p['model_id']} on {p['backend'] or 'n/a'}",
+        f"  follower  {f['rate_hz']:.1f} Hz (configured {f['configured_rate_hz']:.0f} Hz), period p99 "
+        f"{fmt(f['period_ms']['p99'], '.1f')} ms, ticks per status {f['status_ticks']}",
+        f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
+    ]
+    if m["nodes_died"]:
+        lines.append(f"  NODES DIED: {m['nodes_died']} (see logs/)")
+    lines.append(f"  report    {out_dir}/ (metrics.json, birdseye.png, camera_*.png, latency.png, logs/)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="sim seconds")
+    parser.add_argument("--out", type=Path, default=None, help="report folder")
+    add_stack_arguments(parser)
+    parser.set_defaults(seed=DEFAULT_SEED, backend="onnxruntime", stack="sim", log_dir=None)
+    args = parser.parse_args(argv)
+    if args.duration <= 0:
+        parser.error("--duration must be > 0 s")
+    out = args.out or Path("reports") / time.strftime(f"demo-seed{args.seed}-%Y%m%d-%H%M%S")
+    print(f"[demo] seed {args.seed}, {args.duration:.0f} s sim time, backend {args.backend}; "
+          f"report -> {out}", file=sys.stderr)
+    metrics = run_closed_loop(args.seed, args.duration, out, args)
+    print(summary_text(metrics, out))
+    return 1 if metrics["nodes_died"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A listener node for closed-loop runs: records what the stack and the simulator publish.
+
+Runs inside the demo / evaluation process (not part of the vehicle stack). Everything is stored
+as plain numbers so ``bringup.report`` (ROS-free) can compute metrics and draw the report.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+
+@dataclass
+class Recording:
+    """Everything a closed-loop run produced (times in sim seconds unless noted)."""
+
+    truth: list[tuple[float, float, float, float, float]] = field(default_factory=list)  # t,x,y,yaw,v
+    trajectories: list[PlannedTrajectory] = field(default_factory=list)
+    trajectory_receive_times: list[float] = field(default_factory=list)  # sim time at receipt
+    # (t, status, speed, steering, curvature) per control command
+    controls: list[tuple[float, int, float, float, float]] = field(default_factory=list)
+    snapshots: list[tuple[np.ndarray, PlannedTrajectory]] = field(default_factory=list)  # image + its plan
+    sim_metrics: dict[str, str] = field(default_factory=dict)     # latest /sim/metrics values
+    policy_diagnostics: dict[str, str] = field(default_factory=dict)  # latest policy /diagnostics
+    first_sim_time: float | None = None
+    last_sim_time: float = 0.0
+
+
+class RecorderNode(Node):
+    """Subscribes to ground truth, trajectories, control, camera, metrics and diagnostics."""
+
+    def __init__(self, snapshot_times: list[float], context: object | None = None) -> None:
+        super().__init__("demo_recorder", context=context,
+                         parameter_overrides=[Parameter("use_sim_time", value=True)])
+        self.rec = Recording()
+        self._pending_snapshots = sorted(snapshot_times)  # [s] since the first sim time
+        self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=30)
+        self.create_subscription(Odometry, "/sim/ground_truth/odom", self._on_truth, 50)
+        self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
+        self.create_subscription(ControlCommand, "/vla/control", self._on_control, 200)
+        self.create_subscription(Image, "/camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_sim_metrics, 10)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def sim_time(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def elapsed(self) -> float:
+        """Sim seconds since the first ground-truth sample (0 before it)."""
+        r = self.rec
+        return 0.0 if r.first_sim_time is None else r.last_sim_time - r.first_sim_time
+
+    def _on_truth(self, msg: Odometry) -> None:
+        s = odometry_to_sample(msg)
+        r = self.rec
+        if r.first_sim_time is None:
+            r.first_sim_time = s.stamp
+        r.last_sim_time = s.stamp
+        r.truth.append((s.stamp, s.pose.x, s.pose.y, s.pose.yaw, s.speed))
+
+    def _on_trajectory(self, msg: Trajectory) -> None:
+        traj = msg_to_trajectory(msg)
+        self.rec.trajectories.append(traj)
+        self.rec.trajectory_receive_times.append(self.sim_time())
+        if self._pending_snapshots and self.rec.first_sim_time is not None \
+                and traj.stamp - self.rec.first_sim_time >= self._pending_snapshots[0]:
+            for stamp, image in self._frames:
+                if abs(stamp - traj.stamp) < 1e-6:
+                    self.rec.snapshots.append((image, traj))
+                    self._pending_snapshots.pop(0)
+                    break
+
+    def _on_control(self, msg: ControlCommand) -> None:
+        self.rec.controls.append((time_to_sec(msg.header.stamp), int(msg.status), msg.speed,
+                                  msg.steering_angle, msg.curvature))
+
+    def _on_image(self, msg: Image) -> None:
+        if not self._pending_snapshots:
+            return
+        img = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3).copy()
+        self._frames.append((time_to_sec(msg.header.stamp), img))
+
+    def _on_sim_metrics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.rec.sim_metrics = {kv.key: kv.value for kv in status.values}
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if "policy" in status.name:
+                self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}

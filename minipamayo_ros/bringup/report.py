@@ -1,0 +1,202 @@
+"""Closed-loop report: metrics from a :class:`~minipamayo_ros.bringup.recorder.Recording` and plots.
+
+ROS-free (numpy + matplotlib + OpenCV): the recorder hands over plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from minipamayo_ros.geometry import Pose2D
+from minipamayo_ros.latency import summarize
+from minipamayo_ros.sim.camera import CameraConfig, project
+from minipamayo_ros.sim.road import Road
+
+STATUS_NAMES = {0: "TRACKING", 1: "STALE_TRAJECTORY_STOP", 2: "NO_ODOMETRY", 3: "NO_TRAJECTORY"}
+
+
+def _num(value: str | None) -> float | str | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float,
+                        warmup_s: float = 2.0) -> dict[str, Any]:
+    """Driving quality (from the simulator's ground-truth metrics) and stack timing.
+
+    Rates are measured in sim time over the run after ``warmup_s`` (the stack needs a moment to
+    connect and warm up before the first trajectory).
+    """
+    t0 = (rec.first_sim_time or 0.0) + warmup_s
+    t1 = rec.last_sim_time
+    span = max(t1 - t0, 1e-9)
+    trajs = [t for t in rec.trajectories if t0 <= t.stamp <= t1]
+    controls = np.array([c for c in rec.controls if t0 <= c[0] <= t1]).reshape(-1, 5)
+    periods_ms = np.diff(controls[:, 0]) * 1e3 if len(controls) > 1 else np.array([])
+    statuses = {name: int(np.sum(controls[:, 1] == code)) for code, name in STATUS_NAMES.items()}
+    sim = {k: _num(v) for k, v in rec.sim_metrics.items()}
+    diag = rec.policy_diagnostics
+    policy_rate = len(trajs) / span
+    follower_rate = len(controls) / span
+    return {
+        "sim_seconds": round(t1 - (rec.first_sim_time or t1), 2),
+        "driving": {k: sim.get(k) for k in (
+            "distance_m", "mean_speed_mps", "cross_track_rms_m", "cross_track_max_m", "lane_departures",
+            "lane_departure_time_s", "collisions", "stop_line_violations", "stops_completed",
+            "max_lateral_accel_mps2", "max_long_jerk_mps3")},
+        "policy": {
+            "rate_hz": policy_rate,
+            "max_rate_hz": max_rate_hz,
+            "rate_ratio": policy_rate / max_rate_hz,
+            "trajectories": len(trajs),
+            "end_to_end_ms": summarize([t.end_to_end_latency_ms for t in trajs]).as_dict(),
+            "inference_ms": summarize([t.inference_latency_ms for t in trajs]).as_dict(),
+            "frames_received": _num(diag.get("frames_received")),
+            "frames_dropped": _num(diag.get("frames_dropped")),
+            "model_id": trajs[-1].model_id if trajs else "",
+            "backend": diag.get("backend_backend", ""),
+        },
+        "follower": {
+            "rate_hz": follower_rate,
+            "configured_rate_hz": follower_rate_hz,
+            "rate_ratio": follower_rate / follower_rate_hz,
+            "period_ms": summarize(periods_ms).as_dict(),
+            "status_ticks": statuses,
+        },
+    }
+
+
+def quality_verdict(m: dict[str, Any]) -> dict[str, bool]:
+    """The per-run checks of the closed-loop quality bar."""
+    d = m["driving"]
+    return {
+        "no_lane_departure": (d.get("lane_departures") or 0) == 0,
+        "no_collision": (d.get("collisions") or 0) == 0,
+        "policy_rate_within_10pct": abs(m["policy"]["rate_ratio"] - 1.0) <= 0.10,
+        "follower_rate_within_10pct": abs(m["follower"]["rate_ratio"] - 1.0) <= 0.10,
+    }
+
+
+def _trajectory_in_world(traj: Any, truth: np.ndarray) -> np.ndarray | None:
+    """Predicted waypoints in the odom frame, using the true pose at the trajectory's stamp."""
+    i = int(np.searchsorted(truth[:, 0], traj.stamp))
+    if i <= 0 or i >= len(truth):
+        return None
+    pose = Pose2D(*truth[i, 1:4])
+    return pose.transform_points(np.asarray(traj.points))
+
+
+def plot_birdseye(road: Road, rec: Any, path: Path, n_predictions: int = 12) -> None:
+    """Road (lane edges, centre line), the driven path and some predicted trajectories."""
+    truth = np.array(rec.truth)
+    fig, ax = plt.subplots(figsize=(9, 9))
+    s = np.arange(0.0, road.length, 1.0)
+    half = road.lane_width / 2.0
+    for d, style in ((-half, "k-"), (half, "k--"), (3 * half, "k-")):
+        pts = road.points_at(s, d)
+        ax.plot(pts[:, 0], pts[:, 1], style, lw=0.8)
+    centre = road.points_at(s, 0.0)
+    ax.plot(centre[:, 0], centre[:, 1], ":", color="0.6", lw=0.8, label="lane centre")
+    if len(truth):
+        ax.plot(truth[:, 1], truth[:, 2], "b-", lw=1.5, label="driven path (ground truth)")
+        idx = np.linspace(0, len(rec.trajectories) - 1, min(n_predictions, len(rec.trajectories)))
+        first = True
+        for i in idx.astype(int) if len(rec.trajectories) else []:
+            world = _trajectory_in_world(rec.trajectories[i], truth)
+            if world is not None:
+                ax.plot(world[:, 0], world[:, 1], "r.-", ms=2, lw=0.8,
+                        label="predicted trajectories" if first else None)
+                first = False
+        pad = 15.0
+        ax.set_xlim(truth[:, 1].min() - pad, truth[:, 1].max() + pad)
+        ax.set_ylim(truth[:, 2].min() - pad, truth[:, 2].max() + pad)
+    for obstacle in road.obstacles:
+        p = np.asarray(road.points_at(obstacle.s, obstacle.d)).reshape(2)
+        ax.plot(p[0], p[1], "s", color="orange", ms=6)
+    for s_stop in road.stop_lines:
+        p = np.asarray(road.points_at(np.array([s_stop, s_stop]), np.array([-half, half]))).reshape(2, 2)
+        ax.plot(p[:, 0], p[:, 1], "-", color="red", lw=2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x [m] (odom)")
+    ax.set_ylabel("y [m] (odom)")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("Bird's-eye view: driven path and predicted 2 s trajectories")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_trajectory(image: np.ndarray, traj: Any, camera: CameraConfig) -> np.ndarray:
+    """The camera image with the predicted waypoints (on the ground plane) drawn in."""
+    out = image.copy()
+    pts = np.asarray(traj.points)
+    ground = np.concatenate((pts, np.zeros((len(pts), 1))), axis=1)
+    uv, valid = project(camera, ground)
+    uv = uv[valid]
+    if len(uv) >= 2:
+        cv2.polylines(out, [np.round(uv).astype(np.int32).reshape(-1, 1, 2)], False, (255, 40, 40), 2,
+                      cv2.LINE_AA)
+    for u, v in np.round(uv).astype(int):
+        cv2.circle(out, (int(u), int(v)), 2, (255, 255, 0), -1, cv2.LINE_AA)
+    return out
+
+
+def save_camera_frames(rec: Any, camera: CameraConfig, out_dir: Path) -> list[Path]:
+    paths = []
+    for k, (image, traj) in enumerate(rec.snapshots):
+        p = out_dir / f"camera_{k:02d}.png"
+        cv2.imwrite(str(p), cv2.cvtColor(draw_trajectory(image, traj, camera), cv2.COLOR_RGB2BGR))
+        paths.append(p)
+    return paths
+
+
+def plot_latency(rec: Any, path: Path) -> None:
+    """Histograms: policy end-to-end and inference latency, follower control period."""
+    e2e = [t.end_to_end_latency_ms for t in rec.trajectories]
+    inf = [t.inference_latency_ms for t in rec.trajectories]
+    stamps = np.array([c[0] for c in rec.controls])
+    periods = np.diff(stamps) * 1e3 if len(stamps) > 1 else np.array([])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, data, title in ((axes[0], e2e, "policy end-to-end [ms]"),
+                            (axes[1], inf, "policy inference [ms]"),
+                            (axes[2], periods, "follower control period [ms] (sim time)")):
+        data = np.asarray(data, dtype=float)
+        if data.size:
+            ax.hist(data, bins=40, color="steelblue")
+            s = summarize(data)
+            for q, style in ((s.p50, "-"), (s.p95, "--"), (s.p99, ":")):
+                ax.axvline(q, color="k", ls=style, lw=0.8)
+            ax.set_title(f"{title}\np50 {s.p50:.1f}  p95 {s.p95:.1f}  p99 {s.p99:.1f}  max {s.max:.1f}",
+                         fontsize=9)
+        else:
+            ax.set_title(f"{title}\n(no data)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    path.write_text(json.dumps(clean(data), indent=2) + "\n")
