@@ -93,6 +93,8 @@ def test_expert_autopilot_and_episodes() -> None:
     before = s.sim_time
     out = s.advance(2.0)
     assert out.resets == [8] and s.seed == 8 and s.episode == 1
+    assert len(out.finished) == 1 and out.finished[0].seed == 3 and out.finished[0].episode == 0
+    assert out.finished[0].metrics.distance_m > 10.0 and "seed 3" in out.finished[0].line()
     assert s.sim_time == pytest.approx(before + 2.0, abs=0.011)  # clock keeps running
     assert s.world.time < 2.0
     stamps = [o.stamp for o in out.odom]

@@ -99,6 +99,8 @@ class SimulatorNode(Node):
             self.get_logger().warning(f"/sim/reset seed {seed} out of range (0..2^31-1): ignored")
             return
         seed = self.session.reset(seed)
+        if self.session.last_episode is not None:
+            self.get_logger().info(self.session.last_episode.line())
         self.get_logger().info(f"episode {self.session.episode}: reset to seed {seed}")
 
     # ------------------------------------------------------------------ loop
@@ -112,8 +114,9 @@ class SimulatorNode(Node):
             self._publish_odom(o)
         for f in out.frames:
             self._publish_frame(f)
-        for seed in out.resets:
-            self.get_logger().info(f"episode {self.session.episode}: road finished, new seed {seed}")
+        for done, seed in zip(out.finished, out.resets, strict=True):
+            self.get_logger().info(done.line())
+            self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
         self._publish_clock()
         if self.session.braking:
             self.get_logger().warning(

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.expert import ExpertPlan
+from minipamayo_ros.sim.metrics import EpisodeMetrics
 from minipamayo_ros.sim.world import World
 
 CLOCK_START = 1.0        # [s] first sim time (time 0 means "no clock yet" to ROS nodes)
@@ -43,11 +44,29 @@ class FrameOutput:
     plan: ExpertPlan        # ground-truth plan at the image stamp (stamp in node time)
 
 
+@dataclass(frozen=True)
+class EpisodeSummary:
+    seed: int
+    episode: int
+    reached_end: bool
+    metrics: EpisodeMetrics
+
+    def line(self) -> str:
+        """One log line with the figures that matter."""
+        m = self.metrics
+        return (f"episode {self.episode} (seed {self.seed}) {'completed' if self.reached_end else 'ended'}: "
+                f"{m.distance_m:.0f} m in {m.duration_s:.1f} s, cross-track RMS {m.cross_track_rms_m:.3f} m "
+                f"(max {m.cross_track_max_m:.2f}), lane departures {m.lane_departures}, collisions "
+                f"{m.collisions}, stop-line violations {m.stop_line_violations}, stops "
+                f"{m.stops_completed}, max lateral accel {m.max_lateral_accel_mps2:.1f} m/s^2")
+
+
 @dataclass
 class StepOutputs:
     odom: list[OdomOutput] = field(default_factory=list)
     frames: list[FrameOutput] = field(default_factory=list)
     resets: list[int] = field(default_factory=list)  # seeds of episodes started during the advance
+    finished: list[EpisodeSummary] = field(default_factory=list)  # episodes ended during the advance
 
 
 @dataclass
@@ -73,6 +92,7 @@ class SimSession:
         self._next_expert = 0.0
         self.last_source = "none"
         self.braking = False
+        self.last_episode: EpisodeSummary | None = None
         self._start(cfg.seed)
 
     # ------------------------------------------------------------------ episodes
@@ -86,7 +106,11 @@ class SimSession:
         self._steer_hold = 0.0
 
     def reset(self, seed: int | None = None) -> int:
-        """Start a new episode (same seed if None); the clock keeps running. Returns the seed."""
+        """Start a new episode (same seed if None); the clock keeps running. Returns the seed.
+
+        The summary of the episode that ends is kept in :attr:`last_episode`.
+        """
+        self.last_episode = EpisodeSummary(self.seed, self.episode, self.world.done, self.world.metrics())
         self._offset = self.sim_time
         self.episode += 1
         self._start(self.seed if seed is None else seed)
@@ -164,6 +188,8 @@ class SimSession:
                 out.frames.append(FrameOutput(stamp, w.render(), _replan_stamp(plan, stamp)))
             if self._episode_over():
                 out.resets.append(self.reset(self.seed + cfg.reset_seed_step))
+                assert self.last_episode is not None
+                out.finished.append(self.last_episode)
         return out
 
     def _episode_over(self) -> bool:
