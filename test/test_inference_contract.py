@@ -82,11 +82,14 @@ def test_backend_contract(manifest, options: BackendOptions) -> None:
     backend.close()
 
 
+@pytest.mark.parametrize("fused_attention", [True, False], ids=["sdpa", "matmul_attn"])
 @pytest.mark.parametrize("name", MODELS)
-def test_onnxruntime_pytorch_parity_cpu(name: str) -> None:
+def test_onnxruntime_pytorch_parity_cpu(name: str, fused_attention: bool) -> None:
     manifest = load_manifest(ENGINES / f"{name}.manifest.json")
     ort = create_backend(manifest, BackendOptions(backend="onnxruntime"))
-    pt = create_backend(manifest, BackendOptions(backend="torch", device="cpu", precision="fp32"))
+    pt = create_backend(manifest, BackendOptions(backend="torch", device="cpu", precision="fp32",
+                                                 extra={"fused_attention": fused_attention}))
+    assert pt.describe()["fused_attention"] == str(fused_attention).lower()
     worst = 0.0
     for seed in range(3):
         x = sample(manifest, seed)
