@@ -41,6 +41,8 @@ def test_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.images[mask], ep["images"])
     np.testing.assert_array_equal(ds.waypoints[mask], ep["waypoints"])
     np.testing.assert_array_equal(ds.state[mask], ep["state"])
+    only4 = load_dataset(out, seeds=[4])
+    assert set(only4.episode_seeds.tolist()) == {4} and len(only4) == n - int(mask.sum())
     index = json.loads((out / INDEX_FILE).read_text())
     assert index["samples"] == n and index["image_size"] == [64, 64]
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.tmp*"))

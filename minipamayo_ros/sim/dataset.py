@@ -233,8 +233,11 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
     return out
 
 
-def load_dataset(path: str | Path) -> DrivingDataset:
-    """Load a dataset directory (or its ``dataset.json``) into memory."""
+def load_dataset(path: str | Path, seeds: Iterable[int] | None = None) -> DrivingDataset:
+    """Load a dataset directory (or its ``dataset.json``) into memory.
+
+    ``seeds`` selects episodes (e.g. a train/validation split by seed); None loads all.
+    """
     path = Path(path)
     index_path = path if path.is_file() else path / INDEX_FILE
     if not index_path.exists():
@@ -245,7 +248,10 @@ def load_dataset(path: str | Path) -> DrivingDataset:
         raise ValueError(f"{index_path}: not a {FORMAT} v{VERSION} index")
     root = index_path.parent
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    wanted = None if seeds is None else {int(s) for s in seeds}
     for ep in index["episodes"]:
+        if wanted is not None and int(ep["seed"]) not in wanted:
+            continue
         with np.load(root / ep["file"], allow_pickle=False) as data:
             for k in ARRAYS:
                 parts[k].append(data[k])
