@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist, Vector3
 from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -89,6 +90,12 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     assert time_to_sec(clocks[-1].clock) > before
     assert spin_until(executor, lambda: any(
         kv.key == "seed" and kv.value == "7" for kv in metrics[-1].status[0].values), 30.0)
+
+    # /cmd_vel drives too when no ControlCommand comes
+    twist_pub = node.create_publisher(Twist, "/cmd_vel", 10)
+    twist_timer = node.create_timer(0.05, lambda: twist_pub.publish(Twist(linear=Vector3(x=3.0))))
+    assert spin_until(executor, lambda: odoms[-1].twist.twist.linear.x > 1.5, 30.0)
+    twist_timer.cancel()
 
 
 def test_invalid_configuration_fails_fast(spawn) -> None:
