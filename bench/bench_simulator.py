@@ -7,6 +7,8 @@
 * ``expert_command_us`` / ``expert_plan_ms``: the autopilot command and the 20-waypoint label.
 * ``dataset``: ``generate_episode`` (30 s episode, a sample every 0.2 s, 128 px) -> samples/s and
   sim seconds per wall second.
+* ``oracle``: ``sim.closed_loop`` with the expert plan as the policy (10 Hz, 0.1 s latency) through
+  the real follower on seeds 100-103: reference closed-loop figures and a route plot (PNG).
 * ``node``: the real node (``python -m minipamayo_ros.nodes.simulator_node``, 320x320 at 30 Hz,
   real-time factor 1, expert autopilot) in its own process over loopback DDS; this process
   receives ``/camera/image_raw`` (sensor-data QoS) and ``/clock``: image inter-arrival [ms],
@@ -115,6 +117,54 @@ def bench_node(duration: float, log_path: Path) -> dict[str, float]:
             "real_time_factor": (c1 - c0) / (w1 - w0), "node_cpu_percent": cpu, "duration_s": duration}
 
 
+def bench_closed_loop(seeds: list[int]) -> tuple[dict[str, float], object]:
+    """Expert plan as the policy, through the real follower (10 Hz, 0.1 s latency): reference figures."""
+    from minipamayo_ros.sim.closed_loop import run_episode, summarize_results
+
+    results = [run_episode(s, None, record_path=(i == 0)) for i, s in enumerate(seeds)]
+    return summarize_results(results), results[0]
+
+
+def _plot_route(result: object, path: Path) -> bool:
+    """Top-down map of one oracle episode (road, events, path coloured by speed) + cross-track error."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    world = World(result.seed)  # type: ignore[attr-defined]
+    road, tr = world.road, result.path  # type: ignore[attr-defined]
+    lw = road.lane_width
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), gridspec_kw={"height_ratios": [2, 1]})
+    for d, style in ((-lw / 2, "k-"), (lw / 2, "k--"), (1.5 * lw, "k-")):
+        e = road.points_at(road.s, d)
+        ax.plot(e[:, 0], e[:, 1], style, lw=0.6)
+    for sl in road.stop_lines:
+        e = road.points_at(np.array([sl, sl]), np.array([-lw / 2, lw / 2]))
+        ax.plot(e[:, 0], e[:, 1], "r-", lw=2.5)
+    for ob in road.obstacles:
+        c = road.points_at(ob.s, 0.0)
+        ax.plot(c[0], c[1], "s", color=np.array(ob.color) / 255, ms=6)
+    sc = ax.scatter(tr[:, 1], tr[:, 2], c=tr[:, 3], s=3, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="speed [m/s]", shrink=0.5)
+    ax.set_aspect("equal")
+    ax.set_title(f"seed {result.seed}: expert plan -> follower -> car (red: stop lines, squares: obstacles)")
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax2.plot(tr[:, 0], tr[:, 4], lw=0.8)
+    ax2.axhline(0.85, color="r", lw=0.5, ls=":")
+    ax2.axhline(-0.85, color="r", lw=0.5, ls=":")
+    ax2.set_xlabel("time [s]")
+    ax2.set_ylabel("cross-track [m]")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def _contact_sheet(frames: list[np.ndarray], path: Path) -> bool:
     try:
         import cv2
@@ -151,6 +201,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     ep = generate_episode(1, ep_seconds, 0.2, (128, 128))
     ep_wall = time.perf_counter() - t0
 
+    closed, first = bench_closed_loop([100] if quick else [100, 101, 102, 103])
     node = bench_node(6.0 if quick else 30.0, out_dir / "simulator_node_bench.log")
     load_after = os.getloadavg()[0]
 
@@ -171,7 +222,10 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                     "dataset_samples_per_s": len(ep["images"]) / ep_wall,
                     "dataset_sim_s_per_wall_s": ep_seconds / ep_wall})
     metrics.update({f"node_{k}": v for k, v in node.items()})
+    metrics.update({f"oracle_{k}": v for k, v in closed.items()})
     artifacts = []
+    if _plot_route(first, out_dir / "simulator_oracle_route.png"):
+        artifacts.append("simulator_oracle_route.png")
     if _contact_sheet(sheet, out_dir / "simulator_frames.png"):
         artifacts.append("simulator_frames.png")
     goals = {
@@ -209,5 +263,11 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         f"CPU {node['node_cpu_percent']:.0f}% of one core. Dataset: {len(ep['images'])} samples of a "
         f"{ep_seconds:g} s episode in {ep_wall:.1f} s "
         f"({len(ep['images']) / ep_wall:.0f} samples/s, {ep_seconds / ep_wall:.1f}x real time).",
+        "",
+        f"Closed loop, expert plan as the policy through the follower ({closed['episodes']} roads, "
+        f"{closed['distance_km']:.2f} km): finished {closed['finished_fraction']:.0%}, lane departures "
+        f"{closed['lane_departures']}, collisions {closed['collisions']}, stop-line violations "
+        f"{closed['stop_line_violations']}, cross-track RMS {closed['cross_track_rms_m']:.3f} m "
+        f"(max {closed['cross_track_max_m']:.2f} m). Plot: simulator_oracle_route.png.",
     ])
     return BenchResult(metrics=metrics, summary_md=md, goals=goals, artifacts=artifacts)

@@ -73,11 +73,15 @@ class EpisodeResult:
     policy_calls: int
     rejected_trajectories: int         # refused by the follower (invalid)
     policy_wall_ms_mean: float         # wall time per policy call (this machine)
+    path: NDArray[np.float64] | None = None  # (N, 5) t [s], x, y [m], speed [m/s], cross-track [m] at 10 Hz
 
 
 def run_episode(seed: int, policy: PolicyFn | None = None, world_config: WorldConfig | None = None,
-                settings: ClosedLoopSettings | None = None) -> EpisodeResult:
-    """Drive one episode of ``seed`` with ``policy`` (None: the expert oracle) and the follower."""
+                settings: ClosedLoopSettings | None = None, record_path: bool = False) -> EpisodeResult:
+    """Drive one episode of ``seed`` with ``policy`` (None: the expert oracle) and the follower.
+
+    ``record_path`` keeps the driven path (10 Hz) in the result, e.g. for plots.
+    """
     st = settings or ClosedLoopSettings()
     world = World(seed, world_config or WorldConfig())
     follower = Follower(st.follower)
@@ -91,6 +95,8 @@ def run_episode(seed: int, policy: PolicyFn | None = None, world_config: WorldCo
     calls = rejected = 0
     wall = 0.0
     k = 0
+    n_trace = max(1, round(0.1 / phys))
+    trace: list[tuple[float, float, float, float, float]] = []
     while not world.done and world.time < st.max_seconds:
         world.step(steer, speed, phys)
         k += 1
@@ -121,9 +127,13 @@ def run_episode(seed: int, policy: PolicyFn | None = None, world_config: WorldCo
         if k % n_follow == 0:
             cmd = follower.update(now)
             steer, speed = cmd.steering_angle, cmd.speed
+        if record_path and k % n_trace == 0:
+            p = world.state.pose
+            trace.append((now, p.x, p.y, world.state.speed, world.proj.d))
     return EpisodeResult(seed=int(seed), finished=world.done, metrics=world.metrics(), policy_calls=calls,
                          rejected_trajectories=rejected,
-                         policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"))
+                         policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"),
+                         path=np.array(trace) if record_path else None)
 
 
 def summarize_results(results: Sequence[EpisodeResult]) -> dict[str, float]:
@@ -184,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"summary": summary, "episodes": [
-                {**asdict(r), "metrics": r.metrics.as_dict()} for r in results]}, f, indent=1)
+                {**{k: v for k, v in asdict(r).items() if k != "path"}, "metrics": r.metrics.as_dict()}
+                for r in results]}, f, indent=1)
     return 0
 
 
