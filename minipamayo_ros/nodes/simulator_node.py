@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -46,7 +47,7 @@ WARN_PERIOD_S = 2.0
 
 
 class SimulatorNode(Node):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("simulator", **kwargs)
         if self.get_parameter("use_sim_time").value:
             raise ParameterError("parameter 'use_sim_time' must be false for the simulator: it "

@@ -109,12 +109,13 @@ def run_episode(seed: int, policy: PolicyFn | None = None, world_config: WorldCo
             state = state_history(history, now)
             if state is not None:
                 t0 = time.perf_counter()
+                out: tuple[NDArray[np.floating], NDArray[np.floating]]
                 if policy is None:
                     plan = world.expert_plan()
-                    points, speeds = plan.points, plan.speeds
+                    out = (plan.points, plan.speeds)
                 else:
-                    obs = Observation(now, resize_to_model(world.render(), st.image_size), state)
-                    points, speeds = policy(obs)
+                    out = policy(Observation(now, resize_to_model(world.render(), st.image_size), state))
+                points, speeds = out
                 wall += time.perf_counter() - t0
                 calls += 1
                 traj = PlannedTrajectory(stamp=now, points=np.asarray(points, np.float64),

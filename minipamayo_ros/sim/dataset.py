@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,7 +105,7 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     world = World(seed, cfg)
     history = PoseHistory(max_age=3.0)
     history.add(world.odometry())
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
     noise, drift, drift_left = 0.0, 0.0, 0.0
     a = np.exp(-CONTROL_DT / pert.steer_noise_tau)
     next_sample = REQUIRED_HISTORY + CONTROL_DT
@@ -142,7 +143,7 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     return _stack(rows, image_size)
 
 
-def _stack(rows: dict[str, list[np.ndarray]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+def _stack(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
     h, w = image_size
     empty = {"images": ((0, h, w, 3), np.uint8), "state": ((0, 10, 3), np.float32),
              "waypoints": ((0, NUM_WAYPOINTS, 2), np.float32), "speeds": ((0, NUM_WAYPOINTS), np.float32),
@@ -160,7 +161,7 @@ def _episode_job(args: tuple) -> tuple[int, str, int]:
     arrays = generate_episode(seed, episode_seconds, sample_period, image_size, world_config, perturbation)
     name = f"episodes/ep_{seed:06d}.npz"
     tmp = Path(out_dir) / f"episodes/.ep_{seed:06d}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, Path(out_dir) / name)
     return seed, name, len(arrays["images"])
 

@@ -150,10 +150,11 @@ class Renderer:
         poly = np.concatenate((a, b[::-1]))
         return np.round(np.clip(poly, -1e5, 1e5) * _SCALE).astype(np.int32)
 
-    def _fill(self, img: NDArray[np.uint8], polys: Sequence[NDArray[np.int32]], color: Color) -> None:
-        polys = [p for p in polys if p is not None]
-        if polys:
-            cv2.fillPoly(img, polys, color, lineType=cv2.LINE_AA, shift=_SHIFT)
+    def _fill(self, img: NDArray[np.uint8], polys: Sequence[NDArray[np.int32] | None], color: Color) -> None:
+        """Fill the polygons that exist (None = not visible) in one call."""
+        visible = [p for p in polys if p is not None]
+        if visible:
+            cv2.fillPoly(img, visible, color, lineType=cv2.LINE_AA, shift=_SHIFT)
 
     def _quad3d(self, corners_body: NDArray[np.float64]) -> NDArray[np.int32] | None:
         uv, ok = project(self.cam, corners_body)

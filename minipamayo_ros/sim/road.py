@@ -84,10 +84,10 @@ class Road:
         return float(self.s[-1])
 
     def curvature_at(self, s: float | FloatArray) -> FloatArray:
-        return np.interp(s, self.s, self.curvature)
+        return np.asarray(np.interp(s, self.s, self.curvature))
 
     def heading_at(self, s: float | FloatArray) -> FloatArray:
-        return np.interp(s, self.s, np.unwrap(self.heading))
+        return np.asarray(np.interp(s, self.s, np.unwrap(self.heading)))
 
     def points_at(self, s: float | FloatArray, d: float | FloatArray = 0.0) -> FloatArray:
         """World points ``(..., 2)`` at arc length ``s`` and lateral offset ``d`` [m]."""
@@ -197,7 +197,7 @@ def generate_road(seed: int, cfg: RoadConfig | None = None) -> Road:
     xy = np.zeros((len(s), 2))
     xy[1:, 0] = np.cumsum(np.cos(mid) * cfg.ds)
     xy[1:, 1] = np.cumsum(np.sin(mid) * cfg.ds)
-    road = Road(s=s, xy=xy, heading=_wrap(heading), curvature=kappa, lane_width=cfg.lane_width)
+    road = Road(s=s, xy=xy, heading=np.asarray(_wrap(heading)), curvature=kappa, lane_width=cfg.lane_width)
     _place_events(road, rng, cfg)
     return road
 
