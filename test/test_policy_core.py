@@ -116,6 +116,23 @@ def test_scheduler_30hz_camera_at_10hz_cap_runs_every_third_frame_on_arrival() -
     assert s.counts.dropped_rate == 60 and s.counts.dropped_busy == 0
 
 
+def test_rate_change_at_runtime_takes_effect() -> None:
+    s: LatestFrameScheduler[int] = LatestFrameScheduler(10.0, slack=0.25, now=0.0)
+    started = []
+    for i in range(180):
+        t = i / 30.0
+        if i == 90:
+            s.budget.set_rate(5.0, 0.25, t)
+        s.offer(i, t)
+        frame, _ = s.next_frame(t)
+        if frame is not None:
+            started.append(frame)
+            s.finished()
+    assert started[:30] == list(range(0, 90, 3))
+    gaps = np.diff([f for f in started if f >= 96])
+    assert np.all(gaps == 6)  # 30 Hz camera at a 5 Hz cap: every sixth frame
+
+
 def test_scheduler_keeps_only_latest_frame_while_busy() -> None:
     s: LatestFrameScheduler[int] = LatestFrameScheduler(100.0, now=0.0)
     s.offer(0, 0.0)
@@ -328,6 +345,10 @@ def test_stats_report_levels_and_percentiles() -> None:
     rep = s.report(1.05, **kw)
     assert rep.level == WARN and "no odometry" in rep.message and rep.values["skipped_no_odometry"] == "1"
     assert s.achieved_rate_hz(20.0) == 0.0  # silence: no stale rate
+    s.record_published(21.0, 5.0, 7.0, 1.0)
+    assert s.report(21.5, **kw).level == OK
+    rep = s.report(24.0, **kw)  # camera stopped: not OK any more
+    assert rep.level == WARN and "no trajectory for 3.0 s" in rep.message
 
 
 def test_config_yaml_equals_dataclass_defaults() -> None:

@@ -31,20 +31,22 @@ class RateBudget:
     """Token bucket: capacity 1 token, refilled at ``rate_hz``, may go ``slack`` tokens into debt."""
 
     def __init__(self, rate_hz: float, slack: float = 0.25, now: float = 0.0) -> None:
-        self._tokens = 1.0
+        _check(rate_hz, slack)
+        self.rate_hz = rate_hz
+        self.slack = slack
+        self._tokens = 1.0  # a first frame starts at once
         self._t = now
-        self.set_rate(rate_hz, slack, now)
 
     def set_rate(self, rate_hz: float, slack: float, now: float) -> None:
-        if rate_hz <= 0.0 or not 0.0 <= slack < 1.0:
-            raise ValueError(f"need rate_hz > 0 and 0 <= slack < 1, got {rate_hz}, {slack}")
+        """Change the rate from ``now`` on (tokens earned so far are kept)."""
+        _check(rate_hz, slack)
         self._refill(now)
         self.rate_hz = rate_hz
         self.slack = slack
 
     def _refill(self, now: float) -> None:
         if now > self._t:
-            self._tokens = min(1.0, self._tokens + (now - self._t) * getattr(self, "rate_hz", 0.0))
+            self._tokens = min(1.0, self._tokens + (now - self._t) * self.rate_hz)
             self._t = now
 
     def tokens(self, now: float) -> float:
@@ -62,6 +64,11 @@ class RateBudget:
     def consume(self, now: float) -> None:
         self._refill(now)
         self._tokens -= 1.0
+
+
+def _check(rate_hz: float, slack: float) -> None:
+    if not rate_hz > 0.0 or not 0.0 <= slack < 1.0:
+        raise ValueError(f"need rate_hz > 0 and 0 <= slack < 1, got {rate_hz}, {slack}")
 
 
 @dataclass

@@ -41,6 +41,7 @@ class PolicyStats:
         self.last_error = ""
         self.errors = 0
         self._last_outcome = ""  # published | skipped | error
+        self._last_publish = -float("inf")  # [s] monotonic
 
     def record_published(self, now: float, inference_ms: float, end_to_end_ms: float,
                          preprocess_ms: float, transport_ms: float = float("nan"),
@@ -57,6 +58,7 @@ class PolicyStats:
             self.overhead.add(end_to_end_ms - inference_ms)
             self.preprocess.add(preprocess_ms)
             self._publish_times.append(now)
+            self._last_publish = now
             self._trim(now)
             self._last_outcome = "published"
 
@@ -118,12 +120,16 @@ class PolicyStats:
             for k, v in backend.items():
                 values[f"backend_{k}"] = str(v)
             outcome, last_error, last_skip = self._last_outcome, self.last_error, self.last_skip_reason
+            silent = now - self._last_publish
         if not warmed_up:
             return DiagnosticReport(WARN, "warming up", values)
         if received == 0:
             return DiagnosticReport(STALE, "no camera images received", values)
-        if outcome == "published" and rate > 0.0:
+        if outcome == "published" and silent <= max(1.0, 3.0 / max_rate_hz):
             return DiagnosticReport(OK, f"publishing at {rate:.1f} Hz", values)
+        if outcome == "published":
+            return DiagnosticReport(WARN, f"no trajectory for {silent:.1f} s: no new camera frames "
+                                    "(camera stopped or all frames dropped)", values)
         if outcome == "error":
             return DiagnosticReport(ERROR, f"inference failing: {last_error}", values)
         return DiagnosticReport(WARN, f"no trajectory: {last_skip or 'waiting for frames'}", values)
