@@ -38,6 +38,7 @@ class ExpertConfig:
     cruise_speed: float = 8.0       # [m/s]
     max_lat_accel: float = 2.0      # [m/s^2] sets the curve speed
     comfort_decel: float = 2.0      # [m/s^2] planned braking
+    stop_time_constant: float = 0.8  # [s] final stop approach v <= distance / this
     hard_decel: float = 4.0         # [m/s^2] braking allowed when the plan must catch up
     max_accel: float = 1.5          # [m/s^2]
     stop_line_gap: float = 1.0      # [m] front bumper to stop line when stopped
@@ -87,8 +88,13 @@ def speed_envelope(road: Road, s0: float, targets: Sequence[float], cfg: ExpertC
     # v[i]^2 = min_j>=i (vlim[j]^2 + 2 a (s_j - s_i)): reverse cumulative minimum
     a2 = 2.0 * cfg.comfort_decel
     key = vlim**2 + a2 * grid
-    env = np.minimum.accumulate(key[::-1])[::-1] - a2 * grid
-    return grid, np.sqrt(np.maximum(env, 0.0))
+    env = np.sqrt(np.maximum(np.minimum.accumulate(key[::-1])[::-1] - a2 * grid, 0.0))
+    # final approach: v <= distance / stop_time_constant, so braking fades out instead of ending
+    # at full deceleration (a jerk spike at standstill)
+    for t in targets:
+        ahead = grid < t
+        env[ahead] = np.minimum(env[ahead], (t - grid[ahead]) / cfg.stop_time_constant)
+    return grid, env
 
 
 def recovery_offset(d0: float, slope0: float, ld: float, x: FloatArray) -> FloatArray:

@@ -29,7 +29,7 @@ from minipamayo_ros.sim.metrics import (
 )
 from minipamayo_ros.sim.odometry import OdometryModel, OdometryNoise
 from minipamayo_ros.sim.render import Renderer, palette_for_seed
-from minipamayo_ros.sim.road import Obstacle, Projection, RoadConfig, generate_road
+from minipamayo_ros.sim.road import Obstacle, RoadConfig, generate_road
 from minipamayo_ros.sim.vehicle import KinematicBicycle, VehicleBody, VehicleParams, VehicleState
 
 _STILL = 0.1  # [m/s] "standing still"
@@ -215,7 +215,3 @@ class World:
             if rectangles_overlap(mine, [tuple(p) for p in box]):  # type: ignore[misc]
                 return True
         return False
-
-    @property
-    def projection(self) -> Projection:
-        return self.proj
