@@ -99,18 +99,20 @@ def roofline_ms(c: dict[str, float], hw: dict[str, Any], precision: str) -> dict
 
 
 def h100_efficiency() -> dict[str, Any]:
-    """Fraction of the H100 roofline reached by the measured 0.5B CUDA-graph runs (GPU-only time)."""
+    """Fraction of the H100 roofline reached by the best measured 0.5B fp16 CUDA-graph run (GPU time)."""
     if not RESULTS.is_file():
         return {}
     res = json.loads(RESULTS.read_text())
     cfg_px = tuple((res.get("config") or {}).get("image_size", (320, 320)))
     out: dict[str, Any] = {"image_size": list(cfg_px), "gpu": res.get("host", {}).get("gpu")}
-    for kind, key in (("policy", "policy_fp16_graph"), ("text_decoder", "text_fp16_graph")):
-        r = res.get(key)
-        if not r:
+    for kind, prefix in (("policy", "policy_fp16_"), ("text_decoder", "text_fp16_")):
+        runs = {k: r for k, r in res.items() if k.startswith(prefix) and r and "graph_replay_gpu" in r}
+        if not runs:
             continue
-        measured = r.get("graph_replay_gpu", {}).get("p50_ms", r["p50_ms"])
-        out[kind] = {"measured_gpu_p50_ms": measured, "measured_infer_p99_ms": r["p99_ms"], "run": key}
+        key = min(runs, key=lambda k: runs[k]["graph_replay_gpu"]["p50_ms"])  # best CUDA-graph run
+        r = runs[key]
+        out[kind] = {"measured_gpu_p50_ms": r["graph_replay_gpu"]["p50_ms"],
+                     "measured_infer_p99_ms": r["p99_ms"], "run": key}
     return out
 
 
@@ -182,7 +184,9 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                 md.append(f"H100 check ({kind}, {e['run']}, {eff['image_size'][0]} px): measured GPU p50 "
                           f"{e['measured_gpu_p50_ms']:.3f} ms vs roofline {e['h100_roofline_ms']:.3f} ms -> "
                           f"{100 * e['fraction_of_roofline']:.0f}% of roofline; Orin 'x H100 ratio' column "
-                          "assumes the same fraction.")
+                          "assumes the same fraction (pessimistic: at batch 1 the H100 is bound by its "
+                          "hundreds of small kernels (~15 per layer x 44 layers unfused), a fixed cost "
+                          "that weighs far less against the Orin's 60x longer roofline).")
     md.append(f"\nBudget: policy p95 < {BUDGET_P95_MS} ms on the Orin Nano (design notes). Peak figures: "
               "see bench/bench_inference_roofline.py docstring.")
     return BenchResult(metrics=metrics, summary_md="\n".join(md), goals=goals,
