@@ -12,7 +12,13 @@ import pytest
 
 from minipamayo_ros import language
 from minipamayo_ros.events import Event
-from minipamayo_ros.sim.dataset import INDEX_FILE, generate_dataset, generate_episode, load_dataset
+from minipamayo_ros.sim.dataset import (
+    GENERATOR_VERSION,
+    INDEX_FILE,
+    generate_dataset,
+    generate_episode,
+    load_dataset,
+)
 from minipamayo_ros.sim.road import RoadConfig
 from minipamayo_ros.sim.world import WorldConfig
 from minipamayo_ros.trajectory import PlannedTrajectory
@@ -45,6 +51,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert set(only4.episode_seeds.tolist()) == {4} and len(only4) == n - int(mask.sum())
     index = json.loads((out / INDEX_FILE).read_text())
     assert index["samples"] == n and index["image_size"] == [64, 64]
+    assert index["generator_version"] == GENERATOR_VERSION
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.tmp*"))
 
 

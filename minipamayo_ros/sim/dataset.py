@@ -51,6 +51,9 @@ from minipamayo_ros.trajectory import NUM_WAYPOINTS
 
 FORMAT = "minipamayo_sim_dataset"
 VERSION = 1
+#: bumped whenever the same seed would give different samples (renderer, expert, perturbations):
+#: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out
+GENERATOR_VERSION = 2
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
 ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
@@ -221,7 +224,8 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
     else:
         collect(map(_episode_job, jobs))
     index = {
-        "format": FORMAT, "version": VERSION, "image_size": list(image_size),
+        "format": FORMAT, "version": VERSION, "generator_version": GENERATOR_VERSION,
+        "image_size": list(image_size),
         "episode_seconds": episode_seconds, "sample_period": sample_period,
         "samples": total, "vocab_size": language.VOCAB_SIZE,
         "camera": {k: float(v) for k, v in asdict(world_config.camera).items()},
