@@ -102,3 +102,21 @@ def test_invalid_configuration_fails_fast(spawn) -> None:
     proc = spawn(module=MODULE, args=ros_args(parameters={"image_width": 1000}))
     assert proc.wait(timeout=60) != 0
     assert "image_width" in proc.read_log()
+
+
+def test_closed_loop_with_the_follower_on_sim_time(ros_node, spawn) -> None:
+    """Simulator + real follower node (use_sim_time), the expert plan standing in for the policy."""
+    node, executor = ros_node
+    spawn(module=MODULE, name="simulator", args=ros_args(
+        params_files=[REPO_ROOT / "config" / "simulator.yaml"],
+        parameters={"seed": 3, "real_time_factor": 2.0},
+        remappings={"/sim/expert_trajectory": "/vla/trajectory"}))
+    spawn(module="minipamayo_ros.nodes.follower_node", name="follower", args=ros_args(
+        params_files=[REPO_ROOT / "config" / "follower.yaml"], parameters={"use_sim_time": True}))
+    latest: dict[str, str] = {}
+    node.create_subscription(DiagnosticArray, "/sim/metrics",
+                             lambda m: latest.update({kv.key: kv.value for kv in m.status[0].values}), 10)
+    assert spin_until(executor, lambda: float(latest.get("distance_m", 0.0)) > 40.0, 60.0), latest
+    assert latest["control_source"] == "vla_control"
+    assert latest["lane_departures"] == "0" and latest["collisions"] == "0"
+    assert float(latest["cross_track_max_m"]) < 0.5
