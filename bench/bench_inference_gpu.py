@@ -170,6 +170,42 @@ def bench_torch(cfg: Any, kind: str, precision: str, mode: str, n: int) -> dict[
     return res
 
 
+def profile_kernels(cfg: Any, precision: str, fused: bool, reps: int = 5) -> dict[str, Any]:
+    """Kernel count and summed kernel time of one eager policy forward (torch.profiler, CUPTI).
+
+    The summed kernel time is the floor a CUDA graph of the same kernels can reach (no launch gaps).
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from minipamayo_ros.inference.backend import BackendOptions
+    from minipamayo_ros.inference.torch_backend import TorchBackend
+
+    opts = BackendOptions(backend="torch", device="cuda:0", precision=precision, cuda_graphs=False,
+                          extra={"fused_attention": fused})
+    backend = TorchBackend.from_config(cfg, "policy", opts)
+    x = _policy_inputs(cfg)
+    backend.warm_up()
+    for name, host in backend._host_in.items():
+        host.numpy()[...] = x[name]
+        backend._dev_in[name].copy_(host)
+    torch.cuda.synchronize()
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            backend._forward()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    total_us = sum(e.device_time for e in kernels) / reps
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        by_name.setdefault(e.name, []).append(e.device_time)
+    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:10]
+    backend.close()
+    return {"kernels_per_forward": len(kernels) / reps, "kernel_time_per_forward_ms": total_us / 1e3,
+            "top_kernels": [{"name": n[:90], "calls_per_forward": len(t) / reps,
+                             "ms_per_forward": sum(t) / reps / 1e3} for n, t in top]}
+
+
 def flops_per_forward(cfg: Any, kind: str) -> float:
     """FLOPs (2 x multiply-adds) of one policy forward / one 32-token generation, counted by torch."""
     import torch
@@ -239,7 +275,8 @@ def measured_copy_bandwidth_gbs() -> float:
     return gbs
 
 
-def measure(out_dir: Path, quick: bool, image_px: int = 320) -> dict[str, Any]:
+def measure(out_dir: Path, quick: bool, image_px: int = 320, only: list[str] | None = None,
+            profile: bool = False, result_file: str = RESULT_FILE) -> dict[str, Any]:
     import dataclasses
 
     import torch
@@ -249,7 +286,7 @@ def measure(out_dir: Path, quick: bool, image_px: int = 320) -> dict[str, Any]:
     t_start = time.monotonic()
     result: dict[str, Any] = {"host": {"python": platform.python_version(), "torch": torch.__version__,
                                        "gpu": torch.cuda.get_device_name(0)}, "errors": {}}
-    path = out_dir / RESULT_FILE
+    path = out_dir / result_file
 
     def save() -> None:
         path.write_text(json.dumps(result, indent=2))
@@ -266,17 +303,22 @@ def measure(out_dir: Path, quick: bool, image_px: int = 320) -> dict[str, Any]:
         save()
         return value
 
-    section("cuda_buffers", lambda: cuda_buffers_check(quick))
-    section("tiny_parity", tiny_gpu_parity)
     cfg = load_config("minipamayo-0.5b")
     cfg = dataclasses.replace(cfg, image_size=(image_px, image_px))
+    if profile:
+        section("profile_fp16_sdpa", lambda: profile_kernels(cfg, "fp16", True))
+        section("profile_fp16_matmul_attn", lambda: profile_kernels(cfg, "fp16", False))
+    if not only:
+        section("cuda_buffers", lambda: cuda_buffers_check(quick))
+        section("tiny_parity", tiny_gpu_parity)
     result["config"] = {"name": cfg.name, "image_size": list(cfg.image_size), "batch": 1,
                         "vision_tokens": cfg.vision_tokens}
     gpu = torch.cuda.get_device_name(0)
     peak_bw = next((v for k, v in PEAK_BW_GBS.items() if k in gpu), float("nan"))
-    section("copy_bandwidth_gbs", measured_copy_bandwidth_gbs)
-    section("flops", lambda: {"policy": flops_per_forward(cfg, "policy"),
-                              "text_32_tokens": flops_per_forward(cfg, "text_decoder")})
+    if not only:
+        section("copy_bandwidth_gbs", measured_copy_bandwidth_gbs)
+        section("flops", lambda: {"policy": flops_per_forward(cfg, "policy"),
+                                  "text_32_tokens": flops_per_forward(cfg, "text_decoder")})
     n_pol, n_txt = (50, 20) if quick else (300, 100)
     runs = []
     plan = [("policy", "fp16", "eager"), ("policy", "fp16", "graph_matmul_attn"), ("policy", "fp16", "graph"),
@@ -286,9 +328,14 @@ def measure(out_dir: Path, quick: bool, image_px: int = 320) -> dict[str, Any]:
     if not quick:
         plan += [("policy", "fp16", "compile"), ("policy", "bf16", "compile"),
                  ("text_decoder", "fp16", "compile"), ("policy", "fp16", "compile_autotune")]
+    if only:
+        plan = [(k if k == "policy" else "text_decoder", p, m) for name in only
+                for k, p, m in [name.split("_", 2)]]
     for kind, precision, mode in plan:
         elapsed = time.monotonic() - t_start
-        if (mode == "compile_autotune" and elapsed > 150) or (mode.startswith("compile") and elapsed > 300):
+        late = (mode == "compile_autotune" and elapsed > 150) or (
+            mode.startswith("compile") and elapsed > 300)
+        if late and not only:
             result["errors"][f"{kind}_{precision}_{mode}"] = f"skipped: {elapsed:.0f} s elapsed"
             continue  # keep the run inside the device call's limit
         name = f"{'policy' if kind == 'policy' else 'text'}_{precision}_{mode}"
@@ -364,9 +411,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--image-px", type=int, default=320)
+    parser.add_argument("--only", default="",
+                        help="comma-separated runs, e.g. policy_fp16_graph,text_fp16_graph")
+    parser.add_argument("--profile", action="store_true", help="kernel count/time of the eager forward")
+    parser.add_argument("--result-file", default=RESULT_FILE)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    res = summarize_result(measure(args.out, args.quick, args.image_px))
+    only = [x for x in args.only.split(",") if x]
+    res = summarize_result(measure(args.out, args.quick, args.image_px, only, args.profile, args.result_file))
     print(res.summary_md)
     print(json.dumps(res.goals, indent=2))
 

@@ -206,9 +206,16 @@ class TorchBackend(InferenceBackend):
         }
 
     def close(self) -> None:
+        """Drop the graph, buffers and weights so their device memory can be reused."""
+        import gc
+
         self._graph = None
         self._dev_out = ()
+        self._dev_in, self._host_in, self._host_out = {}, {}, {}
         self._module = self._fn = None  # type: ignore[assignment]
+        if self.options.compile:
+            torch._dynamo.reset()  # compiled code holds references to the weights
+        gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
