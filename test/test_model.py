@@ -13,6 +13,16 @@ from minipamayo_ros.model.network import build_model, parameter_breakdown
 from minipamayo_ros.model.text import BOS, EOS, PAD, greedy_generate
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The CI box has 2 shared cores: one intra-op thread is faster than two that contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
 def test_both_configs_ship() -> None:
     assert {"tiny", "minipamayo-0.5b"} <= set(available_configs())
 
@@ -101,3 +111,22 @@ def test_bad_configs_fail_with_field_name() -> None:
         ModelConfig.from_dict({**cfg.as_dict(), "colour": "red"})
     with pytest.raises(ConfigError, match="not found"):
         load_config("no-such-model")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_path_runs(dtype: torch.dtype) -> None:
+    """The PyTorch backend runs the model in fp16/bf16 on CUDA; the same code must work in half."""
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    torch.nn.init.normal_(model.policy.action_head.weight, std=0.05)
+    state = torch.zeros(1, 10, 3)
+    state[0, :, 0] = 3.0
+    image = torch.randint(0, 256, (1, 128, 128, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        ref = model.policy(image, state)
+        half = model.to(dtype)
+        out = half.policy(image, state)
+        tokens, length, conf = greedy_generate(half.text, out[3], torch.tensor([1]))
+    assert all(o.dtype == dtype and torch.all(torch.isfinite(o)) for o in out)
+    assert torch.allclose(out[0].float(), ref[0], atol=0.15)  # 6 m path: half-precision rounding
+    assert tokens.shape == (1, 32) and torch.isfinite(conf).all()

@@ -74,7 +74,7 @@ def evaluate(ds: Dataset, policy: PolicyFn, text: TextFn | None = None, batch: i
         uncs.append(unc)
         if text is not None:
             toks.append(text(ctx.astype(np.float32), ds.events[sl].astype(np.int64)))
-        if progress:
+        if progress and ((i // batch) % 8 == 7 or i + batch >= n):
             print(f"  eval {min(n, i + batch)}/{n}", flush=True)
     res: dict[str, Any] = {"policy": trajectory_metrics(
         np.concatenate(wps), ds.waypoints[:n], np.concatenate(sps), ds.speeds[:n], np.concatenate(uncs))}

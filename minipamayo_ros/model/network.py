@@ -65,7 +65,8 @@ class Policy(nn.Module):
         """``image`` uint8 (B,H,W,3), ``state`` (B,10,3) -> waypoints (B,N,2) [m], speeds (B,N)
         [m/s], uncertainty (B,) [m, predicted ADE], context (B,C)."""
         dtype = self.ctx_token.dtype
-        x = image.permute(0, 3, 1, 2).to(dtype) * (1.0 / (255.0 * PIXEL_STD)) - PIXEL_MEAN / PIXEL_STD
+        # Cast first: TensorRT accepts a uint8 network input only when a Cast consumes it directly
+        x = image.to(dtype).permute(0, 3, 1, 2) * (1.0 / (255.0 * PIXEL_STD)) - PIXEL_MEAN / PIXEL_STD
         fmap = self.vision(x)
         if self.pool > 1:
             fmap = F.avg_pool2d(fmap, self.pool)

@@ -91,8 +91,14 @@ def latency_ms(path: str | Path, threads: int = 1, runs: int = 200, warmup: int 
     """Policy latency with ONNX Runtime on the CPU (p50/p95/p99/max, ms, batch 1)."""
     sess = ort_session(path, threads)
     rng = np.random.default_rng(0)
-    inp = {i.name: (rng.integers(0, 256, i.shape, dtype=np.uint8) if i.type == "tensor(uint8)"
-                    else rng.normal(0, 1, i.shape).astype(np.float32)) for i in sess.get_inputs()}
+    def example(i: Any) -> np.ndarray:
+        if i.type == "tensor(uint8)":
+            return rng.integers(0, 256, i.shape, dtype=np.uint8)
+        if i.type == "tensor(int64)":
+            return rng.integers(0, 4, i.shape, dtype=np.int64)
+        return rng.normal(0, 1, i.shape).astype(np.float32)
+
+    inp = {i.name: example(i) for i in sess.get_inputs()}
     for _ in range(warmup):
         sess.run(None, inp)
     t = []
@@ -106,9 +112,10 @@ def latency_ms(path: str | Path, threads: int = 1, runs: int = 200, warmup: int 
 
 
 def compare(fp32_path: str | Path, int8_path: str | Path, held_out: Dataset, limit: int | None = None,
-            threads: int = 1) -> dict[str, Any]:
-    """Held-out ADE/FDE of both files, relative ADE change, and CPU latencies / speed-up."""
-    r32 = evaluate(held_out, onnx_policy_fn(str(fp32_path), threads), limit=limit)["policy"]
+            threads: int = 1, fp32_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Held-out ADE/FDE of both files (``fp32_metrics``: already measured on the same samples),
+    relative ADE change, and CPU latencies / speed-up."""
+    r32 = fp32_metrics or evaluate(held_out, onnx_policy_fn(str(fp32_path), threads), limit=limit)["policy"]
     r8 = evaluate(held_out, onnx_policy_fn(str(int8_path), threads), limit=limit)["policy"]
     l32, l8 = latency_ms(fp32_path, threads), latency_ms(int8_path, threads)
     return {
