@@ -15,6 +15,7 @@ from minipamayo_ros.events import Event
 from minipamayo_ros.sim.dataset import (
     GENERATOR_VERSION,
     INDEX_FILE,
+    Perturbation,
     generate_dataset,
     generate_episode,
     load_dataset,
@@ -91,3 +92,11 @@ def test_cli_runs_without_ros(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "episodes" in res.stderr  # progress bar
     assert len(load_dataset(tmp_path / "d")) > 0
+
+
+def test_unexplained_stops_teach_to_go_again() -> None:
+    """Standing still on a clear road must come with 'go' labels (no copying of one's standstill)."""
+    ep = generate_episode(5, 12.0, 0.2, (32, 32), SMALL,
+                          Perturbation(stop_rate=0.5, start_standstill=1.0, start_offset=0.0))
+    standing = ep["state"][:, -1, 0] < 0.1
+    assert np.any(standing & (ep["speeds"][:, -1] > 1.0))

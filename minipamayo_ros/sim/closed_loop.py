@@ -12,9 +12,11 @@ A policy is any callable ``policy(obs) -> (points (20, 2) [m], speeds (20,) [m/s
 
 CLI::
 
-    PYTHONPATH=. python -m minipamayo_ros.sim.closed_loop --seeds 100:120 [--policy pkg.mod:factory]
+    PYTHONPATH=. python -m minipamayo_ros.sim.closed_loop --seeds 100:120 \
+        [--policy manifest:engines/minipamayo-tiny-policy.manifest.json | --policy pkg.mod:factory]
 
-where ``factory(image_size) -> policy`` builds the policy (e.g. an ONNX session wrapper).
+``manifest:PATH`` loads the model exactly as the policy node does (ONNX Runtime here);
+``factory(image_size) -> policy`` builds any other policy.
 """
 
 from __future__ import annotations
@@ -159,19 +161,39 @@ def summarize_results(results: Sequence[EpisodeResult]) -> dict[str, float]:
     }
 
 
+def manifest_policy(manifest_path: str, backend: str = "onnxruntime", threads: int = 1) -> PolicyFn:
+    """A policy from a model manifest, loaded by the policy node's own loader (same checks/backends)."""
+    from minipamayo_ros.inference import BackendOptions
+    from minipamayo_ros.policy.engine import load_policy
+
+    options = BackendOptions(backend=backend, intra_op_threads=threads)
+    manifest, model, io = load_policy(manifest_path, options)
+    image_name, state_name = (s.name for s in manifest.inputs[:2])
+
+    def policy(obs: Observation) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+        out = model.infer({image_name: obs.image[None], state_name: obs.state[None]})
+        return out["waypoints"][0], out["speeds"][0]
+
+    policy.image_size = io.image_size  # type: ignore[attr-defined]
+    return policy
+
+
 def _load_policy(spec: str, image_size: tuple[int, int]) -> PolicyFn | None:
     if spec == "expert":
         return None
+    if spec.startswith("manifest:"):
+        return manifest_policy(spec.removeprefix("manifest:"))
     module, _, name = spec.partition(":")
     if not name:
-        raise SystemExit(f"--policy must be 'expert' or 'module:factory', got {spec!r}")
+        raise SystemExit(f"--policy must be 'expert', 'manifest:PATH' or 'module:factory', got {spec!r}")
     return getattr(importlib.import_module(module), name)(image_size)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Closed-loop evaluation in the simulator (no ROS)")
     parser.add_argument("--seeds", default="100:110", help="a:b (b exclusive) or 1,2,3")
-    parser.add_argument("--policy", default="expert", help="'expert' (oracle) or module:factory")
+    parser.add_argument("--policy", default="expert",
+                        help="'expert' (oracle), 'manifest:engines/<model>.manifest.json' or module:factory")
     parser.add_argument("--latency", type=float, default=0.1, help="image stamp -> trajectory [s]")
     parser.add_argument("--rate", type=float, default=10.0, help="policy rate [Hz]")
     parser.add_argument("--image-size", type=int, nargs="+", default=[128])

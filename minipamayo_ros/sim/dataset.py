@@ -17,8 +17,8 @@ episode_seeds      (N,) int64          world seed of the sample's episode
 
 On disk: ``<out>/dataset.json`` (index + generation settings) and one compressed
 ``episodes/ep_<seed>.npz`` per episode. Perturbations (off-centre / misaligned starts, steering
-noise and drift bursts on the *driven* command) put the car in recovery situations; the labels
-are always the expert's plan from the true state, i.e. how to get back.
+noise and drift bursts, unexplained stops on the *driven* command) put the car in recovery
+situations; the labels are always the expert's plan from the true state, i.e. how to get back.
 
 CLI (numpy + OpenCV only, e.g. on a GPU box)::
 
@@ -52,8 +52,9 @@ from minipamayo_ros.trajectory import NUM_WAYPOINTS
 FORMAT = "minipamayo_sim_dataset"
 VERSION = 1
 #: bumped whenever the same seed would give different samples (renderer, expert, perturbations):
-#: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out
-GENERATOR_VERSION = 2
+#: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out,
+#: 3 = standstill starts and unexplained stops (against a policy copying its own standstill)
+GENERATOR_VERSION = 3
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
 ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
@@ -71,6 +72,10 @@ class Perturbation:
     steer_noise_tau: float = 0.5    # [s] its correlation time
     drift_rate: float = 0.08        # [1/s] rate of steering drift bursts
     drift_steer: float = 0.05       # [rad] max |drift burst| (held 0.5-1.5 s)
+    start_standstill: float = 0.3   # probability of starting at 0 m/s
+    stop_rate: float = 0.03         # [1/s] rate of unexplained stops: driven speed 0 for 1-3 s, so that
+    #                                 standing on a clear road is followed by "go" labels (a policy must not
+    #                                 learn "I stand, so I keep standing" from the odometry history)
 
 
 @dataclass
@@ -104,12 +109,13 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     cfg = replace(cfg,
                   start_offset=float(rng.uniform(-pert.start_offset, pert.start_offset)),
                   start_heading=float(rng.uniform(-pert.start_heading, pert.start_heading)),
-                  start_speed=float(rng.uniform(0.0, pert.start_speed_max)))
+                  start_speed=0.0 if rng.random() < pert.start_standstill
+                  else float(rng.uniform(0.0, pert.start_speed_max)))
     world = World(seed, cfg)
     history = PoseHistory(max_age=3.0)
     history.add(world.odometry())
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
-    noise, drift, drift_left = 0.0, 0.0, 0.0
+    noise, drift, drift_left, stop_left = 0.0, 0.0, 0.0, 0.0
     a = np.exp(-CONTROL_DT / pert.steer_noise_tau)
     next_sample = REQUIRED_HISTORY + CONTROL_DT
     steps = int(round(episode_seconds / CONTROL_DT))
@@ -125,6 +131,11 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
             drift_left -= CONTROL_DT
         else:
             drift = 0.0
+        if stop_left <= 0.0 and rng.random() < pert.stop_rate * CONTROL_DT:
+            stop_left = float(rng.uniform(1.0, 3.0))
+        if stop_left > 0.0:
+            stop_left -= CONTROL_DT
+            speed = 0.0
         world.step(steer + noise + drift, speed, CONTROL_DT)
         history.add(world.odometry())
         if world.time + 1e-9 < next_sample:

@@ -101,7 +101,7 @@ class World:
     @property
     def done(self) -> bool:
         """The car reached the end of the usable road."""
-        return self.proj.s >= self.road.length - self.config.end_margin
+        return bool(self.proj.s >= self.road.length - self.config.end_margin)
 
     @property
     def yaw_rate(self) -> float:
