@@ -42,3 +42,23 @@ def test_invalid_trajectories_are_rejected_and_the_car_stops() -> None:
     r = run_episode(1, broken, SHORT, ClosedLoopSettings(max_seconds=5.0))
     assert r.policy_calls > 0 and r.rejected_trajectories >= r.policy_calls - 1  # last one in flight
     assert r.metrics.distance_m < 0.5 and not r.finished
+
+
+def test_manifest_policy_runs_the_model_like_the_node(tmp_path) -> None:
+    """An ONNX model (the deterministic probe) loaded by the policy node's loader drives the loop."""
+    from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs
+    from minipamayo_ros.sim.closed_loop import manifest_policy
+
+    policy = manifest_policy(str(build_probe_model(tmp_path / "probe", image_size=(64, 64))))
+    seen: list[tuple[Observation, np.ndarray]] = []
+
+    def recording(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        points, speeds = policy(obs)
+        seen.append((obs, points))
+        return points, speeds
+
+    r = run_episode(1, recording, SHORT, ClosedLoopSettings(image_size=(64, 64), max_seconds=3.0))
+    assert r.policy_calls == len(seen) > 10
+    obs, points = seen[-1]
+    want = expected_outputs(obs.image[None], obs.state[None])["waypoints"][0]
+    np.testing.assert_allclose(points, want, atol=1e-5)
