@@ -111,6 +111,9 @@ class SimulatorNode(Node):
         self._last_wall = now
         sim_before = self.session.sim_time
         out = self.session.advance(wall * self.config.real_time_factor)
+        # /clock first: a node on sim time must never see a message stamped after its own "now"
+        # (that would make its latency figures negative)
+        self._publish_clock()
         for o in out.odom:
             self._publish_odom(o)
         for f in out.frames:
@@ -118,7 +121,6 @@ class SimulatorNode(Node):
         for done, seed in zip(out.finished, out.resets, strict=True):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
-        self._publish_clock()
         if self.session.braking:
             self.get_logger().warning(
                 f"no command for > {self.config.command_timeout} s on /vla/control or /cmd_vel: "
