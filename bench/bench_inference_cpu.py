@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.result import BenchResult
 from minipamayo_ros.inference import BackendOptions, create_backend, load_manifest
+from minipamayo_ros.inference.backend import concrete_shape
 from minipamayo_ros.latency import summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +33,7 @@ import json, resource, sys, time
 import numpy as np
 t0 = time.perf_counter()
 from minipamayo_ros.inference import BackendOptions, create_backend, load_manifest
+from minipamayo_ros.inference.backend import concrete_shape
 pol = create_backend(load_manifest("engines/minipamayo-tiny-policy.manifest.json"), BackendOptions())
 pol.warm_up()
 load_ms = (time.perf_counter() - t0) * 1e3
@@ -59,11 +61,13 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     rng = np.random.default_rng(0)
     pol_m = load_manifest(ENGINES / "minipamayo-tiny-policy.manifest.json")
     txt_m = load_manifest(ENGINES / "minipamayo-tiny-text.manifest.json")
-    h, w = pol_m.input("image").shape[1:3]
-    pol_x = {"image": rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8),
-             "state": rng.normal(0, 1, (1, 10, 3)).astype(np.float32)}
-    ctx = txt_m.input("context").shape[1]
-    txt_x = {"context": rng.normal(0, 1, (1, ctx)).astype(np.float32), "event": np.array([2], np.int64)}
+    image_shape = concrete_shape(pol_m.input("image").shape)
+    pol_x: dict[str, np.ndarray] = {
+        "image": rng.integers(0, 256, image_shape).astype(np.uint8),
+        "state": rng.normal(0, 1, concrete_shape(pol_m.input("state").shape)).astype(np.float32)}
+    txt_x: dict[str, np.ndarray] = {
+        "context": rng.normal(0, 1, concrete_shape(txt_m.input("context").shape)).astype(np.float32),
+        "event": np.array([2], np.int64)}
     n_pol, n_txt = (30, 10) if quick else (300, 60)
     metrics: dict[str, Any] = {}
     for threads in (1, 2):

@@ -241,6 +241,7 @@ def tiny_gpu_parity() -> dict[str, Any]:
             worst: dict[str, float] = {}
             for seed in range(5):
                 rng = np.random.default_rng(seed)
+                x: dict[str, np.ndarray]
                 if m.kind == "policy":
                     x = {"image": rng.integers(0, 256, (1, 128, 128, 3), dtype=np.uint8),
                          "state": rng.normal(0, 1, (1, 10, 3)).astype(np.float32)}

@@ -255,7 +255,7 @@ class _TextModule(torch.nn.Module):
         from minipamayo_ros.model.text import greedy_generate
 
         super().__init__()
-        self.decoder = decoder
+        self.decoder: Any = decoder
         self._generate = greedy_generate
 
     def forward(self, context: torch.Tensor, event: torch.Tensor) -> tuple[torch.Tensor, ...]:
