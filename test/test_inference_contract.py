@@ -18,7 +18,9 @@ from minipamayo_ros.inference import BackendError, BackendOptions, create_backen
 from minipamayo_ros.inference.factory import tensorrt_availability
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
-MODELS = ["minipamayo-tiny-policy", "minipamayo-tiny-text"]
+# every shipped model (the INT8 variant too, once it ships); parity only for the float ones
+MODELS = sorted(p.name.removesuffix(".manifest.json") for p in ENGINES.glob("*.manifest.json"))
+FLOAT_MODELS = [m for m in MODELS if "int8" not in m]
 
 
 def _available() -> list[BackendOptions]:
@@ -83,7 +85,7 @@ def test_backend_contract(manifest, options: BackendOptions) -> None:
 
 
 @pytest.mark.parametrize("fused_attention", [True, False], ids=["sdpa", "matmul_attn"])
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", FLOAT_MODELS)
 def test_onnxruntime_pytorch_parity_cpu(name: str, fused_attention: bool) -> None:
     manifest = load_manifest(ENGINES / f"{name}.manifest.json")
     ort = create_backend(manifest, BackendOptions(backend="onnxruntime"))
@@ -100,6 +102,10 @@ def test_onnxruntime_pytorch_parity_cpu(name: str, fused_attention: bool) -> Non
             else:
                 worst = max(worst, float(np.abs(a[s.name].astype(np.float64) - b[s.name]).max()))
     assert worst <= 1e-4, f"max abs difference ONNX Runtime vs PyTorch {worst:.2e} > 1e-4"
+
+
+def test_shipped_models_are_covered() -> None:
+    assert {"minipamayo-tiny-policy", "minipamayo-tiny-text"} <= set(FLOAT_MODELS)
 
 
 def test_torch_backend_missing_weights_is_a_clear_error(tmp_path: Path) -> None:

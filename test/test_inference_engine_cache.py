@@ -168,3 +168,35 @@ def test_build_progress_is_visible_throttled_and_cancellable() -> None:
     assert p.render() == "[engine build 6 s] Building engine 1/3 (33%)"
     p.cancel()
     assert p.step_complete("Building engine", 1) is False
+
+
+def test_engine_key_from_manifest_and_gpu(tmp_path: Path) -> None:
+    """The key the TensorRT backend computes: re-export, TensorRT upgrade or another GPU invalidate."""
+    from test_inference_graphs import policy_manifest
+
+    from minipamayo_ros.inference.backend import BackendError
+    from minipamayo_ros.inference.cuda_buffers import GpuInfo
+    from minipamayo_ros.inference.engine_cache import builder_flag_names, engine_key
+
+    orin = GpuInfo("Orin", (8, 7), 8 * 2**30)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    m1, _ = policy_manifest(tmp_path / "a", seed=0)
+    m2, _ = policy_manifest(tmp_path / "b", seed=1)  # same graph, other weights: another sha256
+    key = engine_key(m1, orin, "fp16", 1024, "10.3.0")
+    assert key.compute_capability == "8.7" and key.builder_flags == ("FP16",)
+    assert key.input_shapes == (("image", (1, 32, 32, 3)), ("state", (1, 10, 3)))
+    cache = EngineCache(tmp_path / "cache")
+    cache.store(m1.name, key, b"engine")
+    assert cache.lookup(m1.name, key).hit
+    for other, field in [
+        (engine_key(m2, orin, "fp16", 1024, "10.3.0"), "onnx_sha256"),             # re-exported model
+        (engine_key(m1, orin, "fp16", 1024, "10.7.0.23"), "tensorrt_version"),     # JetPack upgrade
+        (engine_key(m1, GpuInfo("NVIDIA H100 80GB HBM3", (9, 0), 80 * 2**30), "fp16", 1024, "10.3.0"),
+         "gpu_name"),
+    ]:
+        found = cache.lookup(m1.name, other)
+        assert not found.hit and field in found.reason
+    assert builder_flag_names("int8") == ("FP16", "INT8") and builder_flag_names("fp32") == ()
+    with pytest.raises(BackendError, match="unknown TensorRT precision 'fp8'"):
+        builder_flag_names("fp8")

@@ -52,7 +52,8 @@ class InferenceBackend(abc.ABC):
 
     @abc.abstractmethod
     def infer(self, inputs: Tensors) -> Tensors:
-        """Run the model once; must set ``last_infer_ms``."""
+        """Run the model once; must set ``last_infer_ms``. Safe to call from any one thread at a
+        time per instance (concurrent calls are serialised); returned arrays are the caller's."""
 
     @abc.abstractmethod
     def describe(self) -> dict[str, str]:

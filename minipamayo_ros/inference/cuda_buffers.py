@@ -266,6 +266,7 @@ class CudaRuntime:
         self.api = api
         self.binding: str = api.binding
         self._owned: list[PinnedHostBuffer | DeviceBuffer | CudaStream] = []
+        self._closed = False
 
     def info(self) -> GpuInfo:
         info: GpuInfo = self.api.info()
@@ -305,6 +306,9 @@ class CudaRuntime:
         self.api.memset(dst.ptr, value, dst.nbytes, stream.native)
 
     def close(self) -> None:
+        """Free every buffer and stream handed out (newest first), then release the binding; idempotent."""
+        if self._closed:
+            return
         for obj in reversed(self._owned):
             if isinstance(obj, CudaStream):
                 obj.destroy()
@@ -312,6 +316,7 @@ class CudaRuntime:
                 obj.free()
         self._owned.clear()
         self.api.close()
+        self._closed = True
 
 
 def _check_fits(nbytes: int, capacity: int, what: str) -> None:

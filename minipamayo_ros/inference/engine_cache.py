@@ -29,7 +29,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from minipamayo_ros.inference.backend import BackendError, concrete_shape
+from minipamayo_ros.inference.cuda_buffers import GpuInfo
+from minipamayo_ros.inference.manifest import ModelManifest
+
 KEY_SCHEMA = 1
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,24 @@ class EngineKey:
                     a, b = str(a)[:12], str(b)[:12]
                 out.append(f"{f.name}: {a} -> {b}")
         return out
+
+
+def builder_flag_names(precision: str) -> tuple[str, ...]:
+    """TensorRT BuilderFlag names for ``precision`` (int8 keeps fp16 for non-quantized layers)."""
+    flags = {"fp32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8": ("FP16", "INT8")}
+    if precision not in flags:
+        raise BackendError(f"unknown TensorRT precision '{precision}'; choose one of {list(PRECISIONS)}")
+    return tuple(sorted(flags[precision]))
+
+
+def engine_key(manifest: ModelManifest, gpu: GpuInfo, precision: str, workspace_mb: int,
+               tensorrt_version: str) -> EngineKey:
+    """The cache key of ``manifest``'s engine built by TensorRT ``tensorrt_version`` on ``gpu``."""
+    return EngineKey(
+        onnx_sha256=manifest.sha256, tensorrt_version=tensorrt_version, gpu_name=gpu.name,
+        compute_capability=f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}",
+        precision=precision, builder_flags=builder_flag_names(precision), workspace_mb=int(workspace_mb),
+        input_shapes=tuple((s.name, concrete_shape(s.shape)) for s in manifest.inputs))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ copies, i.e. what the node waits for.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,41 +41,23 @@ from minipamayo_ros.inference.cuda_buffers import (
     CudaError,
     CudaRuntime,
     DeviceBuffer,
-    GpuInfo,
     PinnedHostBuffer,
     open_cuda,
 )
 from minipamayo_ros.inference.engine_cache import (
+    PRECISIONS,
     EngineCache,
     EngineCacheError,
-    EngineKey,
+    builder_flag_names,
     default_cache_dir,
+    engine_key,
 )
 from minipamayo_ros.inference.manifest import ModelManifest
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 DEFAULT_WORKSPACE_MB = 1024  # Orin Nano 8 GB shares memory with the CPU: keep the builder modest
 
 _log = logging.getLogger("minipamayo_ros.inference")
 _nptype: Callable[[trt.DataType], type] = trt.nptype  # TensorRT DataType -> numpy scalar type
-
-
-def builder_flag_names(precision: str) -> tuple[str, ...]:
-    """TensorRT BuilderFlag names for ``precision`` (int8 keeps fp16 for non-quantized layers)."""
-    flags = {"fp32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8": ("FP16", "INT8")}
-    if precision not in flags:
-        raise BackendError(f"unknown TensorRT precision '{precision}'; choose one of {list(PRECISIONS)}")
-    return tuple(sorted(flags[precision]))
-
-
-def engine_key(manifest: ModelManifest, gpu: GpuInfo, precision: str, workspace_mb: int,
-               tensorrt_version: str) -> EngineKey:
-    """The cache key of ``manifest``'s engine on ``gpu`` (see engine_cache.EngineKey)."""
-    return EngineKey(
-        onnx_sha256=manifest.sha256, tensorrt_version=tensorrt_version, gpu_name=gpu.name,
-        compute_capability=f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}",
-        precision=precision, builder_flags=builder_flag_names(precision), workspace_mb=int(workspace_mb),
-        input_shapes=tuple((s.name, concrete_shape(s.shape)) for s in manifest.inputs))
 
 
 def dims_tuple(dims: trt.Dims) -> tuple[int, ...]:
@@ -191,6 +174,7 @@ class TensorRTBackend(InferenceBackend):
             raise BackendError(f"unknown TensorRT precision '{options.precision}'; "
                                f"choose one of {list(PRECISIONS)}")
         self.precision = precision
+        self._lock = threading.Lock()  # one inference at a time: the I/O buffers are shared
         log: Callable[[str], Any] = options.extra.get("build_log") or _log.info
         workspace_mb = int(options.extra.get("workspace_mb", DEFAULT_WORKSPACE_MB))
         _, _, idx = options.device.partition(":")
@@ -267,6 +251,10 @@ class TensorRTBackend(InferenceBackend):
 
     def infer(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(self.manifest, inputs)
+        with self._lock:
+            return self._infer_locked(feed)
+
+    def _infer_locked(self, feed: Tensors) -> Tensors:
         if self._cuda is None:
             raise BackendError("TensorRT backend is closed")
         cuda, stream = self._cuda, self._stream

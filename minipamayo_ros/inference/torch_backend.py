@@ -16,6 +16,7 @@ builds a randomly initialised model instead (latency benchmarks of untrained con
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class TorchBackend(InferenceBackend):
             raise BackendError(f"device {options.device} requested but torch sees no CUDA GPU "
                                "(set device: cpu, or install a CUDA build of torch)")
         self.dtype = DTYPES[self.precision]
+        self._lock = threading.Lock()
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, options.intra_op_threads))  # share the CPU like ORT does
         if model is None:
@@ -167,6 +169,10 @@ class TorchBackend(InferenceBackend):
 
     def infer(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(self.manifest, inputs)
+        with self._lock:  # one inference at a time: static graph buffers are shared
+            return self._infer_locked(feed)
+
+    def _infer_locked(self, feed: Tensors) -> Tensors:
         t0 = time.perf_counter()
         with torch.no_grad():
             for name, host in self._host_in.items():
