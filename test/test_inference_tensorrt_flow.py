@@ -63,9 +63,19 @@ def fake_tensorrt(version: str, builds: list[str]) -> types.ModuleType:
     trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", BF16="BF16", INT8="INT8")
     trt.Dims = lambda shape: tuple(shape)
 
+    trt.LayerType = types.SimpleNamespace(QUANTIZE="QUANTIZE", DEQUANTIZE="DEQUANTIZE", OTHER="OTHER")
+
     class Network:
         def __init__(self) -> None:
             self.inputs: list[types.SimpleNamespace] = []
+            self.layers: list[str] = []
+
+        @property
+        def num_layers(self) -> int:
+            return len(self.layers)
+
+        def get_layer(self, i: int) -> types.SimpleNamespace:
+            return types.SimpleNamespace(type=self.layers[i])
 
         @property
         def num_inputs(self) -> int:
@@ -82,6 +92,10 @@ def fake_tensorrt(version: str, builds: list[str]) -> types.ModuleType:
             sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
             self.network.inputs = [types.SimpleNamespace(name=i.name, shape=tuple(i.shape))
                                    for i in sess.get_inputs()]
+            import onnx
+
+            ops = {"QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE"}
+            self.network.layers = [ops.get(n.op_type, "OTHER") for n in onnx.load(path).graph.node]
             self.network.path = path
             return True
 
@@ -256,5 +270,9 @@ def test_manifest_engine_mismatch_and_bad_precision(trt_backend_module, tmp_path
     with pytest.raises(BackendError, match="does not match manifest"):
         mod.TensorRTBackend(renamed, opts)
     assert apis[-1].live == {}  # failed load released its buffers
+    int8 = BackendOptions(backend="tensorrt", precision="int8", engine_cache_dir=str(tmp_path / "c"),
+                          extra={"build_log": print})
+    with pytest.raises(BackendError, match="int8 needs an explicitly quantized"):
+        mod.TensorRTBackend(manifest, int8)  # the float test graph has no Q/DQ nodes
     with pytest.raises(BackendError, match="unknown TensorRT precision 'fp8'"):
         mod.TensorRTBackend(manifest, BackendOptions(backend="tensorrt", precision="fp8"))

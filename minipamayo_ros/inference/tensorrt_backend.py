@@ -120,6 +120,10 @@ def build_serialized_engine(onnx_path: Path, precision: str, workspace_mb: int,
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise BackendError(f"TensorRT could not parse {onnx_path}: " + " | ".join(errors or logger.errors))
+    if precision == "int8" and not any(network.get_layer(i).type == trt.LayerType.QUANTIZE
+                                       for i in range(network.num_layers)):
+        raise BackendError(f"precision int8 needs an explicitly quantized (Q/DQ) ONNX, and {onnx_path.name} "
+                           "has no QuantizeLinear nodes: use the shipped *-int8 model's manifest, or fp16")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     for flag in builder_flag_names(precision):
