@@ -256,7 +256,11 @@ class TensorRTBackend(InferenceBackend):
     def infer(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(self.manifest, inputs)
         with self._lock:
-            return self._infer_locked(feed)
+            try:
+                return self._infer_locked(feed)
+            except CudaError as exc:
+                raise BackendError(f"CUDA error during TensorRT inference of '{self.manifest.name}': "
+                                   f"{exc}") from exc
 
     def _infer_locked(self, feed: Tensors) -> Tensors:
         if self._cuda is None:

@@ -115,7 +115,12 @@ class TorchBackend(InferenceBackend):
         self._dev_out: tuple[torch.Tensor, ...] = ()
         self.use_graph = bool(options.cuda_graphs and self.device.type == "cuda")
         if self.use_graph:
-            self._capture()
+            try:
+                self._capture()
+            except Exception as exc:  # torch raises RuntimeError subclasses for capture/compile failures
+                raise BackendError(f"torch backend could not capture a CUDA graph of '{manifest.name}'"
+                                   f"{' under torch.compile' if options.compile else ''}: {exc}; "
+                                   "set cuda_graphs: false (or compile: false)") from exc
 
     @classmethod
     def from_config(cls, config: Any, kind: str, options: BackendOptions, seed: int = 0) -> TorchBackend:
@@ -173,6 +178,8 @@ class TorchBackend(InferenceBackend):
             return self._infer_locked(feed)
 
     def _infer_locked(self, feed: Tensors) -> Tensors:
+        if self._module is None:
+            raise BackendError("torch backend is closed")
         t0 = time.perf_counter()
         with torch.no_grad():
             for name, host in self._host_in.items():
