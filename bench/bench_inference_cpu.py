@@ -3,7 +3,8 @@
 Metrics (all from one run on this machine; the dev box is shared, so figures are "under load"):
 
 * ``policy_*_ms``: ``infer()`` of ``engines/minipamayo-tiny-policy`` with the default options
-  (1 intra-op + 1 inter-op thread) — p50/p95/p99/max; also with 2 intra-op threads;
+  (1 intra-op + 1 inter-op thread) — p50/p95/p99/max; also with 2 intra-op threads, and the INT8
+  (Q/DQ) variant ``policy_int8_*`` where it ships;
 * ``text32_*_ms``: one 32-token caption (``engines/minipamayo-tiny-text``, fixed-length greedy);
 * ``rss_peak_mb``: peak RSS of a fresh Python process that imports the inference package, loads
   both models through ``create_backend`` and runs them (torch must stay unimported: reported);
@@ -75,6 +76,11 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         b.warm_up()
         tag = "policy" if threads == 1 else "policy_2threads"
         metrics.update({f"{tag}_{k}": round(v, 3) for k, v in _time(b, pol_x, n_pol).items()})
+    int8_path = ENGINES / "minipamayo-tiny-policy-int8.manifest.json"
+    if int8_path.is_file():  # the INT8 (Q/DQ) variant, same inputs
+        b = create_backend(load_manifest(int8_path), BackendOptions(backend="onnxruntime"))
+        b.warm_up()
+        metrics.update({f"policy_int8_{k}": round(v, 3) for k, v in _time(b, pol_x, n_pol).items()})
     t = create_backend(txt_m, BackendOptions(backend="onnxruntime"))
     t.warm_up()
     metrics.update({f"text32_{k}": round(v, 3) for k, v in _time(t, txt_x, n_txt).items()})
@@ -94,7 +100,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         "",
         "| what | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|",
         *(f"| {tag} | {metrics[f'{tag}_p50_ms']} | {metrics[f'{tag}_p95_ms']} | {metrics[f'{tag}_p99_ms']} "
-          f"| {metrics[f'{tag}_max_ms']} |" for tag in ("policy", "policy_2threads", "text32")),
+          f"| {metrics[f'{tag}_max_ms']} |" for tag in ("policy", "policy_2threads", "policy_int8", "text32")
+          if f"{tag}_p50_ms" in metrics),
         "",
         f"fresh process (inference package + both models loaded, 20 runs): peak RSS "
         f"{metrics['rss_peak_mb']} MB, policy load+warm-up {metrics['load_ms']} ms, "
