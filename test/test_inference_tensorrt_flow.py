@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.machinery
 import json
 import sys
 import types
@@ -39,6 +40,7 @@ def fake_tensorrt(version: str, builds: list[str]) -> types.ModuleType:
     import onnxruntime as ort
 
     trt = types.ModuleType("tensorrt")
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     trt.__version__ = version
 
     class _Severity(int):
@@ -276,3 +278,24 @@ def test_manifest_engine_mismatch_and_bad_precision(trt_backend_module, tmp_path
         mod.TensorRTBackend(manifest, int8)  # the float test graph has no Q/DQ nodes
     with pytest.raises(BackendError, match="unknown TensorRT precision 'fp8'"):
         mod.TensorRTBackend(manifest, BackendOptions(backend="tensorrt", precision="fp8"))
+
+
+def test_factory_sends_build_progress_to_the_callers_logger(trt_backend_module, tmp_path: Path) -> None:
+    """A node passes its ROS logger to create_backend: the (long) engine build must show up there."""
+    from minipamayo_ros.inference.factory import create_backend
+
+    manifest, _ = policy_manifest(tmp_path)
+    lines: list[str] = []
+
+    class NodeLogger:
+        def info(self, msg: str) -> None:
+            lines.append(msg)
+
+    options = BackendOptions(backend="tensorrt", engine_cache_dir=str(tmp_path / "c"),
+                             extra={"progress_interval_s": 0.0})
+    backend = create_backend(manifest, options, logger=NodeLogger())
+    assert lines[0].startswith(f"inference backend for {manifest.model_id}: tensorrt")
+    assert any("building TensorRT engine" in line for line in lines)
+    assert any(line.startswith("[engine build") for line in lines)
+    assert backend.describe()["selection"] == "backend=tensorrt requested"
+    backend.close()

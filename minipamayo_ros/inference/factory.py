@@ -10,6 +10,7 @@ is imported by the torch backend alone.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from typing import Any, Protocol
@@ -92,6 +93,8 @@ def create_backend(manifest: ModelManifest, options: BackendOptions | None = Non
                                "python3-libnvinfer (or use backend:=onnxruntime)")
         from minipamayo_ros.inference.tensorrt_backend import TensorRTBackend
 
+        if "build_log" not in options.extra:  # engine-build progress goes where the caller logs
+            options = dataclasses.replace(options, extra={**options.extra, "build_log": log.info})
         backend = TensorRTBackend(manifest, options)
     else:
         from minipamayo_ros.inference.torch_backend import TorchBackend
