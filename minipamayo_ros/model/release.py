@@ -78,14 +78,16 @@ def release(run_dir: Path, eval_data: Path, calib_data: Path, out: Path, name: s
           flush=True)
 
     int8 = out / f"{name}-policy-int8.onnx"
-    quantize_policy(files["policy"], int8, load_dataset(calib_data))
+    sensitive = quantize_policy(files["policy"], int8, load_dataset(calib_data),
+                                log=lambda m: print(m, flush=True))
     q = compare(files["policy"], int8, held_out, limit, fp32_metrics=res["policy"])
     int8_metrics = {**q["int8"], "ade_change_rel_vs_fp32": q["ade_change_rel"],
                     "cpu_speedup_p50_vs_fp32": q["cpu_speedup_p50"],
                     "latency_ort_cpu_1thread": q["latency_int8_ms"],
                     "latency_fp32_ort_cpu_1thread": q["latency_fp32_ms"], "bars": BARS,
                     "quantization": "onnxruntime static QDQ: per-channel int8 weights, uint8 activations, "
-                                    "MinMax calibration on 256 samples of training seeds (calib data)"}
+                                    "MinMax calibration on 256 samples of training seeds (calib data)",
+                    "kept_float_sensitive_nodes": sensitive}
     int8_training = {**training, "quantized_from": f"{name}-policy", "calibration_data": str(calib_data)}
     write_engine_manifest(int8, f"{name}-policy-int8", "policy", cfg, int8_training, int8_metrics)
     summary = {"policy": pol_metrics, "text": text_metrics, "int8": int8_metrics}
