@@ -10,5 +10,6 @@ Entry points (see ``docs/model.md``):
 * ``model.network.build_model(config)`` / ``load_model(config, safetensors_path)``
 * ``model.network.Minipamayo.policy(image_uint8_nhwc, state)`` -> waypoints, speeds, uncertainty,
   context; ``model.text.greedy_generate(...)`` -> caption tokens
-* ``python -m minipamayo_ros.model.train`` / ``.export`` / ``.quantize`` / ``.evaluate``
+* ``python -m minipamayo_ros.model.train`` (sim data -> weights), ``.release`` (export, held-out
+  ONNX evaluation, INT8, manifests into ``engines/``); also ``.export``, ``.quantize``, ``.evaluate``
 """

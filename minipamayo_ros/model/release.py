@@ -34,9 +34,10 @@ def manifest_training(run_dir: Path) -> dict[str, Any]:
     t = json.loads((run_dir / "training.json").read_text())
     keep = {k: v for k, v in t.items() if k != "history"}
     keep["best_val_ade_m_torch"] = t.get("history", {}).get("best_val_ade_m")
-    keep["recipe"] = ("python -m minipamayo_ros.model.train --config tiny --train-seeds 0-449 "
-                      "--val-seeds 1000-1059 --workers 16 --epochs 60 --batch-size 256 --lr 2e-3 "
-                      "--time-budget-s 220  (on one H100; see docs/model.md)")
+    # runs before train.py recorded its command line: the shipped tiny's recipe (docs/model.md)
+    keep.setdefault("command", "python -m minipamayo_ros.model.train --config tiny --train-seeds 0-449 "
+                    "--val-seeds 1000-1059 --workers 16 --epochs 60 --batch-size 256 --lr 2e-3 "
+                    "--time-budget-s 220  (on one H100)")
     return keep
 
 

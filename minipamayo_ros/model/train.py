@@ -18,6 +18,7 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -346,7 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     final = evaluate(val_ds, torch_policy_fn(model, torch.device("cpu")),
                      torch_text_fn(model, torch.device("cpu")))
     (out / "metrics.json").write_text(json.dumps(final, indent=2))
-    training = {"data_seeds": {"train": train_seeds, "held_out": val_seeds},
+    training = {"command": "python -m minipamayo_ros.model.train " + " ".join(sys.argv[1:] if argv is None
+                                                                         else argv),
+                "data_seeds": {"train": train_seeds, "held_out": val_seeds},
                 "samples": {"train": int(len(train_ds.images)), "held_out": int(len(val_ds.images))},
                 "train_config": asdict(tc), "device": str(device), "torch": torch.__version__,
                 "wall_s": round(time.time() - t0, 1), "history": history}
