@@ -128,3 +128,32 @@ def test_weights_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         for a, b in zip(model.policy(*args), again.policy(*args), strict=True):
             assert torch.equal(a, b)
+
+
+def test_shipped_metrics_meet_the_bars() -> None:
+    pol = load_manifest(ENGINES / "minipamayo-tiny-policy.manifest.json").metrics
+    txt = load_manifest(ENGINES / "minipamayo-tiny-text.manifest.json").metrics
+    q = load_manifest(ENGINES / "minipamayo-tiny-policy-int8.manifest.json").metrics
+    assert pol["ade_m"] <= 0.30 and pol["fde_m"] <= 0.80 and pol["samples"] >= 1000
+    assert txt["caption_exact_match"] >= 0.90
+    assert q["ade_change_rel_vs_fp32"] <= 0.03
+    seeds = load_manifest(ENGINES / "minipamayo-tiny-policy.manifest.json").training["data_seeds"]
+    assert seeds["held_out"] and not set(seeds["held_out"]) & set(seeds["train"])
+
+
+def test_shipped_engines_drive_a_held_out_road() -> None:
+    """Fresh simulator samples from a held-out seed, scored live (not the recorded numbers)."""
+    from minipamayo_ros.model.evaluate import evaluate, onnx_policy_fn, onnx_text_fn
+    from minipamayo_ros.model.train import ArrayDataset
+    from minipamayo_ros.sim.dataset import generate_episode
+
+    ep = generate_episode(1059, episode_seconds=12.0)
+    ds = ArrayDataset(ep["images"], ep["state"], ep["waypoints"], ep["speeds"], ep["events"],
+                      ep["caption_tokens"])
+    res = evaluate(ds, onnx_policy_fn(str(ENGINES / "minipamayo-tiny-policy.onnx")),
+                   onnx_text_fn(str(ENGINES / "minipamayo-tiny-text.onnx")))
+    assert res["policy"]["samples"] >= 30
+    assert res["policy"]["ade_m"] <= 0.30 and res["policy"]["fde_m"] <= 0.80, res["policy"]
+    assert res["text"]["caption_exact_match"] >= 0.75, res["text"]
+    q = evaluate(ds, onnx_policy_fn(str(ENGINES / "minipamayo-tiny-policy-int8.onnx")))["policy"]
+    assert q["ade_m"] <= 1.1 * res["policy"]["ade_m"] + 0.005, (q, res["policy"])
