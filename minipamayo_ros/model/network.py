@@ -29,6 +29,10 @@ PIXEL_STD = 0.25
 class Policy(nn.Module):
     """Vision encoder -> connector -> fusion transformer -> trajectory / context / uncertainty."""
 
+    state_mean: torch.Tensor
+    state_std: torch.Tensor
+    cumsum_matrix: torch.Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg

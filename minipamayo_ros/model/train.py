@@ -183,7 +183,7 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
         return tc.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
     history: dict[str, Any] = {"epoch": [], "train": [], "val": [], "step_losses": []}
-    best = (float("inf"), None)
+    best: tuple[float, dict[str, Any] | None] = (float("inf"), None)
     step, t0 = 0, time.time()
     t_steps = t0
     for epoch in range(tc.epochs):
