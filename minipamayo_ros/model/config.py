@@ -117,6 +117,11 @@ class ModelConfig:
     context_dim: int = 128
     accel_scale: float = 3.0                    # [m/s^2] head output 1.0 ↔ this acceleration
     curvature_scale: float = 0.5                # [1/m]  head output 1.0 ↔ this curvature
+    # Which odometry-history features the model may look at (1 = used, 0 = ignored in the graph; the
+    # ONNX input keeps all features so the I/O contract does not change). The shipped tiny model
+    # ignores the acceleration history: with it, closed-loop driving collapsed into a standstill
+    # (the model copied its own braking from the history: causal confusion, see docs/model.md).
+    state_feature_mask: tuple[float, ...] = (1.0, 1.0, 1.0)
     vision: VisionConfig = field(default_factory=VisionConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     text: TextConfig = field(default_factory=TextConfig)
@@ -131,6 +136,9 @@ class ModelConfig:
                f"fusion.connector_pool {p} must divide the vision grid {gh}x{gw}")
         _check(self.num_waypoints >= 1 and self.waypoint_dt > 0, "num_waypoints >= 1, waypoint_dt > 0")
         _check(self.context_dim >= 1, "context_dim must be >= 1")
+        _check(len(self.state_feature_mask) == self.state_features
+               and all(m in (0.0, 1.0) for m in self.state_feature_mask),
+               f"state_feature_mask must hold {self.state_features} values of 0 or 1")
 
     @property
     def vision_tokens(self) -> int:

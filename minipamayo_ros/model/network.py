@@ -31,6 +31,7 @@ class Policy(nn.Module):
 
     state_mean: torch.Tensor
     state_std: torch.Tensor
+    state_mask: torch.Tensor
     cumsum_matrix: torch.Tensor
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -60,6 +61,9 @@ class Policy(nn.Module):
         # state normalisation (set from the training data by train.py; saved with the weights)
         self.register_buffer("state_mean", torch.zeros(cfg.state_features))
         self.register_buffer("state_std", torch.ones(cfg.state_features))
+        # features the model must not use (config.state_feature_mask) are zeroed after normalisation
+        self.register_buffer("state_mask", torch.tensor(cfg.state_feature_mask, dtype=torch.float32),
+                             persistent=False)
         # cumulative sum as a matmul with an upper-triangular ones matrix (plain MatMul in ONNX/TRT)
         self.register_buffer("cumsum_matrix", torch.triu(torch.ones(n, n)), persistent=False)
 
@@ -76,7 +80,7 @@ class Policy(nn.Module):
             fmap = F.avg_pool2d(fmap, self.pool)
         vis = self.connector(fmap.flatten(2).transpose(1, 2)) + self.vision_pos
         state = state.to(dtype)
-        st = self.state_proj((state - self.state_mean) / self.state_std) + self.state_pos
+        st = self.state_proj((state - self.state_mean) / self.state_std * self.state_mask) + self.state_pos
         B = image.shape[0]
         tokens = torch.cat(
             [self.ctx_token.expand(B, -1, -1), vis, st, self.queries.expand(B, -1, -1)], dim=1

@@ -54,7 +54,8 @@ VERSION = 1
 #: bumped whenever the same seed would give different samples (renderer, expert, perturbations):
 #: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out,
 #: 3 = standstill starts and unexplained stops (against a policy copying its own standstill)
-GENERATOR_VERSION = 3
+#: 4 = slow-down bursts (driven below the expert's speed, labels recover to it)
+GENERATOR_VERSION = 4
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
 ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
@@ -76,6 +77,10 @@ class Perturbation:
     stop_rate: float = 0.03         # [1/s] rate of unexplained stops: driven speed 0 for 1-3 s, so that
     #                                 standing on a clear road is followed by "go" labels (a policy must not
     #                                 learn "I stand, so I keep standing" from the odometry history)
+    slow_rate: float = 0.06         # [1/s] rate of slow-down bursts: driven at 20-80 % of the expert's
+    #                                 speed for 1-3 s, so that braking in the history is followed by
+    #                                 labels that recover the expert's speed (speed recovery data, the
+    #                                 longitudinal twin of the steering perturbations)
 
 
 @dataclass
@@ -115,7 +120,7 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     history = PoseHistory(max_age=3.0)
     history.add(world.odometry())
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
-    noise, drift, drift_left, stop_left = 0.0, 0.0, 0.0, 0.0
+    noise, drift, drift_left, stop_left, slow_left, slow_factor = 0.0, 0.0, 0.0, 0.0, 0.0, 1.0
     a = np.exp(-CONTROL_DT / pert.steer_noise_tau)
     next_sample = REQUIRED_HISTORY + CONTROL_DT
     steps = int(round(episode_seconds / CONTROL_DT))
@@ -136,6 +141,12 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
         if stop_left > 0.0:
             stop_left -= CONTROL_DT
             speed = 0.0
+        if slow_left <= 0.0 and rng.random() < pert.slow_rate * CONTROL_DT:
+            slow_left = float(rng.uniform(1.0, 3.0))
+            slow_factor = float(rng.uniform(0.2, 0.8))
+        if slow_left > 0.0:
+            slow_left -= CONTROL_DT
+            speed *= slow_factor
         world.step(steer + noise + drift, speed, CONTROL_DT)
         history.add(world.odometry())
         if world.time + 1e-9 < next_sample:
