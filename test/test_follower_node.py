@@ -18,6 +18,7 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
+from minipamayo_ros.nodes.node_main import EXIT_CONFIG_ERROR
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 pytestmark = pytest.mark.ros
@@ -144,7 +145,7 @@ def test_use_sim_time_clock_drives_the_timer(ros_node, spawn) -> None:
 
 def test_invalid_configuration_fails_fast_naming_the_parameter(spawn) -> None:
     proc = spawn(module=MODULE, args=ros_args(parameters={"min_lookahead": 20.0, "max_lookahead": 10.0}))
-    assert proc.wait(30.0) == 2
+    assert proc.wait(30.0) == EXIT_CONFIG_ERROR
     assert "min_lookahead" in proc.read_log()
 
 

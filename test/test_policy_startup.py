@@ -9,6 +9,7 @@ from test_policy_node import NODE, Rig, _raw
 from conftest import REPO_ROOT
 from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.nodes.conversions import time_to_sec
+from minipamayo_ros.nodes.node_main import EXIT_CONFIG_ERROR
 from minipamayo_ros.policy.probe_model import build_probe_model
 
 pytestmark = pytest.mark.ros
@@ -38,8 +39,8 @@ def test_fatal_startup_errors_exit_nonzero_with_a_fix(spawn, tmp_path, probe_man
                                              **params}), name="policy")
     rc = proc.wait(60.0)
     log = proc.read_log()
-    assert rc == 1, log[-2000:]
-    assert "cannot start the policy node" in log and expect in log, log[-2000:]
+    assert rc == EXIT_CONFIG_ERROR, log[-2000:]
+    assert "cannot start the node" in log and expect in log, log[-2000:]
     assert "Traceback" not in log
 
 

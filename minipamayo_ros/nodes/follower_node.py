@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
 from geometry_msgs.msg import PointStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
@@ -26,6 +24,7 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, sec_to_time
+from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 
@@ -131,23 +130,7 @@ def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> Control
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = FollowerNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except ParameterError as exc:
-        print(f"follower_node: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(FollowerNode, (ParameterError,), args)
 
 
 if __name__ == "__main__":

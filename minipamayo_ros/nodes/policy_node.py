@@ -20,11 +20,9 @@ import time
 from functools import partial
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -32,6 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import odometry_to_sample, time_to_sec, trajectory_to_msg
+from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
@@ -199,25 +198,7 @@ def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except (PolicyModelError, ParameterError) as exc:
-        rclpy.logging.get_logger("policy").fatal(f"cannot start the policy node: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PolicyNode, (PolicyModelError, ParameterError), args)
 
 
 if __name__ == "__main__":

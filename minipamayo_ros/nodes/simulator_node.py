@@ -23,11 +23,9 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -37,6 +35,7 @@ from std_msgs.msg import Int64
 from minipamayo_ros.geometry import quaternion_from_yaw
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import sec_to_time, trajectory_to_msg
+from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.sim.config import SimulatorConfig
@@ -193,27 +192,7 @@ class SimulatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimulatorNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except ParameterError as exc:
-        print(f"simulator_node: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # a publish racing the SIGTERM/SIGINT shutdown of the context is a normal exit
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimulatorNode, (ParameterError,), args)
 
 
 if __name__ == "__main__":
