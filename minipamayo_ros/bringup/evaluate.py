@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="sim seconds per run")
     parser.add_argument("--out", type=Path, default=None)
     add_stack_arguments(parser)
-    parser.set_defaults(backend="onnxruntime")
+    parser.set_defaults(backend="onnxruntime", stack="sim")
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
     out = args.out or Path("reports") / time.strftime("eval-%Y%m%d-%H%M%S")
