@@ -72,6 +72,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     wall_limit = 60.0 + 3.0 * duration / max(args.real_time_factor, 1e-3)
     died: list[tuple[str, int]] = []
     last_print = -1
+    tty = sys.stderr.isatty()
     try:
         runner.start()
         while recorder.elapsed() < duration:
@@ -85,15 +86,16 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
                 break
             if progress and int(recorder.elapsed()) // 5 != last_print:
                 last_print = int(recorder.elapsed()) // 5
-                print(f"\r[demo] sim time {recorder.elapsed():5.1f} / {duration:.0f} s  "
-                      f"trajectories {len(recorder.rec.trajectories):4d}",
-                      end="", file=sys.stderr, flush=True)
+                line = (f"[demo] sim time {recorder.elapsed():5.1f} / {duration:.0f} s  "
+                        f"trajectories {len(recorder.rec.trajectories):4d}")
+                # one updating line on a terminal, one line per step in a log file
+                print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
         # collect the simulator's last metrics message
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
     finally:
-        if progress:
+        if progress and tty:
             print(file=sys.stderr)
         runner.stop()
         executor.remove_node(recorder)
