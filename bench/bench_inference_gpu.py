@@ -207,24 +207,11 @@ def profile_kernels(cfg: Any, precision: str, fused: bool, reps: int = 5) -> dic
 
 
 def flops_per_forward(cfg: Any, kind: str) -> float:
-    """FLOPs (2 x multiply-adds) of one policy forward / one 32-token generation, counted by torch."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs (2 x multiply-adds) of one policy forward / one 32-token generation, counted by torch
+    (the roofline benchmark's counter, so both benchmarks use the same figure)."""
+    from bench.bench_inference_roofline import count
 
-    from minipamayo_ros.model.network import build_model
-    from minipamayo_ros.model.text import greedy_generate
-
-    with torch.device("meta"):
-        model = build_model(cfg).eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        if kind == "policy":
-            h, w = cfg.image_size
-            model.policy(torch.zeros(1, h, w, 3, dtype=torch.uint8, device="meta"),
-                         torch.zeros(1, cfg.state_steps, cfg.state_features, device="meta"))
-        else:
-            greedy_generate(model.text, torch.zeros(1, cfg.context_dim, device="meta"),
-                            torch.zeros(1, dtype=torch.int64, device="meta"))
-    return float(counter.get_total_flops())
+    return count(cfg, kind)["flops"]
 
 
 def tiny_gpu_parity() -> dict[str, Any]:
