@@ -70,6 +70,18 @@ def spin_until(executor: object, predicate: Callable[[], bool], timeout: float) 
 
 
 @pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """The CI box has 2 shared cores: one torch intra-op thread is faster than two that contend.
+    For the model tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture()
 def spawn(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     """Factory starting processes on the test's DDS domain; all are stopped at teardown.
 

@@ -12,14 +12,7 @@ from minipamayo_ros.model.config import ConfigError, ModelConfig, available_conf
 from minipamayo_ros.model.network import build_model, parameter_breakdown
 from minipamayo_ros.model.text import BOS, EOS, PAD, greedy_generate
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The CI box has 2 shared cores: one intra-op thread is faster than two that contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -22,14 +22,7 @@ from minipamayo_ros.model.export import (
 )
 from minipamayo_ros.model.network import build_model, load_model, save_weights
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The CI box has 2 shared cores: one intra-op thread is faster than two that contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
