@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,11 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
 
     specs = build_specs(args)
     overrides = sim_overrides(duration)
-    specs = [s if s.name != "simulator" else type(s)(**{**s.__dict__,
-                                                         "parameters": {**s.parameters, **overrides}})
+    specs = [replace(s, parameters={**s.parameters, **overrides}) if s.name == "simulator" else s
              for s in specs]
+    simulator = next(s for s in specs if s.name == "simulator")
     cfg = config_dir()
-    sim_values = {**load_node_yaml(cfg / "simulator.yaml", "simulator"), **specs[0].parameters}
+    sim_values = {**load_node_yaml(cfg / "simulator.yaml", "simulator"), **simulator.parameters}
     sim_config = build_config(SimulatorConfig, {k: v for k, v in sim_values.items() if k != "use_sim_time"})
     follower_rate = float(load_node_yaml(cfg / "follower.yaml", "follower").get("rate_hz", 50.0))
     max_rate = float(load_node_yaml(cfg / "policy.yaml", "policy").get("max_rate_hz", 10.0))
