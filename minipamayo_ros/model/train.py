@@ -31,7 +31,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 
 from minipamayo_ros.model.config import ModelConfig, load_config
 from minipamayo_ros.model.evaluate import Dataset, evaluate
-from minipamayo_ros.model.network import Minipamayo, build_model, save_weights
+from minipamayo_ros.model.network import Minipamayo, build_model, load_model, save_weights
 from minipamayo_ros.model.text import BOS, EOS, PAD, greedy_generate
 
 
@@ -299,6 +299,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-seeds", default="1000-1039")
     ap.add_argument("--train-data", help="existing dataset dir (else generated from --train-seeds)")
     ap.add_argument("--val-data", help="existing dataset dir (else generated from --val-seeds)")
+    ap.add_argument("--extra-train-data", nargs="*", default=[],
+                    help="more dataset dirs appended to the training data (e.g. policy rollouts "
+                         "labelled by the expert: sim.dataset --driver manifest:PATH)")
+    ap.add_argument("--init-weights", help="start from these safetensors weights (same config)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -319,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(a.config)
     from minipamayo_ros import language
-    from minipamayo_ros.sim.dataset import generate_dataset, load_dataset
+    from minipamayo_ros.sim.dataset import concatenate, generate_dataset, load_dataset
 
     specials = (language.PAD, language.BOS, language.EOS)
     if cfg.text.vocab_size < language.VOCAB_SIZE or specials != (PAD, BOS, EOS):
@@ -334,10 +338,21 @@ def main(argv: list[str] | None = None) -> None:
     val_path = Path(a.val_data) if a.val_data else generate_dataset(
         out / "data_val", val_seeds, image_size=cfg.image_size, workers=a.workers)
     train_ds, val_ds = load_dataset(train_path), load_dataset(val_path)
+    if a.extra_train_data:
+        extra = [load_dataset(p) for p in a.extra_train_data]
+        held = set(val_ds.episode_seeds.tolist())
+        for p, d in zip(a.extra_train_data, extra):
+            if held & set(d.episode_seeds.tolist()):
+                raise SystemExit(f"--extra-train-data {p} shares episode seeds with the held-out data")
+        train_ds = concatenate([train_ds, *extra])
     print(f"data: {len(train_ds.images)} train / {len(val_ds.images)} held-out samples "
           f"({time.time() - t0:.0f}s)", flush=True)
     torch.manual_seed(a.seed)
-    model = build_model(cfg)
+    if a.init_weights:  # fine-tuning (e.g. on added policy rollouts): same config, strict load
+        model = load_model(a.init_weights, cfg).train()
+        print(f"initialised from {a.init_weights}", flush=True)
+    else:
+        model = build_model(cfg)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                      time_budget_s=a.time_budget_s)
     history = train(model, train_ds, val_ds, tc, device, log=lambda m: print(m, flush=True))
@@ -350,6 +365,9 @@ def main(argv: list[str] | None = None) -> None:
     training = {"command": "python -m minipamayo_ros.model.train " + " ".join(sys.argv[1:] if argv is None
                                                                          else argv),
                 "data_seeds": {"train": train_seeds, "held_out": val_seeds},
+                "data_parts": [{k: m.get(k) for k in ("driver", "driver_model_id", "generator_version",
+                                                       "samples")} for m in train_ds.meta.get("parts", [train_ds.meta])],
+                "init_weights": a.init_weights,
                 "samples": {"train": int(len(train_ds.images)), "held_out": int(len(val_ds.images))},
                 "train_config": asdict(tc), "device": str(device), "torch": torch.__version__,
                 "wall_s": round(time.time() - t0, 1), "history": history}

@@ -56,6 +56,9 @@ class Observation:
 
 
 PolicyFn = Callable[[Observation], tuple[NDArray[np.floating], NDArray[np.floating]]]
+#: called with the world and the observation at every policy call, before the world moves on
+#: (e.g. to record the expert's labels for the states the policy visits: ``sim.dataset``)
+ObserverFn = Callable[[World, Observation], None]
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,17 @@ class EpisodeResult:
     metrics: EpisodeMetrics
     policy_calls: int
     rejected_trajectories: int         # refused by the follower (invalid)
-    policy_wall_ms_mean: float         # wall time per policy call (this machine)
+    policy_wall_ms_mean: float         # wall time per policy call, rendering excluded (this machine)
     path: NDArray[np.float64] | None = None  # (N, 5) t [s], x, y [m], speed [m/s], cross-track [m] at 10 Hz
 
 
 def run_episode(seed: int, policy: PolicyFn | None = None, world_config: WorldConfig | None = None,
-                settings: ClosedLoopSettings | None = None, record_path: bool = False) -> EpisodeResult:
+                settings: ClosedLoopSettings | None = None, record_path: bool = False,
+                observer: ObserverFn | None = None) -> EpisodeResult:
     """Drive one episode of ``seed`` with ``policy`` (None: the expert oracle) and the follower.
 
-    ``record_path`` keeps the driven path (10 Hz) in the result, e.g. for plots.
+    ``record_path`` keeps the driven path (10 Hz) in the result, e.g. for plots; ``observer`` sees
+    every observation handed to the policy (with the world at that instant).
     """
     st = settings or ClosedLoopSettings()
     world = World(seed, world_config or WorldConfig())
@@ -110,13 +115,18 @@ def run_episode(seed: int, policy: PolicyFn | None = None, world_config: WorldCo
         if k % n_policy == 0:
             state = state_history(history, now)
             if state is not None:
+                obs = None
+                if policy is not None or observer is not None:
+                    obs = Observation(now, resize_to_model(world.render(), st.image_size), state)
+                    if observer is not None:
+                        observer(world, obs)
                 t0 = time.perf_counter()
                 out: tuple[NDArray[np.floating], NDArray[np.floating]]
                 if policy is None:
                     plan = world.expert_plan()
                     out = (plan.points, plan.speeds)
                 else:
-                    out = policy(Observation(now, resize_to_model(world.render(), st.image_size), state))
+                    out = policy(obs)  # type: ignore[arg-type]
                 points, speeds = out
                 wall += time.perf_counter() - t0
                 calls += 1
@@ -197,12 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="image stamp -> trajectory [s]")
     parser.add_argument("--rate", type=float, default=10.0, help="policy rate [Hz]")
     parser.add_argument("--image-size", type=int, nargs="+", default=[128])
+    parser.add_argument("--duration", type=float, default=ClosedLoopSettings.max_seconds,
+                        help="sim seconds per episode at most [s]")
     parser.add_argument("--json", type=str, default="", help="write per-episode results here")
     args = parser.parse_args(argv)
     a, _, b = args.seeds.partition(":")
     seeds = list(range(int(a), int(b))) if b else [int(s) for s in args.seeds.split(",")]
     size = (args.image_size[0], args.image_size[-1])
-    settings = ClosedLoopSettings(policy_rate_hz=args.rate, latency=args.latency, image_size=size)
+    settings = ClosedLoopSettings(policy_rate_hz=args.rate, latency=args.latency, image_size=size,
+                                  max_seconds=args.duration)
     policy = _load_policy(args.policy, size)
     results = []
     for i, seed in enumerate(seeds):

@@ -20,10 +20,17 @@ On disk: ``<out>/dataset.json`` (index + generation settings) and one compressed
 noise and drift bursts, unexplained stops on the *driven* command) put the car in recovery
 situations; the labels are always the expert's plan from the true state, i.e. how to get back.
 
-CLI (numpy + OpenCV only, e.g. on a GPU box)::
+Who drives (``driver``): ``"expert"`` (the perturbed expert above) or ``"manifest:PATH"``: a trained
+policy drives in closed loop through the real follower (``sim.closed_loop``), and the expert labels
+the states *the policy* visits (DAgger: a cloned policy drifts into states the expert never shows it,
+e.g. creeping past its stop point behind an obstacle; these samples teach it how to get out).
+
+CLI (numpy + OpenCV, plus ONNX Runtime for a policy driver; e.g. on a GPU box)::
 
     PYTHONPATH=. python -m minipamayo_ros.sim.dataset --out data/sim --seeds 0:200 \\
         --episode-seconds 30 --image-size 128 --workers 8
+    PYTHONPATH=. python -m minipamayo_ros.sim.dataset --out data/dagger --seeds 5000:5300 \\
+        --driver manifest:engines/minipamayo-tiny-policy.manifest.json --episode-seconds 60 --workers 8
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,9 +52,13 @@ from numpy.typing import NDArray
 from minipamayo_ros import language
 from minipamayo_ros.image_preprocess import resize_to_model
 from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.sim.expert import ExpertPlan
 from minipamayo_ros.sim.world import World, WorldConfig
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
 from minipamayo_ros.trajectory import NUM_WAYPOINTS
+
+if TYPE_CHECKING:
+    from minipamayo_ros.sim.closed_loop import Observation, PolicyFn
 
 FORMAT = "minipamayo_sim_dataset"
 VERSION = 1
@@ -55,7 +66,9 @@ VERSION = 1
 #: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out,
 #: 3 = standstill starts and unexplained stops (against a policy copying its own standstill)
 #: 4 = slow-down bursts (driven below the expert's speed, labels recover to it)
-GENERATOR_VERSION = 4
+#: 5 = stop lines complete after 0.8 s standing (was 2 s; ``WorldConfig.stop_wait``), policy drivers
+GENERATOR_VERSION = 5
+EXPERT_DRIVER = "expert"
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
 ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
@@ -110,16 +123,10 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     """Drive one perturbed expert episode and return its sample arrays (deterministic per seed)."""
     pert = perturbation or Perturbation()
     rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA"
-    cfg = world_config or WorldConfig()
-    cfg = replace(cfg,
-                  start_offset=float(rng.uniform(-pert.start_offset, pert.start_offset)),
-                  start_heading=float(rng.uniform(-pert.start_heading, pert.start_heading)),
-                  start_speed=0.0 if rng.random() < pert.start_standstill
-                  else float(rng.uniform(0.0, pert.start_speed_max)))
-    world = World(seed, cfg)
+    world = World(seed, _perturbed_start(world_config or WorldConfig(), pert, rng))
     history = PoseHistory(max_age=3.0)
     history.add(world.odometry())
-    rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
+    rows = _new_rows()
     noise, drift, drift_left, stop_left, slow_left, slow_factor = 0.0, 0.0, 0.0, 0.0, 0.0, 1.0
     a = np.exp(-CONTROL_DT / pert.steer_noise_tau)
     next_sample = REQUIRED_HISTORY + CONTROL_DT
@@ -155,17 +162,64 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
         state = state_history(history, world.time)
         if state is None:
             continue
-        plan = world.expert_plan()
-        ids = language.encode(plan.caption, strict=True)
-        rows["images"].append(resize_to_model(world.render(), image_size))
-        rows["state"].append(state)
-        rows["waypoints"].append(plan.points.astype(np.float32))
-        rows["speeds"].append(plan.speeds.astype(np.float32))
-        rows["events"].append(np.int64(int(plan.event)))
-        rows["caption_tokens"].append(language.pad_tokens(ids))
-        rows["caption_lengths"].append(np.int32(len(ids)))
-        rows["episode_seeds"].append(np.int64(seed))
+        _append_sample(rows, seed, resize_to_model(world.render(), image_size), state, world.expert_plan())
     return _stack(rows, image_size)
+
+
+def generate_policy_episode(seed: int, policy: PolicyFn, episode_seconds: float = 60.0,
+                            sample_period: float = 0.2, image_size: tuple[int, int] = (128, 128),
+                            world_config: WorldConfig | None = None,
+                            perturbation: Perturbation | None = None) -> dict[str, np.ndarray]:
+    """``policy`` drives one episode in closed loop; every ``sample_period`` s the policy's own
+    observation is stored with the expert's plan from the true state as the label.
+
+    Only the start is perturbed (same draws as :func:`generate_episode`); the rest of the
+    disturbance comes from the policy's own mistakes, which is the point.
+    """
+    from minipamayo_ros.sim.closed_loop import ClosedLoopSettings, run_episode
+
+    pert = perturbation or Perturbation()
+    rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA"
+    cfg = _perturbed_start(world_config or WorldConfig(), pert, rng)
+    rows = _new_rows()
+    next_sample = 0.0
+
+    def record(world: World, obs: Observation) -> None:
+        nonlocal next_sample
+        if world.time + 1e-9 < next_sample:
+            return
+        next_sample = world.time + sample_period - 1e-6
+        _append_sample(rows, seed, obs.image, obs.state, world.expert_plan())
+
+    settings = ClosedLoopSettings(image_size=tuple(image_size), max_seconds=episode_seconds)  # type: ignore[arg-type]
+    run_episode(seed, policy, cfg, settings, observer=record)
+    return _stack(rows, image_size)
+
+
+def _perturbed_start(cfg: WorldConfig, pert: Perturbation, rng: np.random.Generator) -> WorldConfig:
+    """The episode's start state: lateral offset, heading error and speed drawn from ``rng``."""
+    return replace(cfg,
+                   start_offset=float(rng.uniform(-pert.start_offset, pert.start_offset)),
+                   start_heading=float(rng.uniform(-pert.start_heading, pert.start_heading)),
+                   start_speed=0.0 if rng.random() < pert.start_standstill
+                   else float(rng.uniform(0.0, pert.start_speed_max)))
+
+
+def _new_rows() -> dict[str, list[Any]]:
+    return {k: [] for k in ARRAYS}
+
+
+def _append_sample(rows: dict[str, list[Any]], seed: int, image: NDArray[np.uint8],
+                   state: NDArray[np.float32], plan: ExpertPlan) -> None:
+    ids = language.encode(plan.caption, strict=True)
+    rows["images"].append(image)
+    rows["state"].append(state)
+    rows["waypoints"].append(plan.points.astype(np.float32))
+    rows["speeds"].append(plan.speeds.astype(np.float32))
+    rows["events"].append(np.int64(int(plan.event)))
+    rows["caption_tokens"].append(language.pad_tokens(ids))
+    rows["caption_lengths"].append(np.int32(len(ids)))
+    rows["episode_seeds"].append(np.int64(seed))
 
 
 def _stack(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -181,9 +235,25 @@ def _stack(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str,
     return out
 
 
+_POLICIES: dict[str, PolicyFn] = {}  # per worker process: a policy driver is loaded once
+
+
+def _driver_policy(driver: str) -> PolicyFn:
+    if driver not in _POLICIES:
+        from minipamayo_ros.sim.closed_loop import manifest_policy
+
+        _POLICIES[driver] = manifest_policy(driver.removeprefix("manifest:"))
+    return _POLICIES[driver]
+
+
 def _episode_job(args: tuple) -> tuple[int, str, int]:
-    seed, out_dir, episode_seconds, sample_period, image_size, world_config, perturbation = args
-    arrays = generate_episode(seed, episode_seconds, sample_period, image_size, world_config, perturbation)
+    seed, out_dir, episode_seconds, sample_period, image_size, world_config, perturbation, driver = args
+    if driver == EXPERT_DRIVER:
+        arrays = generate_episode(seed, episode_seconds, sample_period, image_size, world_config,
+                                  perturbation)
+    else:
+        arrays = generate_policy_episode(seed, _driver_policy(driver), episode_seconds, sample_period,
+                                         image_size, world_config, perturbation)
     name = f"episodes/ep_{seed:06d}.npz"
     tmp = Path(out_dir) / f"episodes/.ep_{seed:06d}.tmp.npz"
     np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
@@ -214,8 +284,11 @@ class _Progress:
 def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds: float = 30.0,
                      sample_period: float = 0.2, image_size: tuple[int, int] = (128, 128),
                      world_config: WorldConfig | None = None, perturbation: Perturbation | None = None,
-                     workers: int = 1, progress: bool = True) -> Path:
-    """Generate one episode per seed into ``out_dir``; returns ``out_dir`` (holding the index)."""
+                     workers: int = 1, progress: bool = True, driver: str = EXPERT_DRIVER) -> Path:
+    """Generate one episode per seed into ``out_dir``; returns ``out_dir`` (holding the index).
+
+    ``driver``: ``"expert"`` or ``"manifest:PATH"`` (a policy drives, the expert labels).
+    """
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
@@ -223,12 +296,20 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
         raise ValueError("seeds must be distinct (one episode file per seed)")
     if sample_period < CONTROL_DT:
         raise ValueError(f"sample_period must be >= {CONTROL_DT} s")
+    driver_info: dict[str, Any] = {"driver": driver}
+    if driver != EXPERT_DRIVER:
+        if not driver.startswith("manifest:"):
+            raise ValueError(f"driver must be 'expert' or 'manifest:PATH', got {driver!r}")
+        from minipamayo_ros.inference.manifest import load_manifest
+
+        # a bad path or a corrupt model fails here, once, not in every worker
+        driver_info["driver_model_id"] = load_manifest(driver.removeprefix("manifest:")).model_id
     out = Path(out_dir)
     (out / "episodes").mkdir(parents=True, exist_ok=True)
     world_config = world_config or WorldConfig()
     perturbation = perturbation or Perturbation()
-    jobs = [(s, str(out), episode_seconds, sample_period, tuple(image_size), world_config, perturbation)
-            for s in seeds]
+    jobs = [(s, str(out), episode_seconds, sample_period, tuple(image_size), world_config, perturbation,
+             driver) for s in seeds]
     bar = _Progress(len(jobs), progress)
     episodes: list[dict] = []
     total = 0
@@ -246,7 +327,7 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
     else:
         collect(map(_episode_job, jobs))
     index = {
-        "format": FORMAT, "version": VERSION, "generator_version": GENERATOR_VERSION,
+        "format": FORMAT, "version": VERSION, "generator_version": GENERATOR_VERSION, **driver_info,
         "image_size": list(image_size),
         "episode_seconds": episode_seconds, "sample_period": sample_period,
         "samples": total, "vocab_size": language.VOCAB_SIZE,
@@ -288,6 +369,20 @@ def load_dataset(path: str | Path, seeds: Iterable[int] | None = None) -> Drivin
     return DrivingDataset(**arrays, meta=index)
 
 
+def concatenate(datasets: Sequence[DrivingDataset]) -> DrivingDataset:
+    """One dataset holding all samples of ``datasets`` (e.g. expert data + policy rollouts).
+
+    The image sizes must agree; ``meta["parts"]`` keeps each part's index.
+    """
+    if not datasets:
+        raise ValueError("no datasets to concatenate")
+    sizes = {d.images.shape[1:3] for d in datasets}
+    if len(sizes) != 1:
+        raise ValueError(f"datasets have different image sizes: {sorted(sizes)}")
+    arrays = {k: np.concatenate([getattr(d, k) for d in datasets]) for k in ARRAYS}
+    return DrivingDataset(**arrays, meta={**datasets[0].meta, "parts": [d.meta for d in datasets]})
+
+
 def _parse_seeds(text: str) -> list[int]:
     """``a:b`` (range, b exclusive) or a comma list ``1,2,5``."""
     if ":" in text:
@@ -305,11 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, nargs="+", default=[128],
                         help="model input size: S (square) or H W [px]")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument("--driver", default=EXPERT_DRIVER,
+                        help="'expert' (default) or 'manifest:PATH': a trained policy drives, the expert labels")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     size = (args.image_size[0], args.image_size[-1])
     out = generate_dataset(args.out, _parse_seeds(args.seeds), args.episode_seconds, args.sample_period,
-                           size, workers=args.workers, progress=not args.no_progress)
+                           size, workers=args.workers, progress=not args.no_progress, driver=args.driver)
     index = json.loads((out / INDEX_FILE).read_text())
     print(f"wrote {index['samples']} samples from {len(index['episodes'])} episodes to {out}")
     return 0

@@ -44,7 +44,11 @@ class WorldConfig:
     expert: ExpertConfig = field(default_factory=ExpertConfig)
     odometry: OdometryNoise = field(default_factory=OdometryNoise)
     physics_dt: float = 0.01       # [s] integration step (>= 100 Hz)
-    stop_wait: float = 2.0         # [s] standing time that completes a stop line
+    #: [s] standing time that completes a stop line. Kept below the policy's 1 s odometry history
+    #: (state_features): a history that is all standstill then always means "waited long enough,
+    #: go". At 2 s, standing 1 s and standing 2 s looked identical to the model, the labels
+    #: disagreed (stop / go) and a policy could wait at a stop line forever.
+    stop_wait: float = 0.8
     obstacle_wait: float = 3.0     # [s] standing time after which an obstacle moves away
     start_s: float = 5.0           # [m] start arc length
     start_offset: float = 0.0      # [m] lateral start offset (left +)
