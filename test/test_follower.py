@@ -81,6 +81,41 @@ def test_speed_comes_from_the_profile_at_the_lookahead_time() -> None:
     assert cmd.speed == pytest.approx(speeds[5])
 
 
+def _crawl(stamp: float, speeds: np.ndarray) -> PlannedTrajectory:
+    """A creeping plan: positions integrate ``speeds`` along +x."""
+    x = np.cumsum(speeds) * 0.1 + 1e-3 * np.arange(1, 21)
+    return PlannedTrajectory(stamp=stamp, points=np.stack((x, 0.0 * x), 1), speeds=speeds)
+
+
+def test_a_crawl_plan_is_a_planned_stop() -> None:
+    """All remaining planned speeds below planned_stop_speed: command 0, not the 0.2 m/s crawl."""
+    cfg = replace(CFG, max_decel=20.0)
+    f = Follower(cfg)
+    _drive_odom(f, 0.0, 1.0, 0.2)
+    f.set_trajectory(_crawl(1.0, np.full(20, 0.2)), now=1.0)
+    assert f.update(1.0).speed == 0.0
+    off = Follower(replace(cfg, planned_stop_speed=0.0))  # rule disabled: the crawl is tracked
+    _drive_odom(off, 0.0, 1.0, 0.2)
+    off.set_trajectory(_crawl(1.0, np.full(20, 0.2)), now=1.0)
+    assert off.update(1.0).speed == pytest.approx(0.2)
+    # a plan that starts slowly but speeds up (leaving a stop line) is tracked, not held
+    go = Follower(cfg)
+    _drive_odom(go, 0.0, 1.0, 0.0)
+    go.set_trajectory(_crawl(1.0, np.linspace(0.05, 2.0, 20)), now=1.0)
+    assert go.update(1.0).speed > 0.0
+    # only the REMAINING plan counts: 0.4 s after the stamp only the slow tail is left
+    for threshold, expect_stop in ((cfg.planned_stop_speed, True), (0.0, False)):
+        late = Follower(replace(cfg, planned_stop_speed=threshold))
+        _drive_odom(late, 0.0, 2.0, 0.2)
+        late.set_trajectory(_crawl(2.0, np.r_[np.full(3, 1.0), np.full(17, 0.1)]), now=2.0)
+        first = late.update(2.0)
+        assert first.status == ControlStatus.TRACKING and first.speed > 0.0
+        _drive_odom(late, 2.02, 2.4, 0.2)
+        cmd = late.update(2.4)
+        assert cmd.status == ControlStatus.TRACKING
+        assert (cmd.speed == 0.0) is expect_stop
+
+
 def test_steering_clamped_and_rate_limited_speed_accel_limited() -> None:
     f = Follower()
     _drive_odom(f, 0.0, 1.0, 2.0)

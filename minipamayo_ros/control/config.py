@@ -40,6 +40,9 @@ class FollowerConfig:
                              min=0.01, max=20.0)
     max_decel: float = param(4.0, "commanded deceleration limit while tracking (positive)", "m/s^2",
                              min=0.01, max=20.0)
+    planned_stop_speed: float = param(
+        0.3, "a trajectory whose remaining planned speeds are all below this is a stop: command 0 "
+        "instead of its crawl (0 disables)", "m/s", min=0.0, max=2.0)
     stop_decel: float = param(3.0, "deceleration of the controlled stop (positive)", "m/s^2",
                               min=0.1, max=20.0)
     cmd_vel_type: str = param("twist", "what to publish on /cmd_vel (linear.x = speed, angular.z = "

@@ -11,7 +11,9 @@ timer at ``rate_hz``:
 3. curvature ``2y/L^2`` -> steering ``atan(wheelbase * kappa)`` clamped and rate-limited; the
    curvature actually commanded is that of the limited steering angle;
 4. speed: the trajectory's speed profile at ``now + lookahead_time``, capped by ``max_speed`` and
-   by ``max_lateral_accel`` on the commanded curvature, limited by ``max_accel``/``max_decel``.
+   by ``max_lateral_accel`` on the commanded curvature, limited by ``max_accel``/``max_decel``;
+   0 when every remaining planned speed is below ``planned_stop_speed`` (a planned stop, not a
+   crawl: see ``regulation.is_planned_stop``).
 
 Not tracking = controlled stop: speed ramps to 0 at ``stop_decel`` (from ``v`` the stop takes at
 most ``v / stop_decel`` seconds). While the stop is due to a stale trajectory and odometry is
@@ -182,6 +184,8 @@ class Follower:
             if self._status != ControlStatus.TRACKING:
                 self._speed = max(0.0, measured_speed)  # resume from where the vehicle is
             target = _speed_at(traj, now - traj.stamp + cfg.lookahead_time)
+            if reg.is_planned_stop(_remaining_speeds(traj, now - traj.stamp), cfg.planned_stop_speed):
+                target = 0.0
             target = min(target, cfg.max_speed, reg.curvature_speed_limit(curvature, cfg.max_lateral_accel))
             speed = reg.accel_limited_speed(target, self._speed, cfg.max_accel, cfg.max_decel, dt)
         else:
@@ -203,6 +207,12 @@ class Follower:
             lookahead_y=la_y,
             lookahead_distance=la_d,
         )
+
+
+def _remaining_speeds(traj: PlannedTrajectory, t: float) -> list[float]:
+    """Planned speeds [m/s] from ``t`` s after the stamp to the end of the horizon."""
+    later = [float(v) for i, v in enumerate(traj.speeds) if (i + 1) * traj.dt > t]
+    return [_speed_at(traj, t), *later]
 
 
 def _speed_at(traj: PlannedTrajectory, t: float) -> float:

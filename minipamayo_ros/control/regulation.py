@@ -7,6 +7,7 @@ In the manner of Nav2 RPP's ``regulation_functions``: no state, SI units, REP-10
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 
 def lookahead_distance(speed: float, lookahead_time: float, min_lookahead: float,
@@ -52,6 +53,16 @@ def curvature_speed_limit(curvature: float, max_lateral_accel: float) -> float:
     """
     k = abs(curvature)
     return math.inf if k < 1e-9 else math.sqrt(max_lateral_accel / k)
+
+
+def is_planned_stop(speeds: Sequence[float], threshold: float) -> bool:
+    """True when every remaining planned speed [m/s] is below ``threshold`` [m/s] (> 0).
+
+    A learned planner never outputs exactly 0 m/s, and no vehicle tracks a 0.1 m/s crawl: such a
+    plan means "stop here". Commanding its crawl instead leaves the car rolling where it should
+    stand (stop lines, a blocked lane). ``threshold <= 0`` disables the rule.
+    """
+    return threshold > 0.0 and len(speeds) > 0 and max(speeds) < threshold
 
 
 def accel_limited_speed(target: float, previous: float, max_accel: float, max_decel: float,

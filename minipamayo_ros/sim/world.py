@@ -3,9 +3,10 @@
 Deterministic for a seed and a command sequence. Time starts at 0 s per episode. ``step``
 integrates the kinematic bicycle at ``physics_dt`` (100 Hz default) and updates the scenario:
 
-* a stop line is *completed* once the car has stood still (< 0.1 m/s) with its front within
-  6 m of the line for ``stop_wait`` s; it stops constraining the expert then, and crossing it
-  later is legal. Crossing it before that is a violation.
+* a stop line is *completed* (the traffic rule) once the car has stood still (< 0.1 m/s) with
+  its front within 6 m of the line for ``stop_wait`` s; crossing it later is legal, crossing it
+  before is a violation. The expert (the labels) drives on only after ``expert_stop_hold`` s of
+  standing, a margin over the rule (see the field).
 * an obstacle *moves away* once the car has stood still with its front within 10 m of it for
   ``obstacle_wait`` s (a blocked lane would otherwise end the episode).
 """
@@ -44,11 +45,13 @@ class WorldConfig:
     expert: ExpertConfig = field(default_factory=ExpertConfig)
     odometry: OdometryNoise = field(default_factory=OdometryNoise)
     physics_dt: float = 0.01       # [s] integration step (>= 100 Hz)
-    #: [s] standing time that completes a stop line. Kept below the policy's 1 s odometry history
-    #: (state_features): a history that is all standstill then always means "waited long enough,
-    #: go". At 2 s, standing 1 s and standing 2 s looked identical to the model, the labels
-    #: disagreed (stop / go) and a policy could wait at a stop line forever.
-    stop_wait: float = 0.8
+    stop_wait: float = 0.5         # [s] standing time that completes a stop line (the rule)
+    #: [s] standing time after which the expert leaves a stop line. Equal to the policy's 1 s
+    #: odometry history (state_features): "go" is labelled exactly when the whole history is
+    #: standstill, which the model can see (with 2 s, standing 1 s and 2 s looked identical, the
+    #: labels disagreed and a policy waited forever), and a policy that goes a little early has
+    #: still stood the rule's ``stop_wait``.
+    expert_stop_hold: float = 1.0
     obstacle_wait: float = 3.0     # [s] standing time after which an obstacle moves away
     start_s: float = 5.0           # [m] start arc length
     start_offset: float = 0.0      # [m] lateral start offset (left +)
@@ -64,7 +67,8 @@ class WorldConfig:
 @dataclass
 class _StopLine:
     s: float
-    completed: bool = False
+    completed: bool = False   # the rule is satisfied (crossing is legal)
+    released: bool = False    # the expert drives on
     passed: bool = False
     still_since: float | None = None
 
@@ -113,7 +117,7 @@ class World:
 
     def scene(self) -> SceneView:
         return SceneView(
-            stop_lines=[st.s for st in self._stops if not st.completed and not st.passed],
+            stop_lines=[st.s for st in self._stops if not st.released and not st.passed],
             obstacles=[o.obstacle for o in self._obstacles if o.present],
             last_cleared_stop=self._last_cleared_stop,
         )
@@ -180,13 +184,15 @@ class World:
                 self.tracker.stop_line_passed(st.completed)
                 self._last_cleared_stop = st.s
                 continue
-            if st.completed:
+            if st.released:
                 continue
             if still and st.s - front < 6.0:
                 st.still_since = self.time if st.still_since is None else st.still_since
-                if self.time - st.still_since >= self.config.stop_wait - 1e-9:
+                stood = self.time - st.still_since + 1e-9
+                if stood >= self.config.stop_wait and not st.completed:
                     st.completed = True
                     self._last_cleared_stop = st.s
+                st.released = stood >= self.config.expert_stop_hold
             else:
                 st.still_since = None
         for ob in self._obstacles:
