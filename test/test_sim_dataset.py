@@ -12,6 +12,8 @@ import pytest
 
 from minipamayo_ros import language
 from minipamayo_ros.events import Event
+from minipamayo_ros.inference.manifest import ManifestError
+from minipamayo_ros.sim.closed_loop import Observation
 from minipamayo_ros.sim.dataset import (
     GENERATOR_VERSION,
     INDEX_FILE,
@@ -22,8 +24,6 @@ from minipamayo_ros.sim.dataset import (
     generate_policy_episode,
     load_dataset,
 )
-from minipamayo_ros.inference.manifest import ManifestError
-from minipamayo_ros.sim.closed_loop import Observation
 from minipamayo_ros.sim.road import RoadConfig
 from minipamayo_ros.sim.world import WorldConfig
 from minipamayo_ros.trajectory import PlannedTrajectory

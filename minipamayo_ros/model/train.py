@@ -291,6 +291,10 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
+#: what training.json records of each dataset part (who drove, which generator)
+PART_KEYS = ("driver", "driver_model_id", "generator_version", "samples")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train a minipamayo model on simulator data")
     ap.add_argument("--config", default="tiny")
@@ -341,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.extra_train_data:
         extra = [load_dataset(p) for p in a.extra_train_data]
         held = set(val_ds.episode_seeds.tolist())
-        for p, d in zip(a.extra_train_data, extra):
+        for p, d in zip(a.extra_train_data, extra, strict=True):
             if held & set(d.episode_seeds.tolist()):
                 raise SystemExit(f"--extra-train-data {p} shares episode seeds with the held-out data")
         train_ds = concatenate([train_ds, *extra])
@@ -365,8 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     training = {"command": "python -m minipamayo_ros.model.train " + " ".join(sys.argv[1:] if argv is None
                                                                          else argv),
                 "data_seeds": {"train": train_seeds, "held_out": val_seeds},
-                "data_parts": [{k: m.get(k) for k in ("driver", "driver_model_id", "generator_version",
-                                                       "samples")} for m in train_ds.meta.get("parts", [train_ds.meta])],
+                "data_parts": [{k: m.get(k) for k in PART_KEYS}
+                               for m in train_ds.meta.get("parts", [train_ds.meta])],
                 "init_weights": a.init_weights,
                 "samples": {"train": int(len(train_ds.images)), "held_out": int(len(val_ds.images))},
                 "train_config": asdict(tc), "device": str(device), "torch": torch.__version__,

@@ -401,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="model input size: S (square) or H W [px]")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     parser.add_argument("--driver", default=EXPERT_DRIVER,
-                        help="'expert' (default) or 'manifest:PATH': a trained policy drives, the expert labels")
+                        help="'expert' (default) or 'manifest:PATH': a trained policy drives, "
+                             "the expert labels")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     size = (args.image_size[0], args.image_size[-1])
