@@ -195,6 +195,31 @@ def test_expert_labels_stop_lines_and_obstacles() -> None:
     assert {Event.STOP, Event.OBSTACLE, Event.NONE} <= seen
 
 
+def test_stop_rule_and_expert_hold_are_separate() -> None:
+    """The rule completes after stop_wait of standing; the expert (labels) waits expert_stop_hold."""
+    road = replace(STRAIGHT, stop_lines=(1, 1), obstacles=(0, 0))
+    cfg = WorldConfig(road=road)
+    assert cfg.stop_wait < cfg.expert_stop_hold <= 1.0  # inside the policy's 1 s odometry history
+    w = World(2, cfg)
+    line = w.road.stop_lines[0]
+    completed_at = left_at = stood_since = None
+    while not w.done and w.time < 60:
+        w.step(*w.expert_command(), 0.01)
+        if stood_since is None and w.state.speed < 0.1 and line - w.proj.s < 10.0:
+            stood_since = w.time
+        if completed_at is None and w.metrics().stops_completed == 0 and line not in w.scene().stop_lines:
+            left_at = w.time  # the expert released the line before the rule completed it: wrong
+        if stood_since is not None and completed_at is None and w._stops[0].completed:
+            completed_at = w.time
+        if completed_at is not None and left_at is None and line not in w.scene().stop_lines:
+            left_at = w.time
+    assert stood_since is not None and completed_at is not None and left_at is not None
+    assert completed_at - stood_since == pytest.approx(cfg.stop_wait, abs=0.03)
+    assert left_at - stood_since == pytest.approx(cfg.expert_stop_hold, abs=0.03)
+    m = w.metrics()
+    assert m.stops_completed == 1 and m.stop_line_violations == 0
+
+
 def test_metrics_catch_a_bad_driver() -> None:
     # constant speed, no steering on a curvy road: leaves the lane
     w = World(4)

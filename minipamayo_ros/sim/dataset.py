@@ -66,7 +66,8 @@ VERSION = 1
 #: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out,
 #: 3 = standstill starts and unexplained stops (against a policy copying its own standstill)
 #: 4 = slow-down bursts (driven below the expert's speed, labels recover to it)
-#: 5 = stop lines complete after 0.8 s standing (was 2 s; ``WorldConfig.stop_wait``), policy drivers
+#: 5 = the expert leaves a stop line after 0.8 s of standing (was 2 s; ``WorldConfig.expert_stop_hold``);
+#:     policy drivers (``driver="manifest:..."``) added
 GENERATOR_VERSION = 5
 EXPERT_DRIVER = "expert"
 INDEX_FILE = "dataset.json"

@@ -7,9 +7,7 @@ The expert knows the ground truth (road, true pose, scene). It produces
 * its own driving command (:meth:`Expert.command`): pure pursuit on the same planned path.
 
 Speed: ``v <= min(cruise, sqrt(max_lat_accel / |kappa|))`` along the road, zero beyond each stop
-target (stop line or obstacle), propagated backwards with the comfortable deceleration; the last
-metres of a stop follow ``sqrt(2 a d)`` exactly (:func:`stop_cap`), so the car stands still in finite
-time instead of crawling towards the target for seconds.
+target (stop line or obstacle), propagated backwards with the comfortable deceleration.
 Off-centre or misaligned states are planned back to the lane centre along the path the
 expert's own steering law produces (:func:`recovery_offset`), so recovery data come with
 targets the expert actually drives.
@@ -17,7 +15,6 @@ targets the expert actually drives.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +38,7 @@ class ExpertConfig:
     cruise_speed: float = 8.0       # [m/s]
     max_lat_accel: float = 2.0      # [m/s^2] sets the curve speed
     comfort_decel: float = 2.0      # [m/s^2] planned braking
+    stop_time_constant: float = 0.8  # [s] final stop approach v <= distance / this
     hard_decel: float = 4.0         # [m/s^2] braking allowed when the plan must catch up
     max_accel: float = 1.5          # [m/s^2]
     stop_line_gap: float = 1.0      # [m] front bumper to stop line when stopped
@@ -91,17 +89,12 @@ def speed_envelope(road: Road, s0: float, targets: Sequence[float], cfg: ExpertC
     a2 = 2.0 * cfg.comfort_decel
     key = vlim**2 + a2 * grid
     env = np.sqrt(np.maximum(np.minimum.accumulate(key[::-1])[::-1] - a2 * grid, 0.0))
+    # final approach: v <= distance / stop_time_constant, so braking fades out instead of ending
+    # at full deceleration (a jerk spike at standstill)
+    for t in targets:
+        ahead = grid < t
+        env[ahead] = np.minimum(env[ahead], (t - grid[ahead]) / cfg.stop_time_constant)
     return grid, env
-
-
-def stop_cap(s: float, targets: Sequence[float], cfg: ExpertConfig) -> float:
-    """[m/s] ``sqrt(2 a d)`` to the nearest stop target (0 past it; inf without targets).
-
-    Analytic, because interpolating the 0.5 m envelope grid turns the last half metre into an
-    exponential fade (a crawl at a few cm/s that never quite reaches standstill).
-    """
-    caps = [math.sqrt(2.0 * cfg.comfort_decel * max(t - s, 0.0)) for t in targets]
-    return min(caps, default=math.inf)
 
 
 def recovery_offset(d0: float, slope0: float, ld: float, x: FloatArray) -> FloatArray:
@@ -152,8 +145,7 @@ class Expert:
         steer = float(np.arctan(cfg.wheelbase * kappa))
         lines, obs = self.stop_targets(scene)
         grid, env = speed_envelope(self.road, proj.s, lines + obs, cfg)
-        s_lead = proj.s + speed * cfg.speed_lead
-        v_env = min(float(np.interp(s_lead, grid, env)), stop_cap(s_lead, lines + obs, cfg))
+        v_env = float(np.interp(proj.s + speed * cfg.speed_lead, grid, env))
         v_cmd = min(v_env, speed + cfg.max_accel * cfg.speed_lead)
         return steer, max(0.0, v_cmd)
 
@@ -169,7 +161,7 @@ class Expert:
         s, v = proj.s, speed
         s_out, v_out = np.empty(NUM_WAYPOINTS), np.empty(NUM_WAYPOINTS)
         for k in range(NUM_WAYPOINTS * sub):
-            v_max = min(float(np.interp(s, grid, env)), stop_cap(s, lines + obs, cfg))
+            v_max = float(np.interp(s, grid, env))
             v_new = float(np.clip(v_max, v - cfg.hard_decel * dt, v + cfg.max_accel * dt))
             v_new = max(0.0, v_new)
             s += 0.5 * (v + v_new) * dt

@@ -46,12 +46,12 @@ class WorldConfig:
     odometry: OdometryNoise = field(default_factory=OdometryNoise)
     physics_dt: float = 0.01       # [s] integration step (>= 100 Hz)
     stop_wait: float = 0.5         # [s] standing time that completes a stop line (the rule)
-    #: [s] standing time after which the expert leaves a stop line. Equal to the policy's 1 s
-    #: odometry history (state_features): "go" is labelled exactly when the whole history is
-    #: standstill, which the model can see (with 2 s, standing 1 s and 2 s looked identical, the
-    #: labels disagreed and a policy waited forever), and a policy that goes a little early has
-    #: still stood the rule's ``stop_wait``.
-    expert_stop_hold: float = 1.0
+    #: [s] standing time after which the expert leaves a stop line (the labels). Inside the policy's
+    #: 1 s odometry history (state_features), so "go" is decidable from the inputs: with the former
+    #: 2 s, standing 1 s and 2 s looked identical, the labels disagreed and a policy could wait at
+    #: a stop line forever. Above ``stop_wait``, so a policy that goes a little early still stood
+    #: the rule's time.
+    expert_stop_hold: float = 0.8
     obstacle_wait: float = 3.0     # [s] standing time after which an obstacle moves away
     start_s: float = 5.0           # [m] start arc length
     start_offset: float = 0.0      # [m] lateral start offset (left +)
