@@ -87,7 +87,9 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     spin_until(executor, lambda: reset.get_subscription_count() > 0, 10.0)
     reset.publish(Int64(data=7))
     assert spin_until(executor, lambda: odometry_to_sample(odoms[-1]).pose.x < end.x - 0.5, 30.0)
-    assert time_to_sec(clocks[-1].clock) > before
+    # /clock and /odom arrive on different subscriptions: wait for the clock instead of racing it
+    # (a simulator that restarted its clock at the reset would never get past ``before``)
+    assert spin_until(executor, lambda: time_to_sec(clocks[-1].clock) > before, 10.0)
     assert spin_until(executor, lambda: any(
         kv.key == "seed" and kv.value == "7" for kv in metrics[-1].status[0].values), 30.0)
 
