@@ -30,6 +30,11 @@ BARS = {"ade_m_max": 0.30, "fde_m_max": 0.80, "caption_exact_match_min": 0.90,
         "int8_ade_change_rel_max": 0.03}
 
 
+def _seed_span(seeds: Any) -> str:
+    """The seeds the metrics were measured on (the evaluation data, not training's checkpoint set)."""
+    return f"held-out simulator seeds {int(min(seeds))}-{int(max(seeds))} ({len(set(seeds.tolist()))} roads)"
+
+
 def manifest_training(run_dir: Path) -> dict[str, Any]:
     t = json.loads((run_dir / "training.json").read_text())
     keep = {k: v for k, v in t.items() if k != "history"}
@@ -68,8 +73,7 @@ def release(run_dir: Path, eval_data: Path, calib_data: Path, out: Path, name: s
               for k in ("policy", "text")}
     pol_metrics = {**res["policy"], "latency_ort_cpu_1thread": latency_ms(files["policy"]),
                    "onnx_parity_max_abs": parity["policy"], "bars": BARS,
-                   "evaluated_on": "held-out simulator seeds " + str(training["data_seeds"]["held_out"][0])
-                   + "-" + str(training["data_seeds"]["held_out"][-1])}
+                   "evaluated_on": _seed_span(held_out.episode_seeds)}
     text_metrics = {**res["text"], "onnx_parity_max_abs": parity["text"], "bars": BARS,
                     "latency_ort_cpu_1thread": latency_ms(files["text"], runs=50)}
     cfg = model.cfg.as_dict()
