@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from minipamayo_ros import language
+from minipamayo_ros import io_contract, language
 from minipamayo_ros.inference import (
     BackendError,
     BackendOptions,
@@ -32,7 +32,7 @@ from minipamayo_ros.inference import (
     create_backend,
     load_manifest,
 )
-from minipamayo_ros.policy.engine import resolve_manifest_path
+from minipamayo_ros.policy.model_loader import resolve_manifest_path
 
 TEXT_STEP_KIND = "text_step"
 
@@ -114,20 +114,17 @@ def check_text_contract(manifest: ModelManifest) -> int:
         raise TextModelError(f"manifest '{manifest.name}' describes a '{manifest.kind}' model; the text node "
                              f"needs kind '{TEXT_STEP_KIND}' (engines/<name>-text-step.manifest.json, "
                              "parameter 'manifest_path')")
-    try:
-        ctx, ev, tok = manifest.input("context"), manifest.input("event"), manifest.input("tokens")
-        logits = manifest.output("logits")
-    except ManifestError as exc:
-        raise TextModelError(f"{exc}; a text step model has inputs context, event, tokens and output "
-                             "logits") from exc
-    ok = (ctx.dtype == "float32" and len(ctx.shape) == 2 and isinstance(ctx.shape[1], int)
-          and ev.dtype == "int64" and tok.dtype == "int64" and len(tok.shape) == 2
-          and isinstance(tok.shape[1], str) and logits.dtype == "float32" and len(logits.shape) == 2
-          and isinstance(logits.shape[1], int) and logits.shape[1] >= language.VOCAB_SIZE)
-    if not ok:
-        raise TextModelError(f"text step model '{manifest.name}' I/O does not match: context float32 (1,C), "
-                             "event int64 (1,), tokens int64 (1,steps), logits float32 (1,V>=vocabulary); "
-                             f"manifest says {[s.as_dict() for s in manifest.inputs + manifest.outputs]}")
+    found = {s.name: s for s in manifest.inputs + manifest.outputs}
+    declared_in, declared_out = io_contract.text_step_specs()
+    problems = [io_contract.mismatch(found[d.name], d) if d.name in found else f"missing tensor '{d.name}'"
+                for d in declared_in + declared_out]
+    problems = [p for p in problems if p]
+    ctx, logits = found.get("context"), found.get("logits")
+    if not problems and logits is not None and int(logits.shape[1]) < language.VOCAB_SIZE:
+        problems.append(f"logits has {logits.shape[1]} classes, the vocabulary {language.VOCAB_SIZE} words")
+    if problems or ctx is None:
+        raise TextModelError(f"text step model '{manifest.name}' breaks the I/O contract "
+                             f"(io_contract.text_step_specs): {'; '.join(problems)}; re-export it")
     return int(ctx.shape[1])
 
 
