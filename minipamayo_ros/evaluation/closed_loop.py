@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
 from minipamayo_ros.inference import Tensors
-from minipamayo_ros.policy.config import PolicyConfig
+from minipamayo_ros.policy.config import DEFAULT_MANIFEST, PolicyConfig
 from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.seeds import parse_seeds
@@ -233,12 +233,13 @@ def summarize_results(results: Sequence[EpisodeResult]) -> dict[str, float]:
     }
 
 
-def load_policy(spec: str, threads: int = 1) -> Policy:
-    """``"expert"`` (oracle) or a policy manifest path, loaded as the node loads it (ONNX Runtime)."""
+def load_policy(spec: str = "", threads: int = 1) -> Policy:
+    """``"expert"`` (oracle) or a policy manifest path ('' = the node's default model), loaded as the
+    node loads it with its default parameters (ONNX Runtime: bit-exact across machines' CPUs)."""
     if spec == "expert":
         return ExpertPolicy()
-    return PipelinePolicy.from_config(PolicyConfig(manifest_path=spec, backend="onnxruntime",
-                                                   intra_op_threads=threads))
+    return PipelinePolicy.from_config(PolicyConfig(manifest_path=spec or DEFAULT_MANIFEST,
+                                                   backend="onnxruntime", intra_op_threads=threads))
 
 
 def episode_record(r: EpisodeResult) -> dict[str, object]:
@@ -250,7 +251,8 @@ def episode_record(r: EpisodeResult) -> dict[str, object]:
 def main(argv: list[str] | None = None, progress: Callable[[str], None] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Closed loop in the simulator without ROS (a few seeds)")
     parser.add_argument("--seeds", default="1000:1005", help="seed spec (minipamayo_ros/seeds.py)")
-    parser.add_argument("--policy", default="expert", help="'expert' (oracle) or a policy manifest path")
+    parser.add_argument("--policy", default=DEFAULT_MANIFEST,
+                        help="'expert' (oracle) or a policy manifest path (default: the shipped model)")
     parser.add_argument("--latency", type=float, default=0.1, help="image stamp -> trajectory [s]")
     parser.add_argument("--rate", type=float, default=10.0, help="policy rate [Hz]")
     parser.add_argument("--duration", type=float, default=ClosedLoopSettings.max_seconds,

@@ -32,6 +32,7 @@ from minipamayo_ros import seeds as seedsplit
 from minipamayo_ros.bringup.demo import run_closed_loop, sim_overrides
 from minipamayo_ros.bringup.runner import add_stack_arguments
 from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings, load_policy, run_episode
+from minipamayo_ros.policy.config import DEFAULT_MANIFEST
 from minipamayo_ros.sim.world import WorldConfig
 
 #: the bar (bringup issue): share of clean runs, median cross-track RMS [m]
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[eval]   distance {d['distance_m']:.0f} m, xtrack RMS {d['cross_track_rms_m']} m, "
               f"departures {d['lane_departures']}, collisions {d['collisions']}", file=sys.stderr)
     v = {**verdict(runs), "via": args.via, "seeds": seedsplit.format_seeds(seeds),
-         "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}), "model": args.engine}
+         "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}),
+         "model": args.engine or DEFAULT_MANIFEST}
     (out / "summary.json").write_text(json.dumps({"verdict": v, "runs": runs}, indent=2, default=str))
     md = f"# Closed-loop evaluation ({args.via})\n\n{table(runs)}\n\nverdict: `{json.dumps(v)}`\n"
     (out / "summary.md").write_text(md)

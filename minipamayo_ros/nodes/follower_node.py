@@ -29,7 +29,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.msg import ControlCommand, Trajectory
-from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, sec_to_time
+from minipamayo_ros.nodes.conversions import (
+    command_to_msg,
+    msg_to_trajectory,
+    odometry_to_sample,
+    sec_to_time,
+)
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
@@ -129,7 +134,7 @@ class FollowerNode(Node):
 
     def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
         """``cmd`` on /vla/control and (per ``cmd_vel_type``) /cmd_vel."""
-        self._control_pub.publish(command_to_msg(cmd, stamp))
+        self._control_pub.publish(command_to_msg(cmd, stamp, BASE_FRAME))
         if self._twist_pub is not None:
             twist = Twist()
             twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
@@ -151,25 +156,6 @@ class FollowerNode(Node):
         else:
             self.get_logger().warning(
                 f"{cmd.status.name}: {reason}: controlled stop at {self.config.stop_decel} m/s^2")
-
-
-def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> ControlCommand:
-    """Core command -> ControlCommand message (frame base_link)."""
-    msg = ControlCommand()
-    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
-    msg.header.frame_id = BASE_FRAME
-    msg.status = int(cmd.status)
-    msg.steering_angle = float(cmd.steering_angle)
-    msg.curvature = float(cmd.curvature)
-    msg.speed = float(cmd.speed)
-    msg.acceleration = float(cmd.acceleration)
-    msg.yaw_rate = float(cmd.yaw_rate)
-    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
-    msg.trajectory_sequence = int(cmd.trajectory_sequence)
-    msg.lookahead_point.x = float(cmd.lookahead_x)
-    msg.lookahead_point.y = float(cmd.lookahead_y)
-    msg.lookahead_distance = float(cmd.lookahead_distance)
-    return msg
 
 
 def main(args: list[str] | None = None) -> int:
