@@ -190,8 +190,10 @@ def _summarize(res: dict[str, Any], source: str) -> BenchResult:
             r["p95"] <= DESIGN_P95_RATIO)
         goals[f"{mode}: p95 ratio <= {GOAL_P95_RATIO} and p99 ratio <= {GOAL_P99_RATIO} (goal)"] = (
             r["p95"] <= GOAL_P95_RATIO and r["p99"] <= GOAL_P99_RATIO)
+    pri = {k: v.get("cuda_stream_priority", "?") for k, v in res.get("describe", {}).items()}
     md = (f"{source}: {res['gpu']}, torch {res['torch']} (CUDA {res['cuda']}), minipamayo-0.5b policy "
-          f"(stream priority {HIGH}) + 32-token text decoder back-to-back (priority {LOW}), one process, "
+          f"(stream priority {pri.get('policy', HIGH)}) + 32-token text decoder back-to-back (priority "
+          f"{pri.get('text_low', LOW)}; device range {res.get('stream_priority_range')}), one process, "
           f"fp16 CUDA graphs captured on their streams; text alone {res['text_alone']['p50_ms']:.2f} ms "
           "p50.\n\n"
           + "\n".join(rows))
