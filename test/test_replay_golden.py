@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minipamayo_ros import seeds
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import compare, lockstep
@@ -40,11 +41,7 @@ def test_golden_data_is_small_and_from_a_test_seed() -> None:
     meta = read_jsonl(GOLDEN).meta
     assert meta.mode == "golden" and meta.model_id.startswith("minipamayo-tiny-policy@")
     assert meta.backend == "onnxruntime" and meta.git_commit and meta.precision
-    try:
-        from minipamayo_ros import seeds  # declared by the evaluation path (issue 14)
-    except ImportError:
-        pytest.skip("seed splits not declared in this checkout")
-    assert GOLDEN_SEED in seeds.seeds_of(seeds.TEST)  # type: ignore[attr-defined]
+    assert seeds.split_of(GOLDEN_SEED) == seeds.TEST  # never a seed the model trained or was tuned on
 
 
 def test_golden_bag_replays_identically_to_the_golden_3_times(tmp_path: Path) -> None:

@@ -33,11 +33,9 @@ from typing import Any
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
-from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.params import build_config, load_node_yaml
 from minipamayo_ros.policy.config import PolicyConfig
-from minipamayo_ros.policy.engine import load_policy
-from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip
+from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
 from minipamayo_ros.replay.bagio import BagReader, stamp_ns
 from minipamayo_ros.replay.inputs import InputTopics, camera_frame, odometry_sample, resolve_topics
@@ -85,26 +83,8 @@ class LockstepSettings:
 
 
 def build_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:
-    """The policy node's model + pipeline for ``cfg`` (same loader, same checks, same warm-up)."""
-    options = BackendOptions(
-        backend=cfg.backend,
-        intra_op_threads=cfg.intra_op_threads,
-        precision=cfg.precision,
-        engine_cache_dir=cfg.engine_cache_dir,
-        warmup_runs=cfg.warmup_runs,
-    )
-    manifest, backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash, logger)
-    expected = (cfg.expected_height, cfg.expected_width) if cfg.expected_width else None
-    return PolicyPipeline(
-        manifest,
-        backend,
-        io,
-        odom_history=cfg.odom_history,
-        max_extrapolation=cfg.odom_max_extrapolation,
-        max_image_age=cfg.max_image_age,
-        expected_size=expected,
-        frame_id=cfg.base_frame,
-    )
+    """The policy node's pipeline for ``cfg`` (the one constructor: same loader, checks, warm-up)."""
+    return create_pipeline(cfg, logger)
 
 
 @dataclass
@@ -187,8 +167,7 @@ def run_lockstep(
         assert info is not None
         topics = resolve_topics(info, cfg.image_topic, cfg.odom_topic)
         pipe = pipeline or build_pipeline(cfg)
-        pipe.clear_odometry()  # a reused pipeline starts like a fresh node
-        pipe.sequence = 0
+        pipe.restart()  # a reused pipeline starts like a fresh node
         desc = pipe.backend.describe()
         meta = Meta(
             mode="lockstep",
