@@ -117,6 +117,7 @@ def explanation_record(msg: Any) -> ExplanationRecord:
         text=str(msg.text),
         token_ids=[int(v) for v in np.asarray(msg.token_ids)],
         sequence=int(msg.trajectory_sequence),
+        situation=int(getattr(msg, "situation", 0)),
         generation_ms=float(msg.generation_latency_ms),
     )
 
@@ -126,10 +127,12 @@ def explanation_msg(rec: ExplanationRecord, model_id: str = "") -> Any:
         header=header_msg(rec.stamp_ns, "base_link"),
         trajectory_sequence=int(rec.sequence),
         event=int(rec.event),
+        situation=int(rec.situation),
         text=rec.text,
         token_ids=np.asarray(rec.token_ids, np.int32),
         token_count=len(rec.token_ids),
         generation_latency_ms=_finite(rec.generation_ms),
+        event_age_ms=0.0,
         truncated=False,
         model_id=model_id,
     )
