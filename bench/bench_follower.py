@@ -8,7 +8,7 @@ closed-loop tracking error across speeds.
   is taken from consecutive ``/vla/control`` header stamps (the node clock read at the start of
   each tick callback). ``missed`` counts ticks absent from gaps longer than 1.5 periods.
   Idle for ``duration`` s, then again while a separate process busy-loops one core.
-* closed loop: ``minipamayo_ros.control.tracking_eval`` on the reference road (|kappa| <= 0.1 1/m),
+* closed loop: ``minipamayo_ros.evaluation.tracking`` on the reference road (|kappa| <= 0.1 1/m),
   trajectories at 10 Hz delivered 150 ms late, for set speeds 2..10 m/s; plot of cross-track error.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.result import BenchResult
 from minipamayo_ros.control.follower import Follower
-from minipamayo_ros.control.tracking_eval import ClosedLoopSettings, reference_road, run_closed_loop
+from minipamayo_ros.evaluation.tracking import ClosedLoopSettings, reference_road, run_closed_loop
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.latency import summarize
 from minipamayo_ros.pose_history import OdometrySample

@@ -1,16 +1,52 @@
-"""Environment for loopback-only DDS (tests, benchmarks, the demo on shared machines).
+"""Environment for loopback-only DDS (tests, benchmarks, the demo, ``source scripts/env.sh``).
 
 Every process this project starts on a development or CI machine gets this environment, so no
 DDS discovery or data traffic leaves 127.0.0.1 and concurrent runs never see each other.
+
+Loopback is guaranteed by the Fast DDS profile (SHM + UDPv4 whitelisted to 127.0.0.1, built-in
+transports off) on every distro. The discovery-range variable is set as well, but only in the
+spelling the running distro understands: Humble/Iron read ``ROS_LOCALHOST_ONLY=1``; Jazzy and
+later read ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and print a deprecation warning in every
+process when ``ROS_LOCALHOST_ONLY`` is set. Only when the distro cannot be told are both set.
+
+    python -m minipamayo_ros.dds_env [--domain-id N]   # prints the shell exports (scripts/env.sh)
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import importlib.metadata
 import os
+import shlex
+import sys
 from pathlib import Path
 
 #: The Fast DDS profile: SHM + UDPv4 whitelisted to 127.0.0.1, built-in transports off.
 FASTDDS_LOOPBACK_PROFILE = Path(__file__).resolve().parent / "resources" / "fastdds_loopback.xml"
+
+#: distros that only know ROS_LOCALHOST_ONLY (ROS_AUTOMATIC_DISCOVERY_RANGE came with Jazzy)
+LOCALHOST_ONLY_DISTROS = ("foxy", "galactic", "humble", "iron")
+_KNOWN_DISTROS = ("humble", "iron", "jazzy", "kilted", "rolling")
+
+
+@functools.cache
+def _installed_distro() -> str:
+    """The distro of the rclpy wheel installed from PyPI (``ros-<distro>-rclpy``), or ''."""
+    for distro in _KNOWN_DISTROS:
+        try:
+            importlib.metadata.version(f"ros-{distro}-rclpy")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return distro
+    return ""
+
+
+def ros_distro(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """The running ROS 2 distro: ``$ROS_DISTRO`` (a distro's setup.bash sets it), else the
+    distro of the PyPI rclpy wheels, else '' (unknown)."""
+    env = os.environ if env is None else env
+    return (env.get("ROS_DISTRO") or _installed_distro()).strip().lower()
 
 
 def pick_domain_id(seed: int | None = None) -> int:
@@ -21,18 +57,59 @@ def pick_domain_id(seed: int | None = None) -> int:
     return 1 + (os.getpid() if seed is None else seed) % 100
 
 
-def loopback_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Return ``base`` (default ``os.environ``) updated for loopback-only DDS on ``domain_id``."""
+def loopback_dds_settings(domain_id: int, distro: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``(variables to set, variables to unset)`` for loopback-only DDS on ``domain_id``."""
     if not 0 <= domain_id <= 232:
         raise ValueError(f"domain_id must be in [0, 232], got {domain_id}")
+    settings = {
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_LOOPBACK_PROFILE),
+        "ROS_DOMAIN_ID": str(domain_id),
+    }
+    unset: tuple[str, ...] = ()
+    if distro in LOCALHOST_ONLY_DISTROS:
+        settings["ROS_LOCALHOST_ONLY"] = "1"
+        unset = ("ROS_AUTOMATIC_DISCOVERY_RANGE",)
+    elif distro:
+        settings["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        unset = ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS")
+    else:  # unknown distro: both spellings (one of them may warn; the profile keeps it loopback)
+        settings.update({"ROS_LOCALHOST_ONLY": "1", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    return settings, unset
+
+
+def loopback_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) set up for loopback-only DDS on ``domain_id``."""
     env = dict(os.environ if base is None else base)
-    env.update(
-        {
-            "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
-            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # Jazzy and later
-            "ROS_LOCALHOST_ONLY": "1",  # Humble
-            "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_LOOPBACK_PROFILE),
-            "ROS_DOMAIN_ID": str(domain_id),
-        }
-    )
+    settings, unset = loopback_dds_settings(domain_id, ros_distro(env))
+    for key in unset:
+        env.pop(key, None)
+    env.update(settings)
     return env
+
+
+def use_loopback_dds(domain_id: int) -> dict[str, str]:
+    """Set this process's ``os.environ`` for loopback-only DDS (before ``rclpy.init``); returns it
+    as a dict. Unlike ``os.environ.update(...)`` this also removes the other distro's variable."""
+    env = loopback_dds_env(domain_id)
+    for key in set(os.environ) - set(env):
+        del os.environ[key]
+    os.environ.update(env)
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the shell commands for loopback-only DDS.")
+    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: from the pid)")
+    args = parser.parse_args(argv)
+    domain = args.domain_id if args.domain_id is not None else pick_domain_id()
+    settings, unset = loopback_dds_settings(domain, ros_distro())
+    for key in unset:
+        print(f"unset {key}")
+    for key, value in settings.items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,10 +7,7 @@ export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # shellcheck disable=SC1091
 set +u  # colcon setup files use unset variables
 source "$_MP_ROOT/install/setup.bash"
-export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export FASTDDS_DEFAULT_PROFILES_FILE="$_MP_ROOT/minipamayo_ros/resources/fastdds_loopback.xml"
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( 1 + $$ % 100 ))}"
-
-export ROS_LOCALHOST_ONLY=1  # Humble spelling of the same (Jazzy also honours it)
+# loopback DDS: RMW, the loopback Fast DDS profile, ROS_DOMAIN_ID (kept if already set), and the
+# discovery-range variable in the spelling of the running distro only (minipamayo_ros/dds_env.py)
+eval "$("$VIRTUAL_ENV/bin/python" -m minipamayo_ros.dds_env --domain-id "${ROS_DOMAIN_ID:-$(( 1 + $$ % 100 ))}")"
 unset _MP_ROOT

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from minipamayo_ros.bringup.processes import NodeProcess
-from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id, use_loopback_dds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOMAIN_ID = int(os.environ.get("MINIPAMAYO_TEST_DOMAIN_ID", pick_domain_id()))
-os.environ.update(loopback_dds_env(DOMAIN_ID))
+use_loopback_dds(DOMAIN_ID)
 
 
 @pytest.fixture(scope="session")

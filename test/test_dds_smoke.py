@@ -45,3 +45,5 @@ def test_trajectory_round_trip_between_processes(ros_node, spawn) -> None:
     assert got.header.stamp.sec == 42 and got.header.frame_id == "base_link"
     assert list(got.y) == [0.0, 0.5] and got.model_id == "tiny@abc"
     assert echo.poll() is None, "echo process died"
+    # only the running distro's discovery variable is set: no deprecation warning in any process
+    assert "ROS_LOCALHOST_ONLY is deprecated" not in echo.read_log()

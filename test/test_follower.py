@@ -12,7 +12,7 @@ import pytest
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower
-from minipamayo_ros.control.tracking_eval import ClosedLoopSettings, Road, reference_road, run_closed_loop
+from minipamayo_ros.evaluation.tracking import ClosedLoopSettings, Road, reference_road, run_closed_loop
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
 from minipamayo_ros.pose_history import OdometrySample

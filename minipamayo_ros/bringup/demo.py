@@ -7,13 +7,12 @@ Starts the sim stack with the runner (every node its own process, same descripti
 sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
 ``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
 ``latency.png``, node logs. Prints a one-screen summary. Exit code 0 on a completed run
-(the quality checks are reported, not enforced: see ``bringup.evaluate`` for the bar).
+(the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs, config_dir
-from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
 from minipamayo_ros.params import build_config, load_node_yaml
 
 DEFAULT_SEED = 0          # the embedded default road
@@ -48,8 +47,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     out_dir.mkdir(parents=True, exist_ok=True)
     args.seed = seed
     domain = args.domain_id if args.domain_id is not None else pick_domain_id()
-    env = loopback_dds_env(domain)
-    os.environ.update(env)  # the recorder in this process joins the same loopback domain
+    env = use_loopback_dds(domain)  # the recorder in this process joins the same loopback domain
 
     specs = build_specs(args)
     overrides = sim_overrides(duration)

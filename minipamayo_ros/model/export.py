@@ -6,13 +6,11 @@ Usage::
         --out engines [--metrics runs/tiny/metrics.json] [--training runs/tiny/training.json]
 
 Writes ``<name>-policy.onnx`` and ``<name>-text.onnx`` (opset 17, static batch 1, fp32) with a
-manifest each (``minipamayo_ros.inference.manifest``), after ``onnx.checker`` and an ONNX Runtime
+manifest each (``minipamayo_ros.manifest``), after ``onnx.checker`` and an ONNX Runtime
 vs PyTorch parity check (max abs diff <= 1e-4) that fails the export when violated.
 
-Policy I/O: ``image`` uint8 (1,H,W,3) RGB, ``state`` float32 (1,10,3) -> ``waypoints`` float32
-(1,20,2) [m, base_link at the image stamp], ``speeds`` (1,20) [m/s], ``uncertainty`` (1,) [m],
-``context`` (1,C). Text I/O: ``context`` float32 (1,C), ``event`` int64 (1,) -> ``tokens`` int32
-(1,32) word ids (PAD after the caption), ``length`` int32 (1,), ``confidence`` float32 (1,).
+Tensor names, shapes and dtypes: ``minipamayo_ros.io_contract`` (the export checks the written
+graph against it).
 """
 
 from __future__ import annotations
@@ -27,16 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
+from minipamayo_ros import io_contract
+from minipamayo_ros.io_contract import POLICY_INPUTS, POLICY_OUTPUTS, TEXT_INPUTS, TEXT_OUTPUTS
+from minipamayo_ros.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
 from minipamayo_ros.model.network import Minipamayo, load_model
 from minipamayo_ros.model.text import TextGenerator
 
 OPSET = 17
 PARITY_TOL = 1e-4
-POLICY_INPUTS = ("image", "state")
-POLICY_OUTPUTS = ("waypoints", "speeds", "uncertainty", "context")
-TEXT_INPUTS = ("context", "event")
-TEXT_OUTPUTS = ("tokens", "length", "confidence")
 
 
 def policy_example_inputs(model: Minipamayo, seed: int = 0) -> dict[str, np.ndarray]:
@@ -155,11 +151,28 @@ def tensor_specs(onnx_path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[T
     return tuple(spec(v) for v in g.input), tuple(spec(v) for v in g.output)
 
 
+def check_contract(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], kind: str,
+                   config: dict[str, Any]) -> None:
+    """Raise ValueError unless the graph's I/O is exactly the declared contract (``io_contract``)."""
+    h, w = config["image_size"]
+    d_in, d_out = (io_contract.policy_specs((h, w), config["context_dim"]) if kind == "policy"
+                   else io_contract.text_specs(config["context_dim"], config["text"]["max_tokens"]))
+    for found, declared in ((inputs, d_in), (outputs, d_out)):
+        if [s.name for s in found] != [s.name for s in declared]:
+            raise ValueError(f"{kind} graph tensors {[s.name for s in found]} != contract "
+                             f"{[s.name for s in declared]}")
+        for f, d in zip(found, declared, strict=True):
+            why = io_contract.mismatch(f, d)
+            if why is not None:
+                raise ValueError(f"{kind} graph: {why}")
+
+
 def write_engine_manifest(onnx_path: str | Path, name: str, kind: str, config: dict[str, Any],
                           training: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """``<onnx stem>.manifest.json`` beside the ONNX file (sha256 and I/O from the file)."""
     onnx_path = Path(onnx_path).resolve()
     inputs, outputs = tensor_specs(onnx_path)
+    check_contract(inputs, outputs, kind, config)
     manifest = ModelManifest(name=name, kind=kind, model_path=onnx_path, sha256=sha256_of(onnx_path),
                              inputs=inputs, outputs=outputs, config=config, training=training,
                              metrics=metrics)

@@ -13,7 +13,13 @@ Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
 (watchdog OK / stale / never received / rate too low, rejection counters).
 
 Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
-sample is counted and logged once per 2 s per kind with the field and value.
+sample is counted and logged once per 2 s per kind with the field and value. A command that fails
+the output guard is replaced by the FAULT_STOP command (logged, counted in /diagnostics).
+
+Stopping the node (SIGINT, SIGTERM, an exception, ``destroy_node()``) first publishes one
+zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``/vla/control`` and
+``/cmd_vel`` and waits up to :data:`STOP_ACK_TIMEOUT` for reliable subscribers to acknowledge it
+(guarantees per failure: docs/follower.md, "What the vehicle receives when something fails").
 """
 
 from __future__ import annotations
@@ -24,13 +30,19 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.msg import ControlCommand, Trajectory
-from minipamayo_ros.nodes.conversions import msg_to_trajectory_fields, odometry_to_fields, sec_to_time
+from minipamayo_ros.nodes.conversions import (
+    command_to_msg,
+    msg_to_trajectory_fields,
+    odometry_to_fields,
+    sec_to_time,
+)
 from minipamayo_ros.nodes.diagnostics import input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
@@ -41,6 +53,7 @@ from minipamayo_ros.safety.rejection import Rejection
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             depth=1)
 BASE_FRAME = "base_link"
+STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown stop command
 
 
 class FollowerNode(Node):
@@ -49,6 +62,8 @@ class FollowerNode(Node):
         self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
         self.follower = Follower(self.config)
         self._last_status: ControlStatus | None = None
+        self._stop_sent = False
+        self._last_speed = 0.0  # [m/s] of the last command published by tick()
         self._last_cmd: FollowerCommand | None = None
         self._last_fault_log = -1e9
         self.odom_monitor = InputMonitor("/odom", self.config.odom_timeout, self.config.odom_min_rate_hz)
@@ -72,6 +87,35 @@ class FollowerNode(Node):
             f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
             f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
 
+    def publish_shutdown_stop(self) -> bool:
+        """Publish the zero-speed SHUTDOWN command once; False if it could not be published.
+
+        Called by :meth:`destroy_node`, i.e. on every way the node stops while its context is
+        valid (``node_main`` keeps rclpy's signal handlers from invalidating it first).
+        """
+        if self._stop_sent or not self.context.ok():
+            return self._stop_sent
+        self._stop_sent = True
+        self._timer.cancel()  # nothing may follow the stop command
+        now = self._now()
+        cmd = self.follower.shutdown_command(now)
+        try:
+            self._publish_command(cmd, sec_to_time(now))
+            for pub in (self._control_pub, self._twist_pub):
+                if pub is not None:
+                    pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
+        except Exception as exc:
+            self.get_logger().error(f"could not publish the shutdown stop command: {exc}")
+            return False
+        self.get_logger().warning(f"SHUTDOWN: follower stopping: published speed 0 (last command "
+                                  f"{self._last_speed:.2f} m/s, braking at {self.config.stop_decel} "
+                                  "m/s^2 requested)")
+        return True
+
+    def destroy_node(self) -> None:
+        self.publish_shutdown_stop()
+        super().destroy_node()
+
     def _on_config(self, config: FollowerConfig) -> None:
         self.config = config
         self.follower.set_config(config)
@@ -93,8 +137,8 @@ class FollowerNode(Node):
     def _on_trajectory(self, msg: Trajectory) -> None:
         now = self._now()
         self._observe_clock(now)
-        self._count(self.trajectory_monitor, self.follower.set_trajectory(msg_to_trajectory_fields(msg), now),
-                    now)
+        rejection = self.follower.set_trajectory(msg_to_trajectory_fields(msg), now)
+        self._count(self.trajectory_monitor, rejection, now)
 
     def _on_odom(self, msg: Odometry) -> None:
         now = self._now()
@@ -102,6 +146,7 @@ class FollowerNode(Node):
         self._count(self.odom_monitor, self.follower.add_odometry(odometry_to_fields(msg), now), now)
 
     def _count(self, monitor: InputMonitor, rejection: Rejection | None, now: float) -> None:
+        """Watchdog + counters; a rejection kind is logged at most once per 2 s (field and value)."""
         if rejection is None:
             monitor.accepted(now)
             return
@@ -116,12 +161,26 @@ class FollowerNode(Node):
         cmd = self.follower.update(now)
         self._last_cmd = cmd
         stamp = sec_to_time(now)
-        self._control_pub.publish(command_to_msg(cmd, stamp))
+        self._publish_command(cmd, stamp)
+        self._last_speed = cmd.speed
         point = PointStamped()
         point.header.stamp = stamp
         point.header.frame_id = BASE_FRAME
         point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
         self._lookahead_pub.publish(point)
+        if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
+            self._last_fault_log = time.monotonic()
+            self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
+                                    f"controlled stop at {self.config.stop_decel} m/s^2 "
+                                    f"({self.follower.faults} so far)")
+        if cmd.status != self._last_status:
+            if cmd.status != ControlStatus.FAULT_STOP:
+                self._log_status(cmd)
+            self._last_status = cmd.status
+
+    def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
+        """``cmd`` on /vla/control and (per ``cmd_vel_type``) /cmd_vel."""
+        self._control_pub.publish(command_to_msg(cmd, stamp, BASE_FRAME))
         if self._twist_pub is not None:
             twist = Twist()
             twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
@@ -133,15 +192,6 @@ class FollowerNode(Node):
                 self._twist_pub.publish(stamped)
             else:
                 self._twist_pub.publish(twist)
-        if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
-            self._last_fault_log = time.monotonic()
-            self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
-                                    f"controlled stop at {self.config.stop_decel} m/s^2 "
-                                    f"({self.follower.faults} so far)")
-        if cmd.status != self._last_status:
-            if cmd.status != ControlStatus.FAULT_STOP:
-                self._log_status(cmd)
-            self._last_status = cmd.status
 
     def _log_status(self, cmd: FollowerCommand) -> None:
         reason = self.follower.status_reason(cmd.stamp)
@@ -182,25 +232,6 @@ class FollowerNode(Node):
         ])
         arr.header.stamp = sec_to_time(max(now, 0.0))
         self._diag_pub.publish(arr)
-
-
-def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> ControlCommand:
-    """Core command -> ControlCommand message (frame base_link)."""
-    msg = ControlCommand()
-    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
-    msg.header.frame_id = BASE_FRAME
-    msg.status = int(cmd.status)
-    msg.steering_angle = float(cmd.steering_angle)
-    msg.curvature = float(cmd.curvature)
-    msg.speed = float(cmd.speed)
-    msg.acceleration = float(cmd.acceleration)
-    msg.yaw_rate = float(cmd.yaw_rate)
-    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
-    msg.trajectory_sequence = int(cmd.trajectory_sequence)
-    msg.lookahead_point.x = float(cmd.lookahead_x)
-    msg.lookahead_point.y = float(cmd.lookahead_y)
-    msg.lookahead_distance = float(cmd.lookahead_distance)
-    return msg
 
 
 def main(args: list[str] | None = None) -> int:

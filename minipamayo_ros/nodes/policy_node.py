@@ -13,7 +13,7 @@ rate too low, and odometry rejection counters). Odometry is validated on arrival
 (``safety.odometry_input``), images in the worker; a dropped sample is logged once per 2 s per
 kind with the field and value.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
-process logs what to fix and exits with status 1.
+process logs what to fix and exits with status 2 (``nodes.node_main``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import odometry_to_fields, time_to_sec, trajectory_to_msg
 from minipamayo_ros.nodes.diagnostics import input_status
@@ -41,13 +40,12 @@ from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
-from minipamayo_ros.policy.engine import PolicyModelError, load_policy
 from minipamayo_ros.policy.image_decode import compressed_to_rgb, raw_to_rgb
-from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
+from minipamayo_ros.policy.model_loader import PolicyModelError
+from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size, odometry_limits
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats
 from minipamayo_ros.safety.input_monitor import InputMonitor
-from minipamayo_ros.safety.odometry_input import OdometryLimits
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
@@ -61,23 +59,16 @@ class PolicyNode(Node):
         cfg: PolicyConfig = declare_config(self, PolicyConfig, self._on_config)
         self.config = cfg
         self._last_warn: dict[str, float] = {}
-        options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
-                                 precision=cfg.precision, engine_cache_dir=cfg.engine_cache_dir,
-                                 warmup_runs=cfg.warmup_runs)
         self.get_logger().info(f"loading policy model {cfg.manifest_path} (backend {cfg.backend}) ...")
         t0 = time.monotonic()
-        self.manifest, self.backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash,
-                                                      logger=self.get_logger())
+        # the one constructor the offline closed loop, DAgger and bag replay use too
+        self.pipeline = create_pipeline(cfg, logger=self.get_logger())
+        self.manifest, self.backend, io = self.pipeline.manifest, self.pipeline.backend, self.pipeline.io
         self.backend_info = self.backend.describe()
         self.get_logger().info(
             f"model {self.manifest.model_id} ready in {time.monotonic() - t0:.1f} s (warmed up): "
             f"input {io.image_size[1]}x{io.image_size[0]} px, context {io.context_dim}, "
             f"{self.backend_info.get('backend')} on {self.backend_info.get('device')}")
-        self.pipeline = PolicyPipeline(
-            self.manifest, self.backend, io, odom_history=cfg.odom_history,
-            max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
-            expected_size=_expected_size(cfg), frame_id=cfg.base_frame,
-            odometry_limits=_odometry_limits(cfg), plan_max_speed=cfg.plan_max_speed)
         self.stats = PolicyStats(window=cfg.diagnostics_window)
         self._monitor_lock = threading.Lock()  # image arrivals (executor) vs diagnostics
         self.image_monitor = InputMonitor(cfg.image_topic, cfg.max_image_age, cfg.image_min_rate_hz)
@@ -112,8 +103,8 @@ class PolicyNode(Node):
         self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
         self.pipeline.max_image_age = cfg.max_image_age
         self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
-        self.pipeline.expected_size = _expected_size(cfg)
-        self.pipeline.odometry_limits = _odometry_limits(cfg)
+        self.pipeline.expected_size = expected_size(cfg)
+        self.pipeline.odometry_limits = odometry_limits(cfg)
         limits = replace(self.pipeline.trajectory_limits, max_speed=cfg.plan_max_speed)
         self.pipeline.trajectory_limits = limits
         with self._monitor_lock:
@@ -217,15 +208,6 @@ class PolicyNode(Node):
     def close(self) -> None:
         self.worker.close()
         self.backend.close()
-
-
-def _odometry_limits(cfg: PolicyConfig) -> OdometryLimits:
-    return OdometryLimits(max_speed=cfg.odom_max_speed, max_yaw_rate=cfg.odom_max_yaw_rate,
-                          max_accel=cfg.odom_max_accel, max_future=cfg.max_stamp_future)
-
-
-def _expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:
-    return (cfg.expected_height, cfg.expected_width) if cfg.expected_width else None
 
 
 def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw
+from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw, wrap_angle, yaw_from_quaternion
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.rejection import (
     BAD_QUATERNION,
@@ -58,14 +58,15 @@ class OdometryFields:
     qw: float
     speed: float        # twist.twist.linear.x, body frame
     yaw_rate: float     # twist.twist.angular.z
+    yaw: float | None = None  # [rad] exact heading if the caller has one (quaternion = its image)
 
     @staticmethod
     def from_sample(sample: OdometrySample) -> OdometryFields:
-        """For offline callers (simulation, evaluation) that already hold a yaw."""
+        """For offline callers (simulation, evaluation, replay) that already hold a yaw."""
         qx, qy, qz, qw = quaternion_from_yaw(sample.pose.yaw) if math.isfinite(sample.pose.yaw) else (
             0.0, 0.0, math.nan, math.nan)
         return OdometryFields(sample.stamp, sample.pose.x, sample.pose.y, qx, qy, qz, qw, sample.speed,
-                              sample.yaw_rate)
+                              sample.yaw_rate, sample.pose.yaw)
 
 
 class OdometryGate:
@@ -107,8 +108,11 @@ class OdometryGate:
         bad = check_stamp(f.stamp, now, lim.max_future, lim.max_age)
         if bad is not None:
             return bad
-        qx, qy, qz, qw = (c / norm for c in (f.qx, f.qy, f.qz, f.qw))
-        yaw = math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+        if f.yaw is not None:
+            yaw = f.yaw if abs(f.yaw) <= math.pi else float(wrap_angle(f.yaw))
+        else:  # unit within rounding: as converted before (bit-identical replays); else normalised
+            q = (f.qx, f.qy, f.qz, f.qw)
+            yaw = yaw_from_quaternion(*(q if abs(norm - 1.0) < 1e-6 else (c / norm for c in q)))
         sample = OdometrySample(f.stamp, Pose2D(f.x, f.y, yaw), f.speed, f.yaw_rate)
         if last is None:
             self._unconfirmed = None

@@ -1,0 +1,56 @@
+"""Loopback-only DDS environment: the discovery variable in the running distro's spelling only."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from minipamayo_ros.dds_env import (
+    FASTDDS_LOOPBACK_PROFILE,
+    loopback_dds_env,
+    loopback_dds_settings,
+    ros_distro,
+    use_loopback_dds,
+)
+
+
+@pytest.mark.parametrize("distro", ["humble", "iron"])
+def test_humble_gets_localhost_only_and_not_the_jazzy_variable(distro: str) -> None:
+    env = loopback_dds_env(7, {"ROS_DISTRO": distro, "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
+    assert env["ROS_LOCALHOST_ONLY"] == "1"
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(FASTDDS_LOOPBACK_PROFILE)
+    assert env["ROS_DOMAIN_ID"] == "7"
+
+
+@pytest.mark.parametrize("distro", ["jazzy", "kilted", "rolling"])
+def test_jazzy_and_later_get_the_discovery_range_only(distro: str) -> None:
+    env = loopback_dds_env(7, {"ROS_DISTRO": distro, "ROS_LOCALHOST_ONLY": "1",
+                               "ROS_STATIC_PEERS": "10.0.0.2"})
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert "ROS_LOCALHOST_ONLY" not in env and "ROS_STATIC_PEERS" not in env
+    assert env["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp"
+
+
+def test_unknown_distro_sets_both_and_the_profile_always() -> None:
+    settings, unset = loopback_dds_settings(3, "")
+    assert settings["ROS_LOCALHOST_ONLY"] == "1" and settings["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert unset == ()
+    assert FASTDDS_LOOPBACK_PROFILE.is_file()
+    with pytest.raises(ValueError, match="domain_id"):
+        loopback_dds_settings(300, "jazzy")
+
+
+def test_this_environment_is_jazzy_from_the_wheels() -> None:
+    # the dev/CI venv has the ros-jazzy-* wheels and no ROS_DISTRO
+    assert ros_distro({}) == "jazzy"
+
+
+def test_use_loopback_dds_removes_the_other_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROS_DISTRO", "jazzy")
+    monkeypatch.setenv("ROS_LOCALHOST_ONLY", "1")
+    monkeypatch.setenv("ROS_DOMAIN_ID", "99")  # monkeypatch restores the session's value afterwards
+    use_loopback_dds(12)
+    assert "ROS_LOCALHOST_ONLY" not in os.environ
+    assert os.environ["ROS_DOMAIN_ID"] == "12"
