@@ -34,13 +34,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros.control.config import FollowerConfig
-from minipamayo_ros.control.follower import Follower
+from minipamayo_ros.control.follower import ControlStatus, Follower
 from minipamayo_ros.inference import Tensors
 from minipamayo_ros.policy.config import DEFAULT_MANIFEST, PolicyConfig
 from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.metrics import EpisodeMetrics
+from minipamayo_ros.sim.road import Road
 from minipamayo_ros.sim.world import World, WorldConfig
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -147,17 +148,21 @@ class EpisodeResult:
     skipped: dict[str, int]            # frames without a trajectory, by Skip category
     rejected_trajectories: int         # refused by the follower (invalid)
     policy_wall_ms_mean: float         # wall time per policy call, rendering excluded (this machine)
-    path: NDArray[np.float64] | None = None  # (N, 5) t [s], x, y [m], speed [m/s], cross-track [m] at 10 Hz
+    #: per follower tick: t [s], x, y [m], speed [m/s], cross-track [m] (left +), station s [m],
+    #: 1.0 if the follower was TRACKING a trajectory else 0.0
+    path: NDArray[np.float64] | None = None
 
 
 def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = None,
-                settings: ClosedLoopSettings | None = None, record_path: bool = False) -> EpisodeResult:
+                settings: ClosedLoopSettings | None = None, record_path: bool = False,
+                road: Road | None = None) -> EpisodeResult:
     """Drive one episode of ``seed`` with ``policy`` and the follower.
 
-    ``record_path`` keeps the driven path (10 Hz) in the result, e.g. for plots.
+    ``record_path`` keeps the driven path (every follower tick) in the result, e.g. for plots and
+    tracking figures; ``road`` replaces the seed's road (e.g. ``sim.road.reference_road``).
     """
     st = settings or ClosedLoopSettings()
-    world = World(seed, world_config or WorldConfig())
+    world = World(seed, world_config or WorldConfig(), road)
     follower = Follower(st.follower)
     policy.start()
     uses_camera = bool(getattr(policy, "uses_camera", False))
@@ -165,14 +170,13 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     n_odom = max(1, round(ODOM_DT / phys))
     n_follow = max(1, round(st.follower.period / phys))
     n_policy = max(1, round(1.0 / (st.policy_rate_hz * phys)))
-    n_trace = max(1, round(0.1 / phys))
     pending: deque[tuple[float, PlannedTrajectory]] = deque()
     skipped: Counter[str] = Counter()
     steer, speed = 0.0, 0.0
     calls = produced = rejected = 0
     wall = 0.0
     k = 0
-    trace: list[tuple[float, float, float, float, float]] = []
+    trace: list[tuple[float, ...]] = []
     while not world.done and world.time < st.max_seconds:
         world.step(steer, speed, phys)
         k += 1
@@ -201,9 +205,10 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
         if k % n_follow == 0:
             cmd = follower.update(now)
             steer, speed = cmd.steering_angle, cmd.speed
-        if record_path and k % n_trace == 0:
-            p = world.state.pose
-            trace.append((now, p.x, p.y, world.state.speed, world.proj.d))
+            if record_path:
+                p = world.state.pose
+                trace.append((now, p.x, p.y, world.state.speed, world.proj.d, world.proj.s,
+                              float(cmd.status == ControlStatus.TRACKING)))
     return EpisodeResult(seed=int(seed), finished=world.done, metrics=world.metrics(), policy_calls=calls,
                          trajectories=produced, skipped=dict(skipped), rejected_trajectories=rejected,
                          policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"),
