@@ -104,7 +104,7 @@ class RecorderNode(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if "policy" in status.name:
+            if status.name.endswith("policy inference"):
                 self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}
             elif "text explanations" in status.name:
                 self.rec.text_diagnostics = {kv.key: kv.value for kv in status.values}
