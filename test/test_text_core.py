@@ -259,8 +259,16 @@ def test_quality_score_counts_exact_captions_within_one_second() -> None:
         {"stamp": 0.1 * 75, "event": "STOP", "text": stop, "tokens": language.encode(stop)},
         {"stamp": 0.1 * 30, "event": "BRAKE", "text": "braking to cruise speed",
          "tokens": language.encode("braking to cruise speed")}]
+    log.explanations[1]["delay_s"] = 1.2  # ready too late
     s = score([log])
-    assert s["events"] == 2 and s["exact_within_1s"] == 0.5 and s["token_accuracy"] == 0.5
-    assert s["per_kind"]["CURVE"]["exact_within_1s"] == 1.0 and s["per_kind"]["STOP"]["events"] == 1
-    assert s["explanations_matching_expert"] == pytest.approx(2 / 3)
+    # per event: curve right and in time, stop right but late, brake wrong (the expert said curve)
+    assert s["events"] == 3 and s["exact_within_1s"] == pytest.approx(1 / 3)
+    assert s["token_accuracy"] == pytest.approx(1 / 3)  # late: 0; "braking to cruise speed": no word in place
+    assert s["per_expert_label"]["CURVE"]["events"] == 2
+    assert s["per_event_kind"]["STOP"]["exact_within_1s"] == 0
+    assert log.explanations[2]["expert_caption"] == curve and not log.explanations[2]["correct"]
+    # recall of the expert's onsets: the curve (2.0 s) was explained at 2.8 s, the stop line (6.0 s) at 7.5 s
+    r = s["expert_onsets"]
+    assert r["events"] == 2 and r["exact_within_1s"] == 0.5
+    assert r["per_kind"]["CURVE"]["exact_within_1s"] == 1.0
     assert token_accuracy([5, 6, 7], [5, 6, 8, 9]) == 0.5

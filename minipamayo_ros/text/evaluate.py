@@ -7,14 +7,16 @@ policy node's own pipeline and the real follower). Every trajectory goes through
 own core: ``EventDetector`` (parameters from ``config/text.yaml``) and ``CaptionGenerator`` on the
 policy's context vector, conditioned on the detector's situation, exactly as the node does.
 
-Ground truth: the expert's label at each image stamp. A *ground-truth event* is an onset of an
-expert event kind (CURVE, BRAKE, STOP, OBSTACLE: the label changes to it). It counts as
-**explained correctly within 1 s** when an explanation of a trajectory stamped within 1 s of the
-onset has exactly the expert's caption at that stamp; per-token accuracy compares the best such
-explanation's words position by position with the expert's (0 when there is no explanation).
-Also reported: the share of all explanations whose text equals the expert's caption at their stamp.
-The offline loop has no generation delay: in the node an explanation additionally waits its
-event age plus generation time (tens of ms here, reported by the demo and ``bench_text``).
+Ground truth: the expert's caption at the stamp of each event (the explained trajectory's image
+stamp). An event is **explained correctly within 1 s** when its explanation is ready within 1 s
+of that stamp (the loop's trajectory latency, 0.1 s, plus the measured generation time) and its
+text equals the expert's caption exactly; per-token accuracy compares the words position by
+position (over the longer caption). Reported overall, per event kind and per expert label.
+
+Secondary (recall): the expert's own event onsets (its label changes to CURVE, BRAKE, STOP or
+OBSTACLE) that got a correct explanation of a trajectory stamped within 1 s of the onset. The
+expert looks 15-30 m ahead; the policy's 2 s plan bends for a curve ~1-2 s later, so curves
+mostly miss this window: a limit of explaining trajectories, measured here rather than hidden.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,14 +69,21 @@ def ground_truth_events(expert: list[tuple[float, int, str]]) -> list[tuple[floa
 
 
 def score(logs: list[EpisodeLog], window: float = WINDOW_S) -> dict[str, Any]:
-    """The figures of the module docstring, overall and per ground-truth kind."""
+    """The figures of the module docstring: per event (primary) and per expert onset (recall)."""
     per_kind: dict[str, list[tuple[bool, float]]] = {}
-    all_match = []
+    by_event: dict[str, list[tuple[bool, float]]] = {}
+    by_label: dict[str, list[tuple[bool, float]]] = {}
     for log in logs:
         stamps = np.array([e[0] for e in log.expert])
-        caption_at = {round(e[0], 6): e[2] for e in log.expert}
         for ex in log.explanations:
-            all_match.append(ex["text"] == caption_at.get(round(ex["stamp"], 6)))
+            i = int(np.argmin(np.abs(stamps - ex["stamp"])))
+            _, label, caption = log.expert[i]
+            in_time = ex.get("delay_s", 0.0) <= window
+            ok = in_time and ex["text"] == caption
+            acc = token_accuracy(ex["tokens"], language.encode(caption)) if in_time else 0.0
+            ex["expert_caption"], ex["expert_event"], ex["correct"] = caption, Event(label).name, ok
+            by_event.setdefault(ex["event"], []).append((ok, acc))
+            by_label.setdefault(Event(label).name, []).append((ok, acc))
         for t, kind, _ in ground_truth_events(log.expert):
             best = (False, 0.0)
             for ex in log.explanations:
@@ -86,16 +94,17 @@ def score(logs: list[EpisodeLog], window: float = WINDOW_S) -> dict[str, Any]:
                     best = max(best, cand)
             per_kind.setdefault(Event(kind).name, []).append(best)
     flat = [x for v in per_kind.values() for x in v]
+    events = [x for v in by_event.values() for x in v]
 
     def share(xs: list[tuple[bool, float]]) -> dict[str, float]:
         nan = float("nan")
         return {"events": len(xs), "exact_within_1s": float(np.mean([x[0] for x in xs])) if xs else nan,
                 "token_accuracy": float(np.mean([x[1] for x in xs])) if xs else nan}
 
-    return {"window_s": window, **share(flat), "per_kind": {k: share(v) for k, v in sorted(per_kind.items())},
-            "explanations": len(all_match),
-            "explanations_matching_expert": float(np.mean(all_match)) if all_match else float("nan"),
-            "explanations_per_kind": dict(Counter(ex["event"] for log in logs for ex in log.explanations))}
+    return {"window_s": window, **share(events),
+            "per_event_kind": {k: share(v) for k, v in sorted(by_event.items())},
+            "per_expert_label": {k: share(v) for k, v in sorted(by_label.items())},
+            "expert_onsets": {**share(flat), "per_kind": {k: share(v) for k, v in sorted(per_kind.items())}}}
 
 
 def run_seed(seed: int, generator: CaptionGenerator, cfg: TextConfig, max_seconds: float) -> EpisodeLog:
@@ -105,6 +114,7 @@ def run_seed(seed: int, generator: CaptionGenerator, cfg: TextConfig, max_second
 
     log = EpisodeLog(seed)
     detector = EventDetector(cfg.detector_settings())
+    settings = ClosedLoopSettings(max_seconds=max_seconds)
 
     class Explaining(PipelinePolicy):
         def __call__(self, obs: Any) -> Any:
@@ -116,14 +126,18 @@ def run_seed(seed: int, generator: CaptionGenerator, cfg: TextConfig, max_second
                 return result
             traj = result.output.trajectory
             for ev in detector.update(traj):
-                cap = generator.generate(result.output.context, int(ev.situation), cfg.max_tokens)
+                cap = generator.generate(result.output.context, int(ev.situation), cfg.max_tokens,
+                                         cfg.max_generation_ms)
+                if cap.abandoned:
+                    continue
                 log.explanations.append({"stamp": ev.stamp, "event": ev.kind.name,
                                          "situation": ev.situation.name, "text": cap.text,
-                                         "tokens": list(cap.token_ids)})
+                                         "tokens": list(cap.token_ids),
+                                         "delay_s": round(settings.latency + cap.latency_ms * 1e-3, 4)})
             return traj
 
     policy = Explaining.from_config(build_config(PolicyConfig, {"backend": "onnxruntime"}))
-    run_episode(seed, policy, settings=ClosedLoopSettings(max_seconds=max_seconds))
+    run_episode(seed, policy, settings=settings)
     return log
 
 
