@@ -104,3 +104,16 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_co
     assert min(t[4] for t in rec.rec.truth if t[0] > first_zero) < 0.2
     assert rec.rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.rec.controls[-1][2] == 0.0
     assert "controlled-stop grace" in log and "policy" in log
+
+
+def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(spawn, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"  # the follower refuses to start (exit 2); the policy is fine
+    bad.write_text("/**/follower:\n  ros__parameters:\n    rate_hz: 5000.0\n")
+    t0 = time.monotonic()
+    launch = spawn([*_command("ros2_launch")[:2], "minipamayo_ros", "drive.launch.py",
+                    f"config_file:={bad}", "backend:=onnxruntime", "enable_text:=false"], name="launch")
+    assert launch.wait(60.0) == 1, launch.read_log()[-3000:]
+    log = launch.read_log()
+    assert "node 'follower' exited (code 2): nothing commands the vehicle" in log
+    assert "controlled-stop grace" not in log  # no waiting for a stop nobody can command
+    assert time.monotonic() - t0 < 45.0
