@@ -14,6 +14,9 @@ ALPHA = 77  # any alpha value: it must be dropped, never reach the model
 def raw_bytes(rgb: np.ndarray, encoding: str) -> bytes:
     """``(h, w, 3)`` RGB -> the byte layout of ``encoding`` (sensor_msgs/image_encodings.h)."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    if encoding == "mono8":  # one intensity byte per pixel: only a grey image has one
+        assert np.array_equal(r, g) and np.array_equal(g, b), "mono8 needs a grey image"
+        return np.ascontiguousarray(r).tobytes()
     alpha = np.full_like(r, ALPHA)
     planes = {
         "rgb8": (r, g, b),
