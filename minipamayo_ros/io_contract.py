@@ -22,6 +22,7 @@ from minipamayo_ros.trajectory import NUM_WAYPOINTS
 IMAGE, STATE = "image", "state"
 WAYPOINTS, SPEEDS, UNCERTAINTY, CONTEXT = "waypoints", "speeds", "uncertainty", "context"
 EVENT, TOKENS, LENGTH, CONFIDENCE = "event", "tokens", "length", "confidence"
+LOGITS = "logits"
 
 POLICY_INPUTS = (IMAGE, STATE)
 POLICY_OUTPUTS = (WAYPOINTS, SPEEDS, UNCERTAINTY, CONTEXT)
@@ -29,6 +30,11 @@ POLICY_OUTPUTS = (WAYPOINTS, SPEEDS, UNCERTAINTY, CONTEXT)
 POLICY_OPTIONAL_OUTPUTS = (CONTEXT,)
 TEXT_INPUTS = (CONTEXT, EVENT)
 TEXT_OUTPUTS = (TOKENS, LENGTH, CONFIDENCE)
+#: the text node's decoder, one token per call: ``tokens`` (BOS first) -> next-token ``logits``
+TEXT_STEP_INPUTS = (CONTEXT, EVENT, TOKENS)
+TEXT_STEP_OUTPUTS = (LOGITS,)
+#: a declared dimension of this value is symbolic in the graph (any length at run time)
+DYNAMIC = "steps"
 
 Dim = int | None
 Specs = tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]
@@ -55,6 +61,15 @@ def text_specs(context_dim: Dim = None, max_tokens: Dim = MAX_CAPTION_TOKENS) ->
              TensorSpec(CONFIDENCE, (1,), "float32")))
 
 
+def text_step_specs(context_dim: Dim = None, vocab_size: Dim = None) -> Specs:
+    """(inputs, outputs) of the text step model (manifest kind ``text_step``): ``tokens`` int64
+    (1, steps) with a dynamic length -> ``logits`` float32 (1, vocab)."""
+    return ((TensorSpec(CONTEXT, (1, context_dim), "float32"),  # type: ignore[arg-type]
+             TensorSpec(EVENT, (1,), "int64"),
+             TensorSpec(TOKENS, (1, DYNAMIC), "int64")),
+            (TensorSpec(LOGITS, (1, vocab_size), "float32"),))  # type: ignore[arg-type]
+
+
 def mismatch(found: TensorSpec, declared: TensorSpec) -> str | None:
     """Why ``found`` (a manifest's tensor) breaks ``declared`` (this contract), or None.
 
@@ -64,7 +79,8 @@ def mismatch(found: TensorSpec, declared: TensorSpec) -> str | None:
     if found.dtype != declared.dtype:
         return f"tensor '{found.name}' is {found.dtype}, the contract says {declared.dtype}"
     ok = len(shape) == len(declared.shape) and all(
-        isinstance(d, int) and (e is None or d == e) for d, e in zip(shape, declared.shape, strict=False))
+        isinstance(d, str) if e == DYNAMIC else isinstance(d, int) and (e is None or d == e)
+        for d, e in zip(shape, declared.shape, strict=False))
     if not ok:
         want = "(" + ", ".join("any" if e is None else str(e) for e in declared.shape) + ")"
         return f"tensor '{found.name}' has shape {list(found.shape)}, the contract says {want}"

@@ -37,11 +37,20 @@ def image_msg(stamp: int, rgb: NDArray[np.uint8], frame_id: str = "camera") -> A
 
 
 def compressed_image_msg(
-    stamp: int, rgb: NDArray[np.uint8], fmt: str = "png", frame_id: str = "camera", jpeg_quality: int = 90
+    stamp: int,
+    rgb: NDArray[np.uint8],
+    fmt: str = "png",
+    frame_id: str = "camera",
+    jpeg_quality: int = 90,
+    png_level: int = 9,
 ) -> Any:
     """PNG (lossless: decodes to the same pixels everywhere) or JPEG, as image_transport names them."""
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        if fmt == "jpeg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, png_level]
+    )
     ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
     if not ok:
         raise ValueError(f"could not encode a {rgb.shape} image as {fmt}")
@@ -117,6 +126,7 @@ def explanation_record(msg: Any) -> ExplanationRecord:
         text=str(msg.text),
         token_ids=[int(v) for v in np.asarray(msg.token_ids)],
         sequence=int(msg.trajectory_sequence),
+        situation=int(getattr(msg, "situation", 0)),
         generation_ms=float(msg.generation_latency_ms),
     )
 
@@ -126,10 +136,12 @@ def explanation_msg(rec: ExplanationRecord, model_id: str = "") -> Any:
         header=header_msg(rec.stamp_ns, "base_link"),
         trajectory_sequence=int(rec.sequence),
         event=int(rec.event),
+        situation=int(rec.situation),
         text=rec.text,
         token_ids=np.asarray(rec.token_ids, np.int32),
         token_count=len(rec.token_ids),
         generation_latency_ms=_finite(rec.generation_ms),
+        event_age_ms=0.0,
         truncated=False,
         model_id=model_id,
     )
