@@ -130,7 +130,7 @@ def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> Control
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(FollowerNode, (ParameterError,), args)
+    return run_node(FollowerNode, (ParameterError,), args, config=FollowerConfig)
 
 
 if __name__ == "__main__":

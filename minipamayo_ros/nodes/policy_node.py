@@ -9,7 +9,7 @@ Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data
 ``/vla/trajectory`` (Trajectory, reliable keep-last 1, stamp = image stamp), ``/vla/path``
 (nav_msgs/Path in ``base_link`` for RViz), ``/vla/context`` (PolicyContext) and ``/diagnostics``.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
-process logs what to fix and exits with status 1.
+process logs what to fix and exits with status 2.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(PolicyNode, (PolicyModelError, ParameterError), args)
+    return run_node(PolicyNode, (PolicyModelError, ParameterError), args, config=PolicyConfig)
 
 
 if __name__ == "__main__":
