@@ -8,7 +8,7 @@ closed-loop tracking error across speeds.
   is taken from consecutive ``/vla/control`` header stamps (the node clock read at the start of
   each tick callback). ``missed`` counts ticks absent from gaps longer than 1.5 periods.
   Idle for ``duration`` s, then again while a separate process busy-loops one core.
-* closed loop: ``minipamayo_ros.control.tracking_eval`` on the reference road (|kappa| <= 0.1 1/m),
+* closed loop: ``minipamayo_ros.evaluation.tracking`` on the reference road (|kappa| <= 0.1 1/m),
   trajectories at 10 Hz delivered 150 ms late, for set speeds 2..10 m/s; plot of cross-track error.
 """
 
@@ -24,10 +24,12 @@ import numpy as np
 
 from bench.result import BenchResult
 from minipamayo_ros.control.follower import Follower
-from minipamayo_ros.control.tracking_eval import ClosedLoopSettings, reference_road, run_closed_loop
+from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings
+from minipamayo_ros.evaluation.tracking import track
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.latency import summarize
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.sim.road import reference_road
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 TIMER_HZ = 100.0
@@ -211,7 +213,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
               "|---|---|---|---|---|"]
     runs = {}
     for v in speeds:
-        res = run_closed_loop(road, ClosedLoopSettings(speed=v, latency=0.15))
+        res = track(road, speed=v, settings=ClosedLoopSettings(latency=0.15))
         runs[v] = res
         metrics[f"closed_loop_{v:g}mps_rms_m"] = res.cross_track_rms
         metrics[f"closed_loop_{v:g}mps_max_m"] = res.cross_track_max
@@ -224,7 +226,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     lines += ["", "Same at 5 m/s with policy-like error: each trajectory shifted sideways by N(0, sigma):",
               "", "| sigma [m] | cross-track RMS [m] | max [m] |", "|---|---|---|"]
     for sigma in (0.1, 0.2):
-        res = run_closed_loop(road, ClosedLoopSettings(speed=5.0, latency=0.15, plan_noise=sigma))
+        res = track(road, speed=5.0, settings=ClosedLoopSettings(latency=0.15), plan_noise=sigma)
         metrics[f"closed_loop_5mps_noise{sigma:g}_rms_m"] = res.cross_track_rms
         metrics[f"closed_loop_5mps_noise{sigma:g}_max_m"] = res.cross_track_max
         lines.append(f"| {sigma:g} | {res.cross_track_rms:.3f} | {res.cross_track_max:.3f} |")
@@ -249,7 +251,7 @@ def _plot(runs: dict, path: Path, road=None) -> str | None:
     ax.grid(alpha=0.3)
     ax.legend(ncol=2, fontsize=8)
     if road is not None:
-        axk.plot(road.s, road.kappa, color="k", lw=1)
+        axk.plot(road.s, road.curvature, color="k", lw=1)
     axk.set_ylabel("road curvature [1/m]")
     axk.set_xlabel("distance along the road [m]")
     axk.grid(alpha=0.3)

@@ -7,7 +7,7 @@
 * ``expert_command_us`` / ``expert_plan_ms``: the autopilot command and the 20-waypoint label.
 * ``dataset``: ``generate_episode`` (30 s episode, a sample every 0.2 s, 128 px) -> samples/s and
   sim seconds per wall second.
-* ``oracle``: ``sim.closed_loop`` with the expert plan as the policy (10 Hz, 0.1 s latency) through
+* ``oracle``: ``evaluation.closed_loop`` with the expert plan as the policy (10 Hz, 0.1 s latency) through
   the real follower on seeds 100-103: reference closed-loop figures and a route plot (PNG).
 * ``node``: the real node (``python -m minipamayo_ros.nodes.simulator_node``, 320x320 at 30 Hz,
   real-time factor 1, expert autopilot) in its own process over loopback DDS; this process
@@ -119,9 +119,9 @@ def bench_node(duration: float, log_path: Path) -> dict[str, float]:
 
 def bench_closed_loop(seeds: list[int]) -> tuple[dict[str, float], object]:
     """Expert plan as the policy, through the real follower (10 Hz, 0.1 s latency): reference figures."""
-    from minipamayo_ros.sim.closed_loop import run_episode, summarize_results
+    from minipamayo_ros.evaluation.closed_loop import ExpertPolicy, run_episode, summarize_results
 
-    results = [run_episode(s, None, record_path=(i == 0)) for i, s in enumerate(seeds)]
+    results = [run_episode(s, ExpertPolicy(), record_path=(i == 0)) for i, s in enumerate(seeds)]
     return summarize_results(results), results[0]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minipamayo_ros.bringup.evaluate import parse_seeds, verdict
 from minipamayo_ros.bringup.recorder import Recording
 from minipamayo_ros.bringup.report import closed_loop_metrics, quality_verdict
+from minipamayo_ros.evaluation.evaluate import verdict
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 
@@ -55,6 +55,3 @@ def test_evaluation_verdict_applies_the_bar() -> None:
     assert not v["pass"]
     assert not verdict([_run(0.3) for _ in range(20)])["pass"]  # median RMS above 0.25 m
 
-
-def test_parse_seeds() -> None:
-    assert parse_seeds("3:6") == [3, 4, 5] and parse_seeds("1,9") == [1, 9]

@@ -12,10 +12,12 @@ import pytest
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower
-from minipamayo_ros.control.tracking_eval import ClosedLoopSettings, Road, reference_road, run_closed_loop
+from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings
+from minipamayo_ros.evaluation.tracking import track
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.sim.road import reference_road, road_from_curvature
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,8 +278,8 @@ def test_closed_loop_reference_road_5mps_with_150ms_latency() -> None:
     right curve, gentle bend), 5 m/s, trajectories 10 Hz delivered 150 ms late, odometry 50 Hz,
     steering/speed lags and limits of the default vehicle."""
     road = reference_road(0.1)
-    assert np.max(np.abs(road.kappa)) == pytest.approx(0.1, rel=1e-3)
-    res = run_closed_loop(road, ClosedLoopSettings(speed=5.0, latency=0.15))
+    assert np.max(np.abs(road.curvature)) == pytest.approx(0.1, rel=1e-3)
+    res = track(road, speed=5.0, settings=ClosedLoopSettings(latency=0.15))
     assert res.duration > 25.0 and res.tracking_fraction == 1.0
     assert res.mean_speed == pytest.approx(5.0, abs=0.2)
     assert res.cross_track_rms <= 0.10
@@ -285,8 +287,9 @@ def test_closed_loop_reference_road_5mps_with_150ms_latency() -> None:
 
 
 def test_closed_loop_constant_radius_steady_state_error() -> None:
-    road = Road(lambda s: np.where(s < 10.0, 0.0, np.minimum((s - 10.0) / 10.0, 1.0) * 0.08), 120.0)
-    res = run_closed_loop(road, ClosedLoopSettings(speed=4.0))
+    s = np.arange(0.0, 150.0, 0.05)  # scored up to 115 m (35 m end margin)
+    road = road_from_curvature(s, np.where(s < 10.0, 0.0, np.minimum((s - 10.0) / 10.0, 1.0) * 0.08))
+    res = track(road, speed=4.0, settings=ClosedLoopSettings(latency=0.15))
     steady = res.cross_track[res.times > res.times[-1] - 8.0]  # last 8 s: deep in the circle
     assert abs(np.mean(steady)) < 0.03 and np.ptp(steady) < 0.02
 
@@ -302,10 +305,10 @@ def test_closed_loop_without_motion_compensation_is_worse(monkeypatch: pytest.Mo
     def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None):
         return CompensatedPath(plan_polyline(traj, extension), Pose2D())
 
-    settings = ClosedLoopSettings(speed=5.0, latency=0.3)
-    good = run_closed_loop(reference_road(0.1), settings)
+    settings = ClosedLoopSettings(latency=0.3)
+    good = track(reference_road(0.1), speed=5.0, settings=settings)
     monkeypatch.setattr(follower_mod, "compensate", uncompensated)  # ablation, not a mock
-    bad = run_closed_loop(reference_road(0.1), settings)
+    bad = track(reference_road(0.1), speed=5.0, settings=settings)
     assert good.cross_track_rms <= 0.10 and good.cross_track_max <= 0.25
     assert bad.cross_track_max > 1.0
 
@@ -313,6 +316,7 @@ def test_closed_loop_without_motion_compensation_is_worse(monkeypatch: pytest.Mo
 def test_closed_loop_does_not_amplify_plan_noise() -> None:
     """Each 10 Hz plan shifted sideways by N(0, 0.1 m) (a policy's error): the car's cross-track
     RMS stays below the plans' own 0.1 m (pure pursuit + steering lag act as a low-pass)."""
-    res = run_closed_loop(reference_road(0.1), ClosedLoopSettings(speed=5.0, plan_noise=0.1, seed=1))
+    res = track(reference_road(0.1), speed=5.0, settings=ClosedLoopSettings(latency=0.15), plan_noise=0.1,
+                seed=1)
     assert res.tracking_fraction == 1.0
     assert res.cross_track_rms < 0.1

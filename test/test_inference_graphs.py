@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
+from minipamayo_ros.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
 
 CONTEXT = 8
 

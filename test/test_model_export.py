@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from minipamayo_ros.inference.manifest import ManifestError, load_manifest, sha256_of
+from minipamayo_ros.manifest import ManifestError, load_manifest, sha256_of
 from minipamayo_ros.model.config import FusionConfig, TextConfig, VisionConfig, load_config
 from minipamayo_ros.model.export import (
     PARITY_TOL,
@@ -21,6 +21,7 @@ from minipamayo_ros.model.export import (
     text_parity,
 )
 from minipamayo_ros.model.network import build_model, load_model, save_weights
+from minipamayo_ros.seeds import TEST, TRAINING, VALIDATION, first, require_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -123,30 +124,29 @@ def test_weights_round_trip(tmp_path: Path) -> None:
             assert torch.equal(a, b)
 
 
-def test_shipped_metrics_meet_the_bars() -> None:
-    pol = load_manifest(ENGINES / "minipamayo-tiny-policy.manifest.json").metrics
-    txt = load_manifest(ENGINES / "minipamayo-tiny-text.manifest.json").metrics
-    q = load_manifest(ENGINES / "minipamayo-tiny-policy-int8.manifest.json").metrics
-    assert pol["ade_m"] <= 0.30 and pol["fde_m"] <= 0.80 and pol["samples"] >= 1000
-    assert txt["caption_exact_match"] >= 0.90
-    assert q["ade_change_rel_vs_fp32"] <= 0.03
+def test_shipped_manifest_seeds_respect_the_split() -> None:
+    """What the shipped model was trained / selected on lies in the training / validation splits."""
     seeds = load_manifest(ENGINES / "minipamayo-tiny-policy.manifest.json").training["data_seeds"]
-    assert seeds["held_out"] and not set(seeds["held_out"]) & set(seeds["train"])
+    require_split(seeds["train"], TRAINING, "shipped training seeds")
+    require_split(seeds["validation"], VALIDATION, "shipped validation seeds")
 
 
-def test_shipped_engines_drive_a_held_out_road() -> None:
-    """Fresh simulator samples from a held-out seed, scored live (not the recorded numbers)."""
+@pytest.mark.parametrize("seed", first(TEST, 1))
+def test_shipped_engines_meet_the_bars_on_a_test_road(seed: int) -> None:
+    """The bars (ADE <= 0.30 m, FDE <= 0.80 m, int8 within ~3 %) measured live on fresh samples of
+    a test seed, which no training or selection decision saw (not read back from the manifest).
+    Captions: the 0.9 exact-match bar holds over a split; one road's ~100 samples get 0.75."""
     from minipamayo_ros.model.evaluate import evaluate, onnx_policy_fn, onnx_text_fn
     from minipamayo_ros.model.train import ArrayDataset
     from minipamayo_ros.sim.dataset import generate_episode
 
-    ep = generate_episode(1059, episode_seconds=12.0)
+    ep = generate_episode(seed, episode_seconds=20.0)
     ds = ArrayDataset(ep["images"], ep["state"], ep["waypoints"], ep["speeds"], ep["events"],
                       ep["caption_tokens"])
     res = evaluate(ds, onnx_policy_fn(str(ENGINES / "minipamayo-tiny-policy.onnx")),
                    onnx_text_fn(str(ENGINES / "minipamayo-tiny-text.onnx")))
-    assert res["policy"]["samples"] >= 30
+    assert res["policy"]["samples"] >= 50
     assert res["policy"]["ade_m"] <= 0.30 and res["policy"]["fde_m"] <= 0.80, res["policy"]
     assert res["text"]["caption_exact_match"] >= 0.75, res["text"]
     q = evaluate(ds, onnx_policy_fn(str(ENGINES / "minipamayo-tiny-policy-int8.onnx")))["policy"]
-    assert q["ade_m"] <= 1.1 * res["policy"]["ade_m"] + 0.005, (q, res["policy"])
+    assert q["ade_m"] <= 1.03 * res["policy"]["ade_m"] + 0.005, (q, res["policy"])

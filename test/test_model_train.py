@@ -12,7 +12,7 @@ from minipamayo_ros.model.config import FusionConfig, TextConfig, VisionConfig, 
 from minipamayo_ros.model.evaluate import caption_exact_match, trajectory_metrics
 from minipamayo_ros.model.network import build_model
 from minipamayo_ros.model.text import BOS, EOS, PAD
-from minipamayo_ros.model.train import TrainConfig, caption_io, parse_seeds, synthetic_dataset, train
+from minipamayo_ros.model.train import TrainConfig, caption_io, synthetic_dataset, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -56,6 +56,3 @@ def test_metrics() -> None:
     assert np.isclose(m["uncertainty_mae_m"], 0.0, atol=1e-6)
     assert caption_exact_match(np.array([[1, 2, 0], [1, 3, 0]]), np.array([[1, 2, 0], [1, 2, 0]])) == 0.5
 
-
-def test_parse_seeds() -> None:
-    assert parse_seeds("0-3,10,20-21") == [0, 1, 2, 3, 10, 20, 21]

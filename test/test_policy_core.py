@@ -12,10 +12,9 @@ import pytest
 from conftest import REPO_ROOT
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.inference import BackendOptions
-from minipamayo_ros.inference.manifest import TensorSpec
+from minipamayo_ros.manifest import TensorSpec
 from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
 from minipamayo_ros.policy.config import PolicyConfig
-from minipamayo_ros.policy.engine import PolicyModelError, check_policy_contract, load_policy
 from minipamayo_ros.policy.image_decode import (
     ENCODINGS,
     ImageError,
@@ -23,6 +22,7 @@ from minipamayo_ros.policy.image_decode import (
     raw_to_rgb,
     rgb_to_raw,
 )
+from minipamayo_ros.policy.model_loader import PolicyModelError, check_policy_contract, load_policy
 from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
 from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
 from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs

@@ -7,7 +7,7 @@ Starts the sim stack with the runner (every node its own process, same descripti
 sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
 ``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
 ``latency.png``, node logs. Prints a one-screen summary. Exit code 0 on a completed run
-(the quality checks are reported, not enforced: see ``bringup.evaluate`` for the bar).
+(the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 """
 
 from __future__ import annotations

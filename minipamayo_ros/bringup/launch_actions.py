@@ -16,7 +16,9 @@ from launch_ros.actions import Node
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
+from minipamayo_ros.bringup.launch_stop import stop_handlers
 from minipamayo_ros.bringup.stack import PACKAGE, NodeSpec, StackArgs, resolve_params_file
+from minipamayo_ros.bringup.stop_policy import stack_stop_grace
 
 _DESCRIPTIONS = {
     "config_file": "vehicle parameter file (name in share/minipamayo_ros/config or absolute path)",
@@ -63,9 +65,13 @@ def stack_launch_description(
                  for name, (d, desc) in extra_arguments.items()]
     names = [*defaults, *extra_arguments]
 
-    def _launch(context: LaunchContext) -> list[Node]:
+    def _launch(context: LaunchContext) -> list[object]:
         values = {n: LaunchConfiguration(n).perform(context) for n in names}
         args = StackArgs.from_strings(values)
-        return [_node_action(spec, args.namespace) for spec in build(args, values)]
+        specs = build(args, values)
+        nodes = [_node_action(spec, args.namespace) for spec in specs]
+        # a node dies -> the follower finishes its controlled stop, then all stop, exit 1
+        grace = stack_stop_grace(specs, Path(get_package_share_directory(PACKAGE)) / "config")
+        return [*nodes, *stop_handlers(specs, nodes, grace)]
 
     return LaunchDescription([*declared, OpaqueFunction(function=_launch)])

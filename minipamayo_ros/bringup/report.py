@@ -22,7 +22,8 @@ from minipamayo_ros.latency import summarize
 from minipamayo_ros.sim.camera import CameraConfig, project
 from minipamayo_ros.sim.road import Road
 
-STATUS_NAMES = {0: "TRACKING", 1: "STALE_TRAJECTORY_STOP", 2: "NO_ODOMETRY", 3: "NO_TRAJECTORY"}
+STATUS_NAMES = {0: "TRACKING", 1: "STALE_TRAJECTORY_STOP", 2: "NO_ODOMETRY", 3: "NO_TRAJECTORY",
+                4: "SHUTDOWN"}
 
 
 def _num(value: str | None) -> float | str | None:

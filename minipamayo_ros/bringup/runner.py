@@ -5,7 +5,10 @@
 
 Starts every node of the stack as its own process with the same parameter files, overrides and
 remappings the launch files use; forwards SIGINT/SIGTERM; stops everything cleanly; exits
-non-zero as soon as any node dies (a vehicle stack with a dead node must not look alive).
+non-zero when any node dies (a vehicle stack with a dead node must not look alive). When a node
+other than the follower dies, the rest keeps running for the follower's controlled stop first
+(``bringup.stop_policy``: ``trajectory_timeout + max_speed / stop_decel + 1 s``, 6.5 s with the
+shipped parameters; ``--stop-grace`` overrides it); a second signal cuts that wait short.
 On this machine it also applies loopback-only DDS (``--loopback``, default on).
 """
 
@@ -15,7 +18,7 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
@@ -27,6 +30,7 @@ from minipamayo_ros.bringup.stack import (
     resolve_params_file,
     sim_stack,
 )
+from minipamayo_ros.bringup.stop_policy import FOLLOWER, stack_stop_grace
 from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
 
 
@@ -51,8 +55,10 @@ class StackRunner:
     """Owns the processes of one stack."""
 
     def __init__(self, specs: Sequence[NodeSpec], env: dict[str, str], log_dir: Path | None = None,
-                 namespace: str = "", cfg_dir: Path | None = None) -> None:
+                 namespace: str = "", cfg_dir: Path | None = None, stop_grace: float | None = None) -> None:
         cfg = cfg_dir or config_dir()
+        #: [s] how long the rest of the stack outlives a dead node (follower's controlled stop)
+        self.stop_grace = stack_stop_grace(specs, cfg) if stop_grace is None else stop_grace
         self.processes = [
             NodeProcess.python_module(
                 spec.module, node_command_args(spec, cfg, namespace), env, spec.name,
@@ -68,6 +74,35 @@ class StackRunner:
     def dead(self) -> list[tuple[str, int]]:
         """(name, exit code) of every process that has exited."""
         return [(p.name, rc) for p in self.processes if (rc := p.poll()) is not None]
+
+    def follower_alive(self) -> bool:
+        return any(p.name == FOLLOWER and p.poll() is None for p in self.processes)
+
+    def supervise(self, should_stop: Callable[[], bool], poll_s: float = 0.1) -> int:
+        """Watch the processes until ``should_stop()`` or a node dies; returns the exit code.
+
+        0 on request; 1 when a node died, after the controlled-stop grace if the follower is
+        still alive (``should_stop()`` during the grace cuts it short). Does not stop anything.
+        """
+        reported: set[str] = set()
+        deadline: float | None = None
+        while True:
+            dead = [(n, rc) for n, rc in self.dead() if n not in reported]
+            if dead:
+                reported.update(n for n, _ in dead)
+                if deadline is None and self.follower_alive() and self.stop_grace > 0:
+                    deadline = time.monotonic() + self.stop_grace
+                    _say(f"node(s) died: {dead}; keeping the rest running {self.stop_grace:.1f} s "
+                         "for the follower's controlled stop, then stopping the stack")
+                else:
+                    _say(f"node(s) died: {dead}; stopping the stack")
+                    return 1
+            if deadline is not None and (time.monotonic() >= deadline or not self.follower_alive()):
+                _say("controlled-stop grace over; stopping the stack")
+                return 1
+            if should_stop():
+                return 1 if deadline is not None else 0
+            time.sleep(poll_s)
 
     def stop(self) -> None:
         # reverse order: consumers before producers (follower stops before the simulator)
@@ -112,6 +147,9 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loopback", action=argparse.BooleanOptionalAction, default=True,
                         help="loopback-only DDS on a private domain id (development machines)")
     parser.add_argument("--domain-id", type=int, default=None)
+    parser.add_argument("--stop-grace", type=float, default=None,
+                        help="[s] how long the rest of the stack outlives a dead node before it is "
+                             "stopped (default: the follower's worst-case controlled stop + 1 s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.loopback:
         env = loopback_dds_env(args.domain_id if args.domain_id is not None else pick_domain_id(), env)
     specs = build_specs(args)
-    runner = StackRunner(specs, env, args.log_dir, args.namespace)
+    runner = StackRunner(specs, env, args.log_dir, args.namespace, stop_grace=args.stop_grace)
     stop = {"signal": 0}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -137,19 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     print(f"[runner] starting {[s.name for s in specs]}", file=sys.stderr)
     runner.start()
-    rc = 0
     try:
-        while not stop["signal"]:
-            dead = runner.dead()
-            if dead:
-                print(f"[runner] node(s) died: {dead}; stopping the stack", file=sys.stderr)
-                rc = 1
-                break
-            time.sleep(0.1)
+        rc = runner.supervise(lambda: stop["signal"] != 0)
     finally:
         runner.stop()
-    print("[runner] stopped", file=sys.stderr)
+    _say("stopped")
     return rc
+
+
+def _say(text: str) -> None:
+    print(f"[runner] {text}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

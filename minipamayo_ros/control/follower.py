@@ -50,6 +50,7 @@ class ControlStatus(IntEnum):
     STALE_TRAJECTORY_STOP = 1
     NO_ODOMETRY = 2
     NO_TRAJECTORY = 3
+    SHUTDOWN = 4
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,29 @@ class Follower:
         return None
 
     # ----------------------------------------------------------------- control
+    def shutdown_command(self, now: float) -> FollowerCommand:
+        """The last command of a follower that stops running: speed 0, status SHUTDOWN.
+
+        It cannot ramp any more, so it asks for 0 m/s now and says how hard to brake
+        (``acceleration = -stop_decel`` while the last command was moving); steering is held,
+        yaw rate 0. The vehicle's speed controller brakes within its own limits.
+        """
+        cfg = self.config
+        steer = self._steer if math.isfinite(self._steer) else 0.0
+        moving = math.isfinite(self._speed) and self._speed > 0.0
+        traj = self.trajectory
+        return FollowerCommand(
+            stamp=now,
+            status=ControlStatus.SHUTDOWN,
+            steering_angle=steer,
+            curvature=reg.curvature_from_steering(steer, cfg.wheelbase),
+            speed=0.0,
+            acceleration=-cfg.stop_decel if moving else 0.0,
+            yaw_rate=0.0,
+            trajectory_stamp=traj.stamp if traj is not None else 0.0,
+            trajectory_sequence=traj.sequence if traj is not None else 0,
+        )
+
     def status_at(self, now: float) -> ControlStatus:
         """Why (or whether) the follower tracks at ``now`` (see module docstring, step 1)."""
         return self._status_and_reason(now)[0]

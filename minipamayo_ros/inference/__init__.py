@@ -14,7 +14,7 @@ from minipamayo_ros.inference.backend import (
     check_inputs,
 )
 from minipamayo_ros.inference.factory import BACKENDS, choose_backend, create_backend, tensorrt_availability
-from minipamayo_ros.inference.manifest import ManifestError, ModelManifest, TensorSpec, load_manifest
+from minipamayo_ros.manifest import ManifestError, ModelManifest, TensorSpec, load_manifest
 
 __all__ = [
     "BACKENDS",

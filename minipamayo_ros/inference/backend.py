@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from minipamayo_ros.inference.manifest import ModelManifest
+from minipamayo_ros.manifest import ModelManifest
 
 Tensors = dict[str, np.ndarray]
 

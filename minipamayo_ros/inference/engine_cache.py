@@ -31,7 +31,7 @@ from typing import Any
 
 from minipamayo_ros.inference.backend import BackendError, concrete_shape
 from minipamayo_ros.inference.cuda_buffers import GpuInfo
-from minipamayo_ros.inference.manifest import ModelManifest
+from minipamayo_ros.manifest import ModelManifest
 
 KEY_SCHEMA = 1
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")

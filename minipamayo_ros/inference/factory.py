@@ -16,7 +16,7 @@ import logging
 from typing import Any, Protocol
 
 from minipamayo_ros.inference.backend import BackendError, BackendOptions, InferenceBackend
-from minipamayo_ros.inference.manifest import ModelManifest
+from minipamayo_ros.manifest import ModelManifest
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 

@@ -20,7 +20,7 @@ from minipamayo_ros.inference.backend import (
     Tensors,
     check_inputs,
 )
-from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec
+from minipamayo_ros.manifest import ModelManifest, TensorSpec
 
 # ONNX Runtime's type strings -> numpy dtype names (the manifest's spelling).
 _ORT_TYPES = {

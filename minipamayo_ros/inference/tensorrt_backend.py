@@ -52,7 +52,7 @@ from minipamayo_ros.inference.engine_cache import (
     default_cache_dir,
     engine_key,
 )
-from minipamayo_ros.inference.manifest import ModelManifest
+from minipamayo_ros.manifest import ModelManifest
 
 DEFAULT_WORKSPACE_MB = 1024  # Orin Nano 8 GB shares memory with the CPU: keep the builder modest
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from minipamayo_ros import io_contract
 from minipamayo_ros.inference.backend import (
     BackendError,
     BackendOptions,
@@ -32,7 +33,7 @@ from minipamayo_ros.inference.backend import (
     check_inputs,
     concrete_shape,
 )
-from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec
+from minipamayo_ros.manifest import ModelManifest, TensorSpec
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 KINDS = ("policy", "text_decoder")
@@ -49,18 +50,11 @@ def weights_path(manifest: ModelManifest, options: BackendOptions) -> Path:
 
 
 def io_specs(cfg: Any, kind: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """The ONNX/manifest I/O contract of ``kind`` for a ModelConfig (used for synthetic manifests)."""
-    h, w = cfg.image_size
+    """The I/O contract (``minipamayo_ros.io_contract``) of ``kind`` for a ModelConfig (synthetic
+    manifests)."""
     if kind == "policy":
-        return ((TensorSpec("image", (1, h, w, 3), "uint8"),
-                 TensorSpec("state", (1, cfg.state_steps, cfg.state_features), "float32")),
-                (TensorSpec("waypoints", (1, cfg.num_waypoints, 2), "float32"),
-                 TensorSpec("speeds", (1, cfg.num_waypoints), "float32"),
-                 TensorSpec("uncertainty", (1,), "float32"),
-                 TensorSpec("context", (1, cfg.context_dim), "float32")))
-    return ((TensorSpec("context", (1, cfg.context_dim), "float32"), TensorSpec("event", (1,), "int64")),
-            (TensorSpec("tokens", (1, cfg.text.max_tokens), "int32"), TensorSpec("length", (1,), "int32"),
-             TensorSpec("confidence", (1,), "float32")))
+        return io_contract.policy_specs(tuple(cfg.image_size), cfg.context_dim)
+    return io_contract.text_specs(cfg.context_dim, cfg.text.max_tokens)
 
 
 class TorchBackend(InferenceBackend):
@@ -99,7 +93,9 @@ class TorchBackend(InferenceBackend):
         self._module = part.to(device=self.device, dtype=self.dtype).eval()
         self.fused_attention = bool(options.extra.get("fused_attention", True))
         if self.fused_attention:
-            self.fused_attention = use_fused_attention(self._module) > 0
+            from minipamayo_ros.model.layers import set_fused_attention
+
+            self.fused_attention = set_fused_attention(self._module) > 0
         self.num_parameters = sum(p.numel() for p in self._module.parameters())
         self._fn = self._module
         if options.compile:
@@ -231,34 +227,6 @@ class TorchBackend(InferenceBackend):
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-
-
-def _sdpa_block_forward(self: Any, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``model.layers.Block.forward`` with the attention as one fused SDPA kernel (same math)."""
-    B, T, W = x.shape
-    q, k, v = self.qkv(self.ln1(x)).reshape(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-    y = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, T, W)))
-    return x + self.drop(self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x)))))
-
-
-def use_fused_attention(module: torch.nn.Module) -> int:
-    """Run every transformer ``Block`` of ``module`` with PyTorch's fused attention; returns the count.
-
-    The reference ``Block`` writes attention out as matmul + softmax so that its ONNX export is plain
-    MatMul/Softmax for TensorRT 10.3 and the INT8 quantizer; in PyTorch the fused kernel saves ~4
-    kernels per layer (44 layers in the 0.5 B model). Parity with the exported graph is tested.
-    """
-    import types
-
-    from minipamayo_ros.model.layers import Block
-
-    n = 0
-    for m in module.modules():
-        if isinstance(m, Block):
-            m.forward = types.MethodType(_sdpa_block_forward, m)  # type: ignore[method-assign]
-            n += 1
-    return n
 
 
 class _TextModule(torch.nn.Module):

@@ -5,14 +5,13 @@ Usage::
     python -m minipamayo_ros.model.export --weights engines/minipamayo-tiny.safetensors \
         --out engines [--metrics runs/tiny/metrics.json] [--training runs/tiny/training.json]
 
-Writes ``<name>-policy.onnx`` and ``<name>-text.onnx`` (opset 17, static batch 1, fp32) with a
-manifest each (``minipamayo_ros.inference.manifest``), after ``onnx.checker`` and an ONNX Runtime
+Writes ``<name>-policy.onnx``, ``<name>-text.onnx`` and ``<name>-text-step.onnx`` (the text node's
+one-token-per-call decoder; ``--text-step-only`` adds it beside an existing export) (opset 17, batch 1,
+fp32) with a manifest each (``minipamayo_ros.manifest``), after ``onnx.checker`` and an ONNX Runtime
 vs PyTorch parity check (max abs diff <= 1e-4) that fails the export when violated.
 
-Policy I/O: ``image`` uint8 (1,H,W,3) RGB, ``state`` float32 (1,10,3) -> ``waypoints`` float32
-(1,20,2) [m, base_link at the image stamp], ``speeds`` (1,20) [m/s], ``uncertainty`` (1,) [m],
-``context`` (1,C). Text I/O: ``context`` float32 (1,C), ``event`` int64 (1,) -> ``tokens`` int32
-(1,32) word ids (PAD after the caption), ``length`` int32 (1,), ``confidence`` float32 (1,).
+Tensor names, shapes and dtypes: ``minipamayo_ros.io_contract`` (the export checks the written
+graph against it).
 """
 
 from __future__ import annotations
@@ -27,16 +26,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
+from minipamayo_ros import io_contract
+from minipamayo_ros.io_contract import (
+    POLICY_INPUTS,
+    POLICY_OUTPUTS,
+    TEXT_INPUTS,
+    TEXT_OUTPUTS,
+    TEXT_STEP_INPUTS,
+    TEXT_STEP_OUTPUTS,
+)
+from minipamayo_ros.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
 from minipamayo_ros.model.network import Minipamayo, load_model
 from minipamayo_ros.model.text import TextGenerator
 
 OPSET = 17
 PARITY_TOL = 1e-4
-POLICY_INPUTS = ("image", "state")
-POLICY_OUTPUTS = ("waypoints", "speeds", "uncertainty", "context")
-TEXT_INPUTS = ("context", "event")
-TEXT_OUTPUTS = ("tokens", "length", "confidence")
 
 
 def policy_example_inputs(model: Minipamayo, seed: int = 0) -> dict[str, np.ndarray]:
@@ -90,6 +94,75 @@ def export_text(model: Minipamayo, path: str | Path) -> Path:
     # no constant folding: it would copy the position table once per unrolled step (33x the size)
     _export(TextGenerator(model.text), args, Path(path), TEXT_INPUTS, TEXT_OUTPUTS, fold=False)
     return Path(path)
+
+
+class TextStep(nn.Module):
+    """One decoding step: ``(context, event, tokens (1,T) starting with BOS) -> logits (1,vocab)`` of
+    the next token. The text node loops over it (greedy), so it can check its deadline between tokens
+    and stop at EOS or ``max_tokens``; the sequence dimension is dynamic (T = 1 .. max_tokens + 1)."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, context: torch.Tensor, event: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.decoder(context, event, tokens)[:, -1].float()
+
+
+def export_text_step(model: Minipamayo, path: str | Path) -> Path:
+    """The step graph of :class:`TextStep` (opset 17, batch 1, dynamic ``steps``)."""
+    model = model.float().eval().cpu()
+    args = (torch.zeros(1, model.cfg.context_dim), torch.tensor([1], dtype=torch.int64),
+            torch.ones(1, 3, dtype=torch.int64))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TextStep(model.text), args, str(path), input_names=list(TEXT_STEP_INPUTS),
+                          output_names=list(TEXT_STEP_OUTPUTS), opset_version=OPSET, dynamo=False,
+                          dynamic_axes={io_contract.TOKENS: {1: io_contract.DYNAMIC}})
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    return path
+
+
+def text_step_parity(step_path: str | Path, text_path: str | Path, contexts: np.ndarray,
+                     events: np.ndarray) -> bool:
+    """True if greedy decoding over the step graph yields the fixed-length graph's tokens exactly."""
+    from minipamayo_ros.language import BOS, EOS, PAD
+
+    step, full = ort_session(step_path), ort_session(text_path)
+    for c, e in zip(contexts, events, strict=True):
+        inp = {"context": c[None].astype(np.float32), "event": np.array([int(e)], np.int64)}
+        want = run_onnx(full, inp)["tokens"][0]
+        seq = [BOS]
+        while len(seq) <= len(want):
+            logits = run_onnx(step, {**inp, "tokens": np.array([seq], np.int64)})["logits"][0]
+            seq.append(int(np.argmax(logits)))
+            if seq[-1] == EOS:
+                break
+        got = np.full(len(want), PAD, np.int32)
+        words = [t for t in seq[1:] if t != EOS][: len(want)]
+        got[: len(words)] = words
+        if not np.array_equal(got, want):
+            return False
+    return True
+
+
+def export_text_step_beside(model: Minipamayo, out_dir: Path, name: str) -> dict[str, Path]:
+    """``<name>-text-step.onnx`` + manifest beside ``<name>-text.onnx`` (whose training/metrics the
+    manifest repeats), after checking that its greedy tokens equal the fixed-length graph's."""
+    text_onnx = out_dir / f"{name}-text.onnx"
+    text_manifest = json.loads((out_dir / f"{name}-text.manifest.json").read_text())
+    step = export_text_step(model, out_dir / f"{name}-text-step.onnx")
+    ctx = np.random.default_rng(0).normal(0, 1, (8, model.cfg.context_dim)).astype(np.float32)
+    if not text_step_parity(step, text_onnx, ctx, np.arange(8) % 5):
+        raise RuntimeError("text step ONNX: greedy decoding differs from the fixed-length text graph")
+    m = write_engine_manifest(step, f"{name}-text-step", "text_step", model.cfg.as_dict(),
+                              text_manifest.get("training", {}),
+                              {**text_manifest.get("metrics", {}), "step_parity_tokens_equal": True})
+    return {"text_step": step, "text_step_manifest": m}
 
 
 def ort_session(path: str | Path, threads: int = 1):
@@ -155,11 +228,32 @@ def tensor_specs(onnx_path: str | Path) -> tuple[tuple[TensorSpec, ...], tuple[T
     return tuple(spec(v) for v in g.input), tuple(spec(v) for v in g.output)
 
 
+def check_contract(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], kind: str,
+                   config: dict[str, Any]) -> None:
+    """Raise ValueError unless the graph's I/O is exactly the declared contract (``io_contract``)."""
+    h, w = config["image_size"]
+    if kind == "policy":
+        d_in, d_out = io_contract.policy_specs((h, w), config["context_dim"])
+    elif kind == "text_step":
+        d_in, d_out = io_contract.text_step_specs(config["context_dim"], config["text"]["vocab_size"])
+    else:
+        d_in, d_out = io_contract.text_specs(config["context_dim"], config["text"]["max_tokens"])
+    for found, declared in ((inputs, d_in), (outputs, d_out)):
+        if [s.name for s in found] != [s.name for s in declared]:
+            raise ValueError(f"{kind} graph tensors {[s.name for s in found]} != contract "
+                             f"{[s.name for s in declared]}")
+        for f, d in zip(found, declared, strict=True):
+            why = io_contract.mismatch(f, d)
+            if why is not None:
+                raise ValueError(f"{kind} graph: {why}")
+
+
 def write_engine_manifest(onnx_path: str | Path, name: str, kind: str, config: dict[str, Any],
                           training: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """``<onnx stem>.manifest.json`` beside the ONNX file (sha256 and I/O from the file)."""
     onnx_path = Path(onnx_path).resolve()
     inputs, outputs = tensor_specs(onnx_path)
+    check_contract(inputs, outputs, kind, config)
     manifest = ModelManifest(name=name, kind=kind, model_path=onnx_path, sha256=sha256_of(onnx_path),
                              inputs=inputs, outputs=outputs, config=config, training=training,
                              metrics=metrics)
@@ -186,7 +280,8 @@ def export_all(model: Minipamayo, out_dir: str | Path, name: str, training: dict
                                {**metrics.get("policy", {}), "onnx_parity_max_abs": p_diff})
     tm = write_engine_manifest(txt, f"{name}-text", "text_decoder", cfg, training,
                                {**metrics.get("text", {}), "onnx_parity_max_abs": t_diff})
-    return {"policy": pol, "policy_manifest": pm, "text": txt, "text_manifest": tm}
+    return {"policy": pol, "policy_manifest": pm, "text": txt, "text_manifest": tm,
+            **export_text_step_beside(model, out_dir, name)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,8 +291,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="minipamayo-tiny")
     ap.add_argument("--metrics", help="JSON {'policy': {...}, 'text': {...}} from train/evaluate")
     ap.add_argument("--training", help="JSON with data seeds etc. for the manifest")
+    ap.add_argument("--text-step-only", action="store_true",
+                    help="only (re)write <name>-text-step.onnx + manifest beside an existing "
+                         "<name>-text.onnx")
     a = ap.parse_args(argv)
     model = load_model(a.weights)
+    if a.text_step_only:
+        for k, v in export_text_step_beside(model, Path(a.out), a.name).items():
+            print(f"{k}: {v}")
+        return
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else {}
     training = json.loads(Path(a.training).read_text()) if a.training else {}
     for k, v in export_all(model, a.out, a.name, training, metrics).items():

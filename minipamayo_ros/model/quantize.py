@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from minipamayo_ros.inference.manifest import load_manifest
+from minipamayo_ros.manifest import load_manifest
 from minipamayo_ros.model.evaluate import Dataset, evaluate, onnx_policy_fn
 from minipamayo_ros.model.export import ort_session, write_engine_manifest
 

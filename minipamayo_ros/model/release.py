@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from minipamayo_ros.inference.manifest import sha256_of
+from minipamayo_ros.manifest import sha256_of
 from minipamayo_ros.model.evaluate import evaluate, onnx_policy_fn, onnx_text_fn
 from minipamayo_ros.model.export import export_all, write_engine_manifest
 from minipamayo_ros.model.network import load_model

@@ -1,12 +1,13 @@
 """Train a minipamayo model on simulator datasets (CPU-feasible for ``tiny``; uses CUDA if present).
 
-Usage (one command: data generation, training, held-out evaluation, weights, curves)::
+Usage (one command: data generation, training, validation evaluation, weights, curves)::
 
     nice -n 10 python -m minipamayo_ros.model.train --config tiny --out runs/tiny \
-        --train-seeds 0-199 --val-seeds 1000-1039 --epochs 40
+        --train-seeds 0:200 --val-seeds 1000:1040 --epochs 40
 
-Writes ``<out>/weights.safetensors`` (best held-out ADE), ``loss_curves.png``, ``metrics.json``
-(held-out ADE/FDE, caption exact match), ``training.json`` (seeds, sizes, hyper-parameters, the
+Seeds: training and validation splits of ``minipamayo_ros/seeds.py`` (checked; test seeds are
+refused). Writes ``<out>/weights.safetensors`` (best validation ADE), ``loss_curves.png``, ``metrics.json``
+(validation ADE/FDE, caption exact match), ``training.json`` (seeds, sizes, hyper-parameters, the
 per-epoch history). Fixed seeds: the same command gives the same data and initialisation.
 Losses: trajectory = mean L2 waypoint error (the ADE itself) + 0.5 x speed L1; uncertainty =
 L1 between the predicted and the actual (detached) ADE; text = token cross-entropy (EOS included).
@@ -33,6 +34,7 @@ from minipamayo_ros.model.config import ModelConfig, load_config
 from minipamayo_ros.model.evaluate import Dataset, evaluate
 from minipamayo_ros.model.network import Minipamayo, build_model, load_model, save_weights
 from minipamayo_ros.model.text import BOS, EOS, PAD, greedy_generate
+from minipamayo_ros.seeds import TRAINING, VALIDATION, parse_seeds, require_split
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class TrainConfig:
     uncertainty_weight: float = 0.1
     text_weight: float = 0.2
     seed: int = 0
-    text_eval_limit: int = 1024     # held-out samples decoded per evaluation (greedy decoding is slow-ish)
+    text_eval_limit: int = 1024     # validation samples decoded per evaluation (greedy decoding is slow-ish)
     eval_every: int = 1             # epochs
     time_budget_s: float = 0.0      # > 0: shrink the schedule after 40 steps so training fits this
 
@@ -157,7 +159,7 @@ def _subset(ds: Dataset, n: int) -> ArrayDataset:
 def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: TrainConfig,
           device: str | torch.device = "cpu", log: Callable[[str], None] = print,
           max_steps: int | None = None) -> dict[str, Any]:
-    """Train in place; keeps the weights of the best held-out ADE. Returns the history."""
+    """Train in place; keeps the weights of the best validation ADE. Returns the history."""
     device = torch.device(device)
     torch.manual_seed(tc.seed)
     gen = torch.Generator(device="cpu").manual_seed(tc.seed)
@@ -266,29 +268,17 @@ def plot_curves(history: dict[str, Any], path: Path) -> None:
         axes[1].plot(vep, [v["fde_m"] for v in history["val"]], label="FDE")
         axes[1].axhline(0.30, ls="--", c="C0", lw=0.8)
         axes[1].axhline(0.80, ls="--", c="C1", lw=0.8)
-        axes[1].set(title="held-out open-loop error [m] (dashed: bars)", xlabel="epoch")
+        axes[1].set(title="validation open-loop error [m] (dashed: bars)", xlabel="epoch")
         axes[1].legend()
         cm = [(e, v["caption_exact_match"]) for e, v in zip(vep, history["val"], strict=False)
               if "caption_exact_match" in v]
         if cm:
             axes[2].plot(*zip(*cm, strict=True), marker="o")
             axes[2].axhline(0.9, ls="--", lw=0.8)
-    axes[2].set(title="held-out caption exact match", xlabel="epoch", ylim=(0, 1.02))
+    axes[2].set(title="validation caption exact match", xlabel="epoch", ylim=(0, 1.02))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-99,200,300-309"`` -> list of ints."""
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out += list(range(int(a), int(b) + 1))
-        elif part:
-            out.append(int(part))
-    return out
 
 
 #: what training.json records of each dataset part (who drove, which generator)
@@ -299,13 +289,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train a minipamayo model on simulator data")
     ap.add_argument("--config", default="tiny")
     ap.add_argument("--out", default="runs/tiny")
-    ap.add_argument("--train-seeds", default="0-199")
-    ap.add_argument("--val-seeds", default="1000-1039")
+    ap.add_argument("--train-seeds", default="0:200", help="training seed spec (minipamayo_ros/seeds.py)")
+    ap.add_argument("--val-seeds", default="1000:1040",
+                    help="validation seed spec: checkpoint choice, early stopping (never test seeds)")
     ap.add_argument("--train-data", help="existing dataset dir (else generated from --train-seeds)")
     ap.add_argument("--val-data", help="existing dataset dir (else generated from --val-seeds)")
     ap.add_argument("--extra-train-data", nargs="*", default=[],
                     help="more dataset dirs appended to the training data (e.g. policy rollouts "
-                         "labelled by the expert: sim.dataset --driver manifest:PATH)")
+                         "labelled by the expert: python -m minipamayo_ros.evaluation.dagger)")
     ap.add_argument("--init-weights", help="start from these safetensors weights (same config)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
@@ -334,8 +325,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"config text.vocab_size {cfg.text.vocab_size} < vocabulary {language.VOCAB_SIZE} "
                          "or special token ids differ from minipamayo_ros.language")
     train_seeds, val_seeds = parse_seeds(a.train_seeds), parse_seeds(a.val_seeds)
-    if set(train_seeds) & set(val_seeds):
-        raise SystemExit("train and validation seeds overlap: held-out evaluation needs disjoint seeds")
+    try:  # disjoint by construction of the splits
+        require_split(train_seeds, TRAINING, "--train-seeds")
+        require_split(val_seeds, VALIDATION, "--val-seeds")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     t0 = time.time()
     train_path = Path(a.train_data) if a.train_data else generate_dataset(
         out / "data_train", train_seeds, image_size=cfg.image_size, workers=a.workers)
@@ -344,12 +338,13 @@ def main(argv: list[str] | None = None) -> None:
     train_ds, val_ds = load_dataset(train_path), load_dataset(val_path)
     if a.extra_train_data:
         extra = [load_dataset(p) for p in a.extra_train_data]
-        held = set(val_ds.episode_seeds.tolist())
         for p, d in zip(a.extra_train_data, extra, strict=True):
-            if held & set(d.episode_seeds.tolist()):
-                raise SystemExit(f"--extra-train-data {p} shares episode seeds with the held-out data")
+            try:
+                require_split(sorted(set(d.episode_seeds.tolist())), TRAINING, f"--extra-train-data {p}")
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
         train_ds = concatenate([train_ds, *extra])
-    print(f"data: {len(train_ds.images)} train / {len(val_ds.images)} held-out samples "
+    print(f"data: {len(train_ds.images)} train / {len(val_ds.images)} validation samples "
           f"({time.time() - t0:.0f}s)", flush=True)
     torch.manual_seed(a.seed)
     if a.init_weights:  # fine-tuning (e.g. on added policy rollouts): same config, strict load
@@ -368,11 +363,11 @@ def main(argv: list[str] | None = None) -> None:
     (out / "metrics.json").write_text(json.dumps(final, indent=2))
     training = {"command": "python -m minipamayo_ros.model.train " + " ".join(sys.argv[1:] if argv is None
                                                                          else argv),
-                "data_seeds": {"train": train_seeds, "held_out": val_seeds},
+                "data_seeds": {"train": train_seeds, "validation": val_seeds},
                 "data_parts": [{k: m.get(k) for k in PART_KEYS}
                                for m in train_ds.meta.get("parts", [train_ds.meta])],
                 "init_weights": a.init_weights,
-                "samples": {"train": int(len(train_ds.images)), "held_out": int(len(val_ds.images))},
+                "samples": {"train": int(len(train_ds.images)), "validation": int(len(val_ds.images))},
                 "train_config": asdict(tc), "device": str(device), "torch": torch.__version__,
                 "wall_s": round(time.time() - t0, 1), "history": history}
     (out / "training.json").write_text(json.dumps(training))

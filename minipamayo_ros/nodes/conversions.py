@@ -1,13 +1,20 @@
-"""Message <-> core conversions shared by the nodes (the only place that knows both sides)."""
+"""Message <-> core conversions: every message the nodes and tools fill or read is built here.
+
+Nodes and tests call these instead of filling fields themselves, so a unit, frame or dtype
+choice is made once (and the offline evaluation, bag replay and DDS tests see what nodes publish).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from nav_msgs.msg import Odometry
+from numpy.typing import NDArray
+from sensor_msgs.msg import Image
 
-from minipamayo_ros.geometry import Pose2D, yaw_from_quaternion
-from minipamayo_ros.msg import Trajectory
+from minipamayo_ros.control.follower import FollowerCommand
+from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
+from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -72,3 +79,55 @@ def msg_to_trajectory(msg: Trajectory) -> PlannedTrajectory:
         inference_latency_ms=float(msg.inference_latency_ms),
         end_to_end_latency_ms=float(msg.end_to_end_latency_ms),
     )
+
+
+def sample_to_odometry(sample: OdometrySample, frame_id: str = "odom", child_frame_id: str = "base_link",
+                       stamp: float | None = None) -> Odometry:
+    """OdometrySample -> nav_msgs/Odometry (pose in ``frame_id``, twist in ``child_frame_id``).
+
+    ``stamp`` [s] overrides the sample's stamp (the simulator's restamped outputs).
+    """
+    msg = Odometry()
+    msg.header.stamp = sec_to_time(sample.stamp if stamp is None else stamp)
+    msg.header.frame_id = frame_id
+    msg.child_frame_id = child_frame_id
+    msg.pose.pose.position.x = float(sample.pose.x)
+    msg.pose.pose.position.y = float(sample.pose.y)
+    q = msg.pose.pose.orientation
+    q.x, q.y, q.z, q.w = (float(v) for v in quaternion_from_yaw(sample.pose.yaw))
+    msg.twist.twist.linear.x = float(sample.speed)
+    msg.twist.twist.angular.z = float(sample.yaw_rate)
+    return msg
+
+
+def rgb_to_image(rgb: NDArray[np.uint8], stamp: float, frame_id: str = "camera") -> Image:
+    """(H, W, 3) uint8 RGB -> sensor_msgs/Image ``rgb8`` (what the simulator's camera publishes)."""
+    img = Image()
+    img.header.stamp = sec_to_time(stamp)
+    img.header.frame_id = frame_id
+    img.height, img.width = int(rgb.shape[0]), int(rgb.shape[1])
+    img.encoding = "rgb8"
+    img.is_bigendian = 0
+    img.step = img.width * 3
+    img.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return img
+
+
+def command_to_msg(cmd: FollowerCommand, stamp: Time | None = None,
+                   frame_id: str = "base_link") -> ControlCommand:
+    """Follower command -> ControlCommand (``stamp``: the node clock's Time; default the command's)."""
+    msg = ControlCommand()
+    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
+    msg.header.frame_id = frame_id
+    msg.status = int(cmd.status)
+    msg.steering_angle = float(cmd.steering_angle)
+    msg.curvature = float(cmd.curvature)
+    msg.speed = float(cmd.speed)
+    msg.acceleration = float(cmd.acceleration)
+    msg.yaw_rate = float(cmd.yaw_rate)
+    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
+    msg.trajectory_sequence = int(cmd.trajectory_sequence)
+    msg.lookahead_point.x = float(cmd.lookahead_x)
+    msg.lookahead_point.y = float(cmd.lookahead_y)
+    msg.lookahead_distance = float(cmd.lookahead_distance)
+    return msg

@@ -9,6 +9,11 @@ Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-dat
 Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
 (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
 (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature).
+
+Stopping the node (SIGINT, SIGTERM, an exception, ``destroy_node()``) first publishes one
+zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``/vla/control`` and
+``/cmd_vel`` and waits up to :data:`STOP_ACK_TIMEOUT` for reliable subscribers to acknowledge it
+(guarantees per failure: docs/follower.md, "What the vehicle receives when something fails").
 """
 
 from __future__ import annotations
@@ -17,13 +22,19 @@ import sys
 
 from geometry_msgs.msg import PointStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.msg import ControlCommand, Trajectory
-from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, sec_to_time
+from minipamayo_ros.nodes.conversions import (
+    command_to_msg,
+    msg_to_trajectory,
+    odometry_to_sample,
+    sec_to_time,
+)
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
@@ -31,6 +42,7 @@ from minipamayo_ros.params import ParameterError
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             depth=1)
 BASE_FRAME = "base_link"
+STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown stop command
 
 
 class FollowerNode(Node):
@@ -39,6 +51,8 @@ class FollowerNode(Node):
         self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
         self.follower = Follower(self.config)
         self._last_status: ControlStatus | None = None
+        self._stop_sent = False
+        self._last_speed = 0.0  # [m/s] of the last command published by tick()
 
         self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
         self.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
@@ -54,6 +68,35 @@ class FollowerNode(Node):
         self.get_logger().info(
             f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
             f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
+
+    def publish_shutdown_stop(self) -> bool:
+        """Publish the zero-speed SHUTDOWN command once; False if it could not be published.
+
+        Called by :meth:`destroy_node`, i.e. on every way the node stops while its context is
+        valid (``node_main`` keeps rclpy's signal handlers from invalidating it first).
+        """
+        if self._stop_sent or not self.context.ok():
+            return self._stop_sent
+        self._stop_sent = True
+        self._timer.cancel()  # nothing may follow the stop command
+        now = self._now()
+        cmd = self.follower.shutdown_command(now)
+        try:
+            self._publish_command(cmd, sec_to_time(now))
+            for pub in (self._control_pub, self._twist_pub):
+                if pub is not None:
+                    pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
+        except Exception as exc:
+            self.get_logger().error(f"could not publish the shutdown stop command: {exc}")
+            return False
+        self.get_logger().warning(f"SHUTDOWN: follower stopping: published speed 0 (last command "
+                                  f"{self._last_speed:.2f} m/s, braking at {self.config.stop_decel} "
+                                  "m/s^2 requested)")
+        return True
+
+    def destroy_node(self) -> None:
+        self.publish_shutdown_stop()
+        super().destroy_node()
 
     def _on_config(self, config: FollowerConfig) -> None:
         self.config = config
@@ -78,12 +121,20 @@ class FollowerNode(Node):
         now = self._now()
         cmd = self.follower.update(now)
         stamp = sec_to_time(now)
-        self._control_pub.publish(command_to_msg(cmd, stamp))
+        self._publish_command(cmd, stamp)
+        self._last_speed = cmd.speed
         point = PointStamped()
         point.header.stamp = stamp
         point.header.frame_id = BASE_FRAME
         point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
         self._lookahead_pub.publish(point)
+        if cmd.status != self._last_status:
+            self._log_status(cmd)
+            self._last_status = cmd.status
+
+    def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
+        """``cmd`` on /vla/control and (per ``cmd_vel_type``) /cmd_vel."""
+        self._control_pub.publish(command_to_msg(cmd, stamp, BASE_FRAME))
         if self._twist_pub is not None:
             twist = Twist()
             twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
@@ -95,9 +146,6 @@ class FollowerNode(Node):
                 self._twist_pub.publish(stamped)
             else:
                 self._twist_pub.publish(twist)
-        if cmd.status != self._last_status:
-            self._log_status(cmd)
-            self._last_status = cmd.status
 
     def _log_status(self, cmd: FollowerCommand) -> None:
         reason = self.follower.status_reason(cmd.stamp)
@@ -108,25 +156,6 @@ class FollowerNode(Node):
         else:
             self.get_logger().warning(
                 f"{cmd.status.name}: {reason}: controlled stop at {self.config.stop_decel} m/s^2")
-
-
-def command_to_msg(cmd: FollowerCommand, stamp: object | None = None) -> ControlCommand:
-    """Core command -> ControlCommand message (frame base_link)."""
-    msg = ControlCommand()
-    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
-    msg.header.frame_id = BASE_FRAME
-    msg.status = int(cmd.status)
-    msg.steering_angle = float(cmd.steering_angle)
-    msg.curvature = float(cmd.curvature)
-    msg.speed = float(cmd.speed)
-    msg.acceleration = float(cmd.acceleration)
-    msg.yaw_rate = float(cmd.yaw_rate)
-    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
-    msg.trajectory_sequence = int(cmd.trajectory_sequence)
-    msg.lookahead_point.x = float(cmd.lookahead_x)
-    msg.lookahead_point.y = float(cmd.lookahead_y)
-    msg.lookahead_distance = float(cmd.lookahead_distance)
-    return msg
 
 
 def main(args: list[str] | None = None) -> int:

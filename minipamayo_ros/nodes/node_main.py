@@ -2,16 +2,22 @@
 
 Exit codes: 0 after a requested stop (SIGINT or SIGTERM, received any number of times, at any
 point: while starting, spinning or shutting down), :data:`EXIT_CONFIG_ERROR` when the node
-cannot start because of its configuration (the message says what to fix). One
+cannot start because of its configuration (the message says what to fix); an exception escaping
+a callback ends the process with a traceback (exit 1) after the same clean shutdown. One
 SingleThreadedExecutor per process: nothing heavy shares a node's executor (the policy runs
 inference in its own worker thread).
 
-Why own signal handlers instead of rclpy's: Ctrl-C in the terminal of ``ros2 launch`` reaches the
-whole process group, so every node gets SIGINT twice (from the terminal and forwarded by launch),
-and launch follows up with SIGTERM if a node is slow. With rclpy's handlers the second signal
-lands as ``KeyboardInterrupt`` in the middle of ``destroy_node()``: a traceback, exit code -2 and
-"process has died" for every node. Here the first signal asks the spin loop to stop, later ones
-are only counted, and the shutdown always runs to its end.
+Signals: SIGINT/SIGTERM only *request* the shutdown (:class:`StopRequest`); rclpy's own handlers
+are not installed, because they shut the ROS context down inside the signal handler, after which
+nothing can be published, and a second signal then lands as ``KeyboardInterrupt`` in the middle
+of ``destroy_node()`` (traceback, exit -2, "process has died" in ``ros2 launch``). Ctrl-C in the
+terminal of ``ros2 launch`` reaches the whole process group, so every node gets SIGINT twice (from
+the terminal and forwarded by launch), and launch escalates to SIGTERM if a node is slow: the
+first signal stops the spin loop, later ones are only counted, and the shutdown always runs to
+its end. So every node is destroyed while its context is still valid, and a node whose
+``destroy_node()`` publishes a last message (the follower's zero-speed stop command) gets it out.
+The spin loop wakes at least every :data:`SIGNAL_POLL_S` so a signal is acted on even when no
+callback is due (e.g. a node on ``use_sim_time`` whose /clock has stopped).
 """
 
 from __future__ import annotations
@@ -26,13 +32,11 @@ from types import FrameType
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 
 from minipamayo_ros.params import param_specs
 
 EXIT_CONFIG_ERROR = 2
-#: [s] longest wait of the spin loop: how soon a stop request is noticed
-STOP_POLL_S = 0.1
+SIGNAL_POLL_S = 0.1  # [s] longest a SIGINT/SIGTERM waits before the spin loop sees it
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -110,6 +114,15 @@ def usage(program: str, doc: str | None, config: type | None) -> str:
     return "\n".join(lines)
 
 
+def _init_without_rclpy_signal_handlers(args: list[str] | None) -> None:
+    try:
+        from rclpy.signals import SignalHandlerOptions  # Humble and later
+    except ImportError:  # pragma: no cover - older rclpy: its handlers stay installed
+        rclpy.init(args=args)
+        return
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
 def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseException], ...],
              args: list[str] | None = None, *, config: type | None = None) -> int:
     """Run the node ``make_node()`` builds until a stop signal; returns the process exit code.
@@ -117,7 +130,8 @@ def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseExcepti
     ``start_errors``: exceptions raised while building the node that mean "misconfigured" (fatal,
     logged with the fix, exit :data:`EXIT_CONFIG_ERROR`). ``config``: the node's parameter
     dataclass, listed by ``--help``. A node with a ``close()`` method gets it called before it is
-    destroyed (worker threads, native resources).
+    destroyed (worker threads, native resources). ``destroy_node()`` always runs on a valid
+    context (signal, exception or external shutdown alike).
     """
     argv = list(sys.argv if args is None else args)
     if wants_help(argv):
@@ -125,26 +139,29 @@ def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseExcepti
         print(usage(Path(argv[0]).name if argv else "node", getattr(module, "__doc__", None), config))
         return 0
     stop = StopRequest()
-    node: Node | None = None
     try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        try:
-            node = make_node()
-        except start_errors as exc:
+        _init_without_rclpy_signal_handlers(args)
+        node = make_node()
+        stop.starting = False  # from here on a signal only requests the stop
+    except BaseException as exc:
+        stop.starting = False
+        if stop.requested:
+            # stopped while starting; the interruption may surface as another error (a signal
+            # during the import of a native module comes out as ImportError): not a config error
+            rclpy.logging.get_logger("minipamayo").info("stop requested while starting: exiting")
+            stop.shutdown_rclpy()
+            return 0
+        if isinstance(exc, start_errors):
             rclpy.logging.get_logger("minipamayo").fatal(f"cannot start the node: {exc}")
             stop.shutdown_rclpy()
             return EXIT_CONFIG_ERROR
-        stop.starting = False
-    except _StartupInterrupted:
-        stop.starting = False
         stop.shutdown_rclpy()
-        return 0
-    stop.starting = False  # (a second signal during startup only gets counted)
+        raise
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while not stop.requested and rclpy.ok():
-            executor.spin_once(timeout_sec=STOP_POLL_S)
+            executor.spin_once(timeout_sec=SIGNAL_POLL_S)
     except Exception:
         if rclpy.ok() and not stop.requested:
             raise

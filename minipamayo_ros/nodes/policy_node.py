@@ -9,7 +9,7 @@ Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data
 ``/vla/trajectory`` (Trajectory, reliable keep-last 1, stamp = image stamp), ``/vla/path``
 (nav_msgs/Path in ``base_link`` for RViz), ``/vla/context`` (PolicyContext) and ``/diagnostics``.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
-process logs what to fix and exits with status 2.
+process logs what to fix and exits with status 2 (``nodes.node_main``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,15 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import odometry_to_sample, time_to_sec, trajectory_to_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
-from minipamayo_ros.policy.engine import PolicyModelError, load_policy
 from minipamayo_ros.policy.image_decode import compressed_to_rgb, raw_to_rgb
-from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
+from minipamayo_ros.policy.model_loader import PolicyModelError
+from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats
 from minipamayo_ros.trajectory import PlannedTrajectory
@@ -52,22 +51,16 @@ class PolicyNode(Node):
         cfg: PolicyConfig = declare_config(self, PolicyConfig, self._on_config)
         self.config = cfg
         self._last_warn: dict[str, float] = {}
-        options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
-                                 precision=cfg.precision, engine_cache_dir=cfg.engine_cache_dir,
-                                 warmup_runs=cfg.warmup_runs)
         self.get_logger().info(f"loading policy model {cfg.manifest_path} (backend {cfg.backend}) ...")
         t0 = time.monotonic()
-        self.manifest, self.backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash,
-                                                      logger=self.get_logger())
+        # the one constructor the offline closed loop, DAgger and bag replay use too
+        self.pipeline = create_pipeline(cfg, logger=self.get_logger())
+        self.manifest, self.backend, io = self.pipeline.manifest, self.pipeline.backend, self.pipeline.io
         self.backend_info = self.backend.describe()
         self.get_logger().info(
             f"model {self.manifest.model_id} ready in {time.monotonic() - t0:.1f} s (warmed up): "
             f"input {io.image_size[1]}x{io.image_size[0]} px, context {io.context_dim}, "
             f"{self.backend_info.get('backend')} on {self.backend_info.get('device')}")
-        self.pipeline = PolicyPipeline(
-            self.manifest, self.backend, io, odom_history=cfg.odom_history,
-            max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
-            expected_size=_expected_size(cfg), frame_id=cfg.base_frame)
         self.stats = PolicyStats(window=cfg.diagnostics_window)
 
         self._traj_pub = self.create_publisher(Trajectory, cfg.trajectory_topic, TRAJECTORY_QOS)
@@ -99,7 +92,7 @@ class PolicyNode(Node):
         self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
         self.pipeline.max_image_age = cfg.max_image_age
         self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
-        self.pipeline.expected_size = _expected_size(cfg)
+        self.pipeline.expected_size = expected_size(cfg)
 
     # --- executor thread: never waits for inference ---------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -178,10 +171,6 @@ class PolicyNode(Node):
     def close(self) -> None:
         self.worker.close()
         self.backend.close()
-
-
-def _expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:
-    return (cfg.expected_height, cfg.expected_width) if cfg.expected_width else None
 
 
 def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:

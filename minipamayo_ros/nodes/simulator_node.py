@@ -22,7 +22,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
@@ -32,9 +31,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int64
 
-from minipamayo_ros.geometry import quaternion_from_yaw
 from minipamayo_ros.msg import ControlCommand, Trajectory
-from minipamayo_ros.nodes.conversions import sec_to_time, trajectory_to_msg
+from minipamayo_ros.nodes.conversions import rgb_to_image, sample_to_odometry, sec_to_time, trajectory_to_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
@@ -131,36 +129,14 @@ class SimulatorNode(Node):
         msg.clock = sec_to_time(self.session.sim_time)
         self._clock_pub.publish(msg)
 
-    def _odom_msg(self, stamp: float, sample: object, frame: str) -> Odometry:
-        msg = Odometry()
-        msg.header.stamp = sec_to_time(stamp)
-        msg.header.frame_id = frame
-        msg.child_frame_id = self.config.base_frame
-        pose = sample.pose  # type: ignore[attr-defined]
-        msg.pose.pose.position.x = float(pose.x)
-        msg.pose.pose.position.y = float(pose.y)
-        qx, qy, qz, qw = quaternion_from_yaw(pose.yaw)
-        q = msg.pose.pose.orientation
-        q.x, q.y, q.z, q.w = qx, qy, qz, qw
-        msg.twist.twist.linear.x = float(sample.speed)  # type: ignore[attr-defined]
-        msg.twist.twist.angular.z = float(sample.yaw_rate)  # type: ignore[attr-defined]
-        return msg
-
     def _publish_odom(self, o: OdomOutput) -> None:
-        self._odom_pub.publish(self._odom_msg(o.stamp, o.odom, self.config.odom_frame))
+        frames = (self.config.odom_frame, self.config.base_frame)
+        self._odom_pub.publish(sample_to_odometry(o.odom, *frames, stamp=o.stamp))
         if self._gt_pub is not None:
-            self._gt_pub.publish(self._odom_msg(o.stamp, o.truth, self.config.odom_frame))
+            self._gt_pub.publish(sample_to_odometry(o.truth, *frames, stamp=o.stamp))
 
     def _publish_frame(self, f: FrameOutput) -> None:
-        img = Image()
-        img.header.stamp = sec_to_time(f.stamp)
-        img.header.frame_id = self.config.camera_frame
-        img.height, img.width = int(f.image.shape[0]), int(f.image.shape[1])
-        img.encoding = "rgb8"
-        img.is_bigendian = 0
-        img.step = img.width * 3
-        img.data = np.ascontiguousarray(f.image).tobytes()
-        self._image_pub.publish(img)
+        self._image_pub.publish(rgb_to_image(f.image, f.stamp, self.config.camera_frame))
         self._frames += 1
         if self._plan_pub is not None:
             self._plan_seq += 1

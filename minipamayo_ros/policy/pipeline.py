@@ -17,9 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros.image_preprocess import resize_to_model
-from minipamayo_ros.inference import InferenceBackend, ModelManifest
-from minipamayo_ros.policy.engine import PolicyIO
+from minipamayo_ros.inference import BackendOptions, InferenceBackend, Tensors
+from minipamayo_ros.io_contract import IMAGE, STATE
+from minipamayo_ros.manifest import ModelManifest
+from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import ImageError
+from minipamayo_ros.policy.model_loader import PolicyIO, load_policy
 from minipamayo_ros.policy.outputs import OutputError, PolicyOutput, parse_policy_outputs
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
@@ -50,6 +53,7 @@ class Skip:
 @dataclass(frozen=True)
 class Result:
     output: PolicyOutput
+    inputs: Tensors        # exactly what the model was fed (batch 1), e.g. for DAgger samples
     preprocess_ms: float   # decode + resize + state history [ms]
     queue_ms: float        # callback -> worker start (node clock) [ms]; NaN if not known
 
@@ -92,10 +96,11 @@ class PolicyPipeline:
                 self._history.clear()
             return self._history.add(sample)
 
-    def clear_odometry(self) -> None:
-        """Forget the history (e.g. after the clock jumped back: sim reset, bag loop)."""
+    def restart(self) -> None:
+        """A new drive on a restarted clock (an offline episode): no history, sequence from 0."""
         with self._lock:
             self._history.clear()
+            self.sequence = 0
 
     def state(self, stamp: float) -> NDArray[np.float32] | Skip:
         """The (10, 3) state history at ``stamp``, or why there is none."""
@@ -133,13 +138,34 @@ class PolicyPipeline:
         state = self.state(frame.stamp)
         if isinstance(state, Skip):
             return state
-        image = resize_to_model(rgb, self.io.image_size)[None]
+        inputs = {IMAGE: resize_to_model(rgb, self.io.image_size)[None], STATE: state[None]}
         preprocess_ms = (time.perf_counter() - t0) * 1e3
-        outputs = self.backend.infer({"image": image, "state": state[None]})
+        outputs = self.backend.infer(inputs)
         try:
             out = parse_policy_outputs(outputs, frame.stamp, self.sequence + 1, self.manifest.model_id,
                                        self.backend.last_infer_ms, self.frame_id)
         except OutputError as exc:
             return Skip("invalid_output", str(exc))
         self.sequence += 1
-        return Result(out, preprocess_ms, (started - frame.received) * 1e3)
+        return Result(out, inputs, preprocess_ms, (started - frame.received) * 1e3)
+
+
+def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:
+    """The policy node's pipeline from its parameters: model loaded, checked and warmed up.
+
+    The one constructor for every user (the node, the offline closed loop, DAgger rollouts, bag
+    replay), so that a frame gives the same trajectory wherever it comes from. Raises
+    :class:`~minipamayo_ros.policy.model_loader.PolicyModelError` on any model problem.
+    """
+    options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
+                             precision=cfg.precision, engine_cache_dir=cfg.engine_cache_dir,
+                             warmup_runs=cfg.warmup_runs)
+    manifest, backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash, logger=logger)
+    return PolicyPipeline(manifest, backend, io, odom_history=cfg.odom_history,
+                          max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
+                          expected_size=expected_size(cfg), frame_id=cfg.base_frame)
+
+
+def expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:
+    """(height, width) [px] the camera must deliver, or None (any size)."""
+    return (cfg.expected_height, cfg.expected_width) if cfg.expected_width else None

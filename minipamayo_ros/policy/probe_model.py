@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minipamayo_ros.inference.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
+from minipamayo_ros import io_contract
+from minipamayo_ros.manifest import ModelManifest, sha256_of, write_manifest
 from minipamayo_ros.state_features import STATE_STEPS
 from minipamayo_ros.trajectory import NUM_WAYPOINTS, WAYPOINT_DT
 
@@ -85,11 +86,7 @@ def build_probe_model(out_dir: str | Path, image_size: tuple[int, int] = (128, 1
         helper.make_node("ReduceMean", ["means"], ["uncertainty"], axes=[1], keepdims=0),  # (1,)
         helper.make_node("Concat", ["means", "v"], ["context"], axis=1),           # (1, 4)
     ]
-    inputs = [TensorSpec("image", (1, h, w, 3), "uint8"), TensorSpec("state", (1, STATE_STEPS, 3), "float32")]
-    outputs = [TensorSpec("waypoints", (1, NUM_WAYPOINTS, 2), "float32"),
-               TensorSpec("speeds", (1, NUM_WAYPOINTS), "float32"),
-               TensorSpec("uncertainty", (1,), "float32"),
-               TensorSpec("context", (1, CONTEXT_DIM), "float32")]
+    inputs, outputs = io_contract.policy_specs((h, w), CONTEXT_DIM)
     types = {"uint8": TensorProto.UINT8, "float32": TensorProto.FLOAT}
     graph = helper.make_graph(
         nodes, name,
@@ -103,7 +100,7 @@ def build_probe_model(out_dir: str | Path, image_size: tuple[int, int] = (128, 1
     mh, mw = manifest_image_size or image_size
     manifest = ModelManifest(
         name=name, kind="policy", model_path=model_path.resolve(), sha256=sha256_of(model_path),
-        inputs=(TensorSpec("image", (1, mh, mw, 3), "uint8"), inputs[1]), outputs=tuple(outputs),
+        inputs=io_contract.policy_specs((mh, mw), CONTEXT_DIM)[0], outputs=outputs,
         config={"context_dim": CONTEXT_DIM, "probe": True},
     )
     manifest_path = out_dir / f"{name}.manifest.json"

@@ -20,17 +20,14 @@ On disk: ``<out>/dataset.json`` (index + generation settings) and one compressed
 noise and drift bursts, unexplained stops on the *driven* command) put the car in recovery
 situations; the labels are always the expert's plan from the true state, i.e. how to get back.
 
-Who drives (``driver``): ``"expert"`` (the perturbed expert above) or ``"manifest:PATH"``: a trained
-policy drives in closed loop through the real follower (``sim.closed_loop``), and the expert labels
-the states *the policy* visits (DAgger: a cloned policy drifts into states the expert never shows it,
-e.g. creeping past its stop point behind an obstacle; these samples teach it how to get out).
+Who drives: here the perturbed expert. Policy-driven episodes labelled by the expert (DAgger) are
+``minipamayo_ros.evaluation.dagger``: it passes its own ``episode`` function to
+:func:`generate_dataset`, so the simulator knows nothing of models.
 
-CLI (numpy + OpenCV, plus ONNX Runtime for a policy driver; e.g. on a GPU box)::
+CLI (numpy + OpenCV; training seeds, ``minipamayo_ros/seeds.py``)::
 
-    PYTHONPATH=. python -m minipamayo_ros.sim.dataset --out data/sim --seeds 0:200 \\
+    python -m minipamayo_ros.sim.dataset --out data/sim --seeds 0:200 \\
         --episode-seconds 30 --image-size 128 --workers 8
-    PYTHONPATH=. python -m minipamayo_ros.sim.dataset --out data/dagger --seeds 5000:5300 \\
-        --driver manifest:engines/minipamayo-tiny-policy.manifest.json --episode-seconds 60 --workers 8
 """
 
 from __future__ import annotations
@@ -41,10 +38,10 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,13 +49,11 @@ from numpy.typing import NDArray
 from minipamayo_ros import language
 from minipamayo_ros.image_preprocess import resize_to_model
 from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.expert import ExpertPlan
 from minipamayo_ros.sim.world import World, WorldConfig
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
 from minipamayo_ros.trajectory import NUM_WAYPOINTS
-
-if TYPE_CHECKING:
-    from minipamayo_ros.sim.closed_loop import Observation, PolicyFn
 
 FORMAT = "minipamayo_sim_dataset"
 VERSION = 1
@@ -67,11 +62,15 @@ VERSION = 1
 #: 3 = standstill starts and unexplained stops (against a policy copying its own standstill)
 #: 4 = slow-down bursts (driven below the expert's speed, labels recover to it)
 #: 5 = the expert leaves a stop line after 0.8 s of standing (was 2 s; ``WorldConfig.expert_stop_hold``);
-#:     policy drivers (``driver="manifest:..."``) added
+#:     policy drivers (``evaluation.dagger``) added
 GENERATOR_VERSION = 5
 EXPERT_DRIVER = "expert"
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
+#: drives and labels one episode: (seed, episode_seconds, sample_period, image_size, world_config,
+#: perturbation) -> sample arrays
+EpisodeFn = Callable[[int, float, float, tuple[int, int], WorldConfig | None, "Perturbation | None"],
+                     dict[str, np.ndarray]]
 ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
           "episode_seeds")
 
@@ -124,10 +123,10 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     """Drive one perturbed expert episode and return its sample arrays (deterministic per seed)."""
     pert = perturbation or Perturbation()
     rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA"
-    world = World(seed, _perturbed_start(world_config or WorldConfig(), pert, rng))
+    world = World(seed, perturbed_start(world_config or WorldConfig(), pert, rng))
     history = PoseHistory(max_age=3.0)
     history.add(world.odometry())
-    rows = _new_rows()
+    rows = new_rows()
     noise, drift, drift_left, stop_left, slow_left, slow_factor = 0.0, 0.0, 0.0, 0.0, 0.0, 1.0
     a = np.exp(-CONTROL_DT / pert.steer_noise_tau)
     next_sample = REQUIRED_HISTORY + CONTROL_DT
@@ -163,41 +162,11 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
         state = state_history(history, world.time)
         if state is None:
             continue
-        _append_sample(rows, seed, resize_to_model(world.render(), image_size), state, world.expert_plan())
-    return _stack(rows, image_size)
+        append_sample(rows, seed, resize_to_model(world.render(), image_size), state, world.expert_plan())
+    return stack_rows(rows, image_size)
 
 
-def generate_policy_episode(seed: int, policy: PolicyFn, episode_seconds: float = 60.0,
-                            sample_period: float = 0.2, image_size: tuple[int, int] = (128, 128),
-                            world_config: WorldConfig | None = None,
-                            perturbation: Perturbation | None = None) -> dict[str, np.ndarray]:
-    """``policy`` drives one episode in closed loop; every ``sample_period`` s the policy's own
-    observation is stored with the expert's plan from the true state as the label.
-
-    Only the start is perturbed (same draws as :func:`generate_episode`); the rest of the
-    disturbance comes from the policy's own mistakes, which is the point.
-    """
-    from minipamayo_ros.sim.closed_loop import ClosedLoopSettings, run_episode
-
-    pert = perturbation or Perturbation()
-    rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA"
-    cfg = _perturbed_start(world_config or WorldConfig(), pert, rng)
-    rows = _new_rows()
-    next_sample = 0.0
-
-    def record(world: World, obs: Observation) -> None:
-        nonlocal next_sample
-        if world.time + 1e-9 < next_sample:
-            return
-        next_sample = world.time + sample_period - 1e-6
-        _append_sample(rows, seed, obs.image, obs.state, world.expert_plan())
-
-    settings = ClosedLoopSettings(image_size=tuple(image_size), max_seconds=episode_seconds)  # type: ignore[arg-type]
-    run_episode(seed, policy, cfg, settings, observer=record)
-    return _stack(rows, image_size)
-
-
-def _perturbed_start(cfg: WorldConfig, pert: Perturbation, rng: np.random.Generator) -> WorldConfig:
+def perturbed_start(cfg: WorldConfig, pert: Perturbation, rng: np.random.Generator) -> WorldConfig:
     """The episode's start state: lateral offset, heading error and speed drawn from ``rng``."""
     return replace(cfg,
                    start_offset=float(rng.uniform(-pert.start_offset, pert.start_offset)),
@@ -206,11 +175,11 @@ def _perturbed_start(cfg: WorldConfig, pert: Perturbation, rng: np.random.Genera
                    else float(rng.uniform(0.0, pert.start_speed_max)))
 
 
-def _new_rows() -> dict[str, list[Any]]:
+def new_rows() -> dict[str, list[Any]]:
     return {k: [] for k in ARRAYS}
 
 
-def _append_sample(rows: dict[str, list[Any]], seed: int, image: NDArray[np.uint8],
+def append_sample(rows: dict[str, list[Any]], seed: int, image: NDArray[np.uint8],
                    state: NDArray[np.float32], plan: ExpertPlan) -> None:
     ids = language.encode(plan.caption, strict=True)
     rows["images"].append(image)
@@ -223,7 +192,7 @@ def _append_sample(rows: dict[str, list[Any]], seed: int, image: NDArray[np.uint
     rows["episode_seeds"].append(np.int64(seed))
 
 
-def _stack(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+def stack_rows(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
     h, w = image_size
     empty = {"images": ((0, h, w, 3), np.uint8), "state": ((0, 10, 3), np.float32),
              "waypoints": ((0, NUM_WAYPOINTS, 2), np.float32), "speeds": ((0, NUM_WAYPOINTS), np.float32),
@@ -236,25 +205,9 @@ def _stack(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str,
     return out
 
 
-_POLICIES: dict[str, PolicyFn] = {}  # per worker process: a policy driver is loaded once
-
-
-def _driver_policy(driver: str) -> PolicyFn:
-    if driver not in _POLICIES:
-        from minipamayo_ros.sim.closed_loop import manifest_policy
-
-        _POLICIES[driver] = manifest_policy(driver.removeprefix("manifest:"))
-    return _POLICIES[driver]
-
-
 def _episode_job(args: tuple) -> tuple[int, str, int]:
-    seed, out_dir, episode_seconds, sample_period, image_size, world_config, perturbation, driver = args
-    if driver == EXPERT_DRIVER:
-        arrays = generate_episode(seed, episode_seconds, sample_period, image_size, world_config,
-                                  perturbation)
-    else:
-        arrays = generate_policy_episode(seed, _driver_policy(driver), episode_seconds, sample_period,
-                                         image_size, world_config, perturbation)
+    seed, out_dir, episode_seconds, sample_period, image_size, world_config, perturbation, episode = args
+    arrays = episode(seed, episode_seconds, sample_period, image_size, world_config, perturbation)
     name = f"episodes/ep_{seed:06d}.npz"
     tmp = Path(out_dir) / f"episodes/.ep_{seed:06d}.tmp.npz"
     np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
@@ -285,10 +238,13 @@ class _Progress:
 def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds: float = 30.0,
                      sample_period: float = 0.2, image_size: tuple[int, int] = (128, 128),
                      world_config: WorldConfig | None = None, perturbation: Perturbation | None = None,
-                     workers: int = 1, progress: bool = True, driver: str = EXPERT_DRIVER) -> Path:
+                     workers: int = 1, progress: bool = True, episode: EpisodeFn = generate_episode,
+                     driver_info: dict[str, Any] | None = None) -> Path:
     """Generate one episode per seed into ``out_dir``; returns ``out_dir`` (holding the index).
 
-    ``driver``: ``"expert"`` or ``"manifest:PATH"`` (a policy drives, the expert labels).
+    ``episode`` drives and labels one seed (default: the perturbed expert; picklable for
+    ``workers > 1``, e.g. ``evaluation.dagger``'s policy driver); ``driver_info`` goes into the index
+    (default ``{"driver": "expert"}``).
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -297,20 +253,13 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
         raise ValueError("seeds must be distinct (one episode file per seed)")
     if sample_period < CONTROL_DT:
         raise ValueError(f"sample_period must be >= {CONTROL_DT} s")
-    driver_info: dict[str, Any] = {"driver": driver}
-    if driver != EXPERT_DRIVER:
-        if not driver.startswith("manifest:"):
-            raise ValueError(f"driver must be 'expert' or 'manifest:PATH', got {driver!r}")
-        from minipamayo_ros.inference.manifest import load_manifest
-
-        # a bad path or a corrupt model fails here, once, not in every worker
-        driver_info["driver_model_id"] = load_manifest(driver.removeprefix("manifest:")).model_id
+    driver_info = driver_info or {"driver": EXPERT_DRIVER}
     out = Path(out_dir)
     (out / "episodes").mkdir(parents=True, exist_ok=True)
     world_config = world_config or WorldConfig()
     perturbation = perturbation or Perturbation()
     jobs = [(s, str(out), episode_seconds, sample_period, tuple(image_size), world_config, perturbation,
-             driver) for s in seeds]
+             episode) for s in seeds]
     bar = _Progress(len(jobs), progress)
     episodes: list[dict] = []
     total = 0
@@ -365,7 +314,7 @@ def load_dataset(path: str | Path, seeds: Iterable[int] | None = None) -> Drivin
             for k in ARRAYS:
                 parts[k].append(data[k])
     h, w = index["image_size"]
-    arrays = {k: (np.concatenate(v) if v else _stack({k2: [] for k2 in ARRAYS}, (h, w))[k])
+    arrays = {k: (np.concatenate(v) if v else stack_rows({k2: [] for k2 in ARRAYS}, (h, w))[k])
               for k, v in parts.items()}
     return DrivingDataset(**arrays, meta=index)
 
@@ -384,31 +333,21 @@ def concatenate(datasets: Sequence[DrivingDataset]) -> DrivingDataset:
     return DrivingDataset(**arrays, meta={**datasets[0].meta, "parts": [d.meta for d in datasets]})
 
 
-def _parse_seeds(text: str) -> list[int]:
-    """``a:b`` (range, b exclusive) or a comma list ``1,2,5``."""
-    if ":" in text:
-        a, b = text.split(":", 1)
-        return list(range(int(a), int(b)))
-    return [int(s) for s in text.split(",") if s]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate minipamayo training data in the simulator")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--seeds", default="0:100", help="a:b (b exclusive) or 1,2,3 (default 0:100)")
+    parser.add_argument("--seeds", default="0:100",
+                        help="seed spec, e.g. 0:100 (minipamayo_ros/seeds.py; training data: training seeds)")
     parser.add_argument("--episode-seconds", type=float, default=30.0, help="max episode length [s]")
     parser.add_argument("--sample-period", type=float, default=0.2, help="seconds between samples")
     parser.add_argument("--image-size", type=int, nargs="+", default=[128],
                         help="model input size: S (square) or H W [px]")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
-    parser.add_argument("--driver", default=EXPERT_DRIVER,
-                        help="'expert' (default) or 'manifest:PATH': a trained policy drives, "
-                             "the expert labels")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     size = (args.image_size[0], args.image_size[-1])
-    out = generate_dataset(args.out, _parse_seeds(args.seeds), args.episode_seconds, args.sample_period,
-                           size, workers=args.workers, progress=not args.no_progress, driver=args.driver)
+    out = generate_dataset(args.out, parse_seeds(args.seeds), args.episode_seconds, args.sample_period,
+                           size, workers=args.workers, progress=not args.no_progress)
     index = json.loads((out / INDEX_FILE).read_text())
     print(f"wrote {index['samples']} samples from {len(index['episodes'])} episodes to {out}")
     return 0

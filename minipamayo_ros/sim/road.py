@@ -191,15 +191,40 @@ def generate_road(seed: int, cfg: RoadConfig | None = None) -> Road:
     rng = np.random.default_rng([int(seed), 0x52_4F_41_44])  # "ROAD"
     ks, kk = curvature_profile(rng, cfg)
     s = np.arange(0.0, cfg.length + cfg.ds / 2, cfg.ds)
-    kappa = np.interp(s, ks, kk)
-    heading = np.concatenate(([0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * cfg.ds)))
-    mid = 0.5 * (heading[1:] + heading[:-1])
-    xy = np.zeros((len(s), 2))
-    xy[1:, 0] = np.cumsum(np.cos(mid) * cfg.ds)
-    xy[1:, 1] = np.cumsum(np.sin(mid) * cfg.ds)
-    road = Road(s=s, xy=xy, heading=np.asarray(_wrap(heading)), curvature=kappa, lane_width=cfg.lane_width)
+    road = road_from_curvature(s, np.interp(s, ks, kk), cfg.lane_width)
     _place_events(road, rng, cfg)
     return road
+
+
+def road_from_curvature(s: FloatArray, kappa: FloatArray, lane_width: float = 3.5) -> Road:
+    """The centreline of curvature ``kappa`` [1/m] at evenly spaced arc lengths ``s`` [m] (from 0),
+    starting at the origin along +x (heading integrated with the trapezoid rule, no events)."""
+    ds = float(s[1] - s[0])
+    heading = np.concatenate(([0.0], np.cumsum(0.5 * (kappa[1:] + kappa[:-1]) * ds)))
+    mid = 0.5 * (heading[1:] + heading[:-1])
+    xy = np.zeros((len(s), 2))
+    xy[1:, 0] = np.cumsum(np.cos(mid) * ds)
+    xy[1:, 1] = np.cumsum(np.sin(mid) * ds)
+    return Road(s=s, xy=xy, heading=np.asarray(_wrap(heading)), curvature=np.asarray(kappa, np.float64),
+                lane_width=lane_width)
+
+
+def reference_road(max_curvature: float = 0.1, run_out: float = 30.0, ds: float = 0.05) -> Road:
+    """The follower's test track: straight, left curve, S-bend to a right curve, gentle bend,
+    straight: 160 m with |kappa| <= ``max_curvature``, then ``run_out`` m straight (plans near the
+    track's end stay on a road). Curvature changes follow half-cosine ramps."""
+    k = max_curvature
+    # (start s, end s, kappa at start, kappa at end); constant where equal
+    pieces = [(0, 15, 0, 0), (15, 30, 0, k), (30, 50, k, k), (50, 70, k, -k), (70, 90, -k, -k),
+              (90, 102, -k, 0), (102, 115, 0, 0), (115, 130, 0, 0.5 * k), (130, 145, 0.5 * k, 0),
+              (145, 160, 0, 0)]
+    s = np.arange(0.0, 160.0 + run_out + ds / 2, ds)
+    kappa = np.zeros_like(s)
+    for a, b, ka, kb in pieces:
+        m = (s >= a) & (s < b)
+        w = 0.5 - 0.5 * np.cos(np.pi * (s[m] - a) / (b - a))
+        kappa[m] = ka + (kb - ka) * w
+    return road_from_curvature(s, kappa)
 
 
 def _place_events(road: Road, rng: np.random.Generator, cfg: RoadConfig) -> None:

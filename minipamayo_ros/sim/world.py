@@ -30,7 +30,7 @@ from minipamayo_ros.sim.metrics import (
 )
 from minipamayo_ros.sim.odometry import OdometryModel, OdometryNoise
 from minipamayo_ros.sim.render import Renderer, palette_for_seed
-from minipamayo_ros.sim.road import Obstacle, RoadConfig, generate_road
+from minipamayo_ros.sim.road import Obstacle, Road, RoadConfig, generate_road
 from minipamayo_ros.sim.vehicle import KinematicBicycle, VehicleBody, VehicleParams, VehicleState
 
 _STILL = 0.1  # [m/s] "standing still"
@@ -83,10 +83,11 @@ class _ObstacleState:
 class World:
     """The simulator core. Units SI; poses of base_link (rear axle) in the world/odom frame."""
 
-    def __init__(self, seed: int, config: WorldConfig | None = None) -> None:
+    def __init__(self, seed: int, config: WorldConfig | None = None, road: Road | None = None) -> None:
+        """The world of ``seed``; ``road`` replaces the seed's generated road (e.g. a test track)."""
         self.seed = int(seed)
         self.config = cfg = config or WorldConfig()
-        self.road = generate_road(self.seed, cfg.road)
+        self.road = road if road is not None else generate_road(self.seed, cfg.road)
         self.vehicle = KinematicBicycle(cfg.vehicle)
         self.expert = Expert(self.road, replace(cfg.expert, wheelbase=cfg.vehicle.wheelbase), cfg.body)
         self.renderer = Renderer(cfg.camera, palette_for_seed(self.seed), self.seed)
@@ -101,7 +102,7 @@ class World:
         yaw = float(self.road.heading_at(cfg.start_s)) + cfg.start_heading
         self.state = VehicleState(pose=Pose2D(float(p[0]), float(p[1]), yaw), speed=cfg.start_speed)
         self.odometry_model.reset(self.state.pose)
-        self.proj = self.road.project(p[0], p[1], hint=int(cfg.start_s / cfg.road.ds))
+        self.proj = self.road.project(p[0], p[1], hint=int(np.searchsorted(self.road.s, cfg.start_s)))
         self.departed = False
         self.colliding = False
 

@@ -22,8 +22,8 @@ import numpy as np
 from minipamayo_ros.inference.backend import BackendError, BackendOptions, concrete_shape
 from minipamayo_ros.inference.engine_cache import EngineCacheError
 from minipamayo_ros.inference.factory import import_tensorrt, tensorrt_availability
-from minipamayo_ros.inference.manifest import ManifestError, load_manifest
 from minipamayo_ros.latency import summarize
+from minipamayo_ros.manifest import ManifestError, load_manifest
 
 
 def manifests_in(args: argparse.Namespace) -> list[Path]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from minipamayo_ros.inference.backend import BackendError, BackendOptions, concrete_shape
 from minipamayo_ros.inference.factory import create_backend
-from minipamayo_ros.inference.manifest import ManifestError, ModelManifest, load_manifest
+from minipamayo_ros.manifest import ManifestError, ModelManifest, load_manifest
 
 DEFAULT_ATOL = {"fp32": 1e-3, "fp16": 5e-2, "bf16": 1e-1, "int8": 2e-1}
 

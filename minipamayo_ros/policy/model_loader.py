@@ -11,18 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minipamayo_ros.inference import (
-    BackendError,
-    BackendOptions,
-    InferenceBackend,
-    ManifestError,
-    ModelManifest,
-    create_backend,
-    load_manifest,
-)
-from minipamayo_ros.inference.manifest import TensorSpec
-from minipamayo_ros.state_features import STATE_FEATURES, STATE_STEPS
-from minipamayo_ros.trajectory import NUM_WAYPOINTS
+from minipamayo_ros import io_contract
+from minipamayo_ros.inference import BackendError, BackendOptions, InferenceBackend, create_backend
+from minipamayo_ros.manifest import ManifestError, ModelManifest, TensorSpec, load_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,41 +49,36 @@ def resolve_manifest_path(path: str) -> Path:
     return candidates[0]
 
 
-def _fixed(spec: TensorSpec, expected: tuple[int | None, ...], what: str) -> tuple[int, ...]:
-    """``spec``'s shape with batch dims resolved to 1, checked against ``expected`` (None = any)."""
+def _fixed(spec: TensorSpec) -> tuple[int, ...]:
+    """``spec``'s shape with a symbolic batch dimension resolved to 1 (the node runs batch 1)."""
     shape = tuple(1 if (i == 0 and isinstance(d, str)) else d for i, d in enumerate(spec.shape))
-    ok = len(shape) == len(expected) and all(isinstance(d, int) for d in shape) and all(
-        e is None or d == e for d, e in zip(shape, expected, strict=False))
-    if not ok:
-        want = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ")"
-        raise PolicyModelError(f"manifest tensor '{spec.name}' has shape {list(spec.shape)}; the policy "
-                               f"node needs {what} {want}")
+    if not all(isinstance(d, int) for d in shape):
+        raise PolicyModelError(f"manifest tensor '{spec.name}' has symbolic dimensions {list(spec.shape)}; "
+                               "the policy node needs fixed shapes (re-export the model)")
     return shape  # type: ignore[return-value]
 
 
 def check_policy_contract(manifest: ModelManifest) -> PolicyIO:
-    """The manifest must describe a policy with the node's I/O (see ``docs/policy.md``)."""
-    try:
-        image = manifest.input("image")
-        state = manifest.input("state")
-        waypoints = manifest.output("waypoints")
-        speeds = manifest.output("speeds")
-        uncertainty = manifest.output("uncertainty")
-    except ManifestError as exc:
-        raise PolicyModelError(f"{exc}; a policy model needs inputs image, state and outputs "
-                               "waypoints, speeds, uncertainty (context optional)") from exc
-    if image.dtype != "uint8" or state.dtype != "float32":
-        raise PolicyModelError(f"policy inputs must be image uint8 and state float32, manifest says "
-                               f"image {image.dtype}, state {state.dtype}")
-    _, h, w, _ = _fixed(image, (1, None, None, 3), "NHWC RGB")
-    _fixed(state, (1, STATE_STEPS, len(STATE_FEATURES)), "state history")
-    _fixed(waypoints, (1, NUM_WAYPOINTS, 2), "waypoints")
-    _fixed(speeds, (1, NUM_WAYPOINTS), "speeds")
-    _fixed(uncertainty, (1,), "uncertainty")
-    context_dim = 0
-    if any(s.name == "context" for s in manifest.outputs):
-        context_dim = _fixed(manifest.output("context"), (1, None), "context")[1]
-    return PolicyIO(image_size=(h, w), context_dim=context_dim)
+    """The manifest must describe a policy with the declared I/O (``minipamayo_ros.io_contract``)."""
+    inputs, outputs = io_contract.policy_specs()
+    found: dict[str, TensorSpec] = {}
+    for declared, get in [*((s, manifest.input) for s in inputs), *((s, manifest.output) for s in outputs)]:
+        try:
+            found[declared.name] = get(declared.name)
+        except ManifestError as exc:
+            if declared.name in io_contract.POLICY_OPTIONAL_OUTPUTS:
+                continue
+            raise PolicyModelError(
+                f"{exc}; a policy model needs inputs {', '.join(io_contract.POLICY_INPUTS)} and outputs "
+                f"{', '.join(io_contract.POLICY_OUTPUTS)} ({', '.join(io_contract.POLICY_OPTIONAL_OUTPUTS)} "
+                "optional)") from exc
+        why = io_contract.mismatch(found[declared.name], declared)
+        if why is not None:
+            raise PolicyModelError(f"manifest {why} (see docs/policy.md); re-export the model or fix the "
+                                   "manifest")
+    _, h, w, _ = _fixed(found[io_contract.IMAGE])
+    context = found.get(io_contract.CONTEXT)
+    return PolicyIO(image_size=(h, w), context_dim=_fixed(context)[1] if context is not None else 0)
 
 
 def load_policy(
@@ -115,7 +101,7 @@ def load_policy(
                                "manifest (parameter 'manifest_path'), or choose another 'backend'") from exc
     try:
         backend.warm_up()
-        outputs = backend.infer({s.name: np.zeros(_fixed(s, (None,) * len(s.shape), "input"), s.dtype)
+        outputs = backend.infer({s.name: np.zeros(_fixed(s), s.dtype)
                                  for s in manifest.inputs})
     except Exception as exc:  # any runtime failure on the manifest's own shapes is a model/manifest mismatch
         backend.close()
@@ -123,7 +109,7 @@ def load_policy(
                                f"{exc}; re-export the model or fix the manifest") from exc
     for spec in manifest.outputs:
         got = outputs.get(spec.name)
-        want = _fixed(spec, (None,) * len(spec.shape), "output")
+        want = _fixed(spec)
         if got is None or tuple(got.shape) != want:
             backend.close()
             raise PolicyModelError(

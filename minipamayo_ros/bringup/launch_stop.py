@@ -1,0 +1,62 @@
+"""``ros2 launch``: what happens when a node of the stack exits (the runner's rule, ``stop_policy``).
+
+``OnProcessExit`` handlers on every node action:
+
+* the **follower** exits -> the launch stops everything at once;
+* **another node** exits -> everything keeps running for the follower's controlled-stop grace
+  (``stop_policy.controlled_stop_grace``, 6.5 s with the shipped parameters), then the launch
+  stops everything (the follower's last message is its SHUTDOWN zero-speed command).
+
+Either way ``ros2 launch`` then exits non-zero: the handler raises :class:`NodeDiedError`, which
+``LaunchService`` logs ("Caught exception in launch: ...") and answers with a shutdown and return
+code 1 (a plain ``Shutdown`` action would exit 0, hiding the failure). Exits during a shutdown
+already under way (Ctrl-C) are ignored. Imported only by the launch files (needs ``launch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from launch_ros.actions import Node
+
+from launch import LaunchContext
+from launch.actions import LogInfo, OpaqueFunction, RegisterEventHandler, TimerAction
+from launch.event_handlers import OnProcessExit
+from launch.events.process import ProcessExited
+from minipamayo_ros.bringup.stack import NodeSpec
+from minipamayo_ros.bringup.stop_policy import FOLLOWER
+
+
+class NodeDiedError(RuntimeError):
+    """A node of the stack exited while the stack was running (makes ``ros2 launch`` exit 1)."""
+
+
+def _fail(message: str) -> OpaqueFunction:
+    def _raise(_context: LaunchContext) -> None:
+        raise NodeDiedError(message)
+
+    return OpaqueFunction(function=_raise)
+
+
+def _on_exit(name: str, grace: float) -> Callable[[ProcessExited, LaunchContext], list | None]:
+    def handler(event: ProcessExited, context: LaunchContext) -> list | None:
+        if context.is_shutdown:
+            return None  # a shutdown already under way (Ctrl-C, another node's handler)
+        what = f"node '{name}' exited (code {event.returncode})"
+        if name == FOLLOWER or grace <= 0.0:
+            return [_fail(f"{what}: nothing commands the vehicle any more; stopping the stack")]
+        return [
+            LogInfo(msg=f"[minipamayo] {what}; keeping the rest running {grace:.1f} s for the "
+                        "follower's controlled stop, then stopping the stack"),
+            TimerAction(period=grace, actions=[
+                _fail(f"{what}; the follower's controlled-stop grace ({grace:.1f} s) is over")]),
+        ]
+
+    return handler
+
+
+def stop_handlers(specs: Sequence[NodeSpec], actions: Sequence[Node],
+                  grace: float) -> list[RegisterEventHandler]:
+    """One ``OnProcessExit`` handler per node action (``specs[i]`` describes ``actions[i]``)."""
+    return [RegisterEventHandler(OnProcessExit(target_action=action, on_exit=_on_exit(spec.name, grace)))
+            for spec, action in zip(specs, actions, strict=True)]

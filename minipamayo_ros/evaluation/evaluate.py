@@ -1,0 +1,136 @@
+"""Closed-loop quality over many seeds: the bar a policy must meet, offline or over DDS.
+
+    python -m minipamayo_ros.evaluation.evaluate [--split validation|test] [--episodes 20] \
+        [--seeds SPEC] [--via offline|dds] [--duration 60] [--out reports/eval]
+
+``--via offline`` (default, ~6 s per episode on one core): the ROS-free closed loop
+(``evaluation.closed_loop``) with the policy node's own pipeline (ONNX Runtime). ``--via dds``
+(~60 s per seed): the whole stack (simulator + policy + follower nodes over real DDS,
+``bringup.demo``), which adds the real scheduling, transport and rates.
+
+Seeds: ``--seeds`` (seed spec) or the first ``--episodes`` seeds of ``--split``. Every decision
+(checkpoints, DAgger rounds, tuning) uses **validation** seeds; **test** seeds are for the final
+report of a released model only (``minipamayo_ros/seeds.py``).
+
+Writes ``summary.json`` and ``summary.md`` (table + verdict): >= 95 % of runs without lane
+departure or collision, median cross-track RMS <= 0.25 m; over DDS also the policy rate within
+10 % of max_rate_hz and the follower at its configured rate. Exit status 0 = pass, 1 = fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from minipamayo_ros import seeds as seedsplit
+from minipamayo_ros.bringup.demo import run_closed_loop, sim_overrides
+from minipamayo_ros.bringup.runner import add_stack_arguments
+from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings, load_policy, run_episode
+from minipamayo_ros.policy.config import DEFAULT_MANIFEST
+from minipamayo_ros.sim.world import WorldConfig
+
+#: the bar (bringup issue): share of clean runs, median cross-track RMS [m]
+MIN_CLEAN_FRACTION = 0.95
+MAX_MEDIAN_RMS_M = 0.25
+
+
+def verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pass/fail of ``runs`` (per-run dicts with ``checks`` and ``driving``); rate checks where present."""
+    clean = [r for r in runs if r["checks"]["no_lane_departure"] and r["checks"]["no_collision"]]
+    rms = [r["driving"]["cross_track_rms_m"] for r in runs if r["driving"]["cross_track_rms_m"] is not None]
+    median_rms = statistics.median(rms) if rms else float("nan")
+    clean_frac = len(clean) / max(len(runs), 1)
+    out: dict[str, Any] = {"runs": len(runs), "clean_fraction": clean_frac,
+                           "median_cross_track_rms_m": median_rms}
+    ok = clean_frac >= MIN_CLEAN_FRACTION and median_rms <= MAX_MEDIAN_RMS_M
+    for check, key in (("policy_rate_within_10pct", "policy_rate_ok_all_runs"),
+                       ("follower_rate_within_10pct", "follower_rate_ok_all_runs")):
+        values = [r["checks"][check] for r in runs if check in r["checks"]]
+        if values:
+            out[key] = all(values)
+            ok = ok and all(values)
+    out["pass"] = bool(ok)
+    return out
+
+
+def offline_run(seed: int, policy: Any, duration: float) -> dict[str, Any]:
+    """One ROS-free episode as a run record (the DDS report's ``driving`` / ``checks`` keys)."""
+    r = run_episode(seed, policy, world_config=dds_world(duration),
+                    settings=ClosedLoopSettings(max_seconds=duration))
+    m = r.metrics.as_dict()
+    return {"seed": seed, "driving": m, "finished": r.finished, "policy_calls": r.policy_calls,
+            "skipped": r.skipped, "rejected_trajectories": r.rejected_trajectories,
+            "checks": {"no_lane_departure": m["lane_departures"] == 0, "no_collision": m["collisions"] == 0}}
+
+
+def dds_world(duration: float) -> WorldConfig:
+    """The world the DDS evaluation drives (``bringup.demo.sim_overrides``): one long road."""
+    cfg = WorldConfig()
+    return replace(cfg, road=replace(cfg.road, length=float(sim_overrides(duration)["road_length"])))
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    head = ("| seed | split | distance m | xtrack RMS m | xtrack max m | departures | collisions "
+            "| stop viol. "
+            "| policy Hz | e2e p95 ms | follower Hz |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for r in runs:
+        d, p, f = r["driving"], r.get("policy"), r.get("follower")
+        rates = (f"{p['rate_hz']:.2f} | {p['end_to_end_ms']['p95']:.1f} | {f['rate_hz']:.1f}" if p and f
+                 else "- | - | -")
+        rows.append(
+            f"| {r['seed']} | {seedsplit.split_of(r['seed'])} | {d['distance_m']:.0f} | "
+            f"{d['cross_track_rms_m']:.3f} | {d['cross_track_max_m']:.3f} | {d['lane_departures']:.0f} | "
+            f"{d['collisions']:.0f} | {d['stop_line_violations']:.0f} | {rates} |")
+    return "\n".join([head, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--split", default=seedsplit.VALIDATION,
+                        choices=(seedsplit.VALIDATION, seedsplit.TEST),
+                        help="seed split to evaluate on (test: final reports only)")
+    parser.add_argument("--episodes", type=int, default=20, help="first N seeds of --split")
+    parser.add_argument("--seeds", default="", help="seed spec instead of --split/--episodes")
+    parser.add_argument("--via", default="offline", choices=("offline", "dds"))
+    parser.add_argument("--duration", type=float, default=60.0, help="sim seconds per run")
+    parser.add_argument("--out", type=Path, default=None)
+    add_stack_arguments(parser)
+    parser.set_defaults(backend="onnxruntime", stack="sim")
+    args = parser.parse_args(argv)
+    seeds = (seedsplit.parse_seeds(args.seeds) if args.seeds else seedsplit.first(args.split, args.episodes))
+    out = args.out or Path("reports") / time.strftime("eval-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.via == "offline":
+        policy = load_policy(args.engine)
+    runs = []
+    for i, seed in enumerate(seeds):
+        print(f"[eval] run {i + 1}/{len(seeds)}: seed {seed} ({args.via})", file=sys.stderr, flush=True)
+        if args.via == "offline":
+            m = offline_run(seed, policy, args.duration)
+        else:
+            m = run_closed_loop(seed, args.duration, out / f"seed{seed}", args, snapshot_count=2,
+                                progress=False)
+        m["seed"] = seed
+        runs.append(m)
+        d = m["driving"]
+        print(f"[eval]   distance {d['distance_m']:.0f} m, xtrack RMS {d['cross_track_rms_m']} m, "
+              f"departures {d['lane_departures']}, collisions {d['collisions']}", file=sys.stderr)
+    v = {**verdict(runs), "via": args.via, "seeds": seedsplit.format_seeds(seeds),
+         "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}),
+         "model": args.engine or DEFAULT_MANIFEST}
+    (out / "summary.json").write_text(json.dumps({"verdict": v, "runs": runs}, indent=2, default=str))
+    md = f"# Closed-loop evaluation ({args.via})\n\n{table(runs)}\n\nverdict: `{json.dumps(v)}`\n"
+    (out / "summary.md").write_text(md)
+    print(md)
+    return 0 if v["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

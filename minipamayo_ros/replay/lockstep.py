@@ -1,0 +1,319 @@
+"""Deterministic lock-step replay: a bag's frames + odometry through the node's own policy pipeline.
+
+Why not ``ros2 bag play`` into the node: its maintainers say deterministic replay is not
+supported (same-stamp reordering, drops under load). Here nothing goes over DDS and nothing
+depends on wall time:
+
+* messages are processed in **header-stamp order** (a reorder window of ``reorder_window`` s of
+  log time absorbs recorder jitter); at equal stamps odometry comes before the image, as the
+  simulator publishes them (the state at the image stamp may use odometry of that stamp);
+* the clock is **injected**: "now" is the stamp of the message being processed, so the policy's
+  image-age check sees zero transport delay;
+* frames go through the node's :class:`~minipamayo_ros.policy.scheduler.LatestFrameScheduler` on
+  bag time (the rate cap drops the same frames every run) and then
+  :class:`~minipamayo_ros.policy.pipeline.PolicyPipeline` -- the code the node deploys -- and each
+  frame's outputs are collected before the next message is read;
+* optionally the follower core runs at its configured rate on bag time, receiving each
+  trajectory ``follower_latency`` s after its image stamp (a modelled, fixed delivery delay).
+
+With ONNX Runtime on CPU (one intra-op thread) the outputs are bit-identical run to run.
+Measured latencies (``*_ms``) are wall-clock and are only used by the latency gates.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.follower import Follower
+from minipamayo_ros.params import build_config, load_node_yaml
+from minipamayo_ros.policy.config import PolicyConfig
+from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
+from minipamayo_ros.policy.scheduler import LatestFrameScheduler
+from minipamayo_ros.replay.bagio import BagReader, stamp_ns
+from minipamayo_ros.replay.inputs import InputTopics, camera_frame, odometry_sample, resolve_topics
+from minipamayo_ros.replay.progress import Progress
+from minipamayo_ros.replay.records import ControlRecord, Meta, Outputs, SkipRecord, TrajectoryRecord
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+NS = 1_000_000_000
+
+
+def config_dir() -> Path:
+    """``share/minipamayo_ros/config`` when installed, else the source tree's ``config/``."""
+    from minipamayo_ros.bringup.runner import config_dir as stack_config_dir
+
+    return stack_config_dir()
+
+
+def load_node_config(
+    cls: type,
+    node: str,
+    base_file: str,
+    config_file: str = "drive.yaml",
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """A node's config exactly as the stack builds it: ``base_file``, then ``config_file``, then overrides."""
+    cfg = config_dir()
+    values: dict[str, Any] = {}
+    for name in (base_file, config_file):
+        path = Path(name) if Path(name).is_absolute() else cfg / name
+        if path.exists():
+            values.update(load_node_yaml(path, node))
+    values.update(overrides or {})
+    values.pop("use_sim_time", None)
+    return build_config(cls, values)
+
+
+@dataclass(frozen=True)
+class LockstepSettings:
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    follower: FollowerConfig | None = None  # run the follower core too (None = policy only)
+    follower_latency: float = 0.1  # [s] image stamp -> trajectory at the follower
+    reorder_window: float = 1.0  # [s] of log time to sort header stamps within
+    start_offset: float = 0.0  # [s] after the bag start
+    end_offset: float = math.inf  # [s] after the bag start
+
+
+def build_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:
+    """The policy node's pipeline for ``cfg`` (the one constructor: same loader, checks, warm-up)."""
+    return create_pipeline(cfg, logger)
+
+
+@dataclass
+class LockstepStats:
+    frames: int = 0
+    processed: int = 0
+    trajectories: int = 0
+    dropped_rate: int = 0
+    skips: dict[str, int] = field(default_factory=dict)
+    odometry: int = 0
+    odometry_rejected: int = 0
+    late_messages: int = 0  # header stamp older than already-processed ones (beyond the window)
+    controls: int = 0
+    bag_seconds: float = 0.0  # header-stamp span of the replayed frames [s]
+    wall_seconds: float = 0.0
+    skipped_topics: list[str] = field(default_factory=list)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def x_real_time(self) -> float:
+        return self.bag_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "frames_per_s": round(self.frames_per_s, 2),
+            "x_real_time": round(self.x_real_time, 2),
+        }
+
+
+@dataclass
+class LockstepResult:
+    outputs: Outputs
+    stats: LockstepStats
+    topics: InputTopics
+
+
+def git_commit(path: Path | None = None) -> str:
+    """HEAD of the repository holding this file ('' outside a git checkout)."""
+    import subprocess
+
+    root = path or Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        commit = out.stdout.strip()
+        if commit:
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
+            return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ""
+
+
+def run_lockstep(
+    bag: Path | str | list[Path],
+    settings: LockstepSettings | None = None,
+    pipeline: PolicyPipeline | None = None,
+    progress: bool = True,
+) -> LockstepResult:
+    """Replay ``bag`` through the policy pipeline (built from ``settings.policy`` unless given)."""
+    st = settings or LockstepSettings()
+    cfg = st.policy
+    with BagReader(bag) as reader:
+        info = reader.info
+        assert info is not None
+        topics = resolve_topics(info, cfg.image_topic, cfg.odom_topic)
+        pipe = pipeline or build_pipeline(cfg)
+        pipe.restart()  # a reused pipeline starts like a fresh node
+        desc = pipe.backend.describe()
+        meta = Meta(
+            mode="lockstep",
+            bag=", ".join(str(p) for p in info.paths),
+            model_id=pipe.manifest.model_id,
+            backend=str(desc.get("backend", "")),
+            device=str(desc.get("device", "")),
+            precision=str(desc.get("precision", cfg.precision)),
+            git_commit=git_commit(),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            image_topic=topics.image,
+            odom_topic=topics.odom,
+            extra={
+                "onnxruntime": desc.get("onnxruntime", ""),
+                "threads": desc.get("threads", ""),
+                "max_rate_hz": cfg.max_rate_hz,
+                "rate_slack": cfg.rate_slack,
+                "follower": st.follower is not None,
+                "follower_latency": st.follower_latency,
+            },
+        )
+        out = Outputs(meta)
+        stats = LockstepStats(skipped_topics=list(topics.skipped))
+        image_total = next((t.count for t in info.topics if t.name == topics.image), 0)
+        bar = Progress(image_total, "replay", enabled=progress)
+        start_ns = info.start_ns + int(st.start_offset * NS)
+        end_ns = None if math.isinf(st.end_offset) else info.start_ns + int(st.end_offset * NS) + 1
+        sched: LatestFrameScheduler[Any] | None = None
+        follower = Follower(st.follower) if st.follower is not None else None
+        tick = 1.0 / st.follower.rate_hz if st.follower is not None else math.inf
+        next_tick: float | None = None
+        pending: deque[tuple[float, PlannedTrajectory]] = deque()
+        heap: list[tuple[int, int, int, int, str, Any]] = []
+        counter = itertools.count()
+        window_ns = int(st.reorder_window * NS)
+        last_ns = -1
+        first_frame_ns: int | None = None
+        last_frame_ns = 0
+        t_wall = time.perf_counter()
+
+        def run_follower_until(t: float) -> None:
+            nonlocal next_tick
+            if follower is None:
+                return
+            if next_tick is None:
+                next_tick = t
+            while next_tick <= t + 1e-12:
+                while pending and pending[0][0] <= next_tick + 1e-12:
+                    follower.set_trajectory(pending.popleft()[1], next_tick)
+                cmd = follower.update(next_tick)
+                out.add(
+                    ControlRecord(
+                        stamp_ns=round(next_tick * NS),
+                        status=int(cmd.status),
+                        speed=cmd.speed,
+                        steering_angle=cmd.steering_angle,
+                        curvature=cmd.curvature,
+                        trajectory_stamp_ns=round(cmd.trajectory_stamp * NS),
+                    )
+                )
+                stats.controls += 1
+                next_tick += tick
+
+        def process(item: tuple[int, int, int, int, str, Any]) -> None:
+            nonlocal sched, last_ns, first_frame_ns, last_frame_ns
+            s_ns, rank, _, _, msgtype, msg = item
+            if s_ns < last_ns:
+                stats.late_messages += 1
+            last_ns = max(last_ns, s_ns)
+            t = s_ns / NS
+            run_follower_until(t)
+            if rank == 0:  # odometry
+                sample = odometry_sample(msg)
+                stats.odometry += 1
+                if not pipe.add_odometry(sample):
+                    stats.odometry_rejected += 1
+                if follower is not None:
+                    follower.add_odometry(sample)
+                return
+            stats.frames += 1
+            bar.update()
+            first_frame_ns = s_ns if first_frame_ns is None else first_frame_ns
+            last_frame_ns = s_ns
+            if sched is None:
+                sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=t)
+            frame = camera_frame(msg, msgtype, cfg.encoding_override)
+            if not sched.offer(frame, t):
+                stats.dropped_rate += 1
+                out.add(SkipRecord(s_ns, "dropped_rate", f"over the {cfg.max_rate_hz:g} Hz rate cap"))
+                return
+            chosen, _ = sched.next_frame(t)
+            assert chosen is frame
+            t0 = time.perf_counter()
+            try:
+                result = pipe.run(frame, lambda: t)
+            finally:
+                sched.finished()
+            total_ms = (time.perf_counter() - t0) * 1e3
+            stats.processed += 1
+            if isinstance(result, Skip):
+                stats.skips[result.category] = stats.skips.get(result.category, 0) + 1
+                out.add(SkipRecord(s_ns, result.category, result.reason))
+                return
+            traj = result.output.trajectory
+            stats.trajectories += 1
+            out.add(
+                TrajectoryRecord(
+                    stamp_ns=s_ns,
+                    sequence=traj.sequence,
+                    x=[float(v) for v in traj.points[:, 0]],
+                    y=[float(v) for v in traj.points[:, 1]],
+                    speed=[float(v) for v in traj.speeds],
+                    uncertainty=float(traj.uncertainty),
+                    model_id=traj.model_id,
+                    inference_ms=float(traj.inference_latency_ms),
+                    preprocess_ms=float(result.preprocess_ms),
+                    total_ms=total_ms,
+                )
+            )
+            if follower is not None:
+                pending.append((t + st.follower_latency, traj))
+
+        for topic, msgtype, log_ns, msg in reader.messages(
+            [topics.image, topics.odom], start_ns=start_ns, end_ns=end_ns
+        ):
+            rank = 1 if topic == topics.image else 0
+            heapq.heappush(heap, (_header_ns(msg, log_ns), rank, log_ns, next(counter), msgtype, msg))
+            while heap and heap[0][0] < log_ns - window_ns:
+                process(heapq.heappop(heap))
+        while heap:
+            process(heapq.heappop(heap))
+        if follower is not None and pending:
+            run_follower_until(pending[-1][0])
+        stats.wall_seconds = time.perf_counter() - t_wall
+        stats.bag_seconds = (last_frame_ns - first_frame_ns) / NS if first_frame_ns is not None else 0.0
+        bar.close()
+        if pipeline is None:
+            pipe.backend.close()
+    return LockstepResult(out, stats, topics)
+
+
+def _header_ns(msg: Any, log_ns: int) -> int:
+    """Header stamp [ns] (what the node uses; the log time only orders the reading)."""
+    return stamp_ns(msg.header)
+
+
+def with_overrides(cfg: PolicyConfig, **overrides: Any) -> PolicyConfig:
+    """``cfg`` with some fields replaced (validated like parameters)."""
+    return build_config(PolicyConfig, {**cfg.__dict__, **overrides}) if overrides else replace(cfg)

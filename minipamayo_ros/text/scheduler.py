@@ -1,0 +1,166 @@
+"""The text node's drop policy: one slot, latest wins; explanations are always droppable.
+
+:class:`ExplanationSlot` is a clock-injected state machine (tests drive it without threads):
+
+* :meth:`offer`: a new request (event or user request) takes *the* slot; one already waiting is
+  replaced (``replaced``). Requests arriving while a generation runs are thereby coalesced: at most
+  one waits, and it is the newest;
+* :meth:`take`: the worker asks for work. A waiting request older than ``max_event_age`` (its
+  stamp -> ``now``) is dropped instead of started (``dropped_stale``): explaining a situation that
+  has passed helps nobody, and would delay the explanation of the current one;
+* :meth:`finished`: the worker reports ``generated``, ``abandoned`` (over ``max_generation_ms``,
+  see ``generator``) or ``failed``.
+
+Accounting (checked by the tests): ``requested == replaced + dropped_stale + started + waiting``
+and ``started == generated + abandoned + failed + running``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Generic, TypeVar
+
+from minipamayo_ros.events import Event
+
+
+@dataclass(frozen=True)
+class ExplanationRequest:
+    """What to explain: the trajectory (stamp, sequence) and why."""
+
+    kind: Event            # event kind, or Event.REQUESTED
+    stamp: float           # [s] stamp of the explained trajectory (= its image stamp)
+    sequence: int          # Trajectory.sequence of the explained trajectory
+    situation: Event       # what the vehicle is doing there (conditions the caption)
+
+
+@dataclass
+class SlotCounts:
+    requested: int = 0
+    replaced: int = 0
+    dropped_stale: int = 0
+    started: int = 0
+    generated: int = 0
+    abandoned: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+R = TypeVar("R")
+
+
+class ExplanationSlot(Generic[R]):
+    """One pending request at most (see module docstring). ``stamp_of(request)`` gives its stamp [s]."""
+
+    OUTCOMES = ("generated", "abandoned", "failed")
+
+    def __init__(self, max_event_age: float, stamp_of: Callable[[R], float]) -> None:
+        if not max_event_age > 0.0:
+            raise ValueError(f"max_event_age must be > 0 s, got {max_event_age}")
+        self.max_event_age = max_event_age
+        self._stamp_of = stamp_of
+        self.counts = SlotCounts()
+        self.pending: R | None = None
+        self.running = False
+
+    def offer(self, request: R) -> bool:
+        """Put ``request`` in the slot. Returns True if it replaced a waiting request."""
+        self.counts.requested += 1
+        replaced = self.pending is not None
+        if replaced:
+            self.counts.replaced += 1
+        self.pending = request
+        return replaced
+
+    def take(self, now: float) -> R | None:
+        """The request to generate now (the worker is then running), or None.
+
+        A waiting request older than ``max_event_age`` at ``now`` is dropped (counted) instead.
+        """
+        if self.running or self.pending is None:
+            return None
+        request, self.pending = self.pending, None
+        if now - self._stamp_of(request) > self.max_event_age:
+            self.counts.dropped_stale += 1
+            return None
+        self.running = True
+        self.counts.started += 1
+        return request
+
+    def finished(self, outcome: str) -> None:
+        """The running generation ended with ``outcome`` (one of :attr:`OUTCOMES`)."""
+        if outcome not in self.OUTCOMES:
+            raise ValueError(f"outcome must be one of {self.OUTCOMES}, got {outcome!r}")
+        if not self.running:
+            raise RuntimeError("finished() without a running generation")
+        self.running = False
+        setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
+
+    @property
+    def waiting(self) -> int:
+        return int(self.pending is not None)
+
+
+class ExplanationWorker(Generic[R]):
+    """Runs ``process(request) -> outcome`` on its own thread for requests the slot hands out.
+
+    :meth:`offer` (called from ROS callbacks) holds a lock for microseconds and never waits for a
+    generation. ``now()`` is the clock request stamps are on (the node clock); an exception from
+    ``process`` counts as ``failed`` and goes to ``on_error``; the worker carries on.
+    """
+
+    def __init__(self, process: Callable[[R], str], slot: ExplanationSlot[R], now: Callable[[], float],
+                 on_error: Callable[[BaseException], None] | None = None, name: str = "text-worker") -> None:
+        self._process = process
+        self._slot = slot
+        self._now = now
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> ExplanationWorker[R]:
+        self._thread.start()
+        return self
+
+    def offer(self, request: R) -> bool:
+        with self._cond:
+            replaced = self._slot.offer(request)
+            self._cond.notify()
+            return replaced
+
+    def counts(self) -> tuple[SlotCounts, int, bool]:
+        """(copy of the counts, requests waiting (0/1), generation running)."""
+        with self._cond:
+            return SlotCounts(**self._slot.counts.as_dict()), self._slot.waiting, self._slot.running
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return
+                    request = self._slot.take(self._now())
+                    if request is not None:
+                        break
+                    if self._slot.pending is None:
+                        self._cond.wait()
+            outcome = "failed"
+            try:
+                outcome = self._process(request)
+            except Exception as exc:  # a bad context / transient backend error must not stop the node
+                if self._on_error is not None:
+                    self._on_error(exc)
+            finally:
+                with self._cond:
+                    self._slot.finished(outcome if outcome in ExplanationSlot.OUTCOMES else "failed")

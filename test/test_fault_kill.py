@@ -1,0 +1,102 @@
+"""A node killed mid-drive, real processes over real DDS, under the runner and under ``ros2 launch``.
+
+The policy is killed (SIGKILL) while the car drives the simulator at speed. The follower must
+outlive it, go STALE after ``trajectory_timeout`` and bring the car to 0 within the documented
+stop time; then the runner / launch stops the rest and exits non-zero, leaving no process behind.
+
+(Before the fix the runner stopped the whole stack within 0.1-0.35 s of the death, so the last
+command the vehicle got was TRACKING at speed; ``ros2 launch`` left the follower running forever
+and never exited.)
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+
+import psutil
+import pytest
+from rclpy.executors import SingleThreadedExecutor
+
+from minipamayo_ros.bringup.recorder import RecorderNode
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.follower import ControlStatus
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+KILL_AT_SPEED = 5.0   # [m/s] ground-truth speed at which the policy is killed
+TICK_SLACK = 0.15     # [s sim] one 50 Hz tick + /clock granularity + a loaded 2-core box
+
+
+def _child(children: list[psutil.Process], module: str) -> psutil.Process:
+    return next(p for p in children if module in " ".join(p.cmdline()))
+
+
+def _command(how: str) -> list[str]:
+    if how == "runner":
+        return [sys.executable, "-u", "-m", "minipamayo_ros.bringup.runner", "--stack", "sim",
+                "--seed", "1001", "--no-loopback", "--backend", "onnxruntime"]
+    ros2 = shutil.which("ros2")
+    assert ros2, "ros2 CLI not installed (scripts/setup.sh --dev installs it)"
+    return [ros2, "launch", "minipamayo_ros", "sim.launch.py", "seed:=1001", "backend:=onnxruntime"]
+
+
+@pytest.mark.parametrize("how", ["runner", "ros2_launch"])
+def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_context, spawn, how) -> None:
+    cfg = FollowerConfig()  # follower.yaml and drive.yaml keep the defaults of these fields
+    runner = spawn(_command(how), name=how)
+    rec = RecorderNode([], context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rec)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 180.0
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+            assert runner.poll() is None, runner.read_log()[-3000:]
+            if len(children) < 3:
+                children = psutil.Process(runner.pid).children(recursive=True)
+            speed = rec.rec.truth[-1][4] if rec.rec.truth else 0.0
+            tracking = bool(rec.rec.controls) and rec.rec.controls[-1][1] == ControlStatus.TRACKING
+            if speed >= KILL_AT_SPEED and tracking and len(rec.rec.trajectories) > 20:
+                break
+        else:
+            pytest.fail("the car never reached speed under the policy")
+        policy = _child(children, "policy_node")
+        n_traj_before = len(rec.rec.trajectories)
+        policy.send_signal(signal.SIGKILL)
+        kill_speed = rec.rec.truth[-1][4]
+        n_controls = len(rec.rec.controls)
+        # the runner keeps the rest alive for the controlled stop, then exits 1
+        while runner.poll() is None and time.monotonic() < deadline + 60.0:
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.remove_node(rec)
+        rec.destroy_node()
+        executor.shutdown()
+
+    log = runner.read_log()
+    assert runner.poll() == 1, log[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10.0)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+    last_stamp = max(t.stamp for t in rec.rec.trajectories[: n_traj_before + 5])
+    after = [c for c in rec.rec.controls[n_controls:] if c[0] > last_stamp]
+    stale = [c for c in after if c[1] == ControlStatus.STALE_TRAJECTORY_STOP]
+    assert stale, f"the follower never went STALE; statuses {sorted({c[1] for c in after})}"
+    first_stale = stale[0][0]
+    assert cfg.trajectory_timeout - 1e-3 <= first_stale - last_stamp <= cfg.trajectory_timeout + TICK_SLACK
+    assert all(c[1] in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP, ControlStatus.SHUTDOWN)
+               for c in after)
+    speeds = [c[2] for c in after if c[1] == ControlStatus.STALE_TRAJECTORY_STOP]
+    assert all(b <= a + 1e-6 for a, b in zip(speeds, speeds[1:], strict=False)), "speed rose during the stop"
+    first_zero = next(c[0] for c in after if c[1] == ControlStatus.STALE_TRAJECTORY_STOP and c[2] == 0.0)
+    # documented bound (docs/follower.md): trajectory_timeout + v / stop_decel after the last stamp
+    bound = cfg.trajectory_timeout + cfg.stop_time(max(kill_speed, speeds[0])) + TICK_SLACK
+    assert first_zero - last_stamp <= bound, (first_zero - last_stamp, bound)
+    # the (simulated) vehicle really stopped, and the follower's last word was its SHUTDOWN stop
+    assert min(t[4] for t in rec.rec.truth if t[0] > first_zero) < 0.2
+    assert rec.rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.rec.controls[-1][2] == 0.0
+    assert "controlled-stop grace" in log and "policy" in log

@@ -1,0 +1,228 @@
+"""The text node in its own process over real (loopback) DDS: events, requests, stamps, diagnostics,
+fail-fast configuration, and that killing it changes nothing in the policy's output."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Empty
+from std_srvs.srv import Trigger
+from test_text_core import arc
+
+from conftest import REPO_ROOT, spin_until
+from minipamayo_ros.bringup.processes import ros_args
+from minipamayo_ros.events import Event
+from minipamayo_ros.msg import Explanation, PolicyContext, Trajectory
+from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
+from minipamayo_ros.nodes.node_main import EXIT_CONFIG_ERROR
+from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
+
+pytestmark = pytest.mark.ros
+
+TEXT = "minipamayo_ros.nodes.text_node"
+POLICY = "minipamayo_ros.nodes.policy_node"
+CONTEXT_DIM = 96
+
+
+class TextRig:
+    """Publishes trajectories (+ their context vectors) and collects what the text node says."""
+
+    def __init__(self, node, executor) -> None:
+        self.node, self.executor = node, executor
+        self.traj_pub = node.create_publisher(Trajectory, "/vla/trajectory", TRAJECTORY_QOS)
+        self.ctx_pub = node.create_publisher(PolicyContext, "/vla/context", 10)
+        self.req_pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+        self.client = node.create_client(Trigger, "/vla/explain")
+        self.explanations: list[Explanation] = []
+        self.diags: list[DiagnosticArray] = []
+        node.create_subscription(Explanation, "/vla/explanation", self.explanations.append, 50)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.seq = 0
+        self.rng = np.random.default_rng(0)
+
+    def now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def start(self, spawn, **params: object):
+        proc = spawn(module=TEXT, args=ros_args(params_files=[REPO_ROOT / "config" / "text.yaml"],
+                                                parameters=params))
+        def up() -> bool:
+            ready = self.traj_pub.get_subscription_count() > 0 and self.client.service_is_ready()
+            return ready or proc.poll() is not None
+
+        ok = spin_until(self.executor, up, 60)
+        assert ok and proc.poll() is None, f"text node did not come up:\n{proc.read_log()[-3000:]}"
+        return proc
+
+    def send(self, with_context: bool = True, **plan: object) -> Trajectory:
+        self.seq += 1
+        msg = trajectory_to_msg(arc(self.now(), seq=self.seq, **plan))  # type: ignore[arg-type]
+        self.traj_pub.publish(msg)
+        if with_context:
+            ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id="test")
+            ctx.context = self.rng.normal(0.0, 1.0, CONTEXT_DIM).astype(np.float32)
+            self.ctx_pub.publish(ctx)
+        return msg
+
+    def stream(self, n: int, period: float = 0.1, **plan: object) -> list[Trajectory]:
+        sent = []
+        for _ in range(n):
+            sent.append(self.send(**plan))
+            spin_until(self.executor, lambda: False, period)
+        return sent
+
+    def call(self) -> Trigger.Response:
+        future = self.client.call_async(Trigger.Request())
+        assert spin_until(self.executor, future.done, 10.0)
+        return future.result()
+
+    def diag_history(self) -> list[dict[str, str]]:
+        return [{kv.key: kv.value for kv in d.status[0].values} for d in self.diags
+                if d.status and "text explanations" in d.status[0].name]
+
+    def diag(self) -> dict[str, str]:
+        history = self.diag_history()
+        assert history, "no text node /diagnostics"
+        return history[-1]
+
+
+def test_events_requests_stamps_and_diagnostics(ros_node, spawn) -> None:
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    proc = rig.start(spawn)
+    assert rig.call().success is False  # nothing to explain yet
+    rig.stream(10)                                    # straight: no event
+    curve = rig.stream(15, curvature=0.05)            # curve onset: exactly one CURVE event
+    rig.stream(5)
+    assert spin_until(executor, lambda: len(rig.explanations) >= 1, 10.0)
+    spin_until(executor, lambda: False, 0.5)
+    (ex,) = rig.explanations
+    assert ex.event == Event.CURVE and ex.situation == Event.CURVE
+    assert ex.header.stamp == curve[0].header.stamp and ex.trajectory_sequence == curve[0].sequence
+    assert ex.text and ex.token_count == len(ex.token_ids) <= 24
+    assert ex.model_id.startswith("minipamayo-tiny-text-step@")
+    assert ex.generation_latency_ms > 0.0 and 0.0 <= ex.event_age_ms < 1000.0
+
+    last = rig.stream(1)[0]
+    resp = rig.call()                                  # service: explains the newest trajectory
+    assert resp.success and str(last.sequence) in resp.message
+    assert spin_until(executor, lambda: len(rig.explanations) >= 2, 10.0)
+    assert rig.explanations[1].event == Event.REQUESTED
+    assert rig.explanations[1].header.stamp == last.header.stamp
+
+    last = rig.stream(1)[0]
+    rig.req_pub.publish(Empty())                       # the topic does the same
+    assert spin_until(executor, lambda: len(rig.explanations) >= 3, 10.0)
+    assert rig.explanations[2].event == Event.REQUESTED
+    assert rig.explanations[2].header.stamp == last.header.stamp
+
+    rig.send(with_context=False)                       # no context vector: nothing is made up
+    rig.call()
+    assert spin_until(executor, lambda: rig.diags and rig.diag().get("skipped_no_context") == "1", 5.0)
+    d = rig.diag()
+    assert d["generated"] == "3" and d["requested"] == "4" and d["failed"] == "1"
+    assert d["cpu_priority"] in ("SCHED_IDLE", "nice 19") and d["events_curve"] == "1"
+    assert proc.poll() is None
+
+
+def test_storm_of_requests_is_coalesced(ros_node, spawn) -> None:
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    rig.start(spawn, max_event_age=5.0)
+    rig.stream(2)
+    for _ in range(200):  # far faster than generation: the slot coalesces them
+        rig.req_pub.publish(Empty())
+        executor.spin_once(timeout_sec=0.001)
+    def settled() -> bool:  # idle, and the same request count in two diagnostics in a row
+        last = rig.diag_history()[-2:]
+        return (len(last) == 2 and last[0]["requested"] == last[1]["requested"] != "0"
+                and last[1]["running"] == "false" and last[1]["waiting"] == "0")
+
+    assert spin_until(executor, settled, 15.0)
+    d = rig.diag()
+    counts = {k: int(d[k]) for k in ("requested", "replaced", "dropped_stale", "started", "generated",
+                                     "abandoned", "failed", "waiting")}
+    # keep-last-10 topic QoS may lose requests at a busy low-priority subscriber: that is allowed
+    assert 10 <= counts["requested"] <= 200
+    assert counts["requested"] == counts["replaced"] + counts["dropped_stale"] + counts["started"]
+    assert counts["started"] == counts["generated"] + counts["abandoned"] + counts["failed"]
+    assert counts["replaced"] > 0 and len(rig.explanations) == counts["generated"] < counts["requested"]
+
+
+def test_stale_request_is_dropped_before_generation(ros_node, spawn) -> None:
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    rig.start(spawn, max_event_age=0.05)
+    old = rig.send()
+    spin_until(executor, lambda: False, 0.3)
+    rig.call()                       # explains `old`, now > 0.05 s old: dropped before generation
+    assert spin_until(executor, lambda: rig.diags and rig.diag()["dropped_stale"] == "1", 5.0)
+    assert not rig.explanations and rig.diag()["started"] == "0"
+    assert old.sequence == rig.seq
+
+
+def test_misconfiguration_fails_fast(spawn) -> None:
+    proc = spawn(module=TEXT, args=ros_args(parameters={
+        "manifest_path": str(REPO_ROOT / "engines" / "minipamayo-tiny-text.manifest.json")}))
+    assert proc.wait(60) == EXIT_CONFIG_ERROR
+    assert "text_step" in proc.read_log()
+    proc = spawn(module=TEXT, args=ros_args(parameters={"curve_on": 0.01, "curve_off": 0.02}))
+    assert proc.wait(60) == EXIT_CONFIG_ERROR
+    assert "curve_off" in proc.read_log()
+
+
+def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, spawn) -> None:
+    """Same frames with the text node storming and after it was killed (SIGKILL): the policy
+    publishes a trajectory for every frame, with consecutive sequence numbers, identical values."""
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    odom_pub = node.create_publisher(Odometry, "/odom", 10)
+    image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+    trajs: list[Trajectory] = []
+    node.create_subscription(Trajectory, "/vla/trajectory", trajs.append, TRAJECTORY_QOS)
+    policy = spawn(module=POLICY, args=ros_args(parameters={"backend": "onnxruntime"}), name="policy")
+    assert spin_until(executor, lambda: image_pub.get_subscription_count() > 0 or policy.poll() is not None,
+                      60)
+    text = rig.start(spawn, max_event_age=5.0)
+    frames = [np.random.default_rng(i).integers(0, 256, (128, 128, 3), np.uint8) for i in range(12)]
+
+    def phase() -> list[Trajectory]:
+        start = len(trajs)
+        for i, img in enumerate(frames):
+            t_img = time.monotonic() + (1.3 if i == 0 else 0.25)  # first: the 1 s state history fills
+            while time.monotonic() < t_img:  # 50 Hz odometry at 3 m/s, straight
+                msg = Odometry()
+                msg.header.stamp = sec_to_time(rig.now())
+                msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
+                msg.pose.pose.orientation.w = 1.0
+                msg.twist.twist.linear.x = 3.0
+                odom_pub.publish(msg)
+                rig.req_pub.publish(Empty())  # text storm (ignored once the text node is gone)
+                spin_until(executor, lambda: False, 0.02)
+            image = Image(height=128, width=128, encoding="rgb8", step=384)
+            image.header.stamp = sec_to_time(rig.now())
+            image.data = img.tobytes()
+            image_pub.publish(image)
+        spin_until(executor, lambda: len(trajs) >= start + len(frames), 5.0)
+        return trajs[start:]
+
+    with_text = phase()
+    assert len(rig.explanations) > 0, "the text node never generated during the storm"
+    text.send_signal(signal.SIGKILL)
+    assert text.wait(10) is not None
+    without_text = phase()
+    assert policy.poll() is None
+    assert len(with_text) == len(without_text) == len(frames)
+    seqs = [t.sequence for t in with_text + without_text]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    for a, b in zip(with_text, without_text, strict=True):
+        np.testing.assert_allclose(a.x, b.x, atol=1e-5)
+        np.testing.assert_allclose(a.speed, b.speed, atol=1e-5)
+        assert time_to_sec(a.header.stamp) < time_to_sec(b.header.stamp)
