@@ -40,22 +40,16 @@ class PlannedTrajectory:
     def validation_error(self) -> str | None:
         """Why this trajectory must not be followed, or None if it is usable.
 
-        Rejected: mismatched lengths, fewer than 2 points, non-finite values, negative speeds,
-        a non-positive dt, or a path whose end is behind the vehicle (forward driving only).
+        The content rules of :func:`minipamayo_ros.safety.trajectory_input.check_trajectory` with
+        the default limits (shapes, NaN/inf, dt, speeds, reachable steps, forward path) in this
+        trajectory's own frame.
         """
-        p, v = np.asarray(self.points), np.asarray(self.speeds)
-        if p.ndim != 2 or p.shape[1] != 2:
-            return f"points must have shape (N, 2), got {p.shape}"
-        if len(p) < 2:
-            return f"needs at least 2 waypoints, got {len(p)}"
-        if v.shape != (len(p),):
-            return f"speeds length {v.shape} does not match {len(p)} waypoints"
-        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(v)) and np.isfinite(self.dt)):
-            return "contains NaN or inf"
-        if self.dt <= 0.0:
-            return f"dt must be > 0 s, got {self.dt}"
-        if np.any(v < 0.0):
-            return "negative speed (forward driving only)"
-        if p[-1, 0] < 0.0:
-            return f"path points backwards (last waypoint x = {p[-1, 0]:.2f} m)"
-        return None
+        from minipamayo_ros.safety.trajectory_input import (  # the one trajectory check
+            TrajectoryFields,
+            TrajectoryLimits,
+            check_trajectory,
+        )
+
+        limits = TrajectoryLimits(frame_id=self.frame_id)
+        bad = check_trajectory(TrajectoryFields.from_trajectory(self), limits)
+        return None if bad is None else str(bad)

@@ -9,11 +9,13 @@ from nav_msgs.msg import Odometry
 from minipamayo_ros.geometry import quaternion_from_yaw
 from minipamayo_ros.nodes.conversions import (
     msg_to_trajectory,
+    msg_to_trajectory_fields,
     odometry_to_sample,
     sec_to_time,
     time_to_sec,
     trajectory_to_msg,
 )
+from minipamayo_ros.safety.trajectory_input import check_trajectory
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 
@@ -33,9 +35,13 @@ def test_trajectory_round_trip() -> None:
     assert back.horizon == pytest.approx(2.0) and back.validation_error() is None
 
 
-def test_mismatched_arrays_become_invalid_trajectory() -> None:
+def test_mismatched_arrays_are_rejected_for_their_lengths() -> None:
+    """Issue 13 defect 6 (failed before: "needs at least 2 waypoints, got 0")."""
     msg = trajectory_to_msg(PlannedTrajectory(0.0, np.zeros((3, 2)) + [[1, 0]], np.ones(3)))
     msg.y = [0.0]
+    rejection = check_trajectory(msg_to_trajectory_fields(msg))
+    assert rejection is not None and rejection.kind == "bad_shape"
+    assert "lengths 3/1/3" in str(rejection) and "equal lengths" in str(rejection)
     assert msg_to_trajectory(msg).validation_error() is not None
 
 

@@ -219,25 +219,42 @@ def test_restarted_follower_on_moving_vehicle_ramps_down_from_measured_speed() -
 
 
 @pytest.mark.parametrize(
-    ("points", "speeds", "stamp", "fragment"),
+    ("points", "speeds", "stamp", "kind", "fragment"),
     [
-        ([[1.0, np.nan], [2.0, 0.0]], [1.0, 1.0], 1.0, "NaN or inf"),
-        ([[1.0, 0.0], [2.0, np.inf]], [1.0, 1.0], 1.0, "NaN or inf"),
-        ([[1.0, 0.0]], [1.0], 1.0, "at least 2 waypoints"),
-        ([[-1.0, 0.0], [-2.0, 0.0]], [1.0, 1.0], 1.0, "backwards"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, -1.0], 1.0, "negative speed"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 1.5, "future"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.5, "out of order"),
+        ([[1.0, np.nan], [2.0, 0.0]], [1.0, 1.0], 1.0, "non_finite", "y[0] = nan"),
+        ([[1.0, 0.0], [2.0, np.inf]], [1.0, 1.0], 1.0, "non_finite", "y[1] = inf"),
+        ([[1.0, 0.0]], [1.0], 1.0, "bad_shape", "at least 2 waypoints"),
+        ([[-1.0, 0.0], [-2.0, 0.0]], [1.0, 1.0], 1.0, "implausible", "backwards"),
+        ([[1.0, 0.0], [2.0, 0.0]], [1.0, -1.0], 1.0, "out_of_range", "negative speed"),
+        ([[1.0, 0.0], [2.0, 0.0]], [1e6, 1e6], 1.0, "out_of_range", "plan_max_speed"),
+        ([[1.0, 0.0], [3e5, 0.0]], [1.0, 1.0], 1.0, "implausible", "reachable"),
+        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the node clock"),
+        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.3, "old_stamp", "old"),
+        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.85, "out_of_order", "older than the trajectory held"),
     ],
 )
-def test_bad_trajectories_rejected_and_current_one_kept(points, speeds, stamp, fragment) -> None:
+def test_bad_trajectories_rejected_and_current_one_kept(points, speeds, stamp, kind, fragment) -> None:
     f = _tracking()
     bad = PlannedTrajectory(stamp=stamp, points=np.asarray(points, dtype=float),
                             speeds=np.asarray(speeds, dtype=float))
-    reason = f.set_trajectory(bad, now=1.0)
-    assert reason is not None and fragment in reason
+    rejection = f.set_trajectory(bad, now=1.0)
+    assert rejection is not None and rejection.kind == kind and fragment in str(rejection)
     assert f.trajectory is not None and f.trajectory.stamp == 0.9
     assert f.update(1.0).status == ControlStatus.TRACKING
+
+
+@pytest.mark.parametrize("frame", ["map", "", "odom", "base_link "])
+def test_trajectory_in_another_frame_is_rejected(frame: str) -> None:
+    """Issue 13 defect 4 (failed before: any frame_id was followed as base_link)."""
+    f = _tracking()
+    rejection = f.set_trajectory(replace(_straight(0.95), frame_id=frame), now=1.0)
+    assert rejection is not None and rejection.kind == "wrong_frame" and repr(frame) in str(rejection)
+    assert f.trajectory is not None and f.trajectory.stamp == 0.9
+    # a vehicle whose body frame is base_footprint: configured, then that frame is the only one accepted
+    g = Follower(replace(CFG, base_frame="base_footprint"))
+    _drive_odom(g, 0.0, 1.0)
+    assert g.set_trajectory(_straight(0.9), now=1.0).kind == "wrong_frame"  # type: ignore[union-attr]
+    assert g.set_trajectory(replace(_straight(0.9), frame_id="base_footprint"), now=1.0) is None
 
 
 def test_clock_jump_backwards_resets() -> None:

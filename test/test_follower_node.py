@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import PointStamped, TwistStamped
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -164,3 +165,140 @@ def test_runtime_parameter_changes_reach_the_core(rclpy_context) -> None:
         assert node.follower.config.min_lookahead == FollowerConfig().min_lookahead
     finally:
         node.destroy_node()
+
+
+# --- issue 13: bad input over real DDS ----------------------------------------------------------------
+class Drive:
+    """Test-side vehicle: odometry at 50 Hz along +x at SPEED, a fresh trajectory at 10 Hz; ``odom_hook``
+    and ``frame`` let a test corrupt what is sent. Collects commands, /cmd_vel and /diagnostics."""
+
+    def __init__(self, node, executor) -> None:
+        self.node, self.executor = node, executor
+        self.commands: list[ControlCommand] = []
+        self.twists: list[Twist] = []
+        self.diags: list[DiagnosticArray] = []
+        node.create_subscription(ControlCommand, "/vla/control", self.commands.append, RELIABLE_100)
+        node.create_subscription(Twist, "/cmd_vel", self.twists.append, 100)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        self.traj_pub = node.create_publisher(Trajectory, "/vla/trajectory", RELIABLE_1)
+        self.t0 = time.time()
+        self.odom_hook = lambda msg, k: msg
+        self.frame = "base_link"
+        self.sent_odom = 0
+        node.create_timer(0.02, self._odom)
+        node.create_timer(0.1, self._trajectory)
+
+    def _odom(self) -> None:
+        now = time.time()
+        self.odom_pub.publish(self.odom_hook(_odom(now, SPEED * (now - self.t0), SPEED), self.sent_odom))
+        self.sent_odom += 1
+
+    def _trajectory(self) -> None:
+        t = 0.1 * np.arange(1, 21)
+        traj = PlannedTrajectory(stamp=time.time() - 0.1, points=np.stack((SPEED * t, 0.02 * t), 1),
+                                 speeds=np.full(20, SPEED), frame_id=self.frame)
+        self.traj_pub.publish(trajectory_to_msg(traj))
+
+    def spin(self, seconds: float) -> None:
+        spin_until(self.executor, lambda: False, seconds)
+
+    def wait(self, predicate, timeout: float, proc) -> None:
+        assert spin_until(self.executor, predicate, timeout), f"log:\n{proc.read_log()[-3000:]}"
+
+    def tracking(self) -> bool:
+        return bool(self.commands) and self.commands[-1].status == ControlStatus.TRACKING \
+            and self.commands[-1].speed > 0.5
+
+    def input_values(self, topic: str) -> dict[str, str]:
+        for arr in reversed(self.diags):
+            for st in arr.status:
+                if st.name == f"follower: input {topic}":
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
+
+
+def _all_finite(d: Drive) -> bool:
+    fields = [v for c in d.commands for v in (c.steering_angle, c.curvature, c.speed, c.acceleration,
+                                              c.yaw_rate, c.lookahead_point.x, c.lookahead_point.y,
+                                              c.lookahead_distance)]
+    fields += [v for t in d.twists for v in (t.linear.x, t.angular.z)]
+    return bool(d.commands) and bool(d.twists) and bool(np.all(np.isfinite(np.array(fields))))
+
+
+def _start_follower(spawn):
+    return spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"],
+                                              parameters={"diagnostics_period": 0.2}), name="follower")
+
+
+def test_nan_twist_never_reaches_the_actuators_and_an_all_nan_stream_stops(ros_node, spawn) -> None:
+    """Issue 13 defect 1 over DDS (failed before: NaN steering on /vla/control, NaN angular.z on
+    /cmd_vel while TRACKING at speed, no log line)."""
+    node, executor = ros_node
+    proc = _start_follower(spawn)
+    d = Drive(node, executor)
+    d.wait(d.tracking, 30.0, proc)
+
+    def one_in_five(msg: Odometry, k: int) -> Odometry:
+        if k % 5 == 0:
+            msg.twist.twist.linear.x = float("nan")
+            msg.twist.twist.angular.z = float("inf")
+        return msg
+
+    d.odom_hook = one_in_five
+    n0 = len(d.commands)
+    d.spin(2.0)
+    assert _all_finite(d)
+    assert all(c.status == ControlStatus.TRACKING for c in d.commands[n0 + 5:]), "one bad sample stopped it"
+    d.odom_hook = lambda msg, k: one_in_five(msg, 0)  # every sample NaN: no valid odometry -> stop
+    d.wait(lambda: d.commands[-1].status == ControlStatus.NO_ODOMETRY and d.commands[-1].speed == 0.0,
+           20.0, proc)
+    assert _all_finite(d)
+    d.wait(lambda: int(d.input_values("/odom").get("rejected.non_finite", "0")) > 10, 10.0, proc)
+    assert d.input_values("/odom")["state"] == "stale"
+    log = proc.read_log()
+    assert "twist.twist.linear.x = nan" in log and log.count("dropped a sample (non_finite)") <= 8
+    assert "RuntimeWarning" not in log
+
+
+def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_node, spawn) -> None:
+    """Issue 13 defect 3 over DDS (failed before: NO_ODOMETRY and a stop for 20 s after one
+    sample stamped +20 s)."""
+    node, executor = ros_node
+    proc = _start_follower(spawn)
+    d = Drive(node, executor)
+    d.wait(d.tracking, 30.0, proc)
+    start = d.sent_odom
+
+    def bursts(msg: Odometry, k: int) -> Odometry:
+        if start + 10 <= k < start + 15:  # +20 s and +1000 s stamps
+            msg.header.stamp = sec_to_time(time.time() + (20.0 if k % 2 else 1000.0))
+        elif start + 40 <= k < start + 45:
+            msg.twist.twist.linear.x = float("nan")
+        return msg
+
+    d.odom_hook = bursts
+    n0 = len(d.commands)
+    d.spin(3.0)
+    after = d.commands[n0:]
+    assert len(after) > 50 and _all_finite(d)
+    assert all(c.status == ControlStatus.TRACKING for c in after), {c.status for c in after}
+    d.wait(lambda: int(d.input_values("/odom").get("rejected.future_stamp", "0")) == 5, 10.0, proc)
+    assert d.input_values("/odom")["rejected.non_finite"] == "5"
+    assert d.input_values("/odom")["state"] == "OK"
+    assert "future_stamp" in proc.read_log()
+
+
+def test_trajectory_in_a_wrong_frame_is_ignored_and_counted(ros_node, spawn) -> None:
+    """Issue 13 defect 4 over DDS (failed before: frame_id "map" was followed as base_link)."""
+    node, executor = ros_node
+    proc = _start_follower(spawn)
+    d = Drive(node, executor)
+    d.frame = "map"
+    d.wait(lambda: int(d.input_values("/vla/trajectory").get("rejected.wrong_frame", "0")) >= 10, 30.0, proc)
+    assert d.commands and all(c.status != ControlStatus.TRACKING and c.speed == 0.0 for c in d.commands)
+    values = d.input_values("/vla/trajectory")
+    assert values["state"] == "never received" and "header.frame_id = 'map'" in values["last_rejection"]
+    assert "header.frame_id = 'map'" in proc.read_log()
+    d.frame = "base_link"  # the right frame: followed
+    d.wait(d.tracking, 20.0, proc)

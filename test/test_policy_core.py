@@ -63,7 +63,9 @@ def test_row_padding_is_removed() -> None:
 
 @pytest.mark.parametrize(("data", "h", "w", "enc", "step", "match"), [
     (b"\0" * 12, 2, 2, "yuv422", 0, "unsupported encoding"),
-    (b"\0" * 11, 2, 2, "rgb8", 0, "expected 12 B"),
+    (b"\0" * 11, 2, 2, "rgb8", 0, "expected step \\* height = 12 B"),
+    (b"\0" * 13, 2, 2, "rgb8", 0, "data has 13 B"),  # issue 13 defect 6: longer data was accepted
+    (b"\0" * 24, 2, 2, "rgb8", 0, "data has 24 B"),
     (b"\0" * 12, 2, 2, "rgb8", 4, "shorter than"),
     (b"", 0, 2, "rgb8", 0, "empty image"),
 ])
@@ -262,7 +264,7 @@ def test_parse_outputs_clips_tiny_negative_speed_but_rejects_nan_and_backwards()
     assert parse_policy_outputs(o, 0.0, 1, "m", 1.0).trajectory.speeds.min() == 0.0
     o = _outputs()
     o["waypoints"][0, 5, 1] = np.nan
-    with pytest.raises(OutputError, match="NaN"):
+    with pytest.raises(OutputError, match=r"y\[5\] = nan: not finite"):
         parse_policy_outputs(o, 0.0, 1, "m", 1.0)
     with pytest.raises(OutputError, match="backwards"):
         parse_policy_outputs(_outputs(-1.0), 0.0, 1, "m", 1.0)
@@ -280,7 +282,8 @@ def _pipeline(probe_manifest: str) -> PolicyPipeline:
 
 def _feed_odometry(p: PolicyPipeline, t0: float, t1: float, speed_at) -> None:
     for t in np.arange(t0, t1, 0.02):
-        assert p.add_odometry(OdometrySample(float(t), Pose2D(0.0, 0.0, 0.0), speed_at(t), 0.0))
+        sample = OdometrySample(float(t), Pose2D(0.0, 0.0, 0.0), speed_at(t), 0.0)
+        assert p.add_odometry(sample, now=float(t)) is None
 
 
 def test_pipeline_end_to_end_with_image_stamp_and_state(probe_manifest) -> None:
@@ -322,9 +325,50 @@ def test_pipeline_skips_with_reasons(probe_manifest) -> None:
 def test_odometry_clock_jump_back_restarts_history(probe_manifest) -> None:
     p = _pipeline(probe_manifest)
     _feed_odometry(p, 100.0, 102.0, lambda t: 1.0)
-    assert not p.add_odometry(OdometrySample(101.9, Pose2D(0, 0, 0)))  # late sample: rejected
-    _feed_odometry(p, 0.0, 1.5, lambda t: 3.0)  # simulator reset: accepted
-    assert not isinstance(p.state(1.4), Skip)
+    late = p.add_odometry(OdometrySample(101.9, Pose2D(0, 0, 0)), now=102.0)
+    assert late is not None and late.kind == "out_of_order"
+    _feed_odometry(p, 0.0, 1.5, lambda t: 3.0)  # the node clock itself jumped back (sim reset): accepted
+    assert p.clock.jumps == 1 and not isinstance(p.state(1.4), Skip)
+
+
+def test_one_future_stamped_odometry_neither_stored_nor_clearing_the_history(probe_manifest) -> None:
+    """Issue 13 defect 3, policy side (failed before: the +20 s sample was stored, the next valid one
+    looked like a clock jump and the whole history was dropped: 1 s without trajectories)."""
+    p = _pipeline(probe_manifest)
+    _feed_odometry(p, 8.0, 10.0, lambda t: 2.0)
+    bad = p.add_odometry(OdometrySample(30.0, Pose2D(0, 0, 0), 2.0, 0.0), now=10.0)
+    assert bad is not None and bad.kind == "future_stamp" and "header.stamp = 30" in str(bad)
+    assert p.add_odometry(OdometrySample(10.01, Pose2D(0, 0, 0), 2.0, 0.0), now=10.01) is None
+    assert not isinstance(p.state(10.0), Skip) and p.clock.jumps == 0
+
+
+def test_nan_twist_is_rejected_at_input_and_the_skip_blames_odometry(probe_manifest) -> None:
+    """Issue 13 defect 6 (failed before: NaN reached the model and the skip said "model output
+    rejected: contains NaN or inf")."""
+    p = _pipeline(probe_manifest)
+    for t in np.arange(8.0, 10.0, 0.02):
+        bad = p.add_odometry(OdometrySample(float(t), Pose2D(0, 0, 0), float("nan"), 0.0), now=float(t))
+        assert bad is not None and bad.field == "twist.twist.linear.x"
+    res = p.run(Frame(10.0, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.01)
+    assert isinstance(res, Skip) and res.category == "no_odometry"
+    assert "twist.twist.linear.x = nan" in res.reason and "model" not in res.reason
+
+
+def test_output_check_withholds_what_the_follower_would_reject(probe_manifest) -> None:
+    """Issue 13 defect 5: the probe plans x = v t; with v above plan_max_speed (odometry limits
+    raised so that such speed gets in) nothing is published (failed before: 1e6 m/s plans)."""
+    from minipamayo_ros.safety.odometry_input import OdometryLimits
+
+    manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
+    p = PolicyPipeline(manifest, backend, io, odometry_limits=OdometryLimits(max_speed=1e7, max_accel=1e9),
+                       plan_max_speed=40.0)
+    _feed_odometry(p, 8.0, 10.0, lambda t: 1e6)
+    res = p.run(Frame(10.0, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.01)
+    assert isinstance(res, Skip) and res.category == "invalid_output" and "plan_max_speed" in res.reason
+    # and with the default limits the 1e6 m/s odometry never gets in at all
+    q = _pipeline(probe_manifest)
+    bad = q.add_odometry(OdometrySample(9.0, Pose2D(0, 0, 0), 1e6, 0.0), now=9.0)
+    assert bad is not None and bad.kind == "out_of_range" and "odom_max_speed" in str(bad)
 
 
 # --- statistics and config ------------------------------------------------------------------------

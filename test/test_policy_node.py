@@ -234,3 +234,55 @@ def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -
     skipped = sum(int(n) for k, n in v.items() if k.startswith("skipped_"))
     assert received - dropped == int(v["trajectories_published"]) + skipped  # every started frame accounted
     assert int(v["trajectories_published"]) == len(rig.trajs)
+
+
+def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_node, probe_manifest) -> None:
+    """Issue 13 over DDS, policy side. Defect 5 (failed before: odometry at 1e6 m/s gave 1e6 m/s
+    plans reaching 3e5 m); defect 3 (failed before: one +20 s stamp dropped the whole history, 1 s
+    without trajectories); defect 6 (failed before: a NaN twist was blamed on the model's output)."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2)
+    rig.wait_for_node(proc)
+    img = _raw(_red(), "rgb8")
+    rig.run(20.0, image=lambda: img, until=lambda: len(rig.trajs) >= 3)
+    assert len(rig.trajs) >= 3, proc.read_log()[-3000:]
+    n0 = len(rig.trajs)
+    sent = {"k": 0}
+    good_odom = rig.odom
+
+    def bad_odom(speed: float = SPEED) -> None:  # every 3rd sample 1e6 m/s, every 7th stamped +20 s
+        sent["k"] += 1
+        if sent["k"] % 3 == 0:
+            return good_odom(1e6)
+        if sent["k"] % 7 == 0:
+            msg = Odometry()
+            msg.header.stamp = sec_to_time(rig.now() + 20.0)
+            msg.pose.pose.orientation.w = 1.0
+            msg.twist.twist.linear.x = SPEED
+            return rig.odom_pub.publish(msg)
+        return good_odom(speed)
+
+    rig.odom = bad_odom  # type: ignore[method-assign]
+    rig.run(3.0, image=lambda: img)
+    during = rig.trajs[n0:]
+    assert len(during) >= 10, "bad odometry samples interrupted the trajectories"
+    for tr in rig.trajs:
+        assert np.all(np.isfinite(tr.x)) and np.max(tr.speed) <= 40.0 and np.max(tr.x) <= 40.0 * 2.0 + 10.0
+        np.testing.assert_allclose(tr.speed, SPEED, atol=1e-3)
+    odom_status = {kv.key: kv.value for arr in rig.diags[-1:] for st in arr.status
+                   if st.name == "policy: input /odom" for kv in st.values}
+    assert int(odom_status["rejected.out_of_range"]) > 10 and int(odom_status["rejected.future_stamp"]) > 3
+
+    def nan_odom(speed: float = SPEED) -> None:
+        good_odom(float("nan"))
+
+    rig.odom = nan_odom  # type: ignore[method-assign]
+    n1 = len(rig.trajs)
+    rig.run(2.5, image=lambda: img)
+    assert len(rig.trajs) - n1 <= 2  # at most frames already in flight
+    rig.run(2.0, until=lambda: "nan" in rig.diag_values().get("last_skip_reason", ""))
+    reason = rig.diag_values()["last_skip_reason"]
+    assert "twist.twist.linear.x = nan" in reason and "model output" not in reason
+    log = proc.read_log()
+    assert "twist.twist.linear.x = 1e+06" in log and "RuntimeWarning" not in log

@@ -6,8 +6,9 @@ Starts the sim stack with the runner (every node its own process, same descripti
 ``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
 sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
 ``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
-``latency.png``, node logs. Prints a one-screen summary. Exit code 0 on a completed run
-(the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
+``latency.png``, node logs; with ``--record [BAG]`` also a rosbag2 of the run (camera, odometry,
+/clock, the stack's outputs; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
+completed run (the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     recorder = RecorderNode(snapshot_times, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(recorder)
+    bag = None
     runner = StackRunner(specs, env, log_dir=out_dir / "logs")
     wall_start = time.monotonic()
     wall_limit = 60.0 + 3.0 * duration / max(args.real_time_factor, 1e-3)
@@ -73,6 +75,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     last_print = -1
     tty = sys.stderr.isatty()
     try:
+        bag = _start_bag(args, out_dir, context, executor)
         runner.start()
         while recorder.elapsed() < duration:
             executor.spin_once(timeout_sec=0.05)
@@ -83,6 +86,8 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
                 print(f"[demo] stopped: no progress in sim time after {wall_limit:.0f} s wall",
                       file=sys.stderr)
                 break
+            if bag is not None:
+                bag.poll_graph()
             if progress and int(recorder.elapsed()) // 5 != last_print:
                 last_print = int(recorder.elapsed()) // 5
                 line = (f"[demo] sim time {recorder.elapsed():5.1f} / {duration:.0f} s  "
@@ -97,6 +102,11 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
         if progress and tty:
             print(file=sys.stderr)
         runner.stop()
+        if bag is not None:
+            counts = bag.close()
+            executor.remove_node(bag.node)
+            bag.node.destroy_node()
+            print(f"[demo] recorded {bag.writer.path}: {counts}", file=sys.stderr)
         executor.remove_node(recorder)
         recorder.destroy_node()
         executor.shutdown()
@@ -115,6 +125,23 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     report.plot_latency(rec, out_dir / "latency.png")
     report.write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _start_bag(args: argparse.Namespace, out_dir: Path, context: Any, executor: Any) -> Any:
+    """``--record``: a bag recorder node in this process (topics of ``replay.record``, sim time)."""
+    path = getattr(args, "record", None)
+    if path is None:
+        return None
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from minipamayo_ros.replay.record import DEFAULT_TOPICS, BagRecorder
+
+    node = Node("bag_recorder", context=context, parameter_overrides=[Parameter("use_sim_time", value=True)])
+    executor.add_node(node)
+    images = "" if args.record_images == "raw" else args.record_images
+    bag = Path(path) if path else out_dir / "bag"
+    return BagRecorder(node, bag, DEFAULT_TOPICS, args.record_storage, images)
 
 
 def summary_text(m: dict[str, Any], out_dir: Path) -> str:
@@ -151,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION, help="sim seconds")
     parser.add_argument("--out", type=Path, default=None, help="report folder")
+    parser.add_argument("--record", nargs="?", const="", default=None, metavar="BAG",
+                        help="record a rosbag2 of the run (default folder: <report>/bag); replay it with "
+                             "python -m minipamayo_ros.replay.replay")
+    parser.add_argument("--record-storage", choices=("mcap", "sqlite3"), default="mcap")
+    parser.add_argument("--record-images", choices=("png", "jpeg", "raw"), default="png",
+                        help="camera in the bag: PNG/JPEG CompressedImage (<topic>/compressed) or raw Image")
     add_stack_arguments(parser)
     parser.set_defaults(seed=DEFAULT_SEED, backend="onnxruntime", stack="sim", log_dir=None)
     args = parser.parse_args(argv)

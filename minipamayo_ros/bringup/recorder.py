@@ -98,5 +98,5 @@ class RecorderNode(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if "policy" in status.name:
+            if status.name.endswith("policy inference"):
                 self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}

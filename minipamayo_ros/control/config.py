@@ -45,6 +45,29 @@ class FollowerConfig:
         "instead of its crawl (0 disables)", "m/s", min=0.0, max=2.0)
     stop_decel: float = param(3.0, "deceleration of the controlled stop (positive)", "m/s^2",
                               min=0.1, max=20.0)
+    # --- input validation (docs/follower.md "Input validation") ---------------------------------
+    base_frame: str = param("base_link", "frame trajectories must be expressed in (header.frame_id); "
+                            "others are rejected", read_only=True)
+    plan_max_speed: float = param(
+        40.0, "trajectories planning faster than this, or with waypoints further apart than reachable "
+        "at it, are rejected (the policy checks its output against the same default)", "m/s",
+        min=1.0, max=200.0)
+    odom_max_speed: float = param(40.0, "odometry with |twist.linear.x| above this is rejected", "m/s",
+                                  min=1.0, max=200.0)
+    odom_max_yaw_rate: float = param(4.0, "odometry with |twist.angular.z| above this is rejected",
+                                     "rad/s", min=0.1, max=50.0)
+    odom_max_accel: float = param(
+        20.0, "odometry whose speed implies more acceleration than this from the last sample is "
+        "rejected (unless the next sample confirms the step)", "m/s^2", min=1.0, max=500.0)
+    max_stamp_future: float = param(
+        0.1, "input stamps further ahead of the node clock than this are rejected (clock mismatch)",
+        "s", min=0.0, max=5.0)
+    odom_min_rate_hz: float = param(10.0, "/diagnostics: /odom below this rate is RATE_TOO_LOW", "Hz",
+                                    min=0.1, max=1000.0)
+    trajectory_min_rate_hz: float = param(2.0, "/diagnostics: /vla/trajectory below this rate is "
+                                          "RATE_TOO_LOW", "Hz", min=0.1, max=100.0)
+    diagnostics_period: float = param(1.0, "/diagnostics publish period", "s", min=0.1, max=60.0,
+                                      read_only=True)
     cmd_vel_type: str = param("twist", "what to publish on /cmd_vel (linear.x = speed, angular.z = "
                               "speed * curvature)", choices=CMD_VEL_TYPES, read_only=True)
 

@@ -15,6 +15,14 @@ timer at ``rate_hz``:
    0 when every remaining planned speed is below ``planned_stop_speed`` (a planned stop, not a
    crawl: see ``regulation.is_planned_stop``).
 
+Inputs pass the safety core first (``minipamayo_ros.safety``): a rejected odometry sample or
+trajectory is never stored (``add_odometry`` / ``set_trajectory`` return the
+:class:`~minipamayo_ros.safety.rejection.Rejection`), and the node clock going back by more than
+1 s (sim restart, bag loop) resets everything. Every command passes
+:func:`~minipamayo_ros.safety.command_guard.command_violation`; one that fails (or an exception in
+the control law) becomes the FAULT_STOP command: the controlled stop from the last valid speed
+with the steering held, the reason in :attr:`Follower.last_fault`.
+
 Not tracking = controlled stop: speed ramps to 0 at ``stop_decel`` (from ``v`` the stop takes at
 most ``v / stop_decel`` seconds). While the stop is due to a stale trajectory and odometry is
 fine, steering keeps following the last trajectory's (motion-compensated) path, so the vehicle
@@ -28,18 +36,22 @@ import math
 from dataclasses import dataclass
 from enum import IntEnum
 
+import numpy as np
+
 from minipamayo_ros.control import regulation as reg
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.motion_compensation import compensate
 from minipamayo_ros.control.pure_pursuit import lookahead_point
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
+from minipamayo_ros.safety.command_guard import command_violation
+from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.rejection import OUT_OF_ORDER, Rejection
+from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
 from minipamayo_ros.trajectory import PlannedTrajectory
 
-#: A trajectory stamped further in the future than this [s] is rejected (clock mismatch).
-MAX_FUTURE_STAMP = 0.1
-#: A clock jump backwards larger than this [s] (simulation restart) resets the follower.
-CLOCK_RESET_JUMP = 1.0
-#: Seconds of odometry kept for motion compensation (>= the largest trajectory_timeout).
+#: Seconds of odometry kept for motion compensation (>= the largest trajectory_timeout); older
+#: odometry stamps are rejected.
 HISTORY_SECONDS = 3.0
 
 
@@ -51,6 +63,7 @@ class ControlStatus(IntEnum):
     NO_ODOMETRY = 2
     NO_TRAJECTORY = 3
     SHUTDOWN = 4
+    FAULT_STOP = 5
 
 
 @dataclass(frozen=True)
@@ -81,11 +94,17 @@ class Follower:
     def __init__(self, config: FollowerConfig | None = None) -> None:
         self.config = config or FollowerConfig()
         self.history = PoseHistory(max_age=HISTORY_SECONDS, max_samples=4000)
+        self.clock = ClockJumpDetector()
+        self.odometry_gate = OdometryGate()
+        self.faults = 0                 # commands replaced by the FAULT_STOP command
+        self.last_fault = ""            # why, for the log and /diagnostics
+        self.set_config(self.config)
         self.reset()
 
     def reset(self) -> None:
         """Forget trajectory, odometry and the limiter states (e.g. after a clock reset)."""
         self.history.clear()
+        self.odometry_gate.reset()
         self.trajectory: PlannedTrajectory | None = None
         self._last_time: float | None = None
         self._steer = 0.0
@@ -93,29 +112,56 @@ class Follower:
         self._status = ControlStatus.NO_TRAJECTORY
 
     def set_config(self, config: FollowerConfig) -> None:
-        """Apply new (already validated) parameters from the next tick on."""
+        """Apply new (already validated) parameters from the next sample / tick on."""
         self.config = config
+        self.odometry_gate.limits = OdometryLimits(
+            max_speed=config.odom_max_speed, max_yaw_rate=config.odom_max_yaw_rate,
+            max_accel=config.odom_max_accel, max_future=config.max_stamp_future, max_age=HISTORY_SECONDS)
+        self.trajectory_limits = TrajectoryLimits(frame_id=config.base_frame, max_speed=config.plan_max_speed)
+
+    def observe_clock(self, now: float) -> bool:
+        """Feed the node clock; True (and everything reset) if it jumped back (sim restart, bag loop)."""
+        if self.clock.update(now):
+            self.reset()
+            return True
+        return False
 
     # ----------------------------------------------------------------- inputs
-    def add_odometry(self, sample: OdometrySample) -> bool:
-        """Append an odometry sample; False if rejected (not newer than the last, or non-finite)."""
-        return self.history.add(sample)
+    def add_odometry(self, odom: OdometrySample | OdometryFields,
+                     now: float | None = None) -> Rejection | None:
+        """Validate and store one odometry sample; returns why it was dropped, or None if stored.
 
-    def set_trajectory(self, traj: PlannedTrajectory, now: float) -> str | None:
+        ``now`` is the node clock [s]; offline callers whose clock is the odometry stamp omit it.
+        """
+        fields = odom if isinstance(odom, OdometryFields) else OdometryFields.from_sample(odom)
+        if now is None:
+            now = fields.stamp
+        else:
+            self.observe_clock(now)
+        result = self.odometry_gate.check(fields, now, self.history.latest)
+        if isinstance(result, Rejection):
+            return result
+        self.history.add(result)
+        return None
+
+    def set_trajectory(self, traj: PlannedTrajectory | TrajectoryFields, now: float) -> Rejection | None:
         """Take ``traj`` as the one to follow; returns why it was rejected, or None if accepted.
 
-        Rejected: invalid (NaN/inf, < 2 points, backwards, ...), stamped in the future, or older
-        than the trajectory already held (out-of-order delivery).
+        Rejected: content (``safety.trajectory_input``: frame, shapes, NaN/inf, impossible speeds or
+        steps, backwards), stamp more than ``max_stamp_future`` ahead or ``trajectory_timeout``
+        behind the node clock, or older than the trajectory already held (out-of-order delivery).
         """
-        reason = traj.validation_error()
-        if reason is not None:
-            return reason
-        if traj.stamp > now + MAX_FUTURE_STAMP:
-            return f"stamp {traj.stamp - now:.3f} s in the future (clock mismatch?)"
-        if self.trajectory is not None and traj.stamp < self.trajectory.stamp:
-            return (f"stamp older than the trajectory held ({self.trajectory.stamp - traj.stamp:.3f} s)"
-                    " (out of order)")
-        self.trajectory = traj
+        self.observe_clock(now)
+        fields = traj if isinstance(traj, TrajectoryFields) else TrajectoryFields.from_trajectory(traj)
+        cfg = self.config
+        bad = check_trajectory(fields, self.trajectory_limits) or check_stamp(
+            fields.stamp, now, cfg.max_stamp_future, cfg.trajectory_timeout)
+        if bad is not None:
+            return bad
+        if self.trajectory is not None and fields.stamp < self.trajectory.stamp:
+            return Rejection(OUT_OF_ORDER, "header.stamp", fields.stamp,
+                             f"{self.trajectory.stamp - fields.stamp:.3f} s older than the trajectory held")
+        self.trajectory = fields.to_trajectory()
         return None
 
     # ----------------------------------------------------------------- control
@@ -158,7 +204,7 @@ class Follower:
         odom_age = now - latest.stamp
         if odom_age > cfg.odom_timeout:
             return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_timeout)"
-        if odom_age < -MAX_FUTURE_STAMP:  # stamps on another clock: never trust them as fresh
+        if odom_age < -cfg.max_stamp_future:  # stamps on another clock: never trust them as fresh
             return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the node "
                     "clock (use_sim_time mismatch?)")
         if self.trajectory is None:
@@ -170,19 +216,55 @@ class Follower:
         return ControlStatus.TRACKING, f"trajectory {self.trajectory.sequence}, {age:.3f} s old"
 
     def update(self, now: float) -> FollowerCommand:
-        """The command for time ``now`` [s] (node clock); advances the rate limiters."""
+        """The command for time ``now`` [s] (node clock); advances the rate limiters.
+
+        Never raises and never returns a command outside the limits (see module docstring).
+        """
+        self.observe_clock(now)
         cfg = self.config
-        if self._last_time is not None and now < self._last_time - CLOCK_RESET_JUMP:
-            self.reset()
         first_tick = self._last_time is None
-        dt = cfg.period if first_tick else min(max(now - self._last_time, 0.0), 0.1)
+        dt = cfg.period if first_tick else min(max(now - self._last_time, 0.0), 0.1)  # type: ignore[operator]
         self._last_time = now
+        previous_speed, previous_steer = self._speed, self._steer
+        try:
+            with np.errstate(all="ignore"):  # a non-finite result is caught by the guard, not stderr
+                cmd = self._control(now, dt, first_tick)
+            # on the first tick the stop ramps down from the measured speed, not from a command
+            violation = command_violation(cmd, cfg, previous_speed, cmd.stopping and not first_tick)
+        except Exception as exc:  # the control law must never take the node down
+            violation = f"{type(exc).__name__} in the control law: {exc}"
+        if violation is None:
+            return cmd
+        return self._fault_stop(now, dt, previous_speed, previous_steer, violation)
+
+    def _fault_stop(self, now: float, dt: float, previous_speed: float, previous_steer: float,
+                    why: str) -> FollowerCommand:
+        """The controlled stop from the last valid state, steering held (the guard's output)."""
+        cfg = self.config
+        self.faults += 1
+        self.last_fault = why
+        prev = min(previous_speed, cfg.max_speed) if math.isfinite(previous_speed) else 0.0
+        prev = max(prev, 0.0)
+        steer = reg.clamp(previous_steer, cfg.max_steer) if math.isfinite(previous_steer) else 0.0
+        speed = reg.stop_speed(prev, cfg.stop_decel, dt)
+        curvature = reg.curvature_from_steering(steer, cfg.wheelbase)
+        self._steer, self._speed, self._status = steer, speed, ControlStatus.FAULT_STOP
+        traj = self.trajectory
+        return FollowerCommand(
+            stamp=now, status=ControlStatus.FAULT_STOP, steering_angle=steer, curvature=curvature,
+            speed=speed, acceleration=(speed - prev) / dt if dt > 0.0 else 0.0, yaw_rate=speed * curvature,
+            trajectory_stamp=traj.stamp if traj is not None else 0.0,
+            trajectory_sequence=traj.sequence if traj is not None else 0)
+
+    def _control(self, now: float, dt: float, first_tick: bool) -> FollowerCommand:
+        """The control law proper (module docstring, steps 1-4)."""
+        cfg = self.config
 
         status = self.status_at(now)
         current = self.history.interpolate(now, cfg.odom_timeout)
         measured_speed = current.speed if current is not None else self._speed
         if first_tick:  # e.g. a restarted node on a moving vehicle: ramp down from the real speed
-            self._speed = max(0.0, measured_speed)
+            self._speed = min(max(0.0, measured_speed), cfg.max_speed)
         traj = self.trajectory
         path = None
         if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
@@ -205,15 +287,16 @@ class Follower:
 
         if status == ControlStatus.TRACKING:
             assert traj is not None
-            if self._status != ControlStatus.TRACKING:
-                self._speed = max(0.0, measured_speed)  # resume from where the vehicle is
+            if self._status != ControlStatus.TRACKING:  # resume from where the vehicle is
+                self._speed = min(max(0.0, measured_speed), cfg.max_speed)
             target = _speed_at(traj, now - traj.stamp + cfg.lookahead_time)
             if reg.is_planned_stop(_remaining_speeds(traj, now - traj.stamp), cfg.planned_stop_speed):
                 target = 0.0
             target = min(target, cfg.max_speed, reg.curvature_speed_limit(curvature, cfg.max_lateral_accel))
             speed = reg.accel_limited_speed(target, self._speed, cfg.max_accel, cfg.max_decel, dt)
         else:
-            speed = reg.stop_speed(min(self._speed, cfg.max_speed), cfg.stop_decel, dt)
+            self._speed = min(self._speed, cfg.max_speed)  # max_speed may have been lowered
+            speed = reg.stop_speed(self._speed, cfg.stop_decel, dt)
         accel = (speed - self._speed) / dt if dt > 0.0 else 0.0
 
         self._steer, self._speed, self._status = steer, speed, status

@@ -16,6 +16,8 @@ from minipamayo_ros.control.follower import FollowerCommand
 from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.safety.odometry_input import OdometryFields
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 
@@ -30,8 +32,17 @@ def sec_to_time(seconds: float) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
+def odometry_to_fields(msg: Odometry) -> OdometryFields:
+    """nav_msgs/Odometry -> the unvalidated fields the nodes validate (``safety.odometry_input``)."""
+    p, q, tw = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
+    return OdometryFields(time_to_sec(msg.header.stamp), p.x, p.y, q.x, q.y, q.z, q.w, tw.linear.x,
+                          tw.angular.z)
+
+
 def odometry_to_sample(msg: Odometry) -> OdometrySample:
-    """nav_msgs/Odometry (pose in odom, twist in the child/body frame) -> OdometrySample."""
+    """nav_msgs/Odometry (pose in odom, twist in the child/body frame) -> OdometrySample.
+
+    Unvalidated (recording, tests); nodes use :func:`odometry_to_fields` and the safety core."""
     q = msg.pose.pose.orientation
     p = msg.pose.pose.position
     return OdometrySample(
@@ -61,24 +72,27 @@ def trajectory_to_msg(traj: PlannedTrajectory) -> Trajectory:
     return msg
 
 
-def msg_to_trajectory(msg: Trajectory) -> PlannedTrajectory:
-    """Trajectory message -> core trajectory (no validation here: the consumer validates)."""
-    x = np.asarray(msg.x, dtype=np.float64)
-    y = np.asarray(msg.y, dtype=np.float64)
-    n = min(len(x), len(y))
-    points = np.stack((x[:n], y[:n]), axis=1) if len(x) == len(y) else np.zeros((0, 2))
-    return PlannedTrajectory(
+def msg_to_trajectory_fields(msg: Trajectory) -> TrajectoryFields:
+    """Trajectory message -> its unvalidated fields (validated by ``safety.trajectory_input``)."""
+    return TrajectoryFields(
         stamp=time_to_sec(msg.header.stamp),
-        points=points,
-        speeds=np.asarray(msg.speed, dtype=np.float64),
+        frame_id=msg.header.frame_id,
+        x=np.asarray(msg.x, dtype=np.float64),
+        y=np.asarray(msg.y, dtype=np.float64),
+        speed=np.asarray(msg.speed, dtype=np.float64),
         dt=float(msg.dt),
         uncertainty=float(msg.uncertainty),
         sequence=int(msg.sequence),
         model_id=msg.model_id,
-        frame_id=msg.header.frame_id,
         inference_latency_ms=float(msg.inference_latency_ms),
         end_to_end_latency_ms=float(msg.end_to_end_latency_ms),
     )
+
+
+def msg_to_trajectory(msg: Trajectory) -> PlannedTrajectory:
+    """Trajectory message -> core trajectory, unvalidated (x/y of different lengths are cut to the
+    shorter); the follower validates the fields with ``safety.trajectory_input`` instead."""
+    return msg_to_trajectory_fields(msg).to_trajectory()
 
 
 def sample_to_odometry(sample: OdometrySample, frame_id: str = "odom", child_frame_id: str = "base_link",

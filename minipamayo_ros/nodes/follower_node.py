@@ -8,7 +8,13 @@ other Python work (the GIL).
 Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-data QoS).
 Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
 (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
-(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature).
+(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature), and
+``/diagnostics`` every ``diagnostics_period``: the control state and one status per input topic
+(watchdog OK / stale / never received / rate too low, rejection counters).
+
+Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
+sample is counted and logged once per 2 s per kind with the field and value. A command that fails
+the output guard is replaced by the FAULT_STOP command (logged, counted in /diagnostics).
 
 Stopping the node (SIGINT, SIGTERM, an exception, ``destroy_node()``) first publishes one
 zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``/vla/control`` and
@@ -19,7 +25,9 @@ zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``/vl
 from __future__ import annotations
 
 import sys
+import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
@@ -31,13 +39,16 @@ from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCom
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import (
     command_to_msg,
-    msg_to_trajectory,
-    odometry_to_sample,
+    msg_to_trajectory_fields,
+    odometry_to_fields,
     sec_to_time,
 )
+from minipamayo_ros.nodes.diagnostics import input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor
+from minipamayo_ros.safety.rejection import Rejection
 
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             depth=1)
@@ -53,6 +64,11 @@ class FollowerNode(Node):
         self._last_status: ControlStatus | None = None
         self._stop_sent = False
         self._last_speed = 0.0  # [m/s] of the last command published by tick()
+        self._last_cmd: FollowerCommand | None = None
+        self._last_fault_log = -1e9
+        self.odom_monitor = InputMonitor("/odom", self.config.odom_timeout, self.config.odom_min_rate_hz)
+        self.trajectory_monitor = InputMonitor("/vla/trajectory", self.config.trajectory_timeout,
+                                               self.config.trajectory_min_rate_hz)
 
         self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
         self.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
@@ -65,6 +81,8 @@ class FollowerNode(Node):
             self._twist_pub = self.create_publisher(TwistStamped, "/cmd_vel", 10)
         # the node clock: ROS time, i.e. /clock when use_sim_time is true
         self._timer = self.create_timer(self.config.period, self.tick)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
         self.get_logger().info(
             f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
             f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
@@ -101,25 +119,47 @@ class FollowerNode(Node):
     def _on_config(self, config: FollowerConfig) -> None:
         self.config = config
         self.follower.set_config(config)
+        self.odom_monitor.stale_after = config.odom_timeout
+        self.odom_monitor.min_rate_hz = config.odom_min_rate_hz
+        self.trajectory_monitor.stale_after = config.trajectory_timeout
+        self.trajectory_monitor.min_rate_hz = config.trajectory_min_rate_hz
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _observe_clock(self, now: float) -> None:
+        if self.follower.observe_clock(now):
+            self.odom_monitor.clock_reset()
+            self.trajectory_monitor.clock_reset()
+            self.get_logger().warning("node clock jumped back (sim restart / bag loop): trajectory and "
+                                      "odometry history cleared")
+
     def _on_trajectory(self, msg: Trajectory) -> None:
-        reason = self.follower.set_trajectory(msg_to_trajectory(msg), self._now())
-        if reason is not None:
-            self.get_logger().warning(f"trajectory {msg.sequence} rejected: {reason}",
-                                      throttle_duration_sec=2.0)
+        now = self._now()
+        self._observe_clock(now)
+        rejection = self.follower.set_trajectory(msg_to_trajectory_fields(msg), now)
+        self._count(self.trajectory_monitor, rejection, now)
 
     def _on_odom(self, msg: Odometry) -> None:
-        if not self.follower.add_odometry(odometry_to_sample(msg)):
-            self.get_logger().warning("odometry sample rejected (not newer than the last, or NaN)",
-                                      throttle_duration_sec=2.0)
+        now = self._now()
+        self._observe_clock(now)
+        self._count(self.odom_monitor, self.follower.add_odometry(odometry_to_fields(msg), now), now)
+
+    def _count(self, monitor: InputMonitor, rejection: Rejection | None, now: float) -> None:
+        """Watchdog + counters; a rejection kind is logged at most once per 2 s (field and value)."""
+        if rejection is None:
+            monitor.accepted(now)
+            return
+        text = monitor.rejected(rejection, now, time.monotonic())
+        if text is not None:
+            self.get_logger().warning(text)
 
     def tick(self) -> None:
         """One control step: compute and publish (also called directly by the benchmark)."""
         now = self._now()
+        self._observe_clock(now)
         cmd = self.follower.update(now)
+        self._last_cmd = cmd
         stamp = sec_to_time(now)
         self._publish_command(cmd, stamp)
         self._last_speed = cmd.speed
@@ -128,8 +168,14 @@ class FollowerNode(Node):
         point.header.frame_id = BASE_FRAME
         point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
         self._lookahead_pub.publish(point)
+        if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
+            self._last_fault_log = time.monotonic()
+            self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
+                                    f"controlled stop at {self.config.stop_decel} m/s^2 "
+                                    f"({self.follower.faults} so far)")
         if cmd.status != self._last_status:
-            self._log_status(cmd)
+            if cmd.status != ControlStatus.FAULT_STOP:
+                self._log_status(cmd)
             self._last_status = cmd.status
 
     def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
@@ -156,6 +202,36 @@ class FollowerNode(Node):
         else:
             self.get_logger().warning(
                 f"{cmd.status.name}: {reason}: controlled stop at {self.config.stop_decel} m/s^2")
+
+    def publish_diagnostics(self) -> None:
+        """Control state + one status per input topic on /diagnostics."""
+        now = self._now()
+        cmd, name = self._last_cmd, self.get_name()
+        if cmd is None:
+            level, message, status = WARN, "no control tick yet", "none"
+        else:
+            status = cmd.status.name
+            if cmd.status == ControlStatus.FAULT_STOP:
+                level, message = ERROR, f"FAULT_STOP: {self.follower.last_fault}"
+            elif cmd.status == ControlStatus.TRACKING:
+                level, message = OK, f"TRACKING: {self.follower.status_reason(now)}"
+            else:
+                level, message = WARN, f"{status}: {self.follower.status_reason(now)}"
+        values = {
+            "status": status,
+            "speed": f"{cmd.speed:.3f}" if cmd else "0",
+            "steering_angle": f"{cmd.steering_angle:.4f}" if cmd else "0",
+            "command_faults": str(self.follower.faults),
+            "last_fault": self.follower.last_fault,
+            "clock_resets": str(self.follower.clock.jumps),
+        }
+        arr = DiagnosticArray(status=[
+            status_msg(f"{name}: control", level, message, values),
+            input_status(name, self.odom_monitor, now),
+            input_status(name, self.trajectory_monitor, now),
+        ])
+        arr.header.stamp = sec_to_time(max(now, 0.0))
+        self._diag_pub.publish(arr)
 
 
 def main(args: list[str] | None = None) -> int:

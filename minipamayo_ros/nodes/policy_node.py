@@ -7,7 +7,11 @@ callback never waits for the model), and 1 Hz ``/diagnostics``.
 Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data QoS, depth
 ``image_qos_depth``) and ``/odom`` (``nav_msgs/Odometry``, sensor-data QoS). Publishes
 ``/vla/trajectory`` (Trajectory, reliable keep-last 1, stamp = image stamp), ``/vla/path``
-(nav_msgs/Path in ``base_link`` for RViz), ``/vla/context`` (PolicyContext) and ``/diagnostics``.
+(nav_msgs/Path in ``base_link`` for RViz), ``/vla/context`` (PolicyContext) and ``/diagnostics``
+(inference statistics, plus one status per input topic: watchdog OK / stale / never received /
+rate too low, and odometry rejection counters). Odometry is validated on arrival
+(``safety.odometry_input``), images in the worker; a dropped sample is logged once per 2 s per
+kind with the field and value.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
 process logs what to fix and exits with status 2 (``nodes.node_main``).
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -28,16 +34,18 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CompressedImage, Image
 
 from minipamayo_ros.msg import PolicyContext, Trajectory
-from minipamayo_ros.nodes.conversions import odometry_to_sample, time_to_sec, trajectory_to_msg
+from minipamayo_ros.nodes.conversions import odometry_to_fields, time_to_sec, trajectory_to_msg
+from minipamayo_ros.nodes.diagnostics import input_status
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import compressed_to_rgb, raw_to_rgb
 from minipamayo_ros.policy.model_loader import PolicyModelError
-from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size
+from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size, odometry_limits
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats
+from minipamayo_ros.safety.input_monitor import InputMonitor
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
@@ -62,6 +70,9 @@ class PolicyNode(Node):
             f"input {io.image_size[1]}x{io.image_size[0]} px, context {io.context_dim}, "
             f"{self.backend_info.get('backend')} on {self.backend_info.get('device')}")
         self.stats = PolicyStats(window=cfg.diagnostics_window)
+        self._monitor_lock = threading.Lock()  # image arrivals (executor) vs diagnostics
+        self.image_monitor = InputMonitor(cfg.image_topic, cfg.max_image_age, cfg.image_min_rate_hz)
+        self.odom_monitor = InputMonitor(cfg.odom_topic, cfg.odom_timeout, cfg.odom_min_rate_hz)
 
         self._traj_pub = self.create_publisher(Trajectory, cfg.trajectory_topic, TRAJECTORY_QOS)
         self._path_pub = self.create_publisher(Path, cfg.path_topic, 1) if cfg.path_topic else None
@@ -93,6 +104,14 @@ class PolicyNode(Node):
         self.pipeline.max_image_age = cfg.max_image_age
         self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
         self.pipeline.expected_size = expected_size(cfg)
+        self.pipeline.odometry_limits = odometry_limits(cfg)
+        limits = replace(self.pipeline.trajectory_limits, max_speed=cfg.plan_max_speed)
+        self.pipeline.trajectory_limits = limits
+        with self._monitor_lock:
+            self.image_monitor.stale_after = cfg.max_image_age
+            self.image_monitor.min_rate_hz = cfg.image_min_rate_hz
+            self.odom_monitor.stale_after = cfg.odom_timeout
+            self.odom_monitor.min_rate_hz = cfg.odom_min_rate_hz
 
     # --- executor thread: never waits for inference ---------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -109,14 +128,29 @@ class PolicyNode(Node):
             description=f"compressed '{msg.format}' image", received=self._now()))
 
     def _offer(self, frame: Frame) -> None:
+        with self._monitor_lock:
+            self.image_monitor.accepted(frame.received)  # arrival; content is checked in the worker
         if self.worker.offer(frame):
             # yield the GIL so that the woken worker starts now rather than after the rest of this
             # executor iteration (callback -> worker start p50 0.5 -> 0.15 ms measured here)
             time.sleep(0)
 
     def _on_odom(self, msg: Odometry) -> None:
-        if not self.pipeline.add_odometry(odometry_to_sample(msg)):
-            self._warn("odom", "odometry sample rejected (not newer than the last one, or NaN)")
+        now = self._now()
+        if self.pipeline.observe_clock(now):
+            with self._monitor_lock:
+                self.image_monitor.clock_reset()
+                self.odom_monitor.clock_reset()
+            self.get_logger().warning("node clock jumped back (sim restart / bag loop): odometry history "
+                                      "cleared")
+        rejection = self.pipeline.add_odometry(odometry_to_fields(msg), now)
+        with self._monitor_lock:
+            if rejection is None:
+                self.odom_monitor.accepted(now)
+                return
+            text = self.odom_monitor.rejected(rejection, now, time.monotonic())
+        if text is not None:
+            self.get_logger().warning(text)
 
     # --- worker thread -----------------------------------------------------------------------------
     def _now(self) -> float:
@@ -164,7 +198,10 @@ class PolicyNode(Node):
         status = DiagnosticStatus(level=bytes([report.level]), name=f"{self.get_name()}: policy inference",
                                   message=report.message, hardware_id=self.manifest.model_id)
         status.values = [KeyValue(key=k, value=v) for k, v in report.values.items()]
-        arr = DiagnosticArray(status=[status])
+        now = self._now()
+        with self._monitor_lock:
+            inputs = [input_status(self.get_name(), m, now) for m in (self.image_monitor, self.odom_monitor)]
+        arr = DiagnosticArray(status=[status, *inputs])
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 

@@ -64,6 +64,27 @@ class PolicyConfig:
                                 read_only=True)
     odom_max_extrapolation: float = param(0.1, "how far the newest odometry may be extrapolated to the "
                                           "image stamp", "s", min=0.0, max=0.5)
+    # --- input / output validation (docs/policy.md "Validation") --------------------------------
+    odom_max_speed: float = param(40.0, "odometry with |twist.linear.x| above this is rejected", "m/s",
+                                  min=1.0, max=200.0)
+    odom_max_yaw_rate: float = param(4.0, "odometry with |twist.angular.z| above this is rejected",
+                                     "rad/s", min=0.1, max=50.0)
+    odom_max_accel: float = param(
+        20.0, "odometry whose speed implies more acceleration than this from the last sample is "
+        "rejected (unless the next sample confirms the step)", "m/s^2", min=1.0, max=500.0)
+    max_stamp_future: float = param(
+        0.1, "image/odometry stamps further ahead of the node clock than this are rejected (clock "
+        "mismatch)", "s", min=0.0, max=5.0)
+    plan_max_speed: float = param(
+        40.0, "a trajectory planning faster than this, or with waypoints further apart than reachable "
+        "at it, is not published (same default as the follower's, which rejects such plans)", "m/s",
+        min=1.0, max=200.0)
+    odom_timeout: float = param(0.2, "/diagnostics: no accepted odometry for this long is STALE", "s",
+                                min=0.02, max=10.0)
+    odom_min_rate_hz: float = param(10.0, "/diagnostics: odometry below this rate is RATE_TOO_LOW", "Hz",
+                                    min=0.1, max=1000.0)
+    image_min_rate_hz: float = param(5.0, "/diagnostics: camera below this rate is RATE_TOO_LOW", "Hz",
+                                     min=0.1, max=1000.0)
     # --- QoS / diagnostics --------------------------------------------------------------------
     image_qos_depth: int = param(1, "camera subscription depth (sensor-data QoS, best effort)",
                                  min=1, max=10, read_only=True)

@@ -46,9 +46,10 @@ def raw_to_rgb(
     if step < row:
         raise ImageError(f"step {step} B is shorter than a {encoding} row of {width} px ({row} B)")
     buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
-    if buf.size < step * height:
+    if buf.size != step * height:  # shorter: truncated; longer: step/height/encoding are wrong
         raise ImageError(
-            f"data has {buf.size} B, expected {step * height} B for {width} x {height} px {encoding}"
+            f"data has {buf.size} B, expected step * height = {step * height} B for {width} x {height} px "
+            f"{encoding}"
         )
     img = buf[: step * height].reshape(height, step)[:, :row].reshape(height, width, channels)
     if code is None:

@@ -1,9 +1,11 @@
 """One frame through the policy: decode -> model inputs -> inference -> parsed trajectory. No ROS.
 
 The node hands frames to :class:`PolicyPipeline` from its worker thread; odometry arrives from the
-executor thread through :meth:`PolicyPipeline.add_odometry` (the history is guarded by a lock).
-A frame that cannot produce a trajectory returns a :class:`Skip` saying why (shown in
-/diagnostics); nothing raises for bad input.
+executor thread through :meth:`PolicyPipeline.add_odometry` (validated by
+``safety.odometry_input``, the history is guarded by a lock). A frame that cannot produce a
+trajectory returns a :class:`Skip` saying why (shown in /diagnostics); nothing raises for bad input.
+The output passes ``safety.trajectory_input.check_trajectory`` with the follower's limits before it
+is returned: the node never publishes a trajectory the follower would reject.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,10 +27,11 @@ from minipamayo_ros.policy.image_decode import ImageError
 from minipamayo_ros.policy.model_loader import PolicyIO, load_policy
 from minipamayo_ros.policy.outputs import OutputError, PolicyOutput, parse_policy_outputs
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
+from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.rejection import Rejection
+from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
-
-#: [s] odometry this much older than the newest sample is a clock jump, not a late sample
-CLOCK_JUMP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class Frame:
 class Skip:
     """Why a frame produced no trajectory: ``category`` is a diagnostics counter key."""
 
-    category: str   # bad_image | wrong_size | stale_image | no_odometry | invalid_output
+    category: str   # bad_image | bad_stamp | wrong_size | stale_image | no_odometry | invalid_output
     reason: str
 
 
@@ -71,6 +74,8 @@ class PolicyPipeline:
         max_image_age: float = 0.5,
         expected_size: tuple[int, int] | None = None,
         frame_id: str = "base_link",
+        odometry_limits: OdometryLimits | None = None,
+        plan_max_speed: float = TrajectoryLimits.max_speed,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
@@ -81,25 +86,65 @@ class PolicyPipeline:
         self.frame_id = frame_id
         self.sequence = 0  # of the last published trajectory
         self._history = PoseHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
+        self._gate = OdometryGate(replace(odometry_limits or OdometryLimits(), max_age=odom_history))
+        self.trajectory_limits = TrajectoryLimits(frame_id=frame_id, max_speed=plan_max_speed)
+        self.clock = ClockJumpDetector()
+        self.odometry_rejected = 0
+        self._rejected_since_accepted = 0
+        self.last_odometry_rejection: Rejection | None = None
         self._lock = threading.Lock()
 
-    def add_odometry(self, sample: OdometrySample) -> bool:
-        """Buffer one odometry sample; False if rejected (not newer than the last, non-finite).
+    @property
+    def odometry_limits(self) -> OdometryLimits:
+        return self._gate.limits
 
-        A sample more than :data:`CLOCK_JUMP_S` older than the newest one means the clock jumped
-        back (simulator reset, looped bag): the history restarts from it instead of rejecting all
-        odometry from then on.
-        """
+    @odometry_limits.setter
+    def odometry_limits(self, limits: OdometryLimits) -> None:
+        """Runtime parameter change (the history window stays ``odom_history``)."""
         with self._lock:
-            last = self._history.latest
-            if last is not None and sample.stamp < last.stamp - CLOCK_JUMP_S:
-                self._history.clear()
-            return self._history.add(sample)
+            self._gate.limits = replace(limits, max_age=self._history.max_age)
+
+    def observe_clock(self, now: float) -> bool:
+        """Feed the node clock; True (and the odometry history cleared) if it jumped back by more
+        than 1 s (simulator restart, looped bag). One outlier stamp cannot trigger this: only the
+        clock itself counts, and future/old stamps are rejected at input."""
+        with self._lock:
+            if not self.clock.update(now):
+                return False
+            self._history.clear()
+            self._gate.reset()
+            self._rejected_since_accepted = 0
+            return True
+
+    def add_odometry(self, odom: OdometrySample | OdometryFields,
+                     now: float | None = None) -> Rejection | None:
+        """Validate and buffer one odometry sample; returns why it was dropped, or None if stored.
+
+        ``now``: the node clock [s] (omitted: the stamp is the clock, for offline callers).
+        """
+        fields = odom if isinstance(odom, OdometryFields) else OdometryFields.from_sample(odom)
+        if now is None:
+            now = fields.stamp
+        else:
+            self.observe_clock(now)
+        with self._lock:
+            result = self._gate.check(fields, now, self._history.latest)
+            if isinstance(result, Rejection):
+                self.odometry_rejected += 1
+                self._rejected_since_accepted += 1
+                self.last_odometry_rejection = result
+                return result
+            self._rejected_since_accepted = 0
+            self._history.add(result)
+            return None
 
     def restart(self) -> None:
         """A new drive on a restarted clock (an offline episode): no history, sequence from 0."""
         with self._lock:
             self._history.clear()
+            self._gate.reset()
+            self.clock = ClockJumpDetector()
+            self._rejected_since_accepted = 0
             self.sequence = 0
 
     def state(self, stamp: float) -> NDArray[np.float32] | Skip:
@@ -109,20 +154,31 @@ class PolicyPipeline:
             if feats is not None:
                 return feats
             first, last = self._history.oldest, self._history.latest
+            rejected, bad = self._rejected_since_accepted, self.last_odometry_rejection
+        # blame the input when it is the input: samples arrived but were rejected
+        why = f"; the {rejected} sample(s) since were rejected at input (last: {bad})" if rejected else ""
         if last is None or first is None:
+            if bad is not None:
+                return Skip("no_odometry", f"no valid odometry: {self.odometry_rejected} sample(s) "
+                                           f"rejected at input (last: {bad})")
             return Skip("no_odometry", "no odometry received yet")
         return Skip(
             "no_odometry",
             f"odometry covers [{first.stamp:.3f}, {last.stamp:.3f}] s but the state history needs "
             f"[{stamp - REQUIRED_HISTORY:.3f}, {stamp:.3f}] s (newest sample "
             f"{1e3 * (stamp - last.stamp):.0f} ms before the image; at most "
-            f"{1e3 * self.max_extrapolation:.0f} ms is extrapolated)",
+            f"{1e3 * self.max_extrapolation:.0f} ms is extrapolated){why}",
         )
 
     def run(self, frame: Frame, now: Callable[[], float]) -> Result | Skip:
         """Process ``frame``; ``now()`` is the node clock [s] (for the image age check)."""
         t0 = time.perf_counter()
         started = now()
+        self.observe_clock(started)
+        lim = self.odometry_limits
+        bad = check_stamp(frame.stamp, started, lim.max_future, float("inf"))
+        if bad is not None:
+            return Skip("bad_stamp", f"{frame.description or 'image'}: {bad}")
         age = started - frame.stamp
         if age > self.max_image_age:
             return Skip("stale_image", f"image is {1e3 * age:.0f} ms old at inference start "
@@ -135,17 +191,24 @@ class PolicyPipeline:
             h, w = self.expected_size
             return Skip("wrong_size", f"image is {rgb.shape[1]}x{rgb.shape[0]} px, expected {w}x{h} px "
                                       "(parameters expected_width/expected_height)")
-        state = self.state(frame.stamp)
+        with np.errstate(all="ignore"):  # checked explicitly below: nothing may go to stderr
+            state = self.state(frame.stamp)
         if isinstance(state, Skip):
             return state
+        if not np.all(np.isfinite(state)):  # validated odometry cannot do this; never blame the model
+            return Skip("no_odometry", "state history from odometry is not finite (odometry input)")
         inputs = {IMAGE: resize_to_model(rgb, self.io.image_size)[None], STATE: state[None]}
         preprocess_ms = (time.perf_counter() - t0) * 1e3
         outputs = self.backend.infer(inputs)
         try:
-            out = parse_policy_outputs(outputs, frame.stamp, self.sequence + 1, self.manifest.model_id,
-                                       self.backend.last_infer_ms, self.frame_id)
+            with np.errstate(all="ignore"):
+                out = parse_policy_outputs(outputs, frame.stamp, self.sequence + 1, self.manifest.model_id,
+                                           self.backend.last_infer_ms, self.frame_id)
         except OutputError as exc:
             return Skip("invalid_output", str(exc))
+        bad = check_trajectory(TrajectoryFields.from_trajectory(out.trajectory), self.trajectory_limits)
+        if bad is not None:  # what the follower would reject is never published
+            return Skip("invalid_output", f"model output rejected by the output check: {bad}")
         self.sequence += 1
         return Result(out, inputs, preprocess_ms, (started - frame.received) * 1e3)
 
@@ -163,7 +226,14 @@ def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPi
     manifest, backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash, logger=logger)
     return PolicyPipeline(manifest, backend, io, odom_history=cfg.odom_history,
                           max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
-                          expected_size=expected_size(cfg), frame_id=cfg.base_frame)
+                          expected_size=expected_size(cfg), frame_id=cfg.base_frame,
+                          odometry_limits=odometry_limits(cfg), plan_max_speed=cfg.plan_max_speed)
+
+
+def odometry_limits(cfg: PolicyConfig) -> OdometryLimits:
+    """The odometry validation limits from the node's parameters."""
+    return OdometryLimits(max_speed=cfg.odom_max_speed, max_yaw_rate=cfg.odom_max_yaw_rate,
+                          max_accel=cfg.odom_max_accel, max_future=cfg.max_stamp_future)
 
 
 def expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:

@@ -242,7 +242,7 @@ def run_lockstep(
             if rank == 0:  # odometry
                 sample = odometry_sample(msg)
                 stats.odometry += 1
-                if not pipe.add_odometry(sample):
+                if pipe.add_odometry(sample) is not None:  # a Rejection (safety.odometry_input)
                     stats.odometry_rejected += 1
                 if follower is not None:
                     follower.add_odometry(sample)

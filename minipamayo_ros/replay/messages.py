@@ -37,11 +37,20 @@ def image_msg(stamp: int, rgb: NDArray[np.uint8], frame_id: str = "camera") -> A
 
 
 def compressed_image_msg(
-    stamp: int, rgb: NDArray[np.uint8], fmt: str = "png", frame_id: str = "camera", jpeg_quality: int = 90
+    stamp: int,
+    rgb: NDArray[np.uint8],
+    fmt: str = "png",
+    frame_id: str = "camera",
+    jpeg_quality: int = 90,
+    png_level: int = 9,
 ) -> Any:
     """PNG (lossless: decodes to the same pixels everywhere) or JPEG, as image_transport names them."""
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        if fmt == "jpeg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, png_level]
+    )
     ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
     if not ok:
         raise ValueError(f"could not encode a {rgb.shape} image as {fmt}")

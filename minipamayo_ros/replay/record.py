@@ -61,10 +61,11 @@ class BagRecorder:
         self.wanted = list(dict.fromkeys(topics))
         self.compress = compress_images
         self.jpeg_quality = jpeg_quality
+        self._last_poll = -float("inf")
         self.subscribed: dict[str, str] = {}  # topic -> type
         self.skipped: dict[str, str] = {}  # topic -> why
         self._subs: list[Any] = []
-        self.poll_graph()
+        self.poll_graph(0.0)
 
     def _now_ns(self) -> int:
         return int(self.node.get_clock().now().nanoseconds)
@@ -80,8 +81,13 @@ class BagRecorder:
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
         )
 
-    def poll_graph(self) -> None:
-        """Subscribe to wanted topics that have appeared since the last call."""
+    def poll_graph(self, min_interval_s: float = 0.5) -> None:
+        """Subscribe to wanted topics that have appeared since the last look (at most every
+        ``min_interval_s`` of wall time: graph queries are not free)."""
+        now = time.monotonic()
+        if now - self._last_poll < min_interval_s:
+            return
+        self._last_poll = now
         graph = dict(self.node.get_topic_names_and_types())
         for topic in self.wanted:
             if topic in self.subscribed or topic in self.skipped or topic not in graph:
@@ -132,7 +138,10 @@ class BagRecorder:
         except ImageError:
             return  # not an image the policy could use either; nothing sensible to store
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        out = compressed_image_msg(stamp, rgb, self.compress, msg.header.frame_id, self.jpeg_quality)
+        # PNG level 3: as lossless as 9 and several times faster (recording must keep up with the camera)
+        out = compressed_image_msg(
+            stamp, rgb, self.compress, msg.header.frame_id, self.jpeg_quality, png_level=3
+        )
         self.writer.write(topic, COMPRESSED_IMAGE, self._now_ns(), out)
 
     def close(self) -> dict[str, int]:

@@ -1,0 +1,246 @@
+"""The safety core without ROS: odometry/trajectory validation, stamps and clock jumps, the
+watchdog, the follower's output guard, and the issue-13 defects at the core level."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
+from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw
+from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.safety.command_guard import command_violation
+from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor, TopicState
+from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.rejection import Rejection
+from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
+from minipamayo_ros.trajectory import PlannedTrajectory
+
+CFG = FollowerConfig()
+NAN, INF = float("nan"), float("inf")
+
+
+def _odom(stamp: float, x: float = 0.0, speed: float = 5.0, yaw: float = 0.0, yaw_rate: float = 0.0,
+          **override: float) -> OdometryFields:
+    qx, qy, qz, qw = quaternion_from_yaw(yaw)
+    f = OdometryFields(stamp, x, 0.0, qx, qy, qz, qw, speed, yaw_rate)
+    return replace(f, **override)
+
+
+def _plan(stamp: float, speed: float = 5.0, frame: str = "base_link") -> TrajectoryFields:
+    t = 0.1 * np.arange(1, 21)
+    return TrajectoryFields(stamp, frame, speed * t, 0.01 * t, np.full(20, speed), 0.1)
+
+
+def _drive(f: Follower, t0: float, t1: float, speed: float = 5.0, **override: float) -> list[FollowerCommand]:
+    """Odometry every 20 ms, a fresh trajectory every 100 ms (stamped 50 ms back), a tick each 20 ms."""
+    cmds = []
+    for k, t in enumerate(np.arange(t0, t1, 0.02)):
+        t = float(t)
+        f.add_odometry(_odom(t, speed * t, speed, **override), now=t)
+        if k % 5 == 0:
+            f.set_trajectory(_plan(t - 0.05, speed), now=t)
+        cmds.append(f.update(t))
+    return cmds
+
+
+def _finite(cmd: FollowerCommand) -> bool:
+    return all(math.isfinite(v) for v in (cmd.steering_angle, cmd.curvature, cmd.speed, cmd.acceleration,
+                                          cmd.yaw_rate, cmd.lookahead_x, cmd.lookahead_y,
+                                          cmd.lookahead_distance))
+
+
+# --- odometry ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("override", "kind", "field"), [
+    ({"speed": NAN}, "non_finite", "twist.twist.linear.x"),
+    ({"yaw_rate": INF}, "non_finite", "twist.twist.angular.z"),
+    ({"x": -INF}, "non_finite", "pose.pose.position.x"),
+    ({"qw": NAN}, "non_finite", "pose.pose.orientation.w"),
+    ({"stamp": NAN}, "non_finite", "header.stamp"),
+    ({"x": 1e12}, "out_of_range", "pose.pose.position.x"),
+    ({"qx": 0.0, "qy": 0.0, "qz": 0.0, "qw": 0.0}, "bad_quaternion", "pose.pose.orientation"),
+    ({"qw": 2.0}, "bad_quaternion", "pose.pose.orientation"),
+    ({"speed": 1e6}, "out_of_range", "twist.twist.linear.x"),
+    ({"speed": -50.0}, "out_of_range", "twist.twist.linear.x"),
+    ({"yaw_rate": 10.0}, "out_of_range", "twist.twist.angular.z"),
+    ({"stamp": 10.0 + 20.0}, "future_stamp", "header.stamp"),
+    ({"stamp": 10.0 - 3.5}, "old_stamp", "header.stamp"),
+])
+def test_bad_odometry_is_rejected_naming_field_and_value(override, kind, field) -> None:
+    gate = OdometryGate()
+    rej = gate.check(replace(_odom(10.0), **override), now=10.0, last=None)
+    assert isinstance(rej, Rejection) and rej.kind == kind and rej.field == field
+    assert str(rej).startswith(f"{field} = ")
+
+
+def test_all_zero_quaternion_is_not_yaw_zero_but_a_slightly_off_norm_is_normalised() -> None:
+    """Issue 13 defect 6 (failed before: an all-zero quaternion was accepted as yaw 0)."""
+    gate = OdometryGate()
+    rej = gate.check(_odom(1.0, qw=0.0), 1.0, None)
+    assert isinstance(rej, Rejection) and "norm 0" in rej.detail
+    qx, qy, qz, qw = (1.02 * c for c in quaternion_from_yaw(0.7))
+    ok = gate.check(_odom(1.0, qx=qx, qy=qy, qz=qz, qw=qw), 1.0, None)
+    assert isinstance(ok, OdometrySample) and ok.pose.yaw == pytest.approx(0.7)
+
+
+def test_speed_outlier_dropped_but_a_confirmed_step_accepted() -> None:
+    gate = OdometryGate(OdometryLimits(max_accel=20.0))
+    last = OdometrySample(1.0, Pose2D(), 5.0, 0.0)
+    spike = gate.check(_odom(1.02, speed=30.0), 1.02, last)
+    assert isinstance(spike, Rejection) and spike.kind == "implausible"
+    assert isinstance(gate.check(_odom(1.04, speed=5.1), 1.04, last), OdometrySample)  # spike was alone
+    # a real step (odometry source reset to standstill): the second sample confirms it
+    assert isinstance(gate.check(_odom(1.06, speed=0.0), 1.06, last), Rejection)
+    assert isinstance(gate.check(_odom(1.08, speed=0.0), 1.08, last), OdometrySample)
+
+
+def test_stamp_rules_and_clock_jump_detector() -> None:
+    assert check_stamp(10.05, 10.0, 0.1, 1.0) is None
+    assert check_stamp(10.2, 10.0, 0.1, 1.0).kind == "future_stamp"  # type: ignore[union-attr]
+    assert check_stamp(8.0, 10.0, 0.1, 1.0).kind == "old_stamp"  # type: ignore[union-attr]
+    clock = ClockJumpDetector(threshold=1.0)
+    assert not any(clock.update(t) for t in (5.0, 5.5, 5.2, 6.0))  # jitter is not a jump
+    assert clock.update(0.5) and clock.jumps == 1 and not clock.update(0.6)
+    assert not clock.update(NAN)
+
+
+# --- trajectories ----------------------------------------------------------------------------------
+def test_trajectory_x_y_lengths_differ_gives_the_right_reason() -> None:
+    """Issue 13 defect 6 (failed before: "needs at least 2 waypoints, got 0")."""
+    f = replace(_plan(1.0), y=np.zeros(19))
+    rej = check_trajectory(f)
+    assert rej is not None and rej.kind == "bad_shape" and "20/19/20" in str(rej)
+
+
+def test_trajectory_limits() -> None:
+    assert check_trajectory(_plan(1.0)) is None
+    assert check_trajectory(_plan(1.0, frame="map")).kind == "wrong_frame"  # type: ignore[union-attr]
+    assert check_trajectory(_plan(1.0, frame="")).kind == "wrong_frame"  # type: ignore[union-attr]
+    assert check_trajectory(_plan(1.0, speed=1e6)).kind == "out_of_range"  # type: ignore[union-attr]
+    assert check_trajectory(_plan(1.0), TrajectoryLimits(max_speed=4.0)) is not None
+    far = replace(_plan(1.0), x=np.linspace(1.0, 3e5, 20))
+    assert check_trajectory(far).kind == "implausible"  # type: ignore[union-attr]
+    assert check_trajectory(replace(_plan(1.0), dt=0.0)).kind == "out_of_range"  # type: ignore[union-attr]
+    huge = replace(_plan(1.0), x=np.full(20, 1e308), y=np.full(20, -1e308))
+    assert check_trajectory(huge) is not None
+
+
+# --- watchdog --------------------------------------------------------------------------------------
+def test_watchdog_states_and_rate_limited_log() -> None:
+    m = InputMonitor("/odom", stale_after=0.2, min_rate_hz=10.0, rate_window=1.0, log_interval=2.0)
+    assert m.state(0.0) == TopicState.NEVER_RECEIVED and m.report(0.0).level == WARN
+    for t in np.arange(0.0, 2.0, 0.02):
+        m.accepted(float(t))
+    assert m.state(2.0) == TopicState.OK and m.report(2.0).level == OK
+    assert m.state(2.5) == TopicState.STALE and m.report(2.5).level == ERROR
+    for t in np.arange(2.5, 5.0, 0.15):  # ~6.7 Hz < 10 Hz, never stale for 0.2 s
+        m.accepted(float(t))
+    assert m.state(4.96) == TopicState.RATE_TOO_LOW
+    rej = Rejection("non_finite", "twist.twist.linear.x", NAN, "not finite")
+    first = m.rejected(rej, 5.0, wall_now=100.0)
+    assert first is not None and "twist.twist.linear.x = nan" in first
+    assert m.rejected(rej, 5.01, wall_now=100.5) is None  # same kind within the interval: counted only
+    other = Rejection("future_stamp", "header.stamp", 30.0, "ahead")
+    assert m.rejected(other, 5.02, wall_now=100.6) is not None  # another kind is logged at once
+    again = m.rejected(rej, 5.03, wall_now=102.1)
+    assert again is not None and "1 more non_finite" in again
+    v = m.report(5.04).values
+    assert v["rejected"] == "4" and v["rejected.non_finite"] == "3" and v["rejected.future_stamp"] == "1"
+    m.clock_reset()
+    assert m.state(0.1) == TopicState.STALE
+
+
+# --- the follower: defects 1, 3, 5 and the output guard ----------------------------------------------
+def test_nan_or_inf_twist_never_reaches_the_command() -> None:
+    """Issue 13 defect 1 (failed before: NaN steering/curvature/yaw rate while TRACKING at 5 m/s)."""
+    f = Follower()
+    _drive(f, 0.0, 1.0)
+    cmds = []
+    for k, t in enumerate(np.arange(1.0, 2.0, 0.02)):  # one bad sample in 5
+        t = float(t)
+        bad = k % 5 == 0
+        rej = f.add_odometry(_odom(t, 5.0 * t, NAN if bad else 5.0, yaw_rate=INF if bad else 0.0), now=t)
+        assert (rej is not None) == bad
+        if k % 5 == 1:
+            f.set_trajectory(_plan(t - 0.05), now=t)
+        cmds.append(f.update(t))
+    assert all(_finite(c) for c in cmds)
+    assert all(c.status == ControlStatus.TRACKING for c in cmds) and cmds[-1].speed > 4.0
+    # NaN then an odometry dropout: the stop is finite too
+    f.add_odometry(_odom(2.0, 10.0, NAN), now=2.0)
+    stop = [f.update(float(t)) for t in np.arange(2.0, 4.0, 0.02)]
+    assert all(_finite(c) for c in stop) and stop[-1].status == ControlStatus.NO_ODOMETRY
+    assert stop[-1].speed == 0.0
+
+
+@pytest.mark.parametrize("ahead", [20.0, 1000.0])
+def test_one_future_stamped_odometry_does_not_take_the_follower_out_of_service(ahead: float) -> None:
+    """Issue 13 defect 3 (failed before: NO_ODOMETRY for ``ahead`` s, forever for 1000 s)."""
+    f = Follower()
+    _drive(f, 0.0, 1.0)
+    rej = f.add_odometry(_odom(1.0 + ahead, 5.0), now=1.0)
+    assert rej is not None and rej.kind == "future_stamp"
+    cmds = _drive(f, 1.0, 2.0)
+    assert all(c.status == ControlStatus.TRACKING for c in cmds)
+
+
+def test_real_clock_jump_back_resets_and_recovers() -> None:
+    f = Follower()
+    _drive(f, 100.0, 101.0)
+    cmds = _drive(f, 0.0, 1.5)  # the node clock itself restarted (sim reset, bag loop)
+    assert f.clock.jumps == 1 and cmds[-1].status == ControlStatus.TRACKING
+
+
+def test_absurd_odometry_speed_gives_no_absurd_command() -> None:
+    """Issue 13 defect 5 at the follower: 1e6 m/s odometry is rejected, commands stay bounded."""
+    f = Follower()
+    _drive(f, 0.0, 1.0)
+    rej = f.add_odometry(_odom(1.0, 5.0, 1e6), now=1.0)
+    assert rej is not None and "odom_max_speed" in str(rej)
+    assert all(c.speed <= CFG.max_speed for c in _drive(f, 1.01, 1.5))
+
+
+def test_guard_turns_a_bad_command_into_the_controlled_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    f = Follower()
+    cmds = _drive(f, 0.0, 2.0)
+    v0, steer0 = cmds[-1].speed, cmds[-1].steering_angle
+    import minipamayo_ros.control.follower as follower_mod
+
+    monkeypatch.setattr(follower_mod.reg, "pursuit_curvature", lambda x, y: NAN)  # a numerics bug
+    bad = f.update(2.0)
+    assert bad.status == ControlStatus.FAULT_STOP and _finite(bad) and "not finite" in f.last_fault
+    assert bad.speed == pytest.approx(v0 - CFG.stop_decel * 0.02) and bad.steering_angle == steer0
+    monkeypatch.setattr(follower_mod.reg, "pursuit_curvature", lambda x, y: 1 / 0)  # an exception
+    boom = f.update(2.02)
+    assert boom.status == ControlStatus.FAULT_STOP and "ZeroDivisionError" in f.last_fault
+    assert boom.speed < bad.speed and f.faults == 2
+    monkeypatch.undo()
+    assert _drive(f, 2.04, 3.0)[-1].status == ControlStatus.TRACKING  # recovers when the law is sane
+
+
+def test_command_violation_names_the_field() -> None:
+    ok = FollowerCommand(0.0, ControlStatus.TRACKING, speed=5.0)
+    assert command_violation(ok, CFG, 5.0, False) is None
+    assert "speed" in command_violation(replace(ok, speed=CFG.max_speed + 1), CFG, 5.0, False)  # type: ignore[operator]
+    assert "steering_angle" in command_violation(replace(ok, steering_angle=1.0), CFG, 5.0, False)  # type: ignore[operator]
+    assert "yaw_rate" in command_violation(replace(ok, yaw_rate=NAN), CFG, 5.0, False)  # type: ignore[operator]
+    assert "rises" in command_violation(replace(ok, speed=5.5), CFG, 5.0, True)  # type: ignore[operator]
+
+
+def test_measured_speed_above_max_speed_never_commands_above_it() -> None:
+    cfg = replace(CFG, max_speed=5.0)
+    f = Follower(cfg)
+    cmds = _drive(f, 0.0, 1.0, speed=12.0)
+    assert all(c.speed <= 5.0 and c.status != ControlStatus.FAULT_STOP for c in cmds)
+
+
+def test_planned_trajectory_validation_error_uses_the_same_check() -> None:
+    good = _plan(1.0).to_trajectory()
+    assert good.validation_error() is None
+    bad = PlannedTrajectory(1.0, np.array([[1.0, NAN], [2.0, 0.0]]), np.ones(2))
+    assert "y[0] = nan" in (bad.validation_error() or "")

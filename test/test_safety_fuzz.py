@@ -1,0 +1,188 @@
+"""Property tests (hypothesis) of the ROS-free safety core: every float field drawn from finite,
+huge, NaN and inf values and every stamp relation to the node clock. No exception escapes, no
+numpy warning is emitted (it would bypass the ROS logger), nothing rejected is stored, and every
+output is finite and within limits; afterwards valid input brings the follower back to TRACKING.
+
+Modest ``max_examples`` so that CI stays fast; ``deadline=None`` because the CI box is shared.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from minipamayo_ros.control.config import FollowerConfig
+from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
+from minipamayo_ros.geometry import quaternion_from_yaw
+from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.safety.odometry_input import MAX_POSITION, OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.rejection import Rejection
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
+from minipamayo_ros.state_features import state_history
+
+CFG = FollowerConfig()
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+#: finite, huge, NaN and inf
+ANY_FLOAT = st.one_of(
+    st.floats(-100.0, 100.0),
+    st.sampled_from([0.0, -0.0, 1e-300, 1e6, -1e6, 1e300, -1e300, 1.7e308, math.nan, math.inf, -math.inf]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+#: stamp offsets from the node clock [s]: every relation (past beyond the window, just inside,
+#: now, within / beyond the future tolerance, far future, non-finite)
+STAMP_OFFSET = st.one_of(
+    st.sampled_from([-1e9, -10.0, -3.01, -2.99, -0.5, -0.05, 0.0, 0.05, 0.099, 0.11, 20.0, 1000.0,
+                     math.nan, math.inf, -math.inf]),
+    st.floats(-5.0, 5.0),
+)
+
+
+def _valid_odom(t: float, speed: float = 5.0) -> OdometryFields:
+    qx, qy, qz, qw = quaternion_from_yaw(0.0)
+    return OdometryFields(t, speed * t, 0.0, qx, qy, qz, qw, speed, 0.0)
+
+
+def _valid_plan(stamp: float, speed: float = 5.0) -> TrajectoryFields:
+    t = 0.1 * np.arange(1, 21)
+    return TrajectoryFields(stamp, "base_link", speed * t, 0.01 * t, np.full(20, speed), 0.1)
+
+
+@st.composite
+def fuzzed_odometry(draw: st.DrawFn) -> tuple[float, OdometryFields]:
+    """(stamp offset, fields): each field either valid or drawn from ANY_FLOAT."""
+    base = _valid_odom(0.0)
+    names = ["x", "y", "qx", "qy", "qz", "qw", "speed", "yaw_rate"]
+    fuzz = {n: draw(ANY_FLOAT) for n in names if draw(st.booleans())}
+    return draw(STAMP_OFFSET), replace(base, **fuzz)
+
+
+@st.composite
+def fuzzed_plan(draw: st.DrawFn) -> tuple[float, TrajectoryFields]:
+    n = draw(st.sampled_from([0, 1, 2, 19, 20]))
+    arr = st.lists(ANY_FLOAT, min_size=n, max_size=n).map(np.array)
+    base = _valid_plan(0.0)
+    if n != 20 or draw(st.booleans()):
+        base = replace(base, x=draw(arr) if draw(st.booleans()) else base.x[:n],
+                       y=draw(arr) if draw(st.booleans()) else base.y[:n],
+                       speed=draw(arr) if draw(st.booleans()) else base.speed[:n])
+    if draw(st.booleans()):
+        base = replace(base, dt=draw(ANY_FLOAT), uncertainty=draw(ANY_FLOAT))
+    frame = draw(st.sampled_from(["base_link", "base_link", "map", "", "odom"]))
+    return draw(STAMP_OFFSET), replace(base, frame_id=frame)
+
+
+def _within_limits(cmd: FollowerCommand, cfg: FollowerConfig) -> None:
+    values = (cmd.steering_angle, cmd.curvature, cmd.speed, cmd.acceleration, cmd.yaw_rate,
+              cmd.lookahead_x, cmd.lookahead_y, cmd.lookahead_distance)
+    assert all(math.isfinite(v) for v in values), cmd
+    assert 0.0 <= cmd.speed <= cfg.max_speed + 1e-9
+    assert abs(cmd.steering_angle) <= cfg.max_steer + 1e-12
+    assert abs(cmd.acceleration) <= max(cfg.max_accel, cfg.max_decel, cfg.stop_decel) + 1e-6
+
+
+def _drive(f: Follower, t0: float, t1: float) -> list[FollowerCommand]:
+    out = []
+    for k, t in enumerate(np.arange(t0, t1, 0.02)):
+        t = float(t)
+        f.add_odometry(_valid_odom(t), now=t)
+        if k % 5 == 0:
+            f.set_trajectory(_valid_plan(t - 0.05), now=t)
+        out.append(f.update(t))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning would bypass the ROS logger
+        yield
+
+
+events = st.lists(st.one_of(
+    st.tuples(st.just("odom"), fuzzed_odometry()),
+    st.tuples(st.just("plan"), fuzzed_plan()),
+    st.tuples(st.just("tick"), st.floats(0.0, 0.3)),
+    st.tuples(st.just("clock"), st.sampled_from([-100.0, -2.0, -0.5, 0.5, 5.0])),
+), min_size=1, max_size=25)
+
+
+@FUZZ
+@given(events=events)
+def test_follower_survives_any_input_sequence_and_recovers(events) -> None:
+    f = Follower()
+    _drive(f, 10.0, 11.0)
+    now = 11.0
+    for kind, payload in events:
+        if kind == "odom":
+            off, fields = payload
+            n_before, latest = len(f.history), f.history.latest
+            rej = f.add_odometry(replace(fields, stamp=now + off), now=now)
+            if rej is not None:  # a dropped sample is never stored
+                assert isinstance(rej, Rejection) and rej.field and str(rej)
+                assert f.history.latest is latest and len(f.history) == n_before
+            else:
+                s = f.history.latest
+                assert s is not None and all(math.isfinite(v) for v in (s.stamp, s.pose.x, s.pose.y,
+                                                                          s.pose.yaw, s.speed, s.yaw_rate))
+                assert abs(s.speed) <= CFG.odom_max_speed and abs(s.yaw_rate) <= CFG.odom_max_yaw_rate
+        elif kind == "plan":
+            off, fields = payload
+            held = f.trajectory
+            rej = f.set_trajectory(replace(fields, stamp=now + off), now=now)
+            if rej is not None:
+                assert f.trajectory is held
+            else:
+                assert check_trajectory(TrajectoryFields.from_trajectory(f.trajectory)) is None  # type: ignore[arg-type]
+        elif kind == "tick":
+            now += payload
+            _within_limits(f.update(now), CFG)
+        else:
+            now += payload
+            _within_limits(f.update(now), CFG)
+    # valid data afterwards: tracking again within 1 s (nothing poisoned the history or the clock)
+    cmds = _drive(f, now + 0.02, now + 1.5)
+    for c in cmds:
+        _within_limits(c, CFG)
+    assert cmds[-1].status == ControlStatus.TRACKING and cmds[-1].speed > 0.0
+
+
+@FUZZ
+@given(fields=fuzzed_odometry(), history_speed=st.floats(0.0, 30.0))
+def test_odometry_gate_output_feeds_a_finite_state_history(fields, history_speed) -> None:
+    off, f = fields
+    gate = OdometryGate(OdometryLimits(max_age=2.0))
+    hist = PoseHistory(max_age=2.0)
+    for t in np.arange(8.0, 10.0, 0.02):
+        out = gate.check(_valid_odom(float(t), history_speed), float(t), hist.latest)
+        assert not isinstance(out, Rejection)
+        hist.add(out)
+    out = gate.check(replace(f, stamp=10.0 + off), 10.0, hist.latest)
+    if isinstance(out, Rejection):
+        return
+    assert abs(out.pose.x) <= MAX_POSITION and abs(out.pose.yaw) <= math.pi + 1e-9
+    hist.add(out)
+    feats = state_history(hist, out.stamp, 0.1)
+    assert feats is None or np.all(np.isfinite(feats))
+
+
+@FUZZ
+@given(plan=fuzzed_plan(), max_speed=st.sampled_from([5.0, 40.0]))
+def test_accepted_trajectories_are_finite_and_physically_bounded(plan, max_speed) -> None:
+    _, fields = plan
+    limits = TrajectoryLimits(max_speed=max_speed)
+    rej = check_trajectory(fields, limits)
+    if rej is not None:
+        assert isinstance(rej, Rejection) and str(rej)
+        return
+    traj = fields.to_trajectory()
+    assert traj.frame_id == "base_link" and len(traj.points) >= 2
+    assert np.all(np.isfinite(traj.points)) and np.all((traj.speeds >= 0) & (traj.speeds <= max_speed))
+    reach = np.hypot(*traj.points[-1]) / traj.horizon  # average speed along the plan
+    assert reach <= max_speed + 0.5 / traj.dt
