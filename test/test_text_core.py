@@ -190,6 +190,8 @@ def test_max_tokens_truncates_and_flags_it(generator) -> None:
     assert cut.token_ids == full.token_ids[:2] and cut.truncated
     exact = generator.generate(ctx, 1, max_tokens=len(full.token_ids))  # ends exactly at the limit
     assert exact.token_ids == full.token_ids and not exact.truncated
+    worst = generator.generate(ctx, 1, max_tokens=16, ignore_eos=True)  # benchmarks: always 16 steps
+    assert len(worst.token_ids) == 16 and worst.token_ids[: len(full.token_ids)] == full.token_ids
 
 
 def test_deadline_is_checked_between_tokens(generator) -> None:
