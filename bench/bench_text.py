@@ -204,11 +204,13 @@ class Stack:
             self.text = NodeProcess.python_module(
                 "minipamayo_ros.nodes.text_node", ros_args({}, [self.cfg / "text.yaml"]), self.env,
                 f"text{self.n_text}", self.log_dir / f"text{self.n_text}.log").start()
-            self._wait(lambda: self.req_pub.get_subscription_count() > 0, 60.0, "text node")
+            text = self.text
+            # its startup line (a stopped node's subscription may still be listed by DDS for a while)
+            self._wait(lambda: "text: events" in text.read_log()
+                       and self.req_pub.get_subscription_count() > 0, 60.0, "text node")
         elif not on and self.text is not None:
-            self.text.stop()
+            self.text.stop()  # returns once the process has exited (DDS may list it a while longer)
             self.text = None
-            self._wait(lambda: self.req_pub.get_subscription_count() == 0, 10.0, "text node gone")
 
     def measure(self, seconds: float) -> dict[str, Any]:
         """Samples of one window: e2e latencies, control stamps, explanations, the last text counters."""
