@@ -8,12 +8,14 @@ parameter change mid-tick, numerics), so a NaN never reaches the actuators.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 
 from minipamayo_ros.control.config import FollowerConfig
 
 #: relative tolerance on the limits (float32 messages, rounding)
 TOLERANCE = 1e-6
+#: every float a FollowerCommand publishes (a test checks this is all of them)
+_FLOAT_FIELDS = ("stamp", "steering_angle", "curvature", "speed", "acceleration", "yaw_rate",
+                 "trajectory_stamp", "lookahead_x", "lookahead_y", "lookahead_distance")
 
 
 def command_violation(cmd: object, cfg: FollowerConfig, previous_speed: float, stopping: bool) -> str | None:
@@ -22,10 +24,10 @@ def command_violation(cmd: object, cfg: FollowerConfig, previous_speed: float, s
     ``previous_speed`` [m/s] is the speed commanded on the previous tick; while ``stopping`` the
     speed must not rise.
     """
-    for f in fields(cmd):  # type: ignore[arg-type]
-        value = getattr(cmd, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{f.name} = {value!r} is not finite"
+    for name in _FLOAT_FIELDS:
+        value = getattr(cmd, name)
+        if not math.isfinite(value):
+            return f"{name} = {value!r} is not finite"
     tol = 1.0 + TOLERANCE
     speed, steer = cmd.speed, cmd.steering_angle  # type: ignore[attr-defined]
     if not 0.0 <= speed <= cfg.max_speed * tol + TOLERANCE:
