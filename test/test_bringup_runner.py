@@ -61,3 +61,46 @@ def test_runner_exits_nonzero_when_a_node_dies(spawn, tmp_path) -> None:
                     "--no-loopback", "--config-file", str(bad), "--backend", "onnxruntime"], name="runner")
     assert runner.wait(60.0) == 1
     assert "died" in runner.read_log()
+
+
+def _sleeper(name: str, seconds: float, code: int = 3) -> object:
+    from minipamayo_ros.bringup.processes import NodeProcess
+
+    return NodeProcess([sys.executable, "-c", f"import sys, time; time.sleep({seconds}); sys.exit({code})"],
+                       name=name).start()
+
+
+@pytest.mark.parametrize(("dies", "expect_wait"), [("policy", True), ("follower", False)])
+def test_supervise_keeps_the_follower_for_its_stop_unless_it_is_the_one_dead(dies, expect_wait) -> None:
+    """A node other than the follower dies: the rest runs the grace period, then exit 1; the
+    follower dies: exit 1 at once (real processes standing in for the nodes)."""
+    from minipamayo_ros.bringup.runner import StackRunner
+
+    grace = 2.0
+    runner = StackRunner([], {}, stop_grace=grace)
+    runner.processes = [_sleeper("policy", 0.3 if dies == "policy" else 60.0),
+                        _sleeper("follower", 0.3 if dies == "follower" else 60.0)]
+    try:
+        t0 = time.monotonic()
+        rc = runner.supervise(lambda: False, poll_s=0.02)
+        waited = time.monotonic() - t0
+        assert rc == 1
+        if expect_wait:
+            assert waited >= 0.3 + grace - 0.05
+            assert runner.follower_alive(), "the follower must outlive the grace period's end"
+        else:
+            assert waited < 0.3 + grace / 2
+    finally:
+        runner.stop()
+    assert all(p.poll() is not None for p in runner.processes)
+
+
+def test_supervise_returns_0_on_request() -> None:
+    from minipamayo_ros.bringup.runner import StackRunner
+
+    runner = StackRunner([], {}, stop_grace=2.0)
+    runner.processes = [_sleeper("follower", 60.0)]
+    try:
+        assert runner.supervise(lambda: True) == 0
+    finally:
+        runner.stop()

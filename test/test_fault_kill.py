@@ -94,9 +94,26 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_co
     assert all(b <= a + 1e-6 for a, b in zip(speeds, speeds[1:], strict=False)), "speed rose during the stop"
     first_zero = next(c[0] for c in after if c[1] == ControlStatus.STALE_TRAJECTORY_STOP and c[2] == 0.0)
     # documented bound (docs/follower.md): trajectory_timeout + v / stop_decel after the last stamp
-    bound = cfg.trajectory_timeout + cfg.stop_time(max(kill_speed, speeds[0])) + TICK_SLACK
+    # with v = the speed commanded when the stop began
+    v = [c[2] for c in after if c[0] < first_stale][-1] if after[0][0] < first_stale else kill_speed
+    bound = cfg.trajectory_timeout + cfg.stop_time(v) + TICK_SLACK
+    print(f"MEASURED {how}: STALE after {first_stale - last_stamp:.3f} s, speed 0 after "
+          f"{first_zero - last_stamp:.3f} s from {v:.2f} m/s (bound {bound - TICK_SLACK:.3f} s)")
     assert first_zero - last_stamp <= bound, (first_zero - last_stamp, bound)
     # the (simulated) vehicle really stopped, and the follower's last word was its SHUTDOWN stop
     assert min(t[4] for t in rec.rec.truth if t[0] > first_zero) < 0.2
     assert rec.rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.rec.controls[-1][2] == 0.0
     assert "controlled-stop grace" in log and "policy" in log
+
+
+def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(spawn, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"  # the follower refuses to start (exit 2); the policy is fine
+    bad.write_text("/**/follower:\n  ros__parameters:\n    rate_hz: 5000.0\n")
+    t0 = time.monotonic()
+    launch = spawn([*_command("ros2_launch")[:2], "minipamayo_ros", "drive.launch.py",
+                    f"config_file:={bad}", "backend:=onnxruntime", "enable_text:=false"], name="launch")
+    assert launch.wait(60.0) == 1, launch.read_log()[-3000:]
+    log = launch.read_log()
+    assert "node 'follower' exited (code 2): nothing commands the vehicle" in log
+    assert "controlled-stop grace" not in log  # no waiting for a stop nobody can command
+    assert time.monotonic() - t0 < 45.0

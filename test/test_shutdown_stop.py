@@ -89,13 +89,16 @@ def _assert_ends_with_stop(commands: list[ControlCommand], twists: list[Twist]) 
     assert twists and twists[-1].linear.x == 0.0 and twists[-1].angular.z == 0.0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_with_zero_speed_command_first(ros_node, spawn, sig) -> None:
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
+def test_signal_stops_with_zero_speed_command_first(ros_node, spawn, signals) -> None:
+    """(Twice: a terminal's Ctrl-C reaches the node and ros2 launch forwards it again.)"""
     node, executor = ros_node
     commands, twists = _drive(node)
     proc = spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"]))
     assert spin_until(executor, lambda: _at_speed(commands), 30.0), proc.read_log()[-2000:]
-    proc.send_signal(sig)
+    for sig in signals:
+        proc.send_signal(sig)
     spin_until(executor, lambda: proc.poll() is not None, 10.0)
     spin_until(executor, lambda: False, 0.5)  # anything still in flight
     assert proc.poll() == 0, proc.read_log()[-2000:]

@@ -91,7 +91,7 @@ def test_two_minute_soak(tmp_path, ros_env) -> None:
     assert report["crashes"] == [] and report["restarts"] == 0
     assert report["driving"]["collisions"] == 0
     assert report["driving"]["distance_m"] > 200.0, report["driving"]
-    assert set(report["rss"]) == {"simulator", "policy", "follower"}
+    assert {"simulator", "policy", "follower"} <= set(report["rss"])  # (+ text when installed)
     for name, g in report["rss"].items():
         assert g is not None and g["samples"] >= 20, name
         assert g["growth"] < 0.25, f"{name} RSS grew {100 * g['growth']:.0f} % in 2 minutes"
