@@ -119,7 +119,7 @@ fi
 # --- colcon build (colcon/CMake skip unchanged work themselves; we skip colcon entirely when no
 #     build input changed, which keeps a no-op re-run at well under a second) -------------------
 build_inputs_digest() {
-  (cd "$ROOT" && find CMakeLists.txt package.xml msg launch config engines minipamayo_ros \
+  (cd "$ROOT" && find CMakeLists.txt package.xml cmake msg launch config engines minipamayo_ros \
      -type f ! -path '*/__pycache__/*' -printf '%p %s %T@\n' 2>/dev/null | sort | sha256sum | cut -c1-16)
 }
 build_stamp="$ROOT/build/.minipamayo-build-stamp"

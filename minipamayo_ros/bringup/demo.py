@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs, config_dir
+from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
-from minipamayo_ros.params import build_config, load_node_yaml
+from minipamayo_ros.params import build_config, config_dir, load_node_yaml
 
 DEFAULT_SEED = 0          # the embedded default road
 DEFAULT_DURATION = 60.0   # [s] sim time

@@ -40,7 +40,7 @@ def _fail(message: str) -> OpaqueFunction:
 
 def _on_exit(name: str, grace: float) -> Callable[[ProcessExited, LaunchContext], list | None]:
     def handler(event: ProcessExited, context: LaunchContext) -> list | None:
-        if context.is_shutdown:
+        if getattr(context, "is_shutdown", False):
             return None  # a shutdown already under way (Ctrl-C, another node's handler)
         what = f"node '{name}' exited (code {event.returncode})"
         if name == FOLLOWER or grace <= 0.0:

@@ -235,7 +235,7 @@ class FollowerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(FollowerNode, (ParameterError,), args)
+    return run_node(FollowerNode, (ParameterError,), args, config=FollowerConfig)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The one ``main()`` body every node shares: init, build, spin, clean shutdown, exit codes.
+"""The one ``main()`` body every node shares: --help, init, build, spin, clean shutdown, exit codes.
 
-Exit codes: 0 after a normal shutdown (SIGINT, SIGTERM), :data:`EXIT_CONFIG_ERROR` when the node
+Exit codes: 0 after a requested stop (SIGINT or SIGTERM, received any number of times, at any
+point: while starting, spinning or shutting down), :data:`EXIT_CONFIG_ERROR` when the node
 cannot start because of its configuration (the message says what to fix); an exception escaping
 a callback ends the process with a traceback (exit 1) after the same clean shutdown. One
 SingleThreadedExecutor per process: nothing heavy shares a node's executor (the policy runs
@@ -8,41 +9,109 @@ inference in its own worker thread).
 
 Signals: SIGINT/SIGTERM only *request* the shutdown (:class:`StopRequest`); rclpy's own handlers
 are not installed, because they shut the ROS context down inside the signal handler, after which
-nothing can be published. So every node is destroyed while its context is still valid, and a
-node whose ``destroy_node()`` publishes a last message (the follower's zero-speed stop command)
-gets it out. A repeated signal while shutting down (a terminal's Ctrl-C reaches the node and
-``ros2 launch`` forwards it again) is absorbed. The spin loop wakes at least every
-:data:`SIGNAL_POLL_S` so a signal is acted on even when no callback is due (e.g. a node on
-``use_sim_time`` whose /clock has stopped).
+nothing can be published, and a second signal then lands as ``KeyboardInterrupt`` in the middle
+of ``destroy_node()`` (traceback, exit -2, "process has died" in ``ros2 launch``). Ctrl-C in the
+terminal of ``ros2 launch`` reaches the whole process group, so every node gets SIGINT twice (from
+the terminal and forwarded by launch), and launch escalates to SIGTERM if a node is slow: the
+first signal stops the spin loop, later ones are only counted, and the shutdown always runs to
+its end. So every node is destroyed while its context is still valid, and a node whose
+``destroy_node()`` publishes a last message (the follower's zero-speed stop command) gets it out.
+The spin loop wakes at least every :data:`SIGNAL_POLL_S` so a signal is acted on even when no
+callback is due (e.g. a node on ``use_sim_time`` whose /clock has stopped).
 """
 
 from __future__ import annotations
 
 import signal
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+
+from minipamayo_ros.params import param_specs
 
 EXIT_CONFIG_ERROR = 2
 SIGNAL_POLL_S = 0.1  # [s] longest a SIGINT/SIGTERM waits before the spin loop sees it
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _StartupInterrupted(BaseException):
+    """A stop signal arrived while the node was still being built (e.g. loading a model)."""
 
 
 class StopRequest:
-    """SIGINT/SIGTERM -> a flag the spin loop checks (no exception thrown into callbacks)."""
+    """Owns SIGINT/SIGTERM for the life of the process: records stop requests, never raises
+    except while the node is being built (so a long model load can be interrupted)."""
 
     def __init__(self) -> None:
-        self.signal = 0
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._on_signal)
+        self.signals: list[int] = []
+        self.starting = True
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self.signal = self.signal or signum
+    def shutdown_rclpy(self) -> None:
+        """The last step of every path: ``rclpy.try_shutdown()``, then ignore stop signals.
+
+        ``try_shutdown`` resets SIGINT/SIGTERM to the handlers rclpy saw at import (the default:
+        die on the signal), and so does the interpreter's own exit for Python-level handlers.
+        With nothing left to stop, later signals are ignored (held while switching, so none can
+        slip through to the default) and the process exits with the code it returns.
+        """
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            rclpy.try_shutdown()
+        finally:
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     @property
     def requested(self) -> bool:
-        return self.signal != 0
+        return bool(self.signals)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals.append(signum)
+        if self.starting and len(self.signals) == 1:
+            raise _StartupInterrupted
+
+
+def wants_help(argv: list[str]) -> bool:
+    """``-h``/``--help`` among the non-ROS arguments (``argv[0]`` is the program)."""
+    from rclpy.utilities import remove_ros_args
+
+    return any(a in ("-h", "--help") for a in remove_ros_args(args=argv)[1:])
+
+
+def usage(program: str, doc: str | None, config: type | None) -> str:
+    """``--help`` text: how to run, what the node does, and its parameters with defaults/ranges."""
+    lines = [f"usage: ros2 run minipamayo_ros {program} [--ros-args [-p NAME:=VALUE]... "
+             "[--params-file FILE] [-r FROM:=TO]... [-r __ns:=/NAMESPACE]]", ""]
+    if doc:
+        lines += [doc.strip(), ""]
+    if config is not None:
+        lines.append("parameters (default; range or choices; read-only = only at startup):")
+        for spec in param_specs(config):
+            extra = []
+            if spec.min is not None or spec.max is not None:
+                lo = "" if spec.min is None else f"{spec.min:g}"
+                hi = "" if spec.max is None else f"{spec.max:g}"
+                extra.append(f"[{lo}, {hi}]")
+            if spec.choices:
+                extra.append(" | ".join(spec.choices))
+            if spec.read_only:
+                extra.append("read-only")
+            default = spec.default if spec.default != "" else "''"
+            head = f"  {spec.name} = {default}" + (f"  ({'; '.join(extra)})" if extra else "")
+            lines.append(head)
+            lines += textwrap.wrap(spec.full_description, 96, initial_indent=" " * 6,
+                                   subsequent_indent=" " * 6)
+    lines += ["", "Stops cleanly (exit 0) on SIGINT/SIGTERM; exit 2 on a configuration error."]
+    return "\n".join(lines)
 
 
 def _init_without_rclpy_signal_handlers(args: list[str] | None) -> None:
@@ -55,38 +124,56 @@ def _init_without_rclpy_signal_handlers(args: list[str] | None) -> None:
 
 
 def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseException], ...],
-             args: list[str] | None = None) -> int:
-    """Run the node ``make_node()`` builds until shutdown; returns the process exit code.
+             args: list[str] | None = None, *, config: type | None = None) -> int:
+    """Run the node ``make_node()`` builds until a stop signal; returns the process exit code.
 
     ``start_errors``: exceptions raised while building the node that mean "misconfigured" (fatal,
-    logged with the fix, exit :data:`EXIT_CONFIG_ERROR`). A node with a ``close()`` method gets it
-    called before it is destroyed (worker threads, native resources). ``destroy_node()`` always
-    runs on a valid context (signal, exception or external shutdown alike).
+    logged with the fix, exit :data:`EXIT_CONFIG_ERROR`). ``config``: the node's parameter
+    dataclass, listed by ``--help``. A node with a ``close()`` method gets it called before it is
+    destroyed (worker threads, native resources). ``destroy_node()`` always runs on a valid
+    context (signal, exception or external shutdown alike).
     """
+    argv = list(sys.argv if args is None else args)
+    if wants_help(argv):
+        module = sys.modules.get(getattr(make_node, "__module__", ""), None)
+        print(usage(Path(argv[0]).name if argv else "node", getattr(module, "__doc__", None), config))
+        return 0
     stop = StopRequest()
-    _init_without_rclpy_signal_handlers(args)
     try:
+        _init_without_rclpy_signal_handlers(args)
         node = make_node()
-    except start_errors as exc:
-        rclpy.logging.get_logger("minipamayo").fatal(f"cannot start the node: {exc}")
-        rclpy.try_shutdown()
-        return EXIT_CONFIG_ERROR
+        stop.starting = False  # from here on a signal only requests the stop
+    except BaseException as exc:
+        stop.starting = False
+        if stop.requested:
+            # stopped while starting; the interruption may surface as another error (a signal
+            # during the import of a native module comes out as ImportError): not a config error
+            rclpy.logging.get_logger("minipamayo").info("stop requested while starting: exiting")
+            stop.shutdown_rclpy()
+            return 0
+        if isinstance(exc, start_errors):
+            rclpy.logging.get_logger("minipamayo").fatal(f"cannot start the node: {exc}")
+            stop.shutdown_rclpy()
+            return EXIT_CONFIG_ERROR
+        stop.shutdown_rclpy()
+        raise
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while not stop.requested and rclpy.ok():
             executor.spin_once(timeout_sec=SIGNAL_POLL_S)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     except Exception:
-        if rclpy.ok():
+        if rclpy.ok() and not stop.requested:
             raise
-        # a callback racing an external shutdown of the context is a normal exit
+        # a callback racing the stop request / an external shutdown is a normal exit
     finally:
+        if stop.requested:
+            names = ", ".join(signal.Signals(s).name for s in stop.signals)
+            node.get_logger().info(f"stop requested ({names}): shutting down")
         close = getattr(node, "close", None)
         if callable(close):
             close()
         executor.shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
+        stop.shutdown_rclpy()
     return 0

@@ -224,7 +224,7 @@ def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(PolicyNode, (PolicyModelError, ParameterError), args)
+    return run_node(PolicyNode, (PolicyModelError, ParameterError), args, config=PolicyConfig)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ class SimulatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(SimulatorNode, (ParameterError,), args)
+    return run_node(SimulatorNode, (ParameterError,), args, config=SimulatorConfig)
 
 
 if __name__ == "__main__":

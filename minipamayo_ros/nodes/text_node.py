@@ -214,7 +214,7 @@ class TextNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(TextNode, (TextModelError, ParameterError), args)
+    return run_node(TextNode, (TextModelError, ParameterError), args, config=TextConfig)
 
 
 if __name__ == "__main__":

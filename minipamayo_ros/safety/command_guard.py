@@ -8,8 +8,7 @@ parameter change mid-tick, numerics), so a NaN never reaches the actuators.
 from __future__ import annotations
 
 import math
-
-from minipamayo_ros.control.config import FollowerConfig
+from typing import Protocol
 
 #: relative tolerance on the limits (float32 messages, rounding)
 TOLERANCE = 1e-6
@@ -18,7 +17,25 @@ _FLOAT_FIELDS = ("stamp", "steering_angle", "curvature", "speed", "acceleration"
                  "trajectory_stamp", "lookahead_x", "lookahead_y", "lookahead_distance")
 
 
-def command_violation(cmd: object, cfg: FollowerConfig, previous_speed: float, stopping: bool) -> str | None:
+class CommandLimits(Protocol):
+    """The limits a command is checked against (``control.config.FollowerConfig`` has them; the
+    safety core sits below ``control`` and does not import it)."""
+
+    @property
+    def max_speed(self) -> float: ...      # [m/s]
+    @property
+    def max_steer(self) -> float: ...      # [rad]
+    @property
+    def wheelbase(self) -> float: ...      # [m]
+    @property
+    def max_accel(self) -> float: ...      # [m/s^2]
+    @property
+    def max_decel(self) -> float: ...      # [m/s^2]
+    @property
+    def stop_decel(self) -> float: ...     # [m/s^2]
+
+
+def command_violation(cmd: object, cfg: CommandLimits, previous_speed: float, stopping: bool) -> str | None:
     """Why ``cmd`` (a ``FollowerCommand``) must not be published, or None.
 
     ``previous_speed`` [m/s] is the speed commanded on the previous tick; while ``stopping`` the

@@ -1,0 +1,90 @@
+"""Stopping a node: SIGINT/SIGTERM any number of times, while starting, spinning or shutting down,
+ends with exit code 0 and no traceback (what Ctrl-C on `ros2 launch` in a terminal does: every
+node gets SIGINT twice, and launch escalates to SIGTERM). Runs the installed executables."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+READY = {  # log line printed once the node spins
+    "follower_node": "follower at",
+    "policy_node": "policy: /camera/image_raw",
+    "simulator_node": "simulator: seed",
+}
+
+
+def executable(name: str) -> str:
+    from ament_index_python.packages import get_package_prefix
+
+    path = Path(get_package_prefix("minipamayo_ros")) / "lib" / "minipamayo_ros" / name
+    assert path.exists(), f"{path} not installed (scripts/setup.sh)"
+    return str(path)
+
+
+def wait_for_log(proc, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in proc.read_log():
+            return
+        assert proc.poll() is None, f"{proc.name} exited early:\n{proc.read_log()}"
+        time.sleep(0.05)
+    pytest.fail(f"{proc.name} never logged {text!r}:\n{proc.read_log()}")
+
+
+def assert_clean_exit(proc, timeout: float = 15.0) -> None:
+    code = proc.wait(timeout)
+    log = proc.read_log()
+    assert code == 0, f"{proc.name} exit code {code}:\n{log}"
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert "ExternalShutdownException" not in log, log
+
+
+@pytest.mark.parametrize("name", sorted(READY))
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM,) * 3,
+                                     (signal.SIGINT, signal.SIGTERM, signal.SIGINT)],
+                         ids=["sigint-twice", "sigterm-3x", "mixed"])
+def test_stop_signals_while_spinning_exit_0(spawn, name: str, signals: tuple[int, ...]) -> None:
+    proc = spawn([executable(name), "--ros-args", "-p", "use_sim_time:=false"], name=name)
+    wait_for_log(proc, READY[name])
+    time.sleep(0.3)  # spinning, callbacks running
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.01)  # "in quick succession": the later ones land during the shutdown
+    assert_clean_exit(proc)
+    assert "stop requested (" in proc.read_log()
+
+
+def catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler installed for ``sig`` (/proc/<pid>/status SigCgt)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+def test_stop_signal_while_importing_exits_0(spawn) -> None:
+    """The launcher's first lines own SIGTERM (Python itself does not): from then on, while the
+    node's modules import (rclpy, numpy, onnxruntime: ~1 s), a stop signal is a clean exit.
+    (Before the interpreter has started, a signal can only do its default action.)"""
+    proc = spawn([executable("policy_node")], name="policy_node")
+    deadline = time.monotonic() + 10.0
+    while not catches(proc.pid, signal.SIGTERM):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.read_log()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    assert_clean_exit(proc)
+    assert "loading policy model" not in proc.read_log()  # it really stopped during the imports
+
+
+def test_stop_signal_while_loading_the_model_exits_0(spawn) -> None:
+    proc = spawn([executable("policy_node")], name="policy_node")
+    wait_for_log(proc, "loading policy model")
+    proc.send_signal(signal.SIGINT)
+    assert_clean_exit(proc)
