@@ -55,3 +55,18 @@ def test_evaluation_verdict_applies_the_bar() -> None:
     assert not v["pass"]
     assert not verdict([_run(0.3) for _ in range(20)])["pass"]  # median RMS above 0.25 m
 
+
+
+def test_report_timing_clocks_and_frame_accounting() -> None:
+    rec = _recording(10.0, 50.0)
+    rec.control_receive_steady = [500.0 + 0.02 * k + 0.001 * (k % 3) for k in range(len(rec.controls))]
+    rec.policy_diagnostics = {"frames_received": "400", "frames_skipped_rate_cap": "198",
+                              "frames_dropped_busy": "2", "latency_clock": "steady; ..."}
+    m = closed_loop_metrics(rec, max_rate_hz=10.0, follower_rate_hz=50.0)
+    p, f = m["policy"], m["follower"]
+    assert (p["frames_received"], p["frames_skipped_rate_cap"], p["frames_dropped_busy"]) == (400, 198, 2)
+    assert "frames_dropped" not in p
+    # the receipt intervals (steady clock) are not quantised to the sim step
+    assert f["receive_period_ms"]["p50"] == pytest.approx(20.0, abs=2.5)
+    assert f["receive_period_ms"]["max"] == pytest.approx(21.0, abs=0.01)  # 21, 21, 18 ms, ...
+    assert "steady" in m["clocks"]["policy.end_to_end_ms"] and "sim time" in m["clocks"]["follower.period_ms"]
