@@ -9,6 +9,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
+from helpers.image_bytes import raw_bytes
 
 from conftest import REPO_ROOT
 from minipamayo_ros.geometry import Pose2D
@@ -21,7 +22,6 @@ from minipamayo_ros.policy.image_decode import (
     ImageError,
     compressed_to_rgb,
     raw_to_rgb,
-    rgb_to_raw,
 )
 from minipamayo_ros.policy.model_loader import PolicyModelError, check_policy_contract, load_policy
 from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
@@ -39,11 +39,22 @@ def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
 
 # --- image decoding -------------------------------------------------------------------------------
 @pytest.mark.parametrize("encoding", [e for e in ENCODINGS if e != "mono8"])
-def test_colour_encodings_round_trip_to_rgb(encoding: str) -> None:
+def test_colour_encodings_decode_to_rgb(encoding: str) -> None:
+    """Bytes laid out per the encoding's definition (test/helpers/image_bytes.py, written without
+    the decoder's table) decode to the original RGB pixels."""
     img = _rgb()
-    out = raw_to_rgb(rgb_to_raw(img, encoding), 48, 64, encoding)
+    out = raw_to_rgb(raw_bytes(img, encoding), 48, 64, encoding)
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, img)
+
+
+@pytest.mark.parametrize(("encoding", "pixel"), [
+    ("rgb8", b"\xff\x00\x00"), ("bgr8", b"\x00\x00\xff"),
+    ("rgba8", b"\xff\x00\x00\x10"), ("bgra8", b"\x00\x00\xff\x10"),
+])
+def test_a_red_pixel_in_each_encoding_is_red(encoding: str, pixel: bytes) -> None:
+    """One pure red pixel, bytes spelled out by hand: the model must see R=255, G=B=0."""
+    np.testing.assert_array_equal(raw_to_rgb(pixel, 1, 1, encoding), [[[255, 0, 0]]])
 
 
 def test_mono8_becomes_three_equal_channels() -> None:
@@ -425,3 +436,11 @@ def test_config_cross_checks() -> None:
         build_config(PolicyConfig, {"expected_width": 640})
     with pytest.raises(ParameterError, match="max_rate_hz"):
         build_config(PolicyConfig, {"max_rate_hz": 0.0})
+
+
+def test_future_stamped_image_is_skipped_as_bad_stamp(probe_manifest) -> None:
+    p = _pipeline(probe_manifest)
+    _feed_odometry(p, 8.0, 10.0, lambda t: 2.0)
+    res = p.run(Frame(15.0, lambda: np.zeros((64, 64, 3), np.uint8), "64x64 'rgb8' image"), lambda: 10.0)
+    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the node clock" in res.reason
+    assert not isinstance(p.run(Frame(9.99, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.0), Skip)

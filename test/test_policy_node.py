@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from helpers.image_bytes import raw_bytes
 from nav_msgs.msg import Odometry, Path
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -23,7 +24,6 @@ from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
 from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
-from minipamayo_ros.policy.image_decode import rgb_to_raw
 from minipamayo_ros.policy.probe_model import build_probe_model
 
 pytestmark = pytest.mark.ros
@@ -104,7 +104,7 @@ class Rig:
 
 def _raw(rgb: np.ndarray, encoding: str) -> Image:
     msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding)
-    data = rgb_to_raw(rgb, encoding)
+    data = raw_bytes(rgb, encoding)
     msg.step = len(data) // rgb.shape[0]
     msg.data = data
     return msg

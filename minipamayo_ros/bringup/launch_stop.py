@@ -47,7 +47,7 @@ def _fail(message: str) -> OpaqueFunction:
 
 def _on_exit(name: str, grace: float) -> Callable[[ProcessExited, LaunchContext], list | None]:
     def handler(event: ProcessExited, context: LaunchContext) -> list | None:
-        if context.is_shutdown:
+        if getattr(context, "is_shutdown", False):
             return None  # a shutdown already under way (Ctrl-C, another node's handler)
         if event.returncode == 0:  # a requested stop: is the whole launch being stopped (Ctrl-C)?
             return [TimerAction(period=REQUESTED_STOP_SETTLE_S, actions=[

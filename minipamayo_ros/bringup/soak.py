@@ -28,6 +28,7 @@ import argparse
 import os
 import platform
 import re
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -41,6 +42,7 @@ from minipamayo_ros.bringup.processes import NodeProcess
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
 
+SOAK_DOMAIN_BASE = 120  # soaks use ROS domains 120..219: a long run must not share one with a test
 LATENCY_START_S = 30.0   # [s] after the first trajectory: latency windows start (connect + warm-up)
 EPISODE_LINE = re.compile(
     r"episode (\d+) \(seed (\d+)\) (completed|ended): (\d+) m in ([\d.]+) s, .*?lane departures (\d+), "
@@ -164,9 +166,16 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     started_utc = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_start = os.getloadavg()
     next_sample = next_print = 0.0
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:  # stop early, still write the report
+        stop["signal"] = signum
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     try:
         runner.start()
-        while listener.wall() < duration:
+        while listener.wall() < duration and not stop["signal"]:
             executor.spin_once(timeout_sec=0.05)
             now = listener.wall()
             for i, p in enumerate(runner.processes):
@@ -215,10 +224,11 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "minutes": args.minutes, "seed": args.seed, "backend": args.backend,
         "started_utc": started_utc, "wall_s": round(wall, 1), "warmup_s": warmup, "window_s": window,
-        "sample_s": args.sample_seconds,
+        "sample_s": args.sample_seconds, "domain_id": args.domain_id,
         "machine": (f"{platform.machine()}, {os.cpu_count()} cores, load average "
                     f"{load_start[0]:.1f} at start / {os.getloadavg()[0]:.1f} at end (shared machine: "
                     "latency figures include other jobs' load)"),
+        "stopped_early": (f"signal {stop['signal']}" if stop["signal"] else None),
         "crashes": crashes, "restarts": restarts,
         "driving": driving_totals(parse_episodes(sim_logs), listener.sim_metrics),
         "rss": {k: (asdict(g) if g is not None else None) for k, g in growth.items()},
@@ -250,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     add_stack_arguments(parser)
     parser.set_defaults(backend="onnxruntime", stack="sim", log_dir=None)
     args = parser.parse_args(argv)
+    if args.domain_id is None:  # not the 1..100 the tests and demos pick from their pid
+        args.domain_id = SOAK_DOMAIN_BASE + os.getpid() % 100
     if args.minutes <= 0 or args.window_minutes <= 0:
         parser.error("--minutes and --window-minutes must be > 0")
     out = args.out or Path("reports") / time.strftime("soak-%Y%m%d-%H%M%S")

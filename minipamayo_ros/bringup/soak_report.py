@@ -149,6 +149,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"- started {report['started_utc']}, wall {report['wall_s']:.0f} s, sim {d['sim_seconds']:.0f} s, "
         f"episodes {d['episodes']}, distance {d['distance_m']:.0f} m",
         f"- crashes: {len(report['crashes'])} {report['crashes'] or ''}; restarts: {report['restarts']}",
+        f"- stopped early: {report['stopped_early']}" if report.get("stopped_early") else "- ran to the end",
+        f"- ROS domain {report.get('domain_id')}",
         f"- lane departures {d['lane_departures']}, collisions {d['collisions']}, "
         f"stop-line violations {d['stop_line_violations']}",
         f"- machine: {report['machine']}",
