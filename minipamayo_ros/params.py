@@ -151,3 +151,14 @@ def load_node_yaml(path: str | Path, node_name: str) -> dict[str, Any]:
         if isinstance(section, dict) and "ros__parameters" in section:
             return dict(section["ros__parameters"] or {})
     return {}
+
+
+def config_dir() -> Path:
+    """The installed ``share/minipamayo_ros/config`` (falls back to the source tree's ``config/``):
+    the node parameter files every tool reads (runner, demo, replay)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("minipamayo_ros")) / "config"
+    except Exception:  # not installed: running from a source checkout
+        return Path(__file__).resolve().parents[1] / "config"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,13 @@ def test_sim_stack_runs_everything_on_sim_time() -> None:
     assert all(n.parameters.get("use_sim_time") for n in nodes[1:])
 
 
-def test_text_node_slot_follows_availability() -> None:
+def test_text_node_starts_only_with_enable_text() -> None:
     with_text = _by_name(drive_stack(StackArgs(enable_text=True)))
-    text_spec = NodeSpec("text", "text_node", "minipamayo_ros.nodes.text_node")
-    assert ("text" in with_text) == text_spec.available()
-    assert "text" not in _by_name(drive_stack(StackArgs(enable_text=False)))
+    assert with_text["text"].module == "minipamayo_ros.nodes.text_node"
+    assert with_text["text"].params_files == ("text.yaml", "drive.yaml")
+    assert importlib.util.find_spec(with_text["text"].module) is not None
+    assert "text" not in _by_name(drive_stack(StackArgs()))  # off unless asked for
+    assert "text" in _by_name(sim_stack(StackArgs(enable_text=True)))
 
 
 def test_every_executable_is_installed_by_cmake() -> None:

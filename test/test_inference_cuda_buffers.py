@@ -16,79 +16,112 @@ import pytest
 from minipamayo_ros.inference.cuda_buffers import CudaError, CudaRuntime, open_cuda
 
 
+class DriverError(RuntimeError):
+    """What a real driver reports for misuse (double free, use after context release, ...)."""
+
+
 class HostMemoryApi:
-    """Stands in for the CUDA runtime: 'device' and 'pinned' memory are both ctypes host buffers."""
+    """Stands in for the CUDA runtime with its rules, not as a recorder of calls.
+
+    'device' and 'pinned' memory are ctypes host buffers. Like the real thing, copies and memsets
+    are *asynchronous*: they run only when their stream is synchronized (so data is visible only
+    after the right stream was synchronized); freeing unknown/freed memory, destroying a stream
+    with queued work, or closing the context with live allocations or streams are errors.
+    """
 
     binding = "host-memory-test"
 
     def __init__(self) -> None:
-        self.live: dict[int, ctypes.Array] = {}
-        self.freed: list[str] = []
-        self.synced = 0
+        self._live: dict[int, ctypes.Array] = {}
+        self._streams: dict[int, list] = {}  # id -> queued operations
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DriverError("context already released")
 
     def _alloc(self, nbytes: int) -> int:
+        self._check_open()
         buf = (ctypes.c_uint8 * nbytes)()
-        self.live[ctypes.addressof(buf)] = buf
+        self._live[ctypes.addressof(buf)] = buf
         return ctypes.addressof(buf)
 
     malloc_host = malloc = _alloc
 
-    def free_host(self, ptr: int) -> None:
-        del self.live[ptr]
-        self.freed.append("host")
+    def _free(self, ptr: int) -> None:
+        self._check_open()
+        if ptr not in self._live:
+            raise DriverError(f"free of unknown or freed pointer {ptr:#x}")
+        del self._live[ptr]
 
-    def free(self, ptr: int) -> None:
-        del self.live[ptr]
-        self.freed.append("device")
+    free_host = free = _free
 
     def stream_create(self) -> object:
-        return object()
+        self._check_open()
+        s = object()
+        self._streams[id(s)] = []
+        return s
 
     def stream_handle(self, stream: object) -> int:
         return id(stream)
 
+    def _enqueue(self, stream: object, op) -> None:
+        self._check_open()
+        if id(stream) not in self._streams:
+            raise DriverError("operation on a destroyed or unknown stream")
+        self._streams[id(stream)].append(op)
+
     def stream_sync(self, stream: object) -> None:
-        self.synced += 1
+        self._check_open()
+        ops, self._streams[id(stream)] = self._streams[id(stream)], []
+        for op in ops:
+            op()
 
     def stream_destroy(self, stream: object) -> None:
-        self.freed.append("stream")
+        self._check_open()
+        if self._streams.pop(id(stream)):
+            raise DriverError("stream destroyed with queued work")
 
     def htod(self, dst: int, src: np.ndarray, stream: object) -> None:
-        ctypes.memmove(dst, src.ctypes.data, src.nbytes)
+        self._enqueue(stream, lambda: ctypes.memmove(dst, src.ctypes.data, src.nbytes))
 
     def dtoh(self, dst: np.ndarray, src: int, stream: object) -> None:
-        ctypes.memmove(dst.ctypes.data, src, dst.nbytes)
+        self._enqueue(stream, lambda: ctypes.memmove(dst.ctypes.data, src, dst.nbytes))
 
     def dtod(self, dst: int, src: int, nbytes: int, stream: object) -> None:
-        ctypes.memmove(dst, src, nbytes)
+        self._enqueue(stream, lambda: ctypes.memmove(dst, src, nbytes))
 
     def memset(self, dst: int, value: int, nbytes: int, stream: object) -> None:
-        ctypes.memset(dst, value, nbytes)
+        self._enqueue(stream, lambda: ctypes.memset(dst, value, nbytes))
 
     def close(self) -> None:
-        self.freed.append("api")
+        self._check_open()
+        if self._live or self._streams:
+            raise DriverError(f"context released with {len(self._live)} allocations and "
+                              f"{len(self._streams)} streams alive")
+        self._closed = True
 
 
 def test_round_trip_through_pinned_views_and_device_buffers() -> None:
-    api = HostMemoryApi()
-    cuda = CudaRuntime(api)
+    cuda = CudaRuntime(HostMemoryApi())
     stream = cuda.stream()
     host_in = cuda.pinned((1, 20, 2), np.float32)
     assert host_in.array.shape == (1, 20, 2) and host_in.array.dtype == np.float32
-    assert host_in.array.ctypes.data == host_in.ptr and host_in.nbytes == 160  # a view, not a copy
     src = np.arange(40, dtype=np.float32).reshape(1, 20, 2)
-    np.copyto(host_in.array, src)
+    np.copyto(host_in.array, src)  # written through the view: must reach the device copy
     dev_a, dev_b = cuda.device_buffer(host_in.nbytes), cuda.device_buffer(host_in.nbytes)
     cuda.copy_htod(dev_a, host_in, stream)
     cuda.copy_dtod(dev_b, dev_a, host_in.nbytes, stream)
     cuda.memset(dev_a, 0, stream)
     host_out = cuda.pinned((1, 20, 2), np.float32)
+    host_out.array[...] = -1.0
     cuda.copy_dtoh(host_out, dev_b, stream)
     stream.synchronize()
-    np.testing.assert_array_equal(host_out.array, src)
+    np.testing.assert_array_equal(host_out.array, src)  # htod -> dtod -> dtoh, in stream order
     cuda.copy_dtoh(host_out, dev_a, stream)
-    assert not host_out.array.any()
-    assert stream.handle != 0 and api.synced == 1
+    stream.synchronize()
+    assert not host_out.array.any()  # the memset ran after the dtod, before this copy
+    cuda.close()
 
 
 def test_copies_larger_than_the_buffer_are_refused() -> None:
@@ -103,18 +136,22 @@ def test_copies_larger_than_the_buffer_are_refused() -> None:
         cuda.copy_dtod(small, cuda.device_buffer(64), 64, stream)
 
 
-def test_close_releases_everything_once_in_reverse_order() -> None:
-    api = HostMemoryApi()
-    cuda = CudaRuntime(api)
-    cuda.stream()
+def test_close_releases_everything_once() -> None:
+    """The driver refuses to release a context with anything alive, a double free, or work on a
+    destroyed stream: close() must free every buffer and stream it handed out, each exactly once,
+    before the context, and be idempotent."""
+    cuda = CudaRuntime(HostMemoryApi())
+    stream = cuda.stream()
     cuda.pinned((4,), np.int64)
-    cuda.device_buffer(32)
+    dev = cuda.device_buffer(32)
     scalar = cuda.pinned((1,), np.float32)
-    assert scalar.array.shape == (1,) and len(api.live) == 3
+    assert scalar.array.shape == (1,)
+    cuda.memset(dev, 1, stream)
+    stream.synchronize()
     cuda.close()
-    assert api.live == {} and api.freed == ["host", "device", "host", "stream", "api"]
-    cuda.close()  # idempotent
-    assert api.freed == ["host", "device", "host", "stream", "api"]
+    cuda.close()  # idempotent: no double free
+    with pytest.raises((CudaError, DriverError)):
+        cuda.device_buffer(8)  # the context is gone
 
 
 def test_open_cuda_without_binding_or_gpu_says_what_to_install() -> None:

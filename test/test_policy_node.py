@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from helpers.image_bytes import raw_bytes
 from nav_msgs.msg import Odometry, Path
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -23,7 +24,6 @@ from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
 from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
-from minipamayo_ros.policy.image_decode import rgb_to_raw
 from minipamayo_ros.policy.probe_model import build_probe_model
 
 pytestmark = pytest.mark.ros
@@ -104,7 +104,7 @@ class Rig:
 
 def _raw(rgb: np.ndarray, encoding: str) -> Image:
     msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding)
-    data = rgb_to_raw(rgb, encoding)
+    data = raw_bytes(rgb, encoding)
     msg.step = len(data) // rgb.shape[0]
     msg.data = data
     return msg
@@ -162,8 +162,11 @@ def test_raw_encodings_give_trajectories_with_image_stamps(spawn, ros_node, prob
     assert rig.diags[-1].status[0].level == b"\x00", rig.diags[-1].status[0].message
     assert float(v["achieved_rate_hz"]) > 0.0 and int(v["trajectories_published"]) >= 15
     assert v["warmed_up"] == "true" and v["backend_backend"] == "onnxruntime"
-    for key in ("inference_p95_ms", "end_to_end_p99_ms", "overhead_p50_ms", "frames_dropped"):
+    for key in ("inference_p95_ms", "end_to_end_p99_ms", "overhead_p50_ms", "frames_skipped_rate_cap",
+                "frames_dropped_busy", "transport_p95_ms"):
         assert key in v
+    # wall clock here (no use_sim_time): the transport delay is measured and part of end-to-end
+    assert "transport (image stamp -> receive)" in v["latency_clock"]
 
 
 def test_compressed_jpeg_and_png(spawn, ros_node, probe_manifest) -> None:
@@ -229,7 +232,8 @@ def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -
     rig.run(5.0, until=lambda: len(rig.diags) > 0 and int(rig.diag_values()["trajectories_published"])
             == len(rig.trajs))
     v = rig.diag_values()
-    received, dropped = int(v["frames_received"]), int(v["frames_dropped"])
+    received = int(v["frames_received"])
+    dropped = int(v["frames_dropped_busy"]) + int(v["frames_skipped_rate_cap"])
     assert dropped > 0 and received <= burst + 1
     skipped = sum(int(n) for k, n in v.items() if k.startswith("skipped_"))
     assert received - dropped == int(v["trajectories_published"]) + skipped  # every started frame accounted

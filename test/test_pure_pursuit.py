@@ -169,3 +169,14 @@ def test_motion_compensation_extrapolates_odometry_to_now_and_refuses_too_far() 
     assert path is not None and path.points[1][0] == pytest.approx(4.0 - 0.75)
     assert compensate(_traj([[4.0, 0.0], [6.0, 0.0]], stamp=0.0), h, now=0.5, max_extrapolation=0.1,
                       extension=1.0) is None
+
+
+@pytest.mark.parametrize(("speeds", "threshold", "planned_stop"), [
+    ([0.05, 0.1, 0.0], 0.3, True),      # a learned crawl is a stop
+    ([0.05, 0.1, 0.35], 0.3, False),    # one waypoint above the threshold: a real plan to move
+    ([0.3, 0.3], 0.3, False),           # threshold itself is not "below"
+    ([0.05, 0.1], 0.0, False),          # threshold <= 0 disables the rule
+    ([], 0.3, False),                   # nothing left of the plan: not a planned stop
+])
+def test_is_planned_stop(speeds: list[float], threshold: float, planned_stop: bool) -> None:
+    assert reg.is_planned_stop(speeds, threshold) is planned_stop

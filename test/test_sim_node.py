@@ -102,7 +102,7 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
 
 def test_invalid_configuration_fails_fast(spawn) -> None:
     proc = spawn(module=MODULE, args=ros_args(parameters={"image_width": 1000}))
-    assert proc.wait(timeout=60) != 0
+    assert proc.wait(timeout=60) == 2  # specified (nodes/node_main.py, README): 2 = misconfiguration
     assert "image_width" in proc.read_log()
 
 

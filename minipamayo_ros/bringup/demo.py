@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs, config_dir
+from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
-from minipamayo_ros.params import build_config, load_node_yaml
+from minipamayo_ros.params import build_config, config_dir, load_node_yaml
 
 DEFAULT_SEED = 0          # the embedded default road
 DEFAULT_DURATION = 60.0   # [s] sim time
@@ -115,10 +115,14 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     rec = recorder.rec
     metrics = report.closed_loop_metrics(rec, max_rate_hz=max_rate, follower_rate_hz=follower_rate)
     metrics["seed"] = seed
+    metrics["first_sim_time"] = rec.first_sim_time
     metrics["requested_sim_seconds"] = duration
     metrics["wall_seconds"] = round(time.monotonic() - wall_start, 1)
     metrics["nodes_died"] = [{"node": n, "exit_code": c} for n, c in died]
     metrics["checks"] = report.quality_verdict(metrics)
+    text = report.text_metrics(rec)
+    if text is not None:
+        metrics["text"] = text
     world = World(seed, sim_config.world_config())
     report.plot_birdseye(world.road, rec, out_dir / "birdseye.png")
     report.save_camera_frames(rec, sim_config.world_config().camera, out_dir)
@@ -158,16 +162,31 @@ def summary_text(m: dict[str, Any], out_dir: Path) -> str:
         f"cross-track RMS {fmt(d['cross_track_rms_m'])} m / max {fmt(d['cross_track_max_m'])} m",
         f"            lane departures {fmt(d['lane_departures'], '.0f')}, collisions "
         f"{fmt(d['collisions'], '.0f')}, stop-line violations {fmt(d['stop_line_violations'], '.0f')}",
-        f"  policy    {p['rate_hz']:.2f} Hz (cap {p['max_rate_hz']:.0f} Hz), end-to-end p50/p95/p99 "
+        f"  policy    {p['rate_hz']:.2f} Hz (cap {p['max_rate_hz']:.0f} Hz, sim time); steady clock: "
+        f"end-to-end (receive -> publish) p50/p95/p99 "
         f"{fmt(p['end_to_end_ms']['p50'], '.1f')}/{fmt(p['end_to_end_ms']['p95'], '.1f')}/"
         f"{fmt(p['end_to_end_ms']['p99'], '.1f')} ms, "
-        f"inference p95 {fmt(p['inference_ms']['p95'], '.1f')} ms, "
-        f"frames dropped {fmt(p['frames_dropped'], '.0f')} of {fmt(p['frames_received'], '.0f')}",
+        f"inference p95 {fmt(p['inference_ms']['p95'], '.1f')} ms",
+        f"            frames {fmt(p['frames_received'], '.0f')} received, "
+        f"{fmt(p['frames_skipped_rate_cap'], '.0f')} skipped by the rate cap (by design), "
+        f"{fmt(p['frames_dropped_busy'], '.0f')} dropped while inference was busy",
         f"            model {p['model_id']} on {p['backend'] or 'n/a'}",
-        f"  follower  {f['rate_hz']:.1f} Hz (configured {f['configured_rate_hz']:.0f} Hz), period p99 "
-        f"{fmt(f['period_ms']['p99'], '.1f')} ms, ticks per status {f['status_ticks']}",
+        f"  follower  {f['rate_hz']:.1f} Hz (configured {f['configured_rate_hz']:.0f} Hz, sim time), "
+        f"command interval p99 {fmt(f['receive_period_ms']['p99'], '.1f')} ms (steady clock, as received), "
+        f"ticks per status {f['status_ticks']}",
         f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
     ]
+    if "text" in m:
+        t = m["text"]
+        c = t["counters"]
+        lines.append(f"  text      {t['count']} explanations (generated {c.get('generated')}, replaced "
+                     f"{c.get('replaced')}, stale {c.get('dropped_stale')}, abandoned {c.get('abandoned')}; "
+                     f"{c.get('cpu_priority')}), generation p95 {fmt(t['generation_ms']['p95'], '.1f')} ms")
+        t0 = m.get("first_sim_time") or 0.0
+        for e in t["explanations"][:8]:
+            lines.append(f"            stamp {e['stamp'] - t0:6.2f} s  {e['event']:<9} \"{e['text']}\"")
+        if t["count"] > 8:
+            lines.append(f"            ... ({t['count'] - 8} more in metrics.json)")
     if m["nodes_died"]:
         lines.append(f"  NODES DIED: {m['nodes_died']} (see logs/)")
     lines.append(f"  report    {out_dir}/ (metrics.json, birdseye.png, camera_*.png, latency.png, logs/)")
@@ -185,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-images", choices=("png", "jpeg", "raw"), default="png",
                         help="camera in the bag: PNG/JPEG CompressedImage (<topic>/compressed) or raw Image")
     add_stack_arguments(parser)
+    parser.add_argument("--text", action="store_true",
+                        help="also run the text node (explanations on events; same as --enable-text)")
     parser.set_defaults(seed=DEFAULT_SEED, backend="onnxruntime", stack="sim", log_dir=None)
     args = parser.parse_args(argv)
+    args.enable_text = args.enable_text or args.text
     if args.duration <= 0:
         parser.error("--duration must be > 0 s")
     out = args.out or Path("reports") / time.strftime(f"demo-seed{args.seed}-%Y%m%d-%H%M%S")

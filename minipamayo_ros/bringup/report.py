@@ -46,8 +46,11 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
     t1 = rec.last_sim_time
     span = max(t1 - t0, 1e-9)
     trajs = [t for t in rec.trajectories if t0 <= t.stamp <= t1]
-    controls = np.array([c for c in rec.controls if t0 <= c[0] <= t1]).reshape(-1, 5)
+    in_window = [t0 <= c[0] <= t1 for c in rec.controls]
+    controls = np.array([c for c, keep in zip(rec.controls, in_window, strict=True) if keep]).reshape(-1, 5)
     periods_ms = np.diff(controls[:, 0]) * 1e3 if len(controls) > 1 else np.array([])
+    receipts = np.array([t for t, keep in zip(_control_receipts(rec), in_window, strict=False) if keep])
+    receive_periods_ms = np.diff(receipts) * 1e3 if len(receipts) > 1 else np.array([])
     statuses = {name: int(np.sum(controls[:, 1] == code)) for code, name in STATUS_NAMES.items()}
     sim = {k: _num(v) for k, v in rec.sim_metrics.items()}
     diag = rec.policy_diagnostics
@@ -66,8 +69,10 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
             "trajectories": len(trajs),
             "end_to_end_ms": summarize([t.end_to_end_latency_ms for t in trajs]).as_dict(),
             "inference_ms": summarize([t.inference_latency_ms for t in trajs]).as_dict(),
+            "latency_clock": diag.get("latency_clock", ""),
             "frames_received": _num(diag.get("frames_received")),
-            "frames_dropped": _num(diag.get("frames_dropped")),
+            "frames_skipped_rate_cap": _num(diag.get("frames_skipped_rate_cap")),
+            "frames_dropped_busy": _num(diag.get("frames_dropped_busy")),
             "model_id": trajs[-1].model_id if trajs else "",
             "backend": diag.get("backend_backend", ""),
         },
@@ -76,9 +81,45 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
             "configured_rate_hz": follower_rate_hz,
             "rate_ratio": follower_rate / follower_rate_hz,
             "period_ms": summarize(periods_ms).as_dict(),
+            "receive_period_ms": summarize(receive_periods_ms).as_dict(),
             "status_ticks": statuses,
         },
+        "clocks": CLOCKS,
     }
+
+
+#: which clock each timing figure of :func:`closed_loop_metrics` is on (written into metrics.json)
+CLOCKS = {
+    "rates (policy.rate_hz, follower.rate_hz)": "sim time (message stamps over the run)",
+    "policy.end_to_end_ms": "steady clock inside the policy node: camera callback -> publish "
+                            "(Trajectory.end_to_end_latency_ms; the transport delay is not measurable "
+                            "under sim time and not included)",
+    "policy.inference_ms": "steady clock: engine time only (Trajectory.inference_latency_ms)",
+    "follower.period_ms": "sim time: differences of /vla/control stamps (quantised by the 10 ms sim step)",
+    "follower.receive_period_ms": "steady clock: intervals between /vla/control receipts in the "
+                                  "recorder (the follower's timer plus DDS delivery jitter)",
+    "sim_seconds / wall_seconds": "sim time / steady clock",
+}
+
+
+def _control_receipts(rec: Any) -> list[float]:
+    return list(getattr(rec, "control_receive_steady", []))
+
+
+def text_metrics(rec: Any) -> dict[str, Any] | None:
+    """The text node's explanations (stamp = the explained trajectory's) and counters, or None
+    when no text node ran."""
+    if not rec.explanations and not rec.text_diagnostics:
+        return None
+    ex = rec.explanations
+    d = rec.text_diagnostics
+    counters: dict[str, Any] = {k: int(d[k]) for k in ("requested", "replaced", "dropped_stale", "started",
+                                                       "generated", "abandoned", "failed") if k in d}
+    counters["cpu_priority"] = d.get("cpu_priority", "")
+    return {"explanations": ex, "count": len(ex),
+            "generation_ms": summarize([e["generation_ms"] for e in ex]).as_dict(),
+            "event_age_ms": summarize([e["event_age_ms"] for e in ex]).as_dict(),
+            "counters": counters}
 
 
 def quality_verdict(m: dict[str, Any]) -> dict[str, bool]:
@@ -125,6 +166,15 @@ def plot_birdseye(road: Road, rec: Any, path: Path, n_predictions: int = 12) -> 
         pad = 15.0
         ax.set_xlim(truth[:, 1].min() - pad, truth[:, 1].max() + pad)
         ax.set_ylim(truth[:, 2].min() - pad, truth[:, 2].max() + pad)
+    explanations = getattr(rec, "explanations", [])
+    if len(truth) and explanations:
+        t = truth[:, 0]
+        for k, e in enumerate(explanations):
+            x, y = np.interp(e["stamp"], t, truth[:, 1]), np.interp(e["stamp"], t, truth[:, 2])
+            ax.plot(x, y, "o", color="purple", ms=5, label="explanation (at its trajectory's stamp)"
+                    if k == 0 else None)
+            ax.annotate(f"{e['stamp'] - t[0]:.1f}s {e['text']}", (x, y), xytext=(6, 6 - 9 * (k % 3)),
+                        textcoords="offset points", fontsize=6, color="purple")
     for obstacle in road.obstacles:
         p = np.asarray(road.points_at(obstacle.s, obstacle.d)).reshape(2)
         ax.plot(p[0], p[1], "s", color="orange", ms=6)
@@ -156,25 +206,50 @@ def draw_trajectory(image: np.ndarray, traj: Any, camera: CameraConfig) -> np.nd
     return out
 
 
+def latest_explanation(explanations: list[dict[str, Any]], stamp: float, window: float = 3.0
+                       ) -> dict[str, Any] | None:
+    """The newest explanation of a trajectory at most ``window`` s older than ``stamp`` (none newer)."""
+    before = [e for e in explanations if stamp - window <= e["stamp"] <= stamp + 1e-6]
+    return max(before, key=lambda e: e["stamp"]) if before else None
+
+
+def draw_explanation(image: np.ndarray, e: dict[str, Any], stamp: float) -> np.ndarray:
+    """The explanation's text in a dark band at the top of the frame, with its age and event."""
+    out = image.copy()
+    cv2.rectangle(out, (0, 0), (out.shape[1], 30), (0, 0, 0), -1)
+    cv2.putText(out, e["text"][:48], (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(out, f"{e['event'].lower()}, explains t-{stamp - e['stamp']:.1f} s", (4, 25),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.33, (200, 200, 120), 1, cv2.LINE_AA)
+    return out
+
+
 def save_camera_frames(rec: Any, camera: CameraConfig, out_dir: Path) -> list[Path]:
     paths = []
+    explanations = getattr(rec, "explanations", [])
     for k, (image, traj) in enumerate(rec.snapshots):
         p = out_dir / f"camera_{k:02d}.png"
-        cv2.imwrite(str(p), cv2.cvtColor(draw_trajectory(image, traj, camera), cv2.COLOR_RGB2BGR))
+        frame = draw_trajectory(image, traj, camera)
+        e = latest_explanation(explanations, traj.stamp)
+        if e is not None:
+            frame = draw_explanation(frame, e, traj.stamp)
+        cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         paths.append(p)
     return paths
 
 
 def plot_latency(rec: Any, path: Path) -> None:
-    """Histograms: policy end-to-end and inference latency, follower control period."""
+    """Histograms, all on the steady (wall) clock: policy end-to-end and inference latency, and the
+    follower's command interval as received (sim-time differences would be quantised to 10 ms)."""
     e2e = [t.end_to_end_latency_ms for t in rec.trajectories]
     inf = [t.inference_latency_ms for t in rec.trajectories]
-    stamps = np.array([c[0] for c in rec.controls])
-    periods = np.diff(stamps) * 1e3 if len(stamps) > 1 else np.array([])
+    receipts = np.array(_control_receipts(rec))
+    periods = np.diff(receipts) * 1e3 if len(receipts) > 1 else np.array([])
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, data, title in ((axes[0], e2e, "policy end-to-end [ms]"),
-                            (axes[1], inf, "policy inference [ms]"),
-                            (axes[2], periods, "follower control period [ms] (sim time)")):
+    for ax, data, title in ((axes[0], e2e, "policy end-to-end [ms], steady clock\n"
+                                           "(in node: receive -> publish)"),
+                            (axes[1], inf, "policy inference [ms], steady clock"),
+                            (axes[2], periods, "follower command interval [ms], steady clock\n"
+                                               "(as received by the recorder)")):
         data = np.asarray(data, dtype=float)
         if data.size:
             ax.hist(data, bins=40, color="steelblue")

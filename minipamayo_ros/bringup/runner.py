@@ -23,7 +23,6 @@ from pathlib import Path
 
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.bringup.stack import (
-    PACKAGE,
     NodeSpec,
     StackArgs,
     drive_stack,
@@ -32,16 +31,7 @@ from minipamayo_ros.bringup.stack import (
 )
 from minipamayo_ros.bringup.stop_policy import FOLLOWER, stack_stop_grace
 from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
-
-
-def config_dir() -> Path:
-    """The installed ``share/minipamayo_ros/config`` (falls back to the source tree's config/)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory(PACKAGE)) / "config"
-    except Exception:  # not installed: running from a source checkout
-        return Path(__file__).resolve().parents[2] / "config"
+from minipamayo_ros.params import config_dir
 
 
 def node_command_args(spec: NodeSpec, cfg_dir: Path, namespace: str = "") -> list[str]:

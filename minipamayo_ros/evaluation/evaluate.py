@@ -12,9 +12,10 @@ Seeds: ``--seeds`` (seed spec) or the first ``--episodes`` seeds of ``--split``.
 (checkpoints, DAgger rounds, tuning) uses **validation** seeds; **test** seeds are for the final
 report of a released model only (``minipamayo_ros/seeds.py``).
 
-Writes ``summary.json`` and ``summary.md`` (table + verdict): >= 95 % of runs without lane
-departure or collision, median cross-track RMS <= 0.25 m; over DDS also the policy rate within
-10 % of max_rate_hz and the follower at its configured rate. Exit status 0 = pass, 1 = fail.
+Writes ``summary.json``, ``summary.md`` (table + verdict) and ``summary.png`` (per-seed error).
+The bar: >= 95 % of runs without lane departure or collision, median cross-track RMS <= 0.25 m;
+over DDS also the policy rate within 10 % of max_rate_hz and the follower at its configured rate.
+Exit status 0 = pass, 1 = fail.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def dds_world(duration: float) -> WorldConfig:
 def table(runs: list[dict[str, Any]]) -> str:
     head = ("| seed | split | distance m | xtrack RMS m | xtrack max m | departures | collisions "
             "| stop viol. "
-            "| policy Hz | e2e p95 ms | follower Hz |\n|---|---|---|---|---|---|---|---|---|---|---|")
+            "| policy Hz (sim) | e2e p95 ms (steady) | follower Hz (sim) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in runs:
         d, p, f = r["driving"], r.get("policy"), r.get("follower")
@@ -88,7 +90,38 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"| {r['seed']} | {seedsplit.split_of(r['seed'])} | {d['distance_m']:.0f} | "
             f"{d['cross_track_rms_m']:.3f} | {d['cross_track_max_m']:.3f} | {d['lane_departures']:.0f} | "
             f"{d['collisions']:.0f} | {d['stop_line_violations']:.0f} | {rates} |")
-    return "\n".join([head, *rows])
+    note = ("\nRates are counted over sim time; e2e p95 is the steady-clock time inside the policy node "
+            "from receiving the image to publishing (Trajectory.end_to_end_latency_ms; transport not "
+            "measurable under sim time).")
+    return "\n".join([head, *rows]) + "\n" + note
+
+
+def plot(runs: list[dict[str, Any]], path: Path, title: str) -> bool:
+    """Per-seed cross-track RMS / max bars (runs with a departure or collision in red); False
+    without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    seeds = [str(r["seed"]) for r in runs]
+    rms = [r["driving"]["cross_track_rms_m"] or 0.0 for r in runs]
+    mx = [r["driving"]["cross_track_max_m"] or 0.0 for r in runs]
+    bad = [not (r["checks"]["no_lane_departure"] and r["checks"]["no_collision"]) for r in runs]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(runs) + 2), 3.2))
+    x = range(len(runs))
+    ax.bar(x, mx, color="0.8", label="max")
+    ax.bar(x, rms, color=["tab:red" if b else "tab:blue" for b in bad], label="RMS")
+    ax.axhline(MAX_MEDIAN_RMS_M, ls="--", lw=0.8, color="k", label=f"bar: median RMS {MAX_MEDIAN_RMS_M} m")
+    ax.set_xticks(list(x), seeds, rotation=90, fontsize=6)
+    ax.set(ylabel="cross-track [m]", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
          "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}),
          "model": args.engine or DEFAULT_MANIFEST}
     (out / "summary.json").write_text(json.dumps({"verdict": v, "runs": runs}, indent=2, default=str))
-    md = f"# Closed-loop evaluation ({args.via})\n\n{table(runs)}\n\nverdict: `{json.dumps(v)}`\n"
+    title = f"{args.via}: {len(runs)} seeds ({', '.join(v['splits'])}), {v['model']}"
+    png = "\n![per-seed cross-track](summary.png)\n" if plot(runs, out / "summary.png", title) else ""
+    md = f"# Closed-loop evaluation ({args.via})\n\n{table(runs)}\n\nverdict: `{json.dumps(v)}`\n{png}"
     (out / "summary.md").write_text(md)
     print(md)
     return 0 if v["pass"] else 1

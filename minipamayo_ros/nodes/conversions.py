@@ -1,7 +1,8 @@
-"""Message <-> core conversions: every message the nodes and tools fill or read is built here.
-
-Nodes and tests call these instead of filling fields themselves, so a unit, frame or dtype
-choice is made once (and the offline evaluation, bag replay and DDS tests see what nodes publish).
+"""Core <-> message conversions of the data path: odometry, camera images, trajectories, control
+commands, stamps. Nodes, tools and tests call these instead of filling those fields themselves, so a
+unit, frame or dtype choice is made once (and the offline evaluation, bag replay and the DDS tests
+feed and read exactly what the nodes publish). Per-node presentation messages (``/diagnostics``,
+the RViz ``/vla/path``, the follower's lookahead marker) are built by their node.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,14 +47,6 @@ def descriptor_for(spec: ParamSpec) -> ParameterDescriptor:
             )
         ]
     return desc
-
-
-def _ros_type(spec: ParamSpec) -> Parameter.Type:
-    if isinstance(spec.default, list):
-        if spec.default and isinstance(spec.default[0], str):
-            return Parameter.Type.STRING_ARRAY
-        return Parameter.Type.DOUBLE_ARRAY
-    return Parameter.Type.from_parameter_value(spec.default)
 
 
 def declare_config(
@@ -107,8 +98,3 @@ def _read(node: Node, specs: list[ParamSpec]) -> dict[str, Any]:
             value = float(value)
         out[spec.name] = value
     return out
-
-
-def config_as_dict(config: Any) -> dict[str, Any]:
-    """Plain dict of a config dataclass (for logs and diagnostics)."""
-    return dataclasses.asdict(config)

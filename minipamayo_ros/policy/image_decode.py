@@ -70,26 +70,3 @@ def compressed_to_rgb(data: bytes | bytearray | memoryview | object, fmt: str = 
         raise ImageError(f"could not decode {buf.size} B compressed image (format '{fmt}'; "
                          "JPEG/PNG expected)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def rgb_to_raw(rgb: NDArray[np.uint8], encoding: str) -> bytes:
-    """``(h, w, 3)`` RGB -> packed bytes in ``encoding`` (for simulators, tests and benchmarks)."""
-    inverse = {
-        "rgb8": None,
-        "bgr8": cv2.COLOR_RGB2BGR,
-        "rgba8": cv2.COLOR_RGB2RGBA,
-        "bgra8": cv2.COLOR_RGB2BGRA,
-        "mono8": cv2.COLOR_RGB2GRAY,
-    }
-    if encoding not in inverse:
-        raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
-    code = inverse[encoding]
-    out = rgb if code is None else cv2.cvtColor(rgb, code)
-    return np.ascontiguousarray(out).tobytes()
-
-
-def channels_of(encoding: str) -> int:
-    """Bytes per pixel of a supported encoding."""
-    if encoding not in _CONVERSIONS:
-        raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
-    return _CONVERSIONS[encoding][0]

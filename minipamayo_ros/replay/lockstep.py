@@ -33,7 +33,7 @@ from typing import Any
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
-from minipamayo_ros.params import build_config, load_node_yaml
+from minipamayo_ros.params import build_config, config_dir, load_node_yaml
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
@@ -44,13 +44,6 @@ from minipamayo_ros.replay.records import ControlRecord, Meta, Outputs, SkipReco
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 NS = 1_000_000_000
-
-
-def config_dir() -> Path:
-    """``share/minipamayo_ros/config`` when installed, else the source tree's ``config/``."""
-    from minipamayo_ros.bringup.runner import config_dir as stack_config_dir
-
-    return stack_config_dir()
 
 
 def load_node_config(

@@ -27,7 +27,7 @@ NS = 1_000_000_000
 
 
 def sim_config(seed: int, overrides: dict[str, object] | None = None) -> SimulatorConfig:
-    from minipamayo_ros.replay.lockstep import config_dir
+    from minipamayo_ros.params import config_dir
 
     values = load_node_yaml(config_dir() / "simulator.yaml", "simulator")
     values.pop("use_sim_time", None)

@@ -99,7 +99,7 @@ class ToleranceTable:
 
 
 def default_path() -> Path:
-    from minipamayo_ros.replay.lockstep import config_dir
+    from minipamayo_ros.params import config_dir
 
     return config_dir() / "replay.yaml"
 

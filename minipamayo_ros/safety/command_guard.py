@@ -8,24 +8,43 @@ parameter change mid-tick, numerics), so a NaN never reaches the actuators.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
-
-from minipamayo_ros.control.config import FollowerConfig
+from typing import Protocol
 
 #: relative tolerance on the limits (float32 messages, rounding)
 TOLERANCE = 1e-6
+#: every float a FollowerCommand publishes (a test checks this is all of them)
+_FLOAT_FIELDS = ("stamp", "steering_angle", "curvature", "speed", "acceleration", "yaw_rate",
+                 "trajectory_stamp", "lookahead_x", "lookahead_y", "lookahead_distance")
 
 
-def command_violation(cmd: object, cfg: FollowerConfig, previous_speed: float, stopping: bool) -> str | None:
+class CommandLimits(Protocol):
+    """The limits a command is checked against (``control.config.FollowerConfig`` has them; the
+    safety core sits below ``control`` and does not import it)."""
+
+    @property
+    def max_speed(self) -> float: ...      # [m/s]
+    @property
+    def max_steer(self) -> float: ...      # [rad]
+    @property
+    def wheelbase(self) -> float: ...      # [m]
+    @property
+    def max_accel(self) -> float: ...      # [m/s^2]
+    @property
+    def max_decel(self) -> float: ...      # [m/s^2]
+    @property
+    def stop_decel(self) -> float: ...     # [m/s^2]
+
+
+def command_violation(cmd: object, cfg: CommandLimits, previous_speed: float, stopping: bool) -> str | None:
     """Why ``cmd`` (a ``FollowerCommand``) must not be published, or None.
 
     ``previous_speed`` [m/s] is the speed commanded on the previous tick; while ``stopping`` the
     speed must not rise.
     """
-    for f in fields(cmd):  # type: ignore[arg-type]
-        value = getattr(cmd, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{f.name} = {value!r} is not finite"
+    for name in _FLOAT_FIELDS:
+        value = getattr(cmd, name)
+        if not math.isfinite(value):
+            return f"{name} = {value!r} is not finite"
     tol = 1.0 + TOLERANCE
     speed, steer = cmd.speed, cmd.steering_angle  # type: ignore[attr-defined]
     if not 0.0 <= speed <= cfg.max_speed * tol + TOLERANCE:
