@@ -55,3 +55,36 @@ def test_evaluation_verdict_applies_the_bar() -> None:
     assert not v["pass"]
     assert not verdict([_run(0.3) for _ in range(20)])["pass"]  # median RMS above 0.25 m
 
+
+
+def _explanation(stamp: float, text: str, event: str = "CURVE") -> dict:
+    return {"stamp": stamp, "received": stamp + 0.05, "sequence": 1, "event": event, "situation": event,
+            "text": text, "tokens": len(text.split()), "truncated": False, "generation_ms": 4.0,
+            "event_age_ms": 20.0}
+
+
+def test_text_metrics_list_explanations_with_their_stamps() -> None:
+    from minipamayo_ros.bringup.report import text_metrics
+
+    rec = _recording(10.0, 50.0)
+    assert text_metrics(rec) is None  # no text node ran
+    rec.explanations = [_explanation(3.0, "following gentle left curve"),
+                        _explanation(7.5, "waiting at stop line")]
+    rec.text_diagnostics = {"requested": "3", "replaced": "1", "generated": "2", "cpu_priority": "SCHED_IDLE"}
+    t = text_metrics(rec)
+    assert t is not None and t["count"] == 2 and [e["stamp"] for e in t["explanations"]] == [3.0, 7.5]
+    assert t["counters"]["requested"] == 3 and t["counters"]["cpu_priority"] == "SCHED_IDLE"
+    assert t["generation_ms"]["p50"] == 4.0
+
+
+def test_camera_frames_show_the_latest_explanation_of_an_earlier_trajectory() -> None:
+    from minipamayo_ros.bringup.report import draw_explanation, latest_explanation
+
+    ex = [_explanation(3.0, "a"), _explanation(5.0, "b"), _explanation(9.0, "c")]
+    assert latest_explanation(ex, 6.0)["text"] == "b"   # type: ignore[index]
+    assert latest_explanation(ex, 2.9) is None          # nothing explained yet
+    assert latest_explanation(ex, 8.5, window=3.0) is None  # "b" is 3.5 s old
+    img = np.full((64, 128, 3), 128, np.uint8)
+    out = draw_explanation(img, ex[1], 6.0)
+    assert out.shape == img.shape and not np.array_equal(out[:30], img[:30])
+    assert np.array_equal(out[40:], img[40:])  # the frame itself stays visible

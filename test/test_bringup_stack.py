@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -44,17 +45,13 @@ def test_sim_stack_runs_everything_on_sim_time() -> None:
     assert all(n.parameters.get("use_sim_time") for n in nodes[1:])
 
 
-def test_a_node_is_available_only_if_its_module_exists() -> None:
-    assert NodeSpec("policy", "policy_node", "minipamayo_ros.nodes.policy_node").available()
-    assert not NodeSpec("x", "x_node", "minipamayo_ros.nodes.no_such_node").available()
-
-
-def test_text_node_slot_follows_the_installed_code() -> None:
-    """The text node runs iff enabled and its module file exists (checked on disk, not through the
-    function under test)."""
-    installed = (Path(__file__).resolve().parents[1] / "minipamayo_ros" / "nodes" / "text_node.py").is_file()
-    assert ("text" in _by_name(drive_stack(StackArgs(enable_text=True)))) == installed
-    assert "text" not in _by_name(drive_stack(StackArgs(enable_text=False)))
+def test_text_node_starts_only_with_enable_text() -> None:
+    with_text = _by_name(drive_stack(StackArgs(enable_text=True)))
+    assert with_text["text"].module == "minipamayo_ros.nodes.text_node"
+    assert with_text["text"].params_files == ("text.yaml", "drive.yaml")
+    assert importlib.util.find_spec(with_text["text"].module) is not None
+    assert "text" not in _by_name(drive_stack(StackArgs()))  # off unless asked for
+    assert "text" in _by_name(sim_stack(StackArgs(enable_text=True)))
 
 
 def test_every_executable_is_installed_by_cmake() -> None:

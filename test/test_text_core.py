@@ -241,3 +241,34 @@ def test_config_yaml_equals_dataclass_defaults() -> None:
 def test_config_errors_name_the_parameter(values: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
         build_config(TextConfig, values)
+
+
+# --- closed-loop quality scoring ------------------------------------------------------------------------
+def test_quality_score_counts_exact_captions_within_one_second() -> None:
+    from minipamayo_ros.text.evaluate import EpisodeLog, ground_truth_events, score, token_accuracy
+
+    curve, stop = "following gentle left curve", "stopping at stop line ahead"
+    log = EpisodeLog(0)
+    for i in range(100):  # 10 Hz: cruise, curve from 2.0 s, cruise, stop line from 6.0 s
+        t = 0.1 * i
+        label = (1, curve) if 20 <= i < 40 else (3, stop) if i >= 60 else (0, "keeping lane at cruise speed")
+        log.expert.append((t, *label))
+    assert [(round(t, 1), k) for t, k, _ in ground_truth_events(log.expert)] == [(2.0, 1), (6.0, 3)]
+    log.explanations = [  # the curve explained 0.8 s late and right; the stop 1.5 s late (too late)
+        {"stamp": 0.1 * 28, "event": "CURVE", "text": curve, "tokens": language.encode(curve)},
+        {"stamp": 0.1 * 75, "event": "STOP", "text": stop, "tokens": language.encode(stop)},
+        {"stamp": 0.1 * 30, "event": "BRAKE", "text": "braking to cruise speed",
+         "tokens": language.encode("braking to cruise speed")}]
+    log.explanations[1]["delay_s"] = 1.2  # ready too late
+    s = score([log])
+    # per event: curve right and in time, stop right but late, brake wrong (the expert said curve)
+    assert s["events"] == 3 and s["exact_within_1s"] == pytest.approx(1 / 3)
+    assert s["token_accuracy"] == pytest.approx(1 / 3)  # late: 0; "braking to cruise speed": no word in place
+    assert s["per_expert_label"]["CURVE"]["events"] == 2
+    assert s["per_event_kind"]["STOP"]["exact_within_1s"] == 0
+    assert log.explanations[2]["expert_caption"] == curve and not log.explanations[2]["correct"]
+    # recall of the expert's onsets: the curve (2.0 s) was explained at 2.8 s, the stop line (6.0 s) at 7.5 s
+    r = s["expert_onsets"]
+    assert r["events"] == 2 and r["exact_within_1s"] == 0.5
+    assert r["per_kind"]["CURVE"]["exact_within_1s"] == 1.0
+    assert token_accuracy([5, 6, 7], [5, 6, 8, 9]) == 0.5

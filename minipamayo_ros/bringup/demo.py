@@ -115,10 +115,14 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     rec = recorder.rec
     metrics = report.closed_loop_metrics(rec, max_rate_hz=max_rate, follower_rate_hz=follower_rate)
     metrics["seed"] = seed
+    metrics["first_sim_time"] = rec.first_sim_time
     metrics["requested_sim_seconds"] = duration
     metrics["wall_seconds"] = round(time.monotonic() - wall_start, 1)
     metrics["nodes_died"] = [{"node": n, "exit_code": c} for n, c in died]
     metrics["checks"] = report.quality_verdict(metrics)
+    text = report.text_metrics(rec)
+    if text is not None:
+        metrics["text"] = text
     world = World(seed, sim_config.world_config())
     report.plot_birdseye(world.road, rec, out_dir / "birdseye.png")
     report.save_camera_frames(rec, sim_config.world_config().camera, out_dir)
@@ -168,6 +172,17 @@ def summary_text(m: dict[str, Any], out_dir: Path) -> str:
         f"{fmt(f['period_ms']['p99'], '.1f')} ms, ticks per status {f['status_ticks']}",
         f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
     ]
+    if "text" in m:
+        t = m["text"]
+        c = t["counters"]
+        lines.append(f"  text      {t['count']} explanations (generated {c.get('generated')}, replaced "
+                     f"{c.get('replaced')}, stale {c.get('dropped_stale')}, abandoned {c.get('abandoned')}; "
+                     f"{c.get('cpu_priority')}), generation p95 {fmt(t['generation_ms']['p95'], '.1f')} ms")
+        t0 = m.get("first_sim_time") or 0.0
+        for e in t["explanations"][:8]:
+            lines.append(f"            stamp {e['stamp'] - t0:6.2f} s  {e['event']:<9} \"{e['text']}\"")
+        if t["count"] > 8:
+            lines.append(f"            ... ({t['count'] - 8} more in metrics.json)")
     if m["nodes_died"]:
         lines.append(f"  NODES DIED: {m['nodes_died']} (see logs/)")
     lines.append(f"  report    {out_dir}/ (metrics.json, birdseye.png, camera_*.png, latency.png, logs/)")
@@ -185,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-images", choices=("png", "jpeg", "raw"), default="png",
                         help="camera in the bag: PNG/JPEG CompressedImage (<topic>/compressed) or raw Image")
     add_stack_arguments(parser)
+    parser.add_argument("--text", action="store_true",
+                        help="also run the text node (explanations on events; same as --enable-text)")
     parser.set_defaults(seed=DEFAULT_SEED, backend="onnxruntime", stack="sim", log_dir=None)
     args = parser.parse_args(argv)
+    args.enable_text = args.enable_text or args.text
     if args.duration <= 0:
         parser.error("--duration must be > 0 s")
     out = args.out or Path("reports") / time.strftime(f"demo-seed{args.seed}-%Y%m%d-%H%M%S")

@@ -27,7 +27,7 @@ _DESCRIPTIONS = {
     "backend": "inference backend: auto | onnxruntime | tensorrt | torch",
     "engine": "policy model manifest path ('' = shipped tiny model)",
     "use_sim_time": "use /clock (simulation or bag replay)",
-    "enable_text": "start the text node (if installed)",
+    "enable_text": "start the low-priority text node (explanations on events, docs/text.md)",
     "namespace": "namespace for all nodes",
 }
 

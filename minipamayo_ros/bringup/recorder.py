@@ -17,7 +17,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.events import Event
+from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -34,6 +35,10 @@ class Recording:
     snapshots: list[tuple[np.ndarray, PlannedTrajectory]] = field(default_factory=list)  # image + its plan
     sim_metrics: dict[str, str] = field(default_factory=dict)     # latest /sim/metrics values
     policy_diagnostics: dict[str, str] = field(default_factory=dict)  # latest policy /diagnostics
+    text_diagnostics: dict[str, str] = field(default_factory=dict)    # latest text node /diagnostics
+    #: one dict per /vla/explanation: stamp (= explained trajectory's, sim s), received (sim s),
+    #: sequence, event, situation, text, tokens, truncated, generation_ms, event_age_ms
+    explanations: list[dict[str, object]] = field(default_factory=list)
     first_sim_time: float | None = None
     last_sim_time: float = 0.0
 
@@ -53,6 +58,7 @@ class RecorderNode(Node):
         self.create_subscription(Image, "/camera/image_raw", self._on_image, qos_profile_sensor_data)
         self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_sim_metrics, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.create_subscription(Explanation, "/vla/explanation", self._on_explanation, 50)
 
     def sim_time(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -100,3 +106,16 @@ class RecorderNode(Node):
         for status in msg.status:
             if status.name.endswith("policy inference"):
                 self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}
+            elif "text explanations" in status.name:
+                self.rec.text_diagnostics = {kv.key: kv.value for kv in status.values}
+
+    def _on_explanation(self, msg: Explanation) -> None:
+        def name(v: int) -> str:
+            return Event(v).name if v in Event._value2member_map_ else str(v)
+
+        self.rec.explanations.append({
+            "stamp": time_to_sec(msg.header.stamp), "received": self.sim_time(),
+            "sequence": int(msg.trajectory_sequence), "event": name(msg.event),
+            "situation": name(msg.situation), "text": msg.text, "tokens": int(msg.token_count),
+            "truncated": bool(msg.truncated), "generation_ms": round(float(msg.generation_latency_ms), 2),
+            "event_age_ms": round(float(msg.event_age_ms), 1)})

@@ -81,6 +81,22 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
     }
 
 
+def text_metrics(rec: Any) -> dict[str, Any] | None:
+    """The text node's explanations (stamp = the explained trajectory's) and counters, or None
+    when no text node ran."""
+    if not rec.explanations and not rec.text_diagnostics:
+        return None
+    ex = rec.explanations
+    d = rec.text_diagnostics
+    counters: dict[str, Any] = {k: int(d[k]) for k in ("requested", "replaced", "dropped_stale", "started",
+                                                       "generated", "abandoned", "failed") if k in d}
+    counters["cpu_priority"] = d.get("cpu_priority", "")
+    return {"explanations": ex, "count": len(ex),
+            "generation_ms": summarize([e["generation_ms"] for e in ex]).as_dict(),
+            "event_age_ms": summarize([e["event_age_ms"] for e in ex]).as_dict(),
+            "counters": counters}
+
+
 def quality_verdict(m: dict[str, Any]) -> dict[str, bool]:
     """The per-run checks of the closed-loop quality bar."""
     d = m["driving"]
@@ -125,6 +141,15 @@ def plot_birdseye(road: Road, rec: Any, path: Path, n_predictions: int = 12) -> 
         pad = 15.0
         ax.set_xlim(truth[:, 1].min() - pad, truth[:, 1].max() + pad)
         ax.set_ylim(truth[:, 2].min() - pad, truth[:, 2].max() + pad)
+    explanations = getattr(rec, "explanations", [])
+    if len(truth) and explanations:
+        t = truth[:, 0]
+        for k, e in enumerate(explanations):
+            x, y = np.interp(e["stamp"], t, truth[:, 1]), np.interp(e["stamp"], t, truth[:, 2])
+            ax.plot(x, y, "o", color="purple", ms=5, label="explanation (at its trajectory's stamp)"
+                    if k == 0 else None)
+            ax.annotate(f"{e['stamp'] - t[0]:.1f}s {e['text']}", (x, y), xytext=(6, 6 - 9 * (k % 3)),
+                        textcoords="offset points", fontsize=6, color="purple")
     for obstacle in road.obstacles:
         p = np.asarray(road.points_at(obstacle.s, obstacle.d)).reshape(2)
         ax.plot(p[0], p[1], "s", color="orange", ms=6)
@@ -156,11 +181,33 @@ def draw_trajectory(image: np.ndarray, traj: Any, camera: CameraConfig) -> np.nd
     return out
 
 
+def latest_explanation(explanations: list[dict[str, Any]], stamp: float, window: float = 3.0
+                       ) -> dict[str, Any] | None:
+    """The newest explanation of a trajectory at most ``window`` s older than ``stamp`` (none newer)."""
+    before = [e for e in explanations if stamp - window <= e["stamp"] <= stamp + 1e-6]
+    return max(before, key=lambda e: e["stamp"]) if before else None
+
+
+def draw_explanation(image: np.ndarray, e: dict[str, Any], stamp: float) -> np.ndarray:
+    """The explanation's text in a dark band at the top of the frame, with its age and event."""
+    out = image.copy()
+    cv2.rectangle(out, (0, 0), (out.shape[1], 30), (0, 0, 0), -1)
+    cv2.putText(out, e["text"][:48], (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(out, f"{e['event'].lower()}, explains t-{stamp - e['stamp']:.1f} s", (4, 25),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.33, (200, 200, 120), 1, cv2.LINE_AA)
+    return out
+
+
 def save_camera_frames(rec: Any, camera: CameraConfig, out_dir: Path) -> list[Path]:
     paths = []
+    explanations = getattr(rec, "explanations", [])
     for k, (image, traj) in enumerate(rec.snapshots):
         p = out_dir / f"camera_{k:02d}.png"
-        cv2.imwrite(str(p), cv2.cvtColor(draw_trajectory(image, traj, camera), cv2.COLOR_RGB2BGR))
+        frame = draw_trajectory(image, traj, camera)
+        e = latest_explanation(explanations, traj.stamp)
+        if e is not None:
+            frame = draw_explanation(frame, e, traj.stamp)
+        cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         paths.append(p)
     return paths
 

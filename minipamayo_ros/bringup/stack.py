@@ -8,7 +8,6 @@ remappings cannot drift apart. ROS-free: plain data.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +25,6 @@ class NodeSpec:
     parameters: dict[str, object] = field(default_factory=dict)  # overrides, applied last
     remappings: dict[str, str] = field(default_factory=dict)
 
-    def available(self) -> bool:
-        """Whether this node's code exists in this install (the text node lands later)."""
-        return importlib.util.find_spec(self.module) is not None
-
 
 @dataclass(frozen=True)
 class StackArgs:
@@ -41,7 +36,7 @@ class StackArgs:
     backend: str = "auto"                  # auto | onnxruntime | tensorrt | torch
     engine: str = ""                       # policy manifest path ("" = the shipped tiny model)
     use_sim_time: bool = False
-    enable_text: bool = True               # started only if the text node is installed
+    enable_text: bool = False              # the low-priority text node (explanations on events)
     namespace: str = ""
 
     @staticmethod
@@ -99,7 +94,7 @@ def drive_stack(args: StackArgs) -> list[NodeSpec]:
         params_files=("text.yaml", args.config_file),
         parameters=sim,
     )
-    if args.enable_text and text.available():
+    if args.enable_text:
         nodes.append(text)
     return nodes
 

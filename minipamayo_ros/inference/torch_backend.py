@@ -62,7 +62,12 @@ class TorchBackend(InferenceBackend):
 
     ``options``: ``device`` (cpu | cuda[:N]), ``precision`` (fp32 | fp16 | bf16), ``cuda_graphs``,
     ``compile``; ``extra["weights"]`` (safetensors path), ``extra["fused_attention"]`` (default
-    True: SDPA kernel instead of the export-friendly matmul+softmax, same math).
+    True: SDPA kernel instead of the export-friendly matmul+softmax, same math),
+    ``extra["cuda_stream_priority"]`` (int; default: the current stream): run, and capture the CUDA
+    graph, on a stream of this priority (0 = lowest, negative = higher, clamped to the device's
+    range). A graph keeps the priority of the stream it was *captured* on, so capture and replay
+    share that stream. Priority orders dispatch of pending kernels; it never preempts a running one
+    (docs/text.md).
     """
 
     def __init__(self, manifest: ModelManifest, options: BackendOptions, model: Any = None) -> None:
@@ -110,6 +115,9 @@ class TorchBackend(InferenceBackend):
         self._graph: Any = None
         self._dev_out: tuple[torch.Tensor, ...] = ()
         self.use_graph = bool(options.cuda_graphs and self.device.type == "cuda")
+        priority = options.extra.get("cuda_stream_priority")
+        self._stream: Any = (torch.cuda.Stream(self.device, priority=int(priority))
+                             if priority is not None and self.device.type == "cuda" else None)
         if self.use_graph:
             try:
                 self._capture()
@@ -163,7 +171,7 @@ class TorchBackend(InferenceBackend):
                     self._forward()
             torch.cuda.current_stream(self.device).wait_stream(side)
             self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
+            with torch.cuda.graph(self._graph, stream=self._stream):
                 self._dev_out = self._forward()
         self._host_out = {s.name: torch.empty_like(o, device="cpu", pin_memory=True)
                           for s, o in zip(self._out_specs, self._dev_out, strict=True)}
@@ -171,7 +179,10 @@ class TorchBackend(InferenceBackend):
     def infer(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(self.manifest, inputs)
         with self._lock:  # one inference at a time: static graph buffers are shared
-            return self._infer_locked(feed)
+            if self._stream is None:
+                return self._infer_locked(feed)
+            with torch.cuda.stream(self._stream):
+                return self._infer_locked(feed)
 
     def _infer_locked(self, feed: Tensors) -> Tensors:
         if self._module is None:
@@ -207,6 +218,7 @@ class TorchBackend(InferenceBackend):
             "device": dev,
             "torch": torch.__version__,
             "cuda_graphs": str(self._graph is not None).lower(),
+            "cuda_stream_priority": "default" if self._stream is None else str(self._stream.priority),
             "compile": str(bool(self.options.compile)).lower(),
             "fused_attention": str(self.fused_attention).lower(),
             "parameters": str(self.num_parameters),

@@ -80,7 +80,7 @@ def run_job(job: CorpusJob) -> dict[str, Any]:
     from minipamayo_ros.policy.config import PolicyConfig
     from minipamayo_ros.replay import compare, lockstep
 
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     out = Path(job.out)
     result: dict[str, Any] = {
         "bag": job.bag,
@@ -131,16 +131,31 @@ def run_job(job: CorpusJob) -> dict[str, Any]:
     except Exception as exc:  # one broken bag must not stop the corpus
         result.update(exit_code=EXIT_ERROR, verdict="ERROR", reason=f"{type(exc).__name__}: {exc}", text="")
     result["wall_seconds"] = round(time.monotonic() - t0, 3)
+    result["cpu_seconds"] = round(time.process_time() - cpu0, 3)  # < wall: waited for a core (or I/O)
     return result
 
 
-def _run_local(jobs: list[CorpusJob], workers: int, on_done: Any) -> list[dict[str, Any]]:
-    if workers <= 1:
+def _one_thread() -> None:
+    """A worker process uses one core: OpenCV's and BLAS's own thread pools would fight the other
+    workers for the same cores (ONNX Runtime already runs 1 intra-op thread, ``policy.yaml``)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _run_local(
+    jobs: list[CorpusJob], workers: int, on_done: Any, pool: bool | None = None
+) -> list[dict[str, Any]]:
+    """``workers`` processes (``pool``: default when workers > 1), else in this process."""
+    if not (workers > 1 if pool is None else pool):
         return [on_done(run_job(j)) for j in jobs]
     results = []
     # spawn: a clean interpreter per worker (no forked ONNX Runtime / DDS threads)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_job, j) for j in jobs]
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_one_thread
+    ) as ex:
+        futures = [ex.submit(run_job, j) for j in jobs]
         for f in as_completed(futures):
             results.append(on_done(f.result()))
     return results
@@ -178,9 +193,16 @@ def _run_ray(jobs: list[CorpusJob], address: str, workers: int, on_done: Any) ->
 
 
 def run_corpus(
-    jobs: list[CorpusJob], workers: int = 2, ray_address: str = "", progress: bool = True
+    jobs: list[CorpusJob],
+    workers: int = 2,
+    ray_address: str = "",
+    progress: bool = True,
+    pool: bool | None = None,
 ) -> dict[str, Any]:
-    """Run every job; returns the corpus summary (per-bag results in input order)."""
+    """Run every job; returns the corpus summary (per-bag results in input order).
+
+    ``pool``: local worker processes even for ``workers == 1`` (benchmarks compare like with like).
+    """
     from minipamayo_ros.replay.progress import Progress
 
     bar = Progress(len(jobs), "corpus", unit="bags", enabled=progress, interval_s=0.0)
@@ -191,7 +213,9 @@ def run_corpus(
 
     t0 = time.monotonic()
     results = (
-        _run_ray(jobs, ray_address, workers, on_done) if ray_address else _run_local(jobs, workers, on_done)
+        _run_ray(jobs, ray_address, workers, on_done)
+        if ray_address
+        else _run_local(jobs, workers, on_done, pool)
     )
     wall = time.monotonic() - t0
     bar.close()

@@ -55,7 +55,7 @@ class TextConfig:
                               f"trajectory stream (subset of {sorted(EVENT_NAMES)})", read_only=True)
     min_interval: float = param(3.0, "minimum time between two events of one kind (stamp time)", "s",
                                 min=0.0, max=600.0)
-    curve_on: float = param(0.03, "curvature of the planned arc that starts a curve event", "1/m",
+    curve_on: float = param(0.03, "largest curvature along the plan that starts a curve event", "1/m",
                             min=0.001, max=2.0)
     curve_off: float = param(0.015, "curvature below which the curve has ended (hysteresis)", "1/m",
                              min=0.0, max=2.0)

@@ -9,9 +9,10 @@ not flood the text node.
 
 Kinds (``minipamayo_ros.events.Event``; feature, unit):
 
-* ``CURVE``: curvature of the arc from the vehicle to the last waypoint, |2y/(x²+y²)| [1/m]
-  (0 when the path is shorter than ``min_path_length``: at a crawl a few centimetres of lateral
-  noise would read as a sharp turn);
+* ``CURVE``: the largest curvature along the plan, heading change between consecutive segments
+  per metre [1/m] (the far end of the 2 s plan bends as soon as a curve enters it; the chord to
+  the last waypoint reacts ~1 s later). 0 when the path is shorter than ``min_path_length``: at a
+  crawl a few centimetres of lateral noise would read as a sharp turn;
 * ``BRAKE``: planned deceleration over the horizon, (v_first - v_last) / horizon [m/s²];
 * ``STOP``: the plan comes to a standstill within the horizon (obstacle or stop line ahead, or
   standing): feature = ``stop_speed`` - last planned speed [m/s], active when >= 0. A trajectory
@@ -83,10 +84,13 @@ def features(traj: PlannedTrajectory, min_path_length: float = 2.0, stop_speed: 
     """The detector's features of one trajectory (see module docstring for units)."""
     p = np.asarray(traj.points, dtype=np.float64)
     v = np.asarray(traj.speeds, dtype=np.float64)
-    x, y = float(p[-1, 0]), float(p[-1, 1])
-    r2 = x * x + y * y
-    length = float(np.sum(np.hypot(*np.diff(np.vstack(([0.0, 0.0], p)), axis=0).T)))
-    curvature = abs(2.0 * y / r2) if length >= min_path_length and r2 > 0.0 else 0.0
+    seg = np.diff(np.vstack(([0.0, 0.0], p)), axis=0)
+    lengths = np.hypot(seg[:, 0], seg[:, 1])
+    curvature = 0.0
+    if float(lengths.sum()) >= min_path_length and len(seg) >= 2:
+        heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
+        ds = np.maximum(0.5 * (lengths[1:] + lengths[:-1]), 1e-3)
+        curvature = float(np.max(np.abs(np.diff(heading)) / ds))
     horizon = max(traj.horizon, 1e-6)
     return {
         Event.CURVE: curvature,

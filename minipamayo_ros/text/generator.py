@@ -67,11 +67,12 @@ class CaptionGenerator:
         return self.backend.manifest.model_id
 
     def generate(self, context: NDArray[np.floating], event: int, max_tokens: int,
-                 max_generation_ms: float = float("inf")) -> Caption:
+                 max_generation_ms: float = float("inf"), ignore_eos: bool = False) -> Caption:
         """Caption of ``context`` conditioned on ``event`` (an ``events.Event`` value).
 
         At most ``max_tokens`` words; before every step after the first, the elapsed wall time is
         compared with ``max_generation_ms`` and the generation is abandoned when it is over.
+        ``ignore_eos`` always runs ``max_tokens`` steps (the worst case, for benchmarks).
         """
         ctx = np.asarray(context, dtype=np.float32).reshape(1, -1)
         if ctx.shape[1] != self.context_dim:
@@ -91,7 +92,7 @@ class CaptionGenerator:
             logits = self.backend.infer({**feed, "tokens": np.array([seq], np.int64)})["logits"]
             steps += 1
             nxt = int(np.argmax(logits[0]))
-            if nxt == language.EOS:
+            if nxt == language.EOS and not ignore_eos:
                 ended = True
                 break
             seq.append(nxt)

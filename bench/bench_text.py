@@ -1,0 +1,284 @@
+"""The text node's cost to the policy and the follower: the whole stack, three cases, one run.
+
+Every node in its own process over loopback DDS, on wall time: policy node (shipped tiny model,
+ONNX Runtime, ``max_rate_hz`` 10), follower node (``rate_hz`` 100) and, per case, the text node:
+
+* ``off``: no text node;
+* ``storm``: text node + ``/vla/explain_request`` at 100 Hz: it generates back-to-back;
+* ``events``: text node on its own event detection (the normal event rate);
+* ``off_end``: no text node again (drift check of the machine; not in ``--quick``).
+
+The camera is the simulator: an expert drive on a test-seed road is rendered once
+(``World.render``, the simulator node's 256x256 image) and replayed at 30 Hz with 50 Hz odometry
+by this process, so that every case sees the same frames (a live simulator would feed each case a
+different drive). Measured per case: policy end-to-end latency (``Trajectory.end_to_end_latency_ms``:
+image stamp -> publish, policy node's clock) p50/p95/p99/max and achieved rate; follower timer
+deviation |gap - 10 ms| p50/p99/max and missed ticks from consecutive ``/vla/control`` stamps;
+explanations per second, their generation latency and the text node's counters. Ratios
+storm/off and events/off against the bars: p95 <= 1.5 (design notes), goal p95 <= 1.15 and
+p99 <= 1.3; follower p99 deviation <= 1.0 ms and no missed tick in the storm.
+Also the generation latency of exactly 16 and 32 tokens (``ignore_eos``) in this process, idle.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.result import BenchResult
+from minipamayo_ros.bringup.processes import NodeProcess, ros_args
+from minipamayo_ros.latency import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 100.0
+SEED = 1000  # a validation road (minipamayo_ros.seeds): a latency benchmark is no quality figure
+DESIGN_P95, GOAL_P95, GOAL_P99, FOLLOWER_P99_MS = 1.5, 1.15, 1.3, 1.0
+
+
+def record_drive(seconds: float, seed: int = SEED) -> tuple[list[bytes], tuple[int, int], np.ndarray]:
+    """Camera frames (30 Hz) and odometry (50 Hz: t, speed, yaw rate) of an expert drive."""
+    from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings, ExpertPolicy, run_episode
+
+    frames: list[bytes] = []
+    odom: list[tuple[float, float, float]] = []
+    shape = [0, 0]
+
+    class Recorder(ExpertPolicy):
+        uses_camera = True
+
+        def add_odometry(self, sample: Any) -> None:
+            odom.append((sample.stamp, sample.speed, sample.yaw_rate))
+
+        def __call__(self, obs: Any) -> Any:
+            img = obs.camera()
+            shape[:] = img.shape[:2]
+            frames.append(np.ascontiguousarray(img).tobytes())
+            return super().__call__(obs)
+
+    run_episode(seed, Recorder(), settings=ClosedLoopSettings(policy_rate_hz=CAMERA_HZ, max_seconds=seconds))
+    return frames, (shape[0], shape[1]), np.asarray(odom)
+
+
+def generation_latency(n: int) -> dict[str, float]:
+    """Exactly 16 / 32 generated tokens, idle, in this process (ONNX Runtime 1+1 threads)."""
+    from minipamayo_ros.inference import BackendOptions
+    from minipamayo_ros.text.generator import load_text_generator
+
+    gen = load_text_generator(ROOT / "engines/minipamayo-tiny-text-step.manifest.json",
+                              BackendOptions(backend="onnxruntime"))
+    ctx = np.random.default_rng(0).normal(0, 1, gen.context_dim).astype(np.float32)
+    out: dict[str, float] = {}
+    for tokens in (16, 32):
+        ms = [gen.generate(ctx, 1, tokens, ignore_eos=True).latency_ms for _ in range(n)]
+        s = summarize(ms)
+        out.update({f"gen{tokens}_p50_ms": round(s.p50, 2), f"gen{tokens}_p95_ms": round(s.p95, 2),
+                    f"gen{tokens}_max_ms": round(s.max, 2)})
+    gen.backend.close()
+    return out
+
+
+def run_case(case: str, frames: list[bytes], size: tuple[int, int], odom: np.ndarray, duration: float,
+             log_dir: Path) -> dict[str, Any]:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Odometry
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Empty
+
+    from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
+    from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
+    from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
+
+    env = dict(os.environ)
+    cfg = ROOT / "config"
+    procs = [NodeProcess.python_module("minipamayo_ros.nodes.policy_node", ros_args(
+                 {"backend": "onnxruntime", "max_rate_hz": POLICY_HZ}, [cfg / "policy.yaml"]), env,
+                 f"policy_{case}", log_dir / f"policy_{case}.log").start(),
+             NodeProcess.python_module("minipamayo_ros.nodes.follower_node", ros_args(
+                 {"rate_hz": FOLLOWER_HZ}, [cfg / "follower.yaml"]), env,
+                 f"follower_{case}", log_dir / f"follower_{case}.log").start()]
+    if case in ("storm", "events"):
+        procs.append(NodeProcess.python_module("minipamayo_ros.nodes.text_node", ros_args(
+            {}, [cfg / "text.yaml"]), env, f"text_{case}", log_dir / f"text_{case}.log").start())
+    ctx = Context()
+    rclpy.init(context=ctx)
+    e2e: list[float] = []
+    ctl: list[float] = []
+    expl: list[Explanation] = []
+    diags: list[DiagnosticArray] = []
+    h, w = size
+    try:
+        node = Node("text_bench_probe", context=ctx)
+        clock = node.get_clock()
+
+        def now() -> float:
+            return clock.now().nanoseconds * 1e-9
+
+        node.create_subscription(Trajectory, "/vla/trajectory",
+                                 lambda m: e2e.append(m.end_to_end_latency_ms), TRAJECTORY_QOS)
+        node.create_subscription(ControlCommand, "/vla/control",
+                                 lambda m: ctl.append(time_to_sec(m.header.stamp)), 100)
+        node.create_subscription(Explanation, "/vla/explanation", expl.append, 100)
+        def on_diag(m: DiagnosticArray) -> None:
+            if m.status and "text explanations" in m.status[0].name:
+                diags.append(m)
+
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+        image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        req_pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+        state = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": now()}
+
+        def pub_odom() -> None:
+            _, v, r = odom[state["odom"] % len(odom)]
+            state["odom"] += 1
+            t = now()
+            dt = min(t - state["t"], 0.1)
+            state["t"] = t
+            state["yaw"] += r * dt
+            state["x"] += v * dt * np.cos(state["yaw"])
+            state["y"] += v * dt * np.sin(state["yaw"])
+            msg = Odometry()
+            msg.header.stamp = sec_to_time(t)
+            msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
+            msg.pose.pose.position.x, msg.pose.pose.position.y = state["x"], state["y"]
+            msg.pose.pose.orientation.z = float(np.sin(state["yaw"] / 2))
+            msg.pose.pose.orientation.w = float(np.cos(state["yaw"] / 2))
+            msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(r)
+            odom_pub.publish(msg)
+
+        def pub_image() -> None:
+            msg = Image(height=h, width=w, encoding="rgb8", step=3 * w)
+            msg.data = frames[state["frame"] % len(frames)]
+            state["frame"] += 1
+            msg.header.stamp = sec_to_time(now())
+            msg.header.frame_id = "camera"
+            image_pub.publish(msg)
+
+        node.create_timer(1.0 / ODOM_HZ, pub_odom)
+        if case == "storm":
+            node.create_timer(1.0 / STORM_HZ, lambda: req_pub.publish(Empty()))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        deadline = time.monotonic() + 90.0
+        while time.monotonic() < deadline and (image_pub.get_subscription_count() == 0 or not ctl
+                                               or (case != "off" and req_pub.get_subscription_count() == 0)):
+            ex.spin_once(timeout_sec=0.05)
+            dead = [p.name for p in procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{dead} exited:\n" + "\n".join(p.read_log()[-2000:] for p in procs))
+        node.create_timer(1.0 / CAMERA_HZ, pub_image)
+        settle = time.monotonic() + 4.0   # odometry history, first trajectories, caches
+        while time.monotonic() < settle:
+            ex.spin_once(timeout_sec=0.01)
+        e2e.clear()
+        ctl.clear()
+        expl.clear()
+        n_diag = len(diags)
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + duration:
+            ex.spin_once(timeout_sec=0.01)
+        window = time.monotonic() - t0
+        n_e2e, n_ctl, n_expl = len(e2e), len(ctl), len(expl)
+        wait = time.monotonic() + 2.5  # the text node's next /diagnostics (counters)
+        while case != "off" and time.monotonic() < wait and len(diags) <= n_diag + 1:
+            ex.spin_once(timeout_sec=0.05)
+        ex.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+        for p in procs:
+            p.stop()
+    if n_e2e < 10 or n_ctl < 100:
+        raise RuntimeError(f"case {case}: only {n_e2e} trajectories / {n_ctl} control ticks; "
+                           f"logs in {log_dir}")
+    period = 1.0 / FOLLOWER_HZ
+    gaps = np.diff(np.asarray(ctl[:n_ctl]))
+    dev = summarize(np.abs(gaps - period) * 1e3)
+    lat = summarize(e2e[:n_e2e])
+    out: dict[str, Any] = {
+        "window_s": round(window, 1), "policy_rate_hz": round(n_e2e / window, 2),
+        **{f"policy_e2e_{k}_ms": round(getattr(lat, k), 2) for k in ("p50", "p95", "p99", "max")},
+        "follower_rate_hz": round(gaps.size / max(gaps.sum(), 1e-9), 2),
+        **{f"follower_dev_{k}_ms": round(getattr(dev, k), 3) for k in ("p50", "p99", "max")},
+        "follower_missed_ticks": int(np.sum(np.maximum(np.round(gaps / period) - 1, 0)[gaps > 1.5 * period])),
+        "explanations": n_expl, "explanations_per_s": round(n_expl / window, 2),
+    }
+    if n_expl:
+        g = summarize([e.generation_latency_ms for e in expl[:n_expl]])
+        out.update({"generation_p50_ms": round(g.p50, 1), "generation_p95_ms": round(g.p95, 1),
+                    "tokens_mean": round(float(np.mean([e.token_count for e in expl[:n_expl]])), 1),
+                    "event_age_p95_ms": round(summarize([e.event_age_ms for e in expl[:n_expl]]).p95, 1)})
+    if diags and case != "off":
+        d = {kv.key: kv.value for kv in diags[-1].status[0].values}
+        out["text_counters"] = {k: int(d[k]) for k in ("requested", "replaced", "dropped_stale", "started",
+                                                       "generated", "abandoned", "failed") if k in d}
+        out["text_cpu_priority"] = d.get("cpu_priority", "")
+    return out
+
+
+def run(out_dir: Path, quick: bool) -> BenchResult:
+    from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+
+    os.environ.update(loopback_dds_env(pick_domain_id()))
+    duration = 6.0 if quick else 30.0
+    log_dir = out_dir / "text_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    metrics: dict[str, Any] = generation_latency(10 if quick else 60)
+    frames, size, odom = record_drive(12.0 if quick else 40.0)
+    cases = ("off", "storm", "events") if quick else ("off", "storm", "events", "off_end")
+    results: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        print(f"[bench text] case {case} ({duration:.0f} s) ...", flush=True)
+        results[case] = run_case(case.removesuffix("_end"), frames, size, odom, duration, log_dir)
+    metrics["loadavg_1min_before"] = round(load_before, 2)
+    metrics["loadavg_1min_after"] = round(os.getloadavg()[0], 2)
+    metrics["cpus"] = os.cpu_count()
+    metrics["camera"] = f"{size[1]}x{size[0]} rgb8 at {CAMERA_HZ:g} Hz (seed {SEED} expert drive, replayed)"
+    for case, r in results.items():
+        for k, v in r.items():
+            metrics[f"{case}_{k}"] = v
+    base = results["off"]
+    goals: dict[str, bool] = {}
+    for case in ("storm", "events"):
+        for q in ("p50", "p95", "p99"):
+            metrics[f"{case}_vs_off_{q}_ratio"] = round(results[case][f"policy_e2e_{q}_ms"]
+                                                        / base[f"policy_e2e_{q}_ms"], 3)
+        p95, p99 = metrics[f"{case}_vs_off_p95_ratio"], metrics[f"{case}_vs_off_p99_ratio"]
+        goals[f"{case}: policy p95 ratio <= {DESIGN_P95} (design)"] = p95 <= DESIGN_P95
+        goals[f"{case}: p95 ratio <= {GOAL_P95} and p99 ratio <= {GOAL_P99} (goal)"] = (
+            p95 <= GOAL_P95 and p99 <= GOAL_P99)
+    goals[f"storm: follower p99 deviation <= {FOLLOWER_P99_MS} ms"] = (
+        results["storm"]["follower_dev_p99_ms"] <= FOLLOWER_P99_MS)
+    goals["storm: no missed follower tick"] = results["storm"]["follower_missed_ticks"] == 0
+    rows = ["| case | policy e2e p50 / p95 / p99 / max [ms] | rate [Hz] | follower dev p50 / p99 / max [ms] "
+            "| missed | explanations/s | generation p50 / p95 [ms] |", "|---|---|---|---|---|---|---|"]
+    for case, r in results.items():
+        rows.append(f"| {case} | {r['policy_e2e_p50_ms']} / {r['policy_e2e_p95_ms']} / "
+                    f"{r['policy_e2e_p99_ms']} / {r['policy_e2e_max_ms']} | {r['policy_rate_hz']} | "
+                    f"{r['follower_dev_p50_ms']} / "
+                    f"{r['follower_dev_p99_ms']} / {r['follower_dev_max_ms']} | "
+                    f"{r['follower_missed_ticks']} | "
+                    f"{r['explanations_per_s']} | {r.get('generation_p50_ms', '—')} / "
+                    f"{r.get('generation_p95_ms', '—')} |")
+    ratios = ", ".join(f"{c}/off p50 {metrics[f'{c}_vs_off_p50_ratio']}, "
+                       f"p95 {metrics[f'{c}_vs_off_p95_ratio']}, p99 {metrics[f'{c}_vs_off_p99_ratio']}"
+                       for c in ("storm", "events"))
+    md = (f"{metrics['cpus']} CPUs, load average {metrics['loadavg_1min_before']} before / "
+          f"{metrics['loadavg_1min_after']} after (a shared machine is noisy: compare within one run). "
+          f"Camera {metrics['camera']}, policy <= {POLICY_HZ:g} Hz, follower {FOLLOWER_HZ:g} Hz, "
+          f"{duration:.0f} s per case; text node CPU priority "
+          f"{results['storm'].get('text_cpu_priority', '?')}.\n\n" + "\n".join(rows)
+          + f"\n\nRatios: {ratios}. Generation of exactly 16 / 32 tokens (idle, this process): p50 "
+          f"{metrics['gen16_p50_ms']} / {metrics['gen32_p50_ms']} ms, p95 {metrics['gen16_p95_ms']} / "
+          f"{metrics['gen32_p95_ms']} ms. Storm counters: {results['storm'].get('text_counters')}.")
+    return BenchResult(metrics=metrics, summary_md=md, goals=goals)
