@@ -302,3 +302,43 @@ def test_trajectory_in_a_wrong_frame_is_ignored_and_counted(ros_node, spawn) -> 
     assert "header.frame_id = 'map'" in proc.read_log()
     d.frame = "base_link"  # the right frame: followed
     d.wait(d.tracking, 20.0, proc)
+
+
+def test_sim_clock_jumping_back_resets_and_driving_resumes(ros_node, spawn) -> None:
+    """A real clock jump (sim restart / bag loop: /clock itself goes back 900 s) clears the histories
+    and tracking resumes on the new clock; ``clock_resets`` counts it."""
+    node, executor = ros_node
+    proc = spawn(module=MODULE, args=ros_args(parameters={"use_sim_time": True, "diagnostics_period": 0.2}),
+                 name="follower")
+    d = Drive.__new__(Drive)  # the same sinks, but everything stamped on the simulated clock
+    d.node, d.executor, d.commands, d.twists, d.diags = node, executor, [], [], []
+    node.create_subscription(ControlCommand, "/vla/control", d.commands.append, RELIABLE_100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", d.diags.append, 10)
+    clock_pub = node.create_publisher(Clock, "/clock", 10)
+    odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+    traj_pub = node.create_publisher(Trajectory, "/vla/trajectory", RELIABLE_1)
+    sim = {"t": 1000.0, "k": 0}
+
+    def step() -> None:  # 100 Hz: clock; 50 Hz odometry; 10 Hz trajectories
+        sim["t"] += 0.01
+        sim["k"] += 1
+        t = sim["t"]
+        clock_pub.publish(Clock(clock=sec_to_time(t)))
+        if sim["k"] % 2 == 0:
+            odom_pub.publish(_odom(t, SPEED * t, SPEED))
+        if sim["k"] % 10 == 0:
+            tt = 0.1 * np.arange(1, 21)
+            traj = PlannedTrajectory(stamp=t - 0.05, points=np.stack((SPEED * tt, 0.0 * tt), 1),
+                                     speeds=np.full(20, SPEED))
+            traj_pub.publish(trajectory_to_msg(traj))
+
+    node.create_timer(0.01, step)
+    d.wait(d.tracking, 30.0, proc)
+    sim["t"] = 100.0  # the simulation restarted
+    n0 = len(d.commands)
+    d.wait(lambda: any(time_to_sec(c.header.stamp) < 200.0 and c.status == ControlStatus.TRACKING
+                       for c in d.commands[n0:]), 20.0, proc)
+    d.wait(lambda: any(st.name == "follower: control" and
+                       {kv.key: kv.value for kv in st.values}.get("clock_resets") == "1"
+                       for arr in d.diags[-3:] for st in arr.status), 10.0, proc)
+    assert "node clock jumped back" in proc.read_log()

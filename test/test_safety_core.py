@@ -223,6 +223,14 @@ def test_guard_turns_a_bad_command_into_the_controlled_stop(monkeypatch: pytest.
     assert _drive(f, 2.04, 3.0)[-1].status == ControlStatus.TRACKING  # recovers when the law is sane
 
 
+def test_guard_checks_every_float_field_of_the_command() -> None:
+    from dataclasses import fields
+
+    from minipamayo_ros.safety.command_guard import _FLOAT_FIELDS
+
+    assert set(_FLOAT_FIELDS) == {f.name for f in fields(FollowerCommand) if f.type in ("float", float)}
+
+
 def test_command_violation_names_the_field() -> None:
     ok = FollowerCommand(0.0, ControlStatus.TRACKING, speed=5.0)
     assert command_violation(ok, CFG, 5.0, False) is None

@@ -8,11 +8,13 @@ parameter change mid-tick, numerics), so a NaN never reaches the actuators.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from typing import Protocol
 
 #: relative tolerance on the limits (float32 messages, rounding)
 TOLERANCE = 1e-6
+#: every float a FollowerCommand publishes (a test checks this is all of them)
+_FLOAT_FIELDS = ("stamp", "steering_angle", "curvature", "speed", "acceleration", "yaw_rate",
+                 "trajectory_stamp", "lookahead_x", "lookahead_y", "lookahead_distance")
 
 
 class CommandLimits(Protocol):
@@ -39,10 +41,10 @@ def command_violation(cmd: object, cfg: CommandLimits, previous_speed: float, st
     ``previous_speed`` [m/s] is the speed commanded on the previous tick; while ``stopping`` the
     speed must not rise.
     """
-    for f in fields(cmd):  # type: ignore[arg-type]
-        value = getattr(cmd, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{f.name} = {value!r} is not finite"
+    for name in _FLOAT_FIELDS:
+        value = getattr(cmd, name)
+        if not math.isfinite(value):
+            return f"{name} = {value!r} is not finite"
     tol = 1.0 + TOLERANCE
     speed, steer = cmd.speed, cmd.steering_angle  # type: ignore[attr-defined]
     if not 0.0 <= speed <= cfg.max_speed * tol + TOLERANCE:
