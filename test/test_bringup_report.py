@@ -57,6 +57,21 @@ def test_evaluation_verdict_applies_the_bar() -> None:
 
 
 
+def test_report_timing_clocks_and_frame_accounting() -> None:
+    rec = _recording(10.0, 50.0)
+    rec.control_receive_steady = [500.0 + 0.02 * k + 0.001 * (k % 3) for k in range(len(rec.controls))]
+    rec.policy_diagnostics = {"frames_received": "400", "frames_skipped_rate_cap": "198",
+                              "frames_dropped_busy": "2", "latency_clock": "steady; ..."}
+    m = closed_loop_metrics(rec, max_rate_hz=10.0, follower_rate_hz=50.0)
+    p, f = m["policy"], m["follower"]
+    assert (p["frames_received"], p["frames_skipped_rate_cap"], p["frames_dropped_busy"]) == (400, 198, 2)
+    assert "frames_dropped" not in p
+    # the receipt intervals (steady clock) are not quantised to the sim step
+    assert f["receive_period_ms"]["p50"] == pytest.approx(20.0, abs=2.5)
+    assert f["receive_period_ms"]["max"] == pytest.approx(21.0, abs=0.01)  # 21, 21, 18 ms, ...
+    assert "steady" in m["clocks"]["policy.end_to_end_ms"] and "sim time" in m["clocks"]["follower.period_ms"]
+
+
 def _explanation(stamp: float, text: str, event: str = "CURVE") -> dict:
     return {"stamp": stamp, "received": stamp + 0.05, "sequence": 1, "event": event, "situation": event,
             "text": text, "tokens": len(text.split()), "truncated": False, "generation_ms": 4.0,

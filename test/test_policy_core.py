@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 
@@ -27,7 +28,7 @@ from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
 from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
 from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs
 from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
-from minipamayo_ros.policy.stats import OK, WARN, PolicyStats
+from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
 from minipamayo_ros.pose_history import OdometrySample
 
 
@@ -383,6 +384,19 @@ def test_output_check_withholds_what_the_follower_would_reject(probe_manifest) -
 
 
 # --- statistics and config ------------------------------------------------------------------------
+def test_trajectory_latency_is_steady_in_node_time_plus_measurable_transport() -> None:
+    # wall clock: image stamped 30 ms before the callback, 12 ms in the node
+    e2e, transport = trajectory_latency(received_steady=100.000, published_steady=100.012,
+                                       received_ros=50.030, stamp=50.000, sim_time=False)
+    assert transport == pytest.approx(30.0) and e2e == pytest.approx(42.0)
+    # sim time: the stamp difference is sim time (here 0: same 10 ms step), so only the node's work
+    e2e, transport = trajectory_latency(100.000, 100.012, received_ros=7.0, stamp=7.0, sim_time=True)
+    assert math.isnan(transport) and e2e == pytest.approx(12.0)
+    # camera clock ahead of ours: the transport is unknown, not negative
+    e2e, transport = trajectory_latency(100.000, 100.012, received_ros=50.0, stamp=50.5, sim_time=False)
+    assert math.isnan(transport) and e2e == pytest.approx(12.0)
+
+
 def test_stats_report_levels_and_percentiles() -> None:
     s = PolicyStats(window=50)
     kw = dict(received=10, dropped_busy=2, dropped_rate=3, max_rate_hz=10.0, backend={"backend": "ort"},
@@ -393,7 +407,10 @@ def test_stats_report_levels_and_percentiles() -> None:
         s.record_published(0.1 * i, inference_ms=5.0, end_to_end_ms=7.0 + (i == 10) * 10, preprocess_ms=1.0)
     rep = s.report(1.0, **kw)
     assert rep.level == OK and float(rep.values["achieved_rate_hz"]) == pytest.approx(10.0)
-    assert rep.values["frames_dropped"] == "5" and rep.values["backend_backend"] == "ort"
+    assert rep.values["frames_skipped_rate_cap"] == "3" and rep.values["frames_dropped_busy"] == "2"
+    assert "frames_dropped" not in rep.values  # by-design skips are never mixed with losses
+    assert rep.values["backend_backend"] == "ort"
+    assert "receive -> publish" in rep.values["latency_clock"]  # no transport recorded
     assert float(rep.values["overhead_p50_ms"]) == pytest.approx(2.0)
     assert float(rep.values["end_to_end_max_ms"]) == pytest.approx(17.0)
     s.record_skip("no_odometry", "no odometry received yet")

@@ -23,7 +23,7 @@ from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 from minipamayo_ros.msg import ControlCommand, Trajectory
-from minipamayo_ros.nodes.conversions import sec_to_time, trajectory_to_msg
+from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 pytestmark = pytest.mark.ros
@@ -97,6 +97,7 @@ def test_signal_stops_with_zero_speed_command_first(ros_node, spawn, signals) ->
     commands, twists = _drive(node)
     proc = spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"]))
     assert spin_until(executor, lambda: _at_speed(commands), 30.0), proc.read_log()[-2000:]
+    t_signal = time.time()
     for sig in signals:
         proc.send_signal(sig)
     spin_until(executor, lambda: proc.poll() is not None, 10.0)
@@ -104,6 +105,8 @@ def test_signal_stops_with_zero_speed_command_first(ros_node, spawn, signals) ->
     assert proc.poll() == 0, proc.read_log()[-2000:]
     _assert_ends_with_stop(commands, twists)
     assert "SHUTDOWN: follower stopping" in proc.read_log()
+    print(f"MEASURED {'+'.join(signal.Signals(s).name for s in signals)}: SHUTDOWN command stamped "
+          f"{time_to_sec(commands[-1].header.stamp) - t_signal:.3f} s after the signal")
 
 
 def test_exception_in_a_callback_stops_with_zero_speed_command_first(ros_node, spawn) -> None:

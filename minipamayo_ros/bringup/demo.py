@@ -162,14 +162,18 @@ def summary_text(m: dict[str, Any], out_dir: Path) -> str:
         f"cross-track RMS {fmt(d['cross_track_rms_m'])} m / max {fmt(d['cross_track_max_m'])} m",
         f"            lane departures {fmt(d['lane_departures'], '.0f')}, collisions "
         f"{fmt(d['collisions'], '.0f')}, stop-line violations {fmt(d['stop_line_violations'], '.0f')}",
-        f"  policy    {p['rate_hz']:.2f} Hz (cap {p['max_rate_hz']:.0f} Hz), end-to-end p50/p95/p99 "
+        f"  policy    {p['rate_hz']:.2f} Hz (cap {p['max_rate_hz']:.0f} Hz, sim time); steady clock: "
+        f"end-to-end (receive -> publish) p50/p95/p99 "
         f"{fmt(p['end_to_end_ms']['p50'], '.1f')}/{fmt(p['end_to_end_ms']['p95'], '.1f')}/"
         f"{fmt(p['end_to_end_ms']['p99'], '.1f')} ms, "
-        f"inference p95 {fmt(p['inference_ms']['p95'], '.1f')} ms, "
-        f"frames dropped {fmt(p['frames_dropped'], '.0f')} of {fmt(p['frames_received'], '.0f')}",
+        f"inference p95 {fmt(p['inference_ms']['p95'], '.1f')} ms",
+        f"            frames {fmt(p['frames_received'], '.0f')} received, "
+        f"{fmt(p['frames_skipped_rate_cap'], '.0f')} skipped by the rate cap (by design), "
+        f"{fmt(p['frames_dropped_busy'], '.0f')} dropped while inference was busy",
         f"            model {p['model_id']} on {p['backend'] or 'n/a'}",
-        f"  follower  {f['rate_hz']:.1f} Hz (configured {f['configured_rate_hz']:.0f} Hz), period p99 "
-        f"{fmt(f['period_ms']['p99'], '.1f')} ms, ticks per status {f['status_ticks']}",
+        f"  follower  {f['rate_hz']:.1f} Hz (configured {f['configured_rate_hz']:.0f} Hz, sim time), "
+        f"command interval p99 {fmt(f['receive_period_ms']['p99'], '.1f')} ms (steady clock, as received), "
+        f"ticks per status {f['status_ticks']}",
         f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
     ]
     if "text" in m:

@@ -10,7 +10,11 @@
 Either way ``ros2 launch`` then exits non-zero: the handler raises :class:`NodeDiedError`, which
 ``LaunchService`` logs ("Caught exception in launch: ...") and answers with a shutdown and return
 code 1 (a plain ``Shutdown`` action would exit 0, hiding the failure). Exits during a shutdown
-already under way (Ctrl-C) are ignored. Imported only by the launch files (needs ``launch``).
+already under way (Ctrl-C) are ignored. A node exits 0 only when it was asked to stop (SIGINT /
+SIGTERM, ``nodes/node_main.py``): a terminal's Ctrl-C reaches the nodes at the same instant as
+``ros2 launch`` itself, so such an exit can be seen before the launch's own shutdown has begun;
+it is judged :data:`REQUESTED_STOP_SETTLE_S` later, and ignored if a shutdown is then under way
+(no ERROR line on Ctrl-C). Imported only by the launch files (needs ``launch``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from launch.event_handlers import OnProcessExit
 from launch.events.process import ProcessExited
 from minipamayo_ros.bringup.stack import NodeSpec
 from minipamayo_ros.bringup.stop_policy import FOLLOWER
+
+#: [s] how long an exit with code 0 (a requested stop) waits for the launch's own shutdown
+REQUESTED_STOP_SETTLE_S = 0.5
 
 
 class NodeDiedError(RuntimeError):
@@ -42,6 +49,12 @@ def _on_exit(name: str, grace: float) -> Callable[[ProcessExited, LaunchContext]
     def handler(event: ProcessExited, context: LaunchContext) -> list | None:
         if getattr(context, "is_shutdown", False):
             return None  # a shutdown already under way (Ctrl-C, another node's handler)
+        if event.returncode == 0:  # a requested stop: is the whole launch being stopped (Ctrl-C)?
+            return [TimerAction(period=REQUESTED_STOP_SETTLE_S, actions=[
+                OpaqueFunction(function=lambda ctx: None if ctx.is_shutdown else respond(event))])]
+        return respond(event)
+
+    def respond(event: ProcessExited) -> list:
         what = f"node '{name}' exited (code {event.returncode})"
         if name == FOLLOWER or grace <= 0.0:
             return [_fail(f"{what}: nothing commands the vehicle any more; stopping the stack")]

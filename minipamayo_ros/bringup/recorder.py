@@ -6,6 +6,7 @@ as plain numbers so ``bringup.report`` (ROS-free) can compute metrics and draw t
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class Recording:
     trajectory_receive_times: list[float] = field(default_factory=list)  # sim time at receipt
     # (t, status, speed, steering, curvature) per control command
     controls: list[tuple[float, int, float, float, float]] = field(default_factory=list)
+    control_receive_steady: list[float] = field(default_factory=list)  # [s] time.monotonic() at receipt
     snapshots: list[tuple[np.ndarray, PlannedTrajectory]] = field(default_factory=list)  # image + its plan
     sim_metrics: dict[str, str] = field(default_factory=dict)     # latest /sim/metrics values
     policy_diagnostics: dict[str, str] = field(default_factory=dict)  # latest policy /diagnostics
@@ -89,6 +91,7 @@ class RecorderNode(Node):
                     break
 
     def _on_control(self, msg: ControlCommand) -> None:
+        self.rec.control_receive_steady.append(time.monotonic())
         self.rec.controls.append((time_to_sec(msg.header.stamp), int(msg.status), msg.speed,
                                   msg.steering_angle, msg.curvature))
 

@@ -46,8 +46,11 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
     t1 = rec.last_sim_time
     span = max(t1 - t0, 1e-9)
     trajs = [t for t in rec.trajectories if t0 <= t.stamp <= t1]
-    controls = np.array([c for c in rec.controls if t0 <= c[0] <= t1]).reshape(-1, 5)
+    in_window = [t0 <= c[0] <= t1 for c in rec.controls]
+    controls = np.array([c for c, keep in zip(rec.controls, in_window, strict=True) if keep]).reshape(-1, 5)
     periods_ms = np.diff(controls[:, 0]) * 1e3 if len(controls) > 1 else np.array([])
+    receipts = np.array([t for t, keep in zip(_control_receipts(rec), in_window, strict=False) if keep])
+    receive_periods_ms = np.diff(receipts) * 1e3 if len(receipts) > 1 else np.array([])
     statuses = {name: int(np.sum(controls[:, 1] == code)) for code, name in STATUS_NAMES.items()}
     sim = {k: _num(v) for k, v in rec.sim_metrics.items()}
     diag = rec.policy_diagnostics
@@ -66,8 +69,10 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
             "trajectories": len(trajs),
             "end_to_end_ms": summarize([t.end_to_end_latency_ms for t in trajs]).as_dict(),
             "inference_ms": summarize([t.inference_latency_ms for t in trajs]).as_dict(),
+            "latency_clock": diag.get("latency_clock", ""),
             "frames_received": _num(diag.get("frames_received")),
-            "frames_dropped": _num(diag.get("frames_dropped")),
+            "frames_skipped_rate_cap": _num(diag.get("frames_skipped_rate_cap")),
+            "frames_dropped_busy": _num(diag.get("frames_dropped_busy")),
             "model_id": trajs[-1].model_id if trajs else "",
             "backend": diag.get("backend_backend", ""),
         },
@@ -76,9 +81,29 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
             "configured_rate_hz": follower_rate_hz,
             "rate_ratio": follower_rate / follower_rate_hz,
             "period_ms": summarize(periods_ms).as_dict(),
+            "receive_period_ms": summarize(receive_periods_ms).as_dict(),
             "status_ticks": statuses,
         },
+        "clocks": CLOCKS,
     }
+
+
+#: which clock each timing figure of :func:`closed_loop_metrics` is on (written into metrics.json)
+CLOCKS = {
+    "rates (policy.rate_hz, follower.rate_hz)": "sim time (message stamps over the run)",
+    "policy.end_to_end_ms": "steady clock inside the policy node: camera callback -> publish "
+                            "(Trajectory.end_to_end_latency_ms; the transport delay is not measurable "
+                            "under sim time and not included)",
+    "policy.inference_ms": "steady clock: engine time only (Trajectory.inference_latency_ms)",
+    "follower.period_ms": "sim time: differences of /vla/control stamps (quantised by the 10 ms sim step)",
+    "follower.receive_period_ms": "steady clock: intervals between /vla/control receipts in the "
+                                  "recorder (the follower's timer plus DDS delivery jitter)",
+    "sim_seconds / wall_seconds": "sim time / steady clock",
+}
+
+
+def _control_receipts(rec: Any) -> list[float]:
+    return list(getattr(rec, "control_receive_steady", []))
 
 
 def text_metrics(rec: Any) -> dict[str, Any] | None:
@@ -213,15 +238,18 @@ def save_camera_frames(rec: Any, camera: CameraConfig, out_dir: Path) -> list[Pa
 
 
 def plot_latency(rec: Any, path: Path) -> None:
-    """Histograms: policy end-to-end and inference latency, follower control period."""
+    """Histograms, all on the steady (wall) clock: policy end-to-end and inference latency, and the
+    follower's command interval as received (sim-time differences would be quantised to 10 ms)."""
     e2e = [t.end_to_end_latency_ms for t in rec.trajectories]
     inf = [t.inference_latency_ms for t in rec.trajectories]
-    stamps = np.array([c[0] for c in rec.controls])
-    periods = np.diff(stamps) * 1e3 if len(stamps) > 1 else np.array([])
+    receipts = np.array(_control_receipts(rec))
+    periods = np.diff(receipts) * 1e3 if len(receipts) > 1 else np.array([])
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, data, title in ((axes[0], e2e, "policy end-to-end [ms]"),
-                            (axes[1], inf, "policy inference [ms]"),
-                            (axes[2], periods, "follower control period [ms] (sim time)")):
+    for ax, data, title in ((axes[0], e2e, "policy end-to-end [ms], steady clock\n"
+                                           "(in node: receive -> publish)"),
+                            (axes[1], inf, "policy inference [ms], steady clock"),
+                            (axes[2], periods, "follower command interval [ms], steady clock\n"
+                                               "(as received by the recorder)")):
         data = np.asarray(data, dtype=float)
         if data.size:
             ax.hist(data, bins=40, color="steelblue")

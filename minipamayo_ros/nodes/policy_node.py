@@ -45,7 +45,7 @@ from minipamayo_ros.policy.image_decode import channels_or_none, compressed_to_r
 from minipamayo_ros.policy.model_loader import PolicyModelError
 from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size, odometry_limits
 from minipamayo_ros.policy.scheduler import FrameWorker
-from minipamayo_ros.policy.stats import PolicyStats
+from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
 from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
 from minipamayo_ros.safety.input_monitor import InputMonitor
 from minipamayo_ros.safety.rejection import Rejection
@@ -126,7 +126,8 @@ class PolicyNode(Node):
         self._offer(Frame(
             stamp=stamp,
             decode=partial(raw_to_rgb, msg.data, msg.height, msg.width, encoding, msg.step),
-            description=f"{msg.width}x{msg.height} '{encoding}' image", received=now), rejection)
+            description=f"{msg.width}x{msg.height} '{encoding}' image", received=now,
+            received_steady=time.monotonic()), rejection)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         now, stamp = self._now(), time_to_sec(msg.header.stamp)
@@ -134,7 +135,8 @@ class PolicyNode(Node):
         self._offer(Frame(
             stamp=stamp,
             decode=partial(compressed_to_rgb, msg.data, msg.format),
-            description=f"compressed '{msg.format}' image", received=now), rejection)
+            description=f"compressed '{msg.format}' image", received=now,
+            received_steady=time.monotonic()), rejection)
 
     def _offer(self, frame: Frame, rejection: Rejection | None) -> None:
         with self._monitor_lock:
@@ -181,12 +183,15 @@ class PolicyNode(Node):
             return
         traj = result.output.trajectory
         msg = trajectory_to_msg(traj)
-        end_to_end_ms = (self._now() - traj.stamp) * 1e3
+        # steady-clock work inside the node (+ the transport delay when measurable): true in every
+        # clock mode, unlike a difference of sim-time stamps (policy/stats.py)
+        end_to_end_ms, transport_ms = trajectory_latency(
+            frame.received_steady, time.monotonic(), frame.received, frame.stamp,
+            sim_time=self.get_clock().ros_time_is_active)
         msg.end_to_end_latency_ms = float(end_to_end_ms)
         self._traj_pub.publish(msg)
         self.stats.record_published(time.monotonic(), traj.inference_latency_ms, end_to_end_ms,
-                                    result.preprocess_ms, transport_ms=(frame.received - frame.stamp) * 1e3,
-                                    queue_ms=result.queue_ms)
+                                    result.preprocess_ms, transport_ms=transport_ms, queue_ms=result.queue_ms)
         if self._context_pub is not None:
             ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id=msg.model_id)
             ctx.context = result.output.context.astype(np.float32)

@@ -43,6 +43,7 @@ class Frame:
     decode: Callable[[], NDArray[np.uint8]]        # -> (h, w, 3) uint8 RGB; may raise ImageError
     description: str = ""                          # e.g. "640x480 bgr8" for log messages
     received: float = float("nan")                 # [s] node clock when the callback got it
+    received_steady: float = float("nan")          # [s] time.monotonic() when the callback got it
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Result:
     output: PolicyOutput
     inputs: Tensors        # exactly what the model was fed (batch 1), e.g. for DAgger samples
     preprocess_ms: float   # decode + resize + state history [ms]
-    queue_ms: float        # callback -> worker start (node clock) [ms]; NaN if not known
+    queue_ms: float        # callback -> worker start (steady clock) [ms]; NaN if not known
 
 
 class PolicyPipeline:
@@ -173,6 +174,7 @@ class PolicyPipeline:
     def run(self, frame: Frame, now: Callable[[], float]) -> Result | Skip:
         """Process ``frame``; ``now()`` is the node clock [s] (for the image age check)."""
         t0 = time.perf_counter()
+        started_steady = time.monotonic()
         started = now()
         self.observe_clock(started)
         lim = self.odometry_limits
@@ -210,7 +212,7 @@ class PolicyPipeline:
         if bad is not None:  # what the follower would reject is never published
             return Skip("invalid_output", f"model output rejected by the output check: {bad}")
         self.sequence += 1
-        return Result(out, inputs, preprocess_ms, (started - frame.received) * 1e3)
+        return Result(out, inputs, preprocess_ms, (started_steady - frame.received_steady) * 1e3)
 
 
 def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:

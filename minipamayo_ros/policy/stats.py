@@ -1,10 +1,17 @@
 """Policy statistics for ``/diagnostics``: achieved rate, latency percentiles, frame accounting.
 
 Thread-safe (the worker records, the diagnostics timer reads). Latencies in ms; times in s.
+
+Clocks: every duration measured inside the node is on the steady clock (``time.monotonic()``),
+whatever clock stamps the messages: under ``use_sim_time`` the ROS clock advances in the
+simulator's steps (10 ms) and says nothing about how long the work took. The only figure that
+needs the ROS clock is the transport delay (image stamp -> callback), and it is known only when
+that clock is the wall clock (``use_sim_time`` false): see :func:`trajectory_latency`.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -22,6 +29,24 @@ class DiagnosticReport:
     values: dict[str, str]
 
 
+def trajectory_latency(received_steady: float, published_steady: float, received_ros: float,
+                       stamp: float, sim_time: bool) -> tuple[float, float]:
+    """``(end_to_end_ms, transport_ms)`` of one trajectory (the ``end_to_end_latency_ms`` field).
+
+    end-to-end = transport (image stamp -> camera callback) + in-node (callback -> publish, steady
+    clock). The transport delay is measured on the ROS clock (``received_ros - stamp``, seconds),
+    and only counted when that is the wall clock and the result is not negative (a camera whose
+    clock is ahead of this machine's); otherwise it is NaN and end-to-end is the in-node time
+    alone. Under sim time the field is therefore receive -> publish; on the vehicle it is image
+    capture -> publish.
+    """
+    in_node_ms = (published_steady - received_steady) * 1e3
+    transport_ms = math.nan if sim_time else (received_ros - stamp) * 1e3
+    if not transport_ms >= 0.0:
+        transport_ms = math.nan
+    return in_node_ms + (0.0 if math.isnan(transport_ms) else transport_ms), transport_ms
+
+
 class PolicyStats:
     """Counters and sliding windows; :meth:`report` turns them into one diagnostic status."""
 
@@ -32,7 +57,8 @@ class PolicyStats:
         self.overhead = LatencyWindow(window)      # end-to-end minus engine time
         self.preprocess = LatencyWindow(window)    # decode + resize + state history
         self.transport = LatencyWindow(window)     # image stamp -> camera callback (DDS, camera driver)
-        self.queue = LatencyWindow(window)         # camera callback -> worker start
+        self.queue = LatencyWindow(window)         # camera callback -> worker start (steady clock)
+        self.transport_included = False  # whether the last end-to-end figure includes the transport
         self._publish_times: deque[float] = deque()
         self._rate_window_s = rate_window_s
         self.published = 0
@@ -46,9 +72,11 @@ class PolicyStats:
     def record_published(self, now: float, inference_ms: float, end_to_end_ms: float,
                          preprocess_ms: float, transport_ms: float = float("nan"),
                          queue_ms: float = float("nan")) -> None:
-        """One published trajectory; overhead = end-to-end - engine, the rest is its breakdown."""
+        """One published trajectory; overhead = end-to-end - engine, the rest is its breakdown.
+        ``transport_ms`` NaN: not measurable (sim time), and not part of ``end_to_end_ms``."""
         with self._lock:
-            if transport_ms == transport_ms:  # not NaN
+            self.transport_included = transport_ms == transport_ms  # not NaN
+            if self.transport_included:
                 self.transport.add(transport_ms)
             if queue_ms == queue_ms:
                 self.queue.add(queue_ms)
@@ -101,13 +129,19 @@ class PolicyStats:
             values: dict[str, str] = {
                 "achieved_rate_hz": f"{rate:.2f}",
                 "max_rate_hz": f"{max_rate_hz:.2f}",
+                # skipped by the rate cap = by design (a 20 Hz camera, a 10 Hz cap: every other
+                # frame); dropped busy = a newer frame replaced it while inference was running
                 "frames_received": str(received),
-                "frames_dropped": str(dropped_busy + dropped_rate),
+                "frames_skipped_rate_cap": str(dropped_rate),
                 "frames_dropped_busy": str(dropped_busy),
-                "frames_dropped_rate_limit": str(dropped_rate),
                 "trajectories_published": str(self.published),
                 "warmed_up": str(warmed_up).lower(),
             }
+            values["latency_clock"] = (
+                "steady; end_to_end = transport (image stamp -> receive) + receive -> publish"
+                if self.transport_included else
+                "steady; end_to_end = receive -> publish (transport not measurable: sim time or camera "
+                "clock ahead)")
             for name, win in (("inference_ms", self.inference), ("end_to_end_ms", self.end_to_end),
                               ("overhead_ms", self.overhead), ("preprocess_ms", self.preprocess),
                               ("transport_ms", self.transport), ("queue_ms", self.queue)):
