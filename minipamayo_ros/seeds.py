@@ -9,8 +9,8 @@ A seed names one generated road and its scenario (``sim.world.World(seed)``). Wh
   them; a figure measured on them says how the model drives on roads nothing was fitted to.
 
 Seed syntax (every CLI): comma-separated items, each ``N``, ``A:B`` (``A`` .. ``B - 1``, Python's
-half-open range) or a split name (``training``, ``validation``, ``test``; the whole split):
-``"1000:1020,1500"``, ``"test"``. Use :func:`first` for "the first N seeds of a split".
+half-open range), a split name (``training``, ``validation``, ``test``: the whole split) or
+``SPLIT:N`` (the first N seeds of a split): ``"1000:1020,1500"``, ``"test"``, ``"test:40"``.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def parse_seeds(text: str) -> list[int]:
     for item in (s.strip() for s in text.split(",")):
         if not item:
             continue
-        if item in SPLITS:
-            out += [s for r in SPLITS[item] for s in r.seeds()]
+        name, _, count = item.partition(":")
+        if name in SPLITS:
+            out += first(name, _int(count, text)) if count else [s for r in SPLITS[name] for s in r.seeds()]
         elif ":" in item:
             a, _, b = item.partition(":")
             lo, hi = _int(a, text), _int(b, text)

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 
 from minipamayo_ros import seeds
-from minipamayo_ros.control.config import FollowerConfig
-from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import compare, lockstep
 from minipamayo_ros.replay.records import read_jsonl
 from minipamayo_ros.replay.replay import main as replay_main
@@ -29,10 +27,9 @@ ENGINES = Path(__file__).resolve().parents[1] / "engines"
 
 
 def _settings(manifest: str | None = None) -> lockstep.LockstepSettings:
+    """What the golden was made with: the stack's parameter files, follower and text cores on."""
     overrides = {"manifest_path": manifest} if manifest else {}
-    policy = lockstep.load_node_config(PolicyConfig, "policy", "policy.yaml", "drive.yaml", overrides)
-    follower = lockstep.load_node_config(FollowerConfig, "follower", "follower.yaml", "drive.yaml")
-    return lockstep.LockstepSettings(policy=policy, follower=follower)
+    return lockstep.settings_from_config("drive.yaml", overrides, follower=True, text=True)
 
 
 def test_golden_data_is_small_and_from_a_test_seed() -> None:
@@ -49,11 +46,16 @@ def test_golden_bag_replays_identically_to_the_golden_3_times(tmp_path: Path) ->
     settings = _settings()
     pipeline = lockstep.build_pipeline(settings.policy)
     golden = read_jsonl(GOLDEN)
-    runs = [lockstep.run_lockstep(BAG, settings, pipeline=pipeline, progress=False).outputs for _ in range(3)]
+    text = lockstep.build_text(settings.text)
+    runs = [
+        lockstep.run_lockstep(BAG, settings, pipeline=pipeline, text=text, progress=False).outputs
+        for _ in range(3)
+    ]
     lines = [r.deterministic_lines() for r in runs]
     assert lines[0] == lines[1] == lines[2]
     assert lines[0] == golden.deterministic_lines()
     assert len(runs[0].trajectories) >= 80 and len(runs[0].controls) >= 400
+    assert {e.event for e in runs[0].explanations} >= {1}  # the drive's curve is explained
     table = compare.load_table()
     cmp = compare.compare_outputs(runs[0], golden, table, latency_gates=False)
     assert cmp.passed and cmp.profile == "exact"
@@ -68,6 +70,7 @@ def test_replay_cli_passes_against_the_golden(tmp_path: Path) -> None:
             "--out",
             str(out),
             "--follower",
+            "--text",
             "--golden",
             str(GOLDEN),
             "--no-progress",
@@ -121,6 +124,7 @@ def test_perturbed_model_fails_with_a_readable_report(
             "--engine",
             str(manifest),
             "--follower",
+            "--text",
             "--golden",
             str(GOLDEN),
             "--no-progress",

@@ -12,6 +12,7 @@ def test_seed_syntax() -> None:
     assert parse_seeds("3:6") == [3, 4, 5]
     assert parse_seeds("1,9, 20:22") == [1, 9, 20, 21]
     assert parse_seeds("validation")[:2] == [1000, 1001] and len(parse_seeds("test")) == 1000
+    assert parse_seeds("test:3") == [20000, 20001, 20002] and parse_seeds("training:1,5000") == [0, 5000]
     for bad in ("", "6:3", "a", "1,1", "1:2:3", "0-3"):
         with pytest.raises(ValueError):
             parse_seeds(bad)

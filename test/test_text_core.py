@@ -245,7 +245,7 @@ def test_config_errors_name_the_parameter(values: dict, match: str) -> None:
 
 # --- closed-loop quality scoring ------------------------------------------------------------------------
 def test_quality_score_counts_exact_captions_within_one_second() -> None:
-    from minipamayo_ros.text.evaluate import EpisodeLog, ground_truth_events, score, token_accuracy
+    from minipamayo_ros.evaluation.text_quality import EpisodeLog, ground_truth_events, score, token_accuracy
 
     curve, stop = "following gentle left curve", "stopping at stop line ahead"
     log = EpisodeLog(0)

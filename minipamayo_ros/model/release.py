@@ -1,8 +1,8 @@
-"""Turn a training run into the shipped engines: export, measure on held-out data, quantize, manifests.
+"""Turn a training run into the shipped engines: export, measure on validation data, quantize, manifests.
 
 Usage (after ``train.py`` wrote ``<run>/weights.safetensors`` and ``training.json``)::
 
-    python -m minipamayo_ros.sim.dataset --out /tmp/val --seeds 1000:1060     # held-out roads
+    python -m minipamayo_ros.sim.dataset --out /tmp/val --seeds 1000:1060     # validation roads
     python -m minipamayo_ros.sim.dataset --out /tmp/calib --seeds 0:10        # training roads
     nice -n 10 python -m minipamayo_ros.model.release --run runs/tiny \
         --eval-data /tmp/val --calib-data /tmp/calib --out engines
@@ -24,6 +24,7 @@ from minipamayo_ros.model.evaluate import evaluate, onnx_policy_fn, onnx_text_fn
 from minipamayo_ros.model.export import export_all, write_engine_manifest
 from minipamayo_ros.model.network import load_model
 from minipamayo_ros.model.quantize import compare, latency_ms, quantize_policy
+from minipamayo_ros.seeds import format_seeds, split_of
 
 #: quality bars of the shipped tiny model (issue 5), recorded beside the measured values
 BARS = {"ade_m_max": 0.30, "fde_m_max": 0.80, "caption_exact_match_min": 0.90,
@@ -31,8 +32,10 @@ BARS = {"ade_m_max": 0.30, "fde_m_max": 0.80, "caption_exact_match_min": 0.90,
 
 
 def _seed_span(seeds: Any) -> str:
-    """The seeds the metrics were measured on (the evaluation data, not training's checkpoint set)."""
-    return f"held-out simulator seeds {int(min(seeds))}-{int(max(seeds))} ({len(set(seeds.tolist()))} roads)"
+    """The seeds the metrics were measured on, with their split (``minipamayo_ros/seeds.py``)."""
+    unique = sorted({int(s) for s in seeds.tolist()})
+    splits = "/".join(sorted({str(split_of(s)) for s in unique}))
+    return f"{splits} seeds {format_seeds(unique)} ({len(unique)} roads)"
 
 
 def manifest_training(run_dir: Path) -> dict[str, Any]:

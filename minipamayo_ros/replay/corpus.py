@@ -43,6 +43,7 @@ class CorpusJob:
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     config_file: str = "drive.yaml"
     follower: bool = False
+    text: bool = False
     profile: str = "auto"
     tolerances: str = ""
     latency_gates: bool = True
@@ -77,7 +78,6 @@ def golden_for(bag: Path, golden_dir: Path | None) -> Path:
 
 def run_job(job: CorpusJob) -> dict[str, Any]:
     """Replay one bag through the policy pipeline and compare it; never raises (errors are results)."""
-    from minipamayo_ros.policy.config import PolicyConfig
     from minipamayo_ros.replay import compare, lockstep
 
     t0, cpu0 = time.monotonic(), time.process_time()
@@ -90,17 +90,10 @@ def run_job(job: CorpusJob) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     try:
-        policy = lockstep.load_node_config(
-            PolicyConfig, "policy", "policy.yaml", job.config_file, job.policy_overrides
+        settings = lockstep.settings_from_config(
+            job.config_file, job.policy_overrides, job.follower, job.text
         )
-        follower = None
-        if job.follower:
-            from minipamayo_ros.control.config import FollowerConfig
-
-            follower = lockstep.load_node_config(FollowerConfig, "follower", "follower.yaml", job.config_file)
-        replay = lockstep.run_lockstep(
-            Path(job.bag), lockstep.LockstepSettings(policy=policy, follower=follower), progress=False
-        )
+        replay = lockstep.run_lockstep(Path(job.bag), settings, progress=False)
         out.mkdir(parents=True, exist_ok=True)
         replay.outputs.write(out / "replayed.jsonl")
         stats = replay.stats.as_dict()
@@ -286,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", default=None)
     p.add_argument("--backend", default=None)
     p.add_argument("--config-file", default="drive.yaml")
-    p.add_argument("--follower", action="store_true")
+    p.add_argument("--follower", action="store_true", help="also run the follower core")
+    p.add_argument("--text", action="store_true", help="also run the text node's core (explanations)")
     p.add_argument("--profile", default="auto")
     p.add_argument("--tolerances", default="")
     p.add_argument("--no-latency-gates", dest="latency_gates", action="store_false")
@@ -309,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             policy_overrides=overrides,
             config_file=a.config_file,
             follower=a.follower,
+            text=a.text,
             profile=a.profile,
             tolerances=a.tolerances,
             latency_gates=a.latency_gates,

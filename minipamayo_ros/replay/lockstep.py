@@ -14,7 +14,10 @@ depends on wall time:
   :class:`~minipamayo_ros.policy.pipeline.PolicyPipeline` -- the code the node deploys -- and each
   frame's outputs are collected before the next message is read;
 * optionally the follower core runs at its configured rate on bag time, receiving each
-  trajectory ``follower_latency`` s after its image stamp (a modelled, fixed delivery delay).
+  trajectory ``follower_latency`` s after its image stamp (a modelled, fixed delivery delay);
+* optionally the text node's core (``text.events.EventDetector`` + ``text.generator``) explains
+  every event at once, on the policy's context vector (no drop policy, no deadline: lock-step
+  judges content; the node drops explanations under load by design).
 
 With ONNX Runtime on CPU (one intra-op thread) the outputs are bit-identical run to run.
 Measured latencies (``*_ms``) are wall-clock and are only used by the latency gates.
@@ -40,7 +43,14 @@ from minipamayo_ros.policy.scheduler import LatestFrameScheduler
 from minipamayo_ros.replay.bagio import BagReader, stamp_ns
 from minipamayo_ros.replay.inputs import InputTopics, camera_frame, odometry_sample, resolve_topics
 from minipamayo_ros.replay.progress import Progress
-from minipamayo_ros.replay.records import ControlRecord, Meta, Outputs, SkipRecord, TrajectoryRecord
+from minipamayo_ros.replay.records import (
+    ControlRecord,
+    ExplanationRecord,
+    Meta,
+    Outputs,
+    SkipRecord,
+    TrajectoryRecord,
+)
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 NS = 1_000_000_000
@@ -70,14 +80,52 @@ class LockstepSettings:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     follower: FollowerConfig | None = None  # run the follower core too (None = policy only)
     follower_latency: float = 0.1  # [s] image stamp -> trajectory at the follower
+    text: Any = None  # TextConfig: run the text node's core too (event detector + captions)
     reorder_window: float = 1.0  # [s] of log time to sort header stamps within
     start_offset: float = 0.0  # [s] after the bag start
     end_offset: float = math.inf  # [s] after the bag start
 
 
+def settings_from_config(
+    config_file: str = "drive.yaml",
+    policy_overrides: dict[str, Any] | None = None,
+    follower: bool = False,
+    text: bool = False,
+    **kwargs: Any,
+) -> LockstepSettings:
+    """Settings from the stack's parameter files (``<node>.yaml``, then ``config_file``, then overrides)."""
+    policy = load_node_config(PolicyConfig, "policy", "policy.yaml", config_file, policy_overrides)
+    fcfg = tcfg = None
+    if follower:
+        fcfg = load_node_config(FollowerConfig, "follower", "follower.yaml", config_file)
+    if text:
+        from minipamayo_ros.text.config import TextConfig
+
+        tcfg = load_node_config(TextConfig, "text", "text.yaml", config_file)
+    return LockstepSettings(policy=policy, follower=fcfg, text=tcfg, **kwargs)
+
+
 def build_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:
     """The policy node's pipeline for ``cfg`` (the one constructor: same loader, checks, warm-up)."""
     return create_pipeline(cfg, logger)
+
+
+def build_text(cfg: Any) -> tuple[Any, Any]:
+    """The text node's core for ``cfg`` (TextConfig): its event detector and caption generator,
+    loaded like the node loads them."""
+    from minipamayo_ros.inference import BackendOptions
+    from minipamayo_ros.text.events import EventDetector
+    from minipamayo_ros.text.generator import load_text_generator
+
+    options = BackendOptions(
+        backend=cfg.backend,
+        intra_op_threads=cfg.intra_op_threads,
+        inter_op_threads=cfg.inter_op_threads,
+        warmup_runs=1,
+    )
+    return EventDetector(cfg.detector_settings()), load_text_generator(
+        cfg.manifest_path, options, cfg.verify_model_hash
+    )
 
 
 @dataclass
@@ -91,6 +139,7 @@ class LockstepStats:
     odometry_rejected: int = 0
     late_messages: int = 0  # header stamp older than already-processed ones (beyond the window)
     controls: int = 0
+    explanations: int = 0
     bag_seconds: float = 0.0  # header-stamp span of the replayed frames [s]
     wall_seconds: float = 0.0
     skipped_topics: list[str] = field(default_factory=list)
@@ -151,8 +200,12 @@ def run_lockstep(
     settings: LockstepSettings | None = None,
     pipeline: PolicyPipeline | None = None,
     progress: bool = True,
+    text: Any = None,
 ) -> LockstepResult:
-    """Replay ``bag`` through the policy pipeline (built from ``settings.policy`` unless given)."""
+    """Replay ``bag`` through the policy pipeline (built from ``settings.policy`` unless given).
+
+    ``text``: a prebuilt ``(EventDetector, CaptionGenerator)`` for ``settings.text`` (else built here).
+    """
     st = settings or LockstepSettings()
     cfg = st.policy
     with BagReader(bag) as reader:
@@ -180,6 +233,7 @@ def run_lockstep(
                 "rate_slack": cfg.rate_slack,
                 "follower": st.follower is not None,
                 "follower_latency": st.follower_latency,
+                "text": st.text is not None,
             },
         )
         out = Outputs(meta)
@@ -190,6 +244,10 @@ def run_lockstep(
         end_ns = None if math.isinf(st.end_offset) else info.start_ns + int(st.end_offset * NS) + 1
         sched: LatestFrameScheduler[Any] | None = None
         follower = Follower(st.follower) if st.follower is not None else None
+        text_core = text or (build_text(st.text) if st.text is not None else None)
+        if text_core is not None:
+            text_core[0].reset()
+            meta.extra["text_model_id"] = text_core[1].model_id
         tick = 1.0 / st.follower.rate_hz if st.follower is not None else math.inf
         next_tick: float | None = None
         pending: deque[tuple[float, PlannedTrajectory]] = deque()
@@ -282,6 +340,30 @@ def run_lockstep(
             )
             if follower is not None:
                 pending.append((t + st.follower_latency, traj))
+            if text_core is not None:
+                explain(traj, result.output.context, s_ns)
+
+        def explain(traj: PlannedTrajectory, context: Any, s_ns: int) -> None:
+            """The text node's core on this trajectory: every event explained at once (lock-step
+            has no wall-clock drop policy and no generation deadline: content, not timing)."""
+            detector, generator = text_core
+            for ev in detector.update(traj):
+                if context.size != generator.context_dim:
+                    stats.skips["no_context"] = stats.skips.get("no_context", 0) + 1
+                    continue
+                cap = generator.generate(context, int(ev.situation), st.text.max_tokens)
+                out.add(
+                    ExplanationRecord(
+                        stamp_ns=s_ns,
+                        event=int(ev.kind),
+                        text=cap.text,
+                        token_ids=[int(v) for v in cap.token_ids],
+                        sequence=ev.sequence,
+                        situation=int(ev.situation),
+                        generation_ms=cap.latency_ms,
+                    )
+                )
+                stats.explanations += 1
 
         for topic, msgtype, log_ns, msg in reader.messages(
             [topics.image, topics.odom], start_ns=start_ns, end_ns=end_ns
@@ -299,6 +381,8 @@ def run_lockstep(
         bar.close()
         if pipeline is None:
             pipe.backend.close()
+        if text is None and text_core is not None:
+            text_core[1].backend.close()
     return LockstepResult(out, stats, topics)
 
 

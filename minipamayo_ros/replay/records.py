@@ -85,7 +85,7 @@ class ExplanationRecord:
     text: str
     token_ids: list[int] = field(default_factory=list)
     sequence: int = 0
-    situation: int = 0                    # what the caption describes (Explanation.msg constants)
+    situation: int = 0  # what the caption describes (Explanation.msg constants)
     generation_ms: float = float("nan")
     kind: str = "explanation"
 

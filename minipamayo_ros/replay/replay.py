@@ -6,9 +6,9 @@
 
 ``lockstep`` (default, the regression mode) runs the bag's frames and odometry through the
 node's own pipeline in this process, deterministically (see ``replay.lockstep``); ``--follower``
-also runs the follower core. ``realtime`` publishes the bag's topics with ``/clock`` into a
-running stack (started by launch or the runner, ``use_sim_time:=true``) and records what it
-publishes (see ``replay.realtime``).
+also runs the follower core, ``--text`` the text node's core (explanations). ``realtime``
+publishes the bag's topics with ``/clock`` into a running stack (started by launch or the runner,
+``use_sim_time:=true``) and records what it publishes (see ``replay.realtime``).
 
 Writes ``OUT/replayed.jsonl`` and ``OUT/replay_stats.json`` (+ ``OUT/replayed.mcap`` with
 ``--output-bag``); with ``--golden`` also the compare report (see ``replay.compare``) and the exit
@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     lk = p.add_argument_group("lockstep")
     lk.add_argument("--follower", action="store_true", help="also run the follower core (control outputs)")
     lk.add_argument(
+        "--text",
+        action="store_true",
+        help="also run the text node's core (event detector + captions): Explanation outputs",
+    )
+    lk.add_argument(
         "--follower-latency",
         type=float,
         default=0.1,
@@ -120,16 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         policy = lockstep.load_node_config(PolicyConfig, "policy", "policy.yaml", a.config_file, overrides)
         a.out.mkdir(parents=True, exist_ok=True)
         if a.mode == "lockstep":
-            follower = None
-            if a.follower:
-                from minipamayo_ros.control.config import FollowerConfig
-
-                follower = lockstep.load_node_config(
-                    FollowerConfig, "follower", "follower.yaml", a.config_file
-                )
-            settings = lockstep.LockstepSettings(
-                policy=policy,
-                follower=follower,
+            settings = lockstep.settings_from_config(
+                a.config_file,
+                overrides,
+                follower=a.follower,
+                text=a.text,
                 follower_latency=a.follower_latency,
                 start_offset=a.start,
                 end_offset=a.end,

@@ -1,6 +1,6 @@
 """Closed-loop quality of the explanations: the simulator expert's caption is the ground truth.
 
-    PYTHONPATH=. python -m minipamayo_ros.text.evaluate --seeds test:10 [--out report.json]
+    python -m minipamayo_ros.evaluation.text_quality --seeds test:10 [--out report.json]
 
 The shipped policy drives each road in the offline closed loop (``evaluation.closed_loop``, the
 policy node's own pipeline and the real follower). Every trajectory goes through the text node's
@@ -148,17 +148,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="test:10",
-                    help="seed spec (minipamayo_ros.seeds) or SPLIT:N (the first N of a split)")
+                    help="seed spec (minipamayo_ros/seeds.py), e.g. test:10 = the first 10 test seeds")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="sim seconds per road")
     ap.add_argument("--out", type=Path, default=None, help="JSON report")
     a = ap.parse_args(argv)
-    split, _, n = a.seeds.partition(":")
-    if n.isdigit() and split in ("training", "validation", "test"):
-        from minipamayo_ros.seeds import first
-
-        seeds = first(split, int(n))
-    else:
-        seeds = parse_seeds(a.seeds)
+    seeds = parse_seeds(a.seeds)
     cfg = build_config(TextConfig, load_node_yaml(ROOT / "config" / "text.yaml", "text"))
     generator = load_text_generator(cfg.manifest_path, BackendOptions(backend="onnxruntime"))
     logs = []
