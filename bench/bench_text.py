@@ -9,7 +9,7 @@ the cases differ only in the text node:
 * ``events``: text node on its own event detection (the normal event rate).
 
 The cases are interleaved in rounds (off, storm, events, off, storm, events, ...; 10 s windows
-after 2 s of settling, 3 rounds) so that a shared machine's drift hits every case alike; each
+after 2 s of settling, 5 rounds) so that a shared machine's drift hits every case alike; each
 case's figures pool its windows. ``off_window_p95_ms`` shows the spread of the off windows.
 
 The camera is the simulator: an expert drive on a validation road is rendered once
@@ -276,7 +276,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
 
     os.environ.update(loopback_dds_env(pick_domain_id()))
-    window, rounds = (5.0, 1) if quick else (10.0, 3)
+    window, rounds = (5.0, 1) if quick else (10.0, 5)
     log_dir = out_dir / "text_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
