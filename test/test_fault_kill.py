@@ -18,13 +18,15 @@ import time
 
 import psutil
 import pytest
+from fault_support import fault_env  # noqa: F401 - fixture
 from rclpy.executors import SingleThreadedExecutor
 
 from minipamayo_ros.bringup.recorder import RecorderNode
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# fault_env first: its check (no tagged process alive) runs after spawn has stopped everything
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.usefixtures("fault_env")]
 
 KILL_AT_SPEED = 5.0   # [m/s] ground-truth speed at which the policy is killed
 TICK_SLACK = 0.15     # [s sim] one 50 Hz tick + /clock granularity + a loaded 2-core box
@@ -44,9 +46,10 @@ def _command(how: str) -> list[str]:
 
 
 @pytest.mark.parametrize("how", ["runner", "ros2_launch"])
-def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_context, spawn, how) -> None:
+def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
+        rclpy_context, fault_env, spawn, how) -> None:  # noqa: F811
     cfg = FollowerConfig()  # follower.yaml and drive.yaml keep the defaults of these fields
-    runner = spawn(_command(how), name=how)
+    runner = spawn(_command(how), name=how, env=fault_env)
     rec = RecorderNode([], context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(rec)
@@ -64,6 +67,7 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_co
                 break
         else:
             pytest.fail("the car never reached speed under the policy")
+        children = psutil.Process(runner.pid).children(recursive=True)  # all up: it drives
         policy = _child(children, "policy_node")
         n_traj_before = len(rec.rec.trajectories)
         policy.send_signal(signal.SIGKILL)
@@ -106,12 +110,14 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_co
     assert "controlled-stop grace" in log and "policy" in log
 
 
-def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(spawn, tmp_path) -> None:
+def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(
+        fault_env, spawn, tmp_path) -> None:  # noqa: F811
     bad = tmp_path / "bad.yaml"  # the follower refuses to start (exit 2); the policy is fine
     bad.write_text("/**/follower:\n  ros__parameters:\n    rate_hz: 5000.0\n")
     t0 = time.monotonic()
     launch = spawn([*_command("ros2_launch")[:2], "minipamayo_ros", "drive.launch.py",
-                    f"config_file:={bad}", "backend:=onnxruntime", "enable_text:=false"], name="launch")
+                    f"config_file:={bad}", "backend:=onnxruntime", "enable_text:=false"],
+                   name="launch", env=fault_env)
     assert launch.wait(60.0) == 1, launch.read_log()[-3000:]
     log = launch.read_log()
     assert "node 'follower' exited (code 2): nothing commands the vehicle" in log

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from fault_support import fault_env  # noqa: F401 - fixture
 from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -36,7 +37,8 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 from minipamayo_ros.nodes.conversions import time_to_sec
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# fault_env first: its check (no tagged process alive) runs after spawn has stopped everything
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.usefixtures("fault_env")]
 
 SEED = 1001
 AT_SPEED = 4.0      # [m/s] ground-truth speed at which a fault is injected
@@ -75,8 +77,10 @@ def _specs(relay: bool) -> dict[str, NodeSpec]:
 class Drive:
     """The stack's processes plus a recorder (and the relay) spun in the test process."""
 
-    def __init__(self, rclpy_context: object, spawn: Callable[..., NodeProcess], relay: bool) -> None:
+    def __init__(self, rclpy_context: object, spawn: Callable[..., NodeProcess], env: dict[str, str],
+                 relay: bool) -> None:
         self.spawn = spawn
+        self.env = env
         self.specs = _specs(relay)
         self.rec = RecorderNode([], context=rclpy_context)
         self.relay = GateRelay(rclpy_context) if relay else None
@@ -88,7 +92,8 @@ class Drive:
 
     def start(self, name: str) -> NodeProcess:
         spec = self.specs[name]
-        return self.spawn(module=spec.module, args=node_command_args(spec, REPO_ROOT / "config"), name=name)
+        return self.spawn(module=spec.module, args=node_command_args(spec, REPO_ROOT / "config"), name=name,
+                          env=self.env)
 
     def close(self) -> None:
         for node in (self.rec, self.relay):
@@ -150,8 +155,8 @@ def _check_stop(controls: list, status: ControlStatus, since: float, timeout: fl
     assert first_zero - since <= timeout + CFG.stop_time(speed) + SLACK, (first_zero - since, speed)
 
 
-def test_camera_and_odometry_stall_then_resume(rclpy_context, spawn) -> None:
-    d = Drive(rclpy_context, spawn, relay=True)
+def test_camera_and_odometry_stall_then_resume(rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    d = Drive(rclpy_context, spawn, fault_env, relay=True)
     assert d.relay is not None
     try:
         d.wait(d.tracking_at_speed, 120.0, "tracking at speed")
@@ -184,8 +189,8 @@ def test_camera_and_odometry_stall_then_resume(rclpy_context, spawn) -> None:
         d.close()
 
 
-def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, spawn) -> None:
-    d = Drive(rclpy_context, spawn, relay=False)
+def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    d = Drive(rclpy_context, spawn, fault_env, relay=False)
     try:
         d.wait(d.tracking_at_speed, 120.0, "tracking at speed")
 
