@@ -22,6 +22,7 @@ from fault_support import fault_env  # noqa: F401 - fixture
 from rclpy.executors import SingleThreadedExecutor
 
 from minipamayo_ros.bringup.recorder import RecorderNode
+from minipamayo_ros.bringup.stop_policy import controlled_stop_grace
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 
@@ -45,6 +46,19 @@ def _command(how: str) -> list[str]:
     return [ros2, "launch", "minipamayo_ros", "sim.launch.py", "seed:=1001", "backend:=onnxruntime"]
 
 
+def _drive_at_speed(runner: object, rec: RecorderNode, executor: SingleThreadedExecutor,
+                    deadline: float) -> list[psutil.Process]:
+    """Spin until the car tracks a plan at ``KILL_AT_SPEED``; the stack's processes."""
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        assert runner.poll() is None, runner.read_log()[-3000:]  # type: ignore[attr-defined]
+        speed = rec.rec.truth[-1][4] if rec.rec.truth else 0.0
+        tracking = bool(rec.rec.controls) and rec.rec.controls[-1][1] == ControlStatus.TRACKING
+        if speed >= KILL_AT_SPEED and tracking and len(rec.rec.trajectories) > 20:
+            return psutil.Process(runner.pid).children(recursive=True)  # type: ignore[attr-defined]
+    pytest.fail("the car never reached speed under the policy")
+
+
 @pytest.mark.parametrize("how", ["runner", "ros2_launch"])
 def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
         rclpy_context, fault_env, spawn, how) -> None:  # noqa: F811
@@ -53,21 +67,9 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
     rec = RecorderNode([], context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(rec)
-    children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 180.0
-        while time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-            assert runner.poll() is None, runner.read_log()[-3000:]
-            if len(children) < 3:
-                children = psutil.Process(runner.pid).children(recursive=True)
-            speed = rec.rec.truth[-1][4] if rec.rec.truth else 0.0
-            tracking = bool(rec.rec.controls) and rec.rec.controls[-1][1] == ControlStatus.TRACKING
-            if speed >= KILL_AT_SPEED and tracking and len(rec.rec.trajectories) > 20:
-                break
-        else:
-            pytest.fail("the car never reached speed under the policy")
-        children = psutil.Process(runner.pid).children(recursive=True)  # all up: it drives
+        children = _drive_at_speed(runner, rec, executor, deadline)
         policy = _child(children, "policy_node")
         n_traj_before = len(rec.rec.trajectories)
         policy.send_signal(signal.SIGKILL)
@@ -123,3 +125,38 @@ def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(
     assert "node 'follower' exited (code 2): nothing commands the vehicle" in log
     assert "controlled-stop grace" not in log  # no waiting for a stop nobody can command
     assert time.monotonic() - t0 < 45.0
+
+
+def test_simulator_killed_under_the_runner_follower_last_word_is_its_stop(
+        rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    """The simulator is the clock (``use_sim_time``): when it dies, node time stops, so no timeout
+    can expire and the follower's timer stops ticking. What it then sends is its SHUTDOWN command
+    when the grace is over (the same holds for a bag's /clock on the drive stack: docs/follower.md)."""
+    runner = spawn(_command("runner"), name="runner", env=fault_env)
+    rec = RecorderNode([], context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rec)
+    try:
+        deadline = time.monotonic() + 180.0
+        children = _drive_at_speed(runner, rec, executor, deadline)
+        _child(children, "simulator_node").send_signal(signal.SIGKILL)
+        t_kill = time.monotonic()
+        n_controls = len(rec.rec.controls)
+        while runner.poll() is None and time.monotonic() < deadline + 60.0:
+            executor.spin_once(timeout_sec=0.05)
+        t_exit = time.monotonic()
+    finally:
+        executor.remove_node(rec)
+        rec.destroy_node()
+        executor.shutdown()
+    log = runner.read_log()
+    assert runner.poll() == 1, log[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10.0)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+    after = rec.rec.controls[n_controls:]
+    grace = controlled_stop_grace(FollowerConfig())
+    print(f"MEASURED simulator killed: {len(after)} commands in the {t_exit - t_kill:.2f} s until the runner "
+          f"exited (grace {grace:.1f} s); last {ControlStatus(after[-1][1]).name if after else None}")
+    assert t_exit - t_kill >= grace - 0.5, "the runner did not wait for the follower's stop"
+    assert after and after[-1][1] == ControlStatus.SHUTDOWN and after[-1][2] == 0.0
+    assert "controlled-stop grace" in log and "simulator" in log
