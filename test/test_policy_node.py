@@ -329,3 +329,28 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
     assert int(cam["rejected.future_stamp"]) >= 20
     log = proc.read_log()
     assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the node clock" in log
+
+
+def test_output_validator_publishes_nothing_it_would_itself_reject(spawn, ros_node, probe_manifest) -> None:
+    """The policy's last check before publishing (the follower's trajectory rules): odometry at
+    30 m/s is valid input (odom_max_speed 40), the probe model then plans 30 m/s -- beyond this
+    node's plan_max_speed of 20 m/s. Nothing is published, the skip says why (invalid_output,
+    naming the field); back at 3 m/s, trajectories resume."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2, plan_max_speed=20.0)
+    rig.wait_for_node(proc)
+    img = _raw(_red(), "rgb8")
+    slow = rig.odom
+    rig.odom = lambda speed=SPEED: slow(30.0)  # type: ignore[method-assign]
+    rig.run(20.0, image=lambda: img,
+            until=lambda: bool(rig.diags) and int(rig.diag_values().get("skipped_invalid_output", "0")) >= 10)
+    assert not rig.trajs, [max(tr.speed) for tr in rig.trajs]
+    reason = rig.diag_values()["last_skip_reason"]
+    assert "output check" in reason and "plan_max_speed 20" in reason and "speed[0] = 30" in reason
+    assert "plan_max_speed 20" in proc.read_log()
+    rig.odom = slow  # type: ignore[method-assign]
+    rig.run(20.0, image=lambda: img, until=lambda: len(rig.trajs) >= 3)
+    assert len(rig.trajs) >= 3, proc.read_log()[-3000:]
+    for tr in rig.trajs:
+        assert np.max(tr.speed) <= 20.0
