@@ -269,7 +269,7 @@ def test_nan_twist_never_reaches_the_actuators_and_an_all_nan_stream_stops(ros_n
 
 def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_node, spawn) -> None:
     """Issue 13 defect 3 over DDS (failed before: NO_ODOMETRY and a stop for 20 s after one
-    sample stamped +20 s)."""
+    sample stamped +20 s, for ever after +1000 s); NaN and all-zero-quaternion bursts dropped too."""
     node, executor = ros_node
     proc = _start_follower(spawn)
     d = Drive(node, executor)
@@ -281,6 +281,8 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
             msg.header.stamp = sec_to_time(time.time() + (20.0 if k % 2 else 1000.0))
         elif start + 40 <= k < start + 45:
             msg.twist.twist.linear.x = float("nan")
+        elif start + 70 <= k < start + 75:  # all-zero quaternion: not "yaw 0" (issue 13 defect 6)
+            msg.pose.pose.orientation.w = 0.0
         return msg
 
     d.odom_hook = bursts
@@ -295,6 +297,7 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
     d.wait(d.tracking, 5.0, proc)
     d.wait(lambda: int(d.input_values("/odom").get("rejected.future_stamp", "0")) == 5, 10.0, proc)
     assert d.input_values("/odom")["rejected.non_finite"] == "5"
+    assert d.input_values("/odom")["rejected.bad_quaternion"] == "5"
     assert d.input_values("/odom")["state"] == "OK"
     assert "future_stamp" in proc.read_log()
 
