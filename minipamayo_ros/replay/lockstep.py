@@ -30,7 +30,7 @@ import itertools
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -390,7 +390,3 @@ def _header_ns(msg: Any, log_ns: int) -> int:
     """Header stamp [ns] (what the node uses; the log time only orders the reading)."""
     return stamp_ns(msg.header)
 
-
-def with_overrides(cfg: PolicyConfig, **overrides: Any) -> PolicyConfig:
-    """``cfg`` with some fields replaced (validated like parameters)."""
-    return build_config(PolicyConfig, {**cfg.__dict__, **overrides}) if overrides else replace(cfg)
