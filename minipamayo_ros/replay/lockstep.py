@@ -238,10 +238,9 @@ def run_lockstep(
         )
         out = Outputs(meta)
         stats = LockstepStats(skipped_topics=list(topics.skipped))
-        image_total = next((t.count for t in info.topics if t.name == topics.image), 0)
-        bar = Progress(image_total, "replay", enabled=progress)
         start_ns = info.start_ns + int(st.start_offset * NS)
         end_ns = None if math.isinf(st.end_offset) else info.start_ns + int(st.end_offset * NS) + 1
+        bar = Progress(info.estimate_count(topics.image, start_ns, end_ns), "replay", enabled=progress)
         sched: LatestFrameScheduler[Any] | None = None
         follower = Follower(st.follower) if st.follower is not None else None
         text_core = text or (build_text(st.text) if st.text is not None else None)

@@ -122,10 +122,11 @@ def run_realtime(
                     "ROS_DOMAIN_ID), or --remap the camera topic to the one it subscribes"
                 )
             time.sleep(0.5)  # let the other topics' matching finish too
-            image_total = next((t.count for t in info.topics if t.name == topics.image), 0)
-            bar = Progress(image_total, "replay realtime", enabled=progress)
             start_ns = info.start_ns + int(start * NS)
             end_ns = None if end == float("inf") else info.start_ns + int(end * NS) + 1
+            bar = Progress(
+                info.estimate_count(topics.image, start_ns, end_ns), "replay realtime", enabled=progress
+            )
             Clock = msg_class(CLOCK)
             Time = msg_class("builtin_interfaces/msg/Time")
             published: dict[str, int] = {}
