@@ -41,7 +41,13 @@ from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
 from minipamayo_ros.replay.bagio import BagReader, stamp_ns
-from minipamayo_ros.replay.inputs import InputTopics, camera_frame, odometry_sample, resolve_topics
+from minipamayo_ros.replay.inputs import (
+    InputTopics,
+    arrival_rejection,
+    camera_frame,
+    odometry_sample,
+    resolve_topics,
+)
 from minipamayo_ros.replay.progress import Progress
 from minipamayo_ros.replay.records import (
     ControlRecord,
@@ -303,6 +309,11 @@ def run_lockstep(
             last_frame_ns = s_ns
             if sched is None:
                 sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=t)
+            bad = arrival_rejection(msg, msgtype, t, cfg.max_stamp_future, cfg.encoding_override)
+            if bad is not None:  # the node drops it in the callback, before the scheduler
+                stats.skips[bad.kind] = stats.skips.get(bad.kind, 0) + 1
+                out.add(SkipRecord(s_ns, bad.kind, str(bad)))
+                return
             frame = camera_frame(msg, msgtype, cfg.encoding_override)
             if not sched.offer(frame, t):
                 stats.dropped_rate += 1
