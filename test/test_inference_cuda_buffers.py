@@ -86,6 +86,22 @@ class HostMemoryApi:
             raise DriverError("operation on a destroyed or unknown stream")
         self._streams[id(stream)].append(op)
 
+    @property
+    def live(self) -> dict[int, ctypes.Array]:
+        """Allocations not yet freed (address -> buffer)."""
+        return dict(self._live)
+
+    def owns_stream(self, handle: int) -> bool:
+        return handle in self._streams
+
+    def launch(self, handle: int, kernel) -> None:
+        """Queue work on the stream with integer ``handle`` (what ``execute_async_v3`` gets): it runs
+        in stream order, after the copies queued before it."""
+        self._check_open()
+        if handle not in self._streams:
+            raise DriverError(f"launch on unknown stream handle {handle:#x}")
+        self._streams[handle].append(kernel)
+
     def stream_sync(self, stream: object) -> None:
         self._check_open()
         ops, self._streams[id(stream)] = self._streams[id(stream)], []
