@@ -290,3 +290,42 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
     assert "twist.twist.linear.x = nan" in reason and "model output" not in reason
     log = proc.read_log()
     assert "twist.twist.linear.x = 1e+06" in log and "RuntimeWarning" not in log
+
+
+def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_node, probe_manifest) -> None:
+    """Each good frame is preceded at once by 3 bad ones (data longer than step * height -- issue 13
+    defect 6, accepted before --, an unsupported encoding, a +20 s stamp). Checked on arrival, they
+    never replace the good pending frame: trajectories keep coming, only from good frames."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    # depth 10 so that DDS hands the node every frame (with depth 1 it would keep only the last)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2, image_qos_depth=10)
+    rig.wait_for_node(proc)
+
+    def good_then_bad() -> Image:
+        for kind in ("long", "yuv", "future"):
+            bad = _raw(_red(), "rgb8")
+            if kind == "long":
+                bad.data = bytes(bad.data) + b"\0" * 7
+            elif kind == "yuv":
+                bad.encoding = "yuv422"
+            bad.header.stamp = sec_to_time(rig.now() + (20.0 if kind == "future" else 0.0))
+            rig.image_pub.publish(bad)
+        return _raw(_red(), "rgb8")
+
+    rig.run(20.0, image=lambda: _raw(_red(), "rgb8"), until=lambda: len(rig.trajs) >= 2)
+    n0 = len(rig.trajs)
+    sent_before = len(rig.image_stamps)
+    rig.run(3.0, image=good_then_bad, image_hz=10.0)
+    new = rig.trajs[n0:]
+    assert len(new) >= 12, f"{len(new)} trajectories in 3 s; log:\n{proc.read_log()[-2000:]}"
+    for tr in new[1:]:
+        assert time_to_sec(tr.header.stamp) in rig.image_stamps[sent_before - 1:]
+    rig.run(1.0)
+    cam = {kv.key: kv.value for st in rig.diags[-1].status if st.name == "policy: input /camera/image_raw"
+           for kv in st.values}
+    print(f"MEASURED bad images on arrival: {cam}")
+    assert int(cam["rejected.bad_shape"]) >= 20 and int(cam["rejected.bad_encoding"]) >= 20
+    assert int(cam["rejected.future_stamp"]) >= 20
+    log = proc.read_log()
+    assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the node clock" in log

@@ -71,6 +71,7 @@ class TextNode(Node):
         self._skipped: dict[str, int] = {"invalid_trajectory": 0, "no_context": 0, "bad_context": 0}
         self._latency = LatencyWindow(cfg.diagnostics_window)
         self._last_text = ""
+        self._problems_reported = 0
         self.slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(cfg.max_event_age, lambda r: r.stamp)
         self.worker = ExplanationWorker(self._generate, self.slot, self._now, self._on_worker_error).start()
 
@@ -145,7 +146,6 @@ class TextNode(Node):
 
     def _generate(self, req: ExplanationRequest) -> str:
         cfg = self.config
-        age_ms = (self._now() - req.stamp) * 1e3
         context = self._context_for(req)
         if context is None:
             self._skipped["no_context"] += 1
@@ -157,6 +157,7 @@ class TextNode(Node):
             self._warn("bad_context", f"context of trajectory {req.sequence} has {context.size} values "
                                       f"(model needs {self.generator.context_dim}) or NaN/inf")
             return "failed"
+        age_ms = (self._now() - req.stamp) * 1e3  # when generation starts
         cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms)
         if cap.abandoned:
             self._warn("abandoned", f"generation abandoned after {cap.latency_ms:.0f} ms "
@@ -196,8 +197,10 @@ class TextNode(Node):
                   "cpu_affinity": ",".join(map(str, self.priority.affinity)),
                   "situation": self.detector.situation().name, "last_text": self._last_text,
                   **{f"backend_{k}": v for k, v in self.backend_info.items()}}
-        problems = counts.failed + sum(self._skipped.values())
-        level = DiagnosticStatus.WARN if problems or counts.abandoned else DiagnosticStatus.OK
+        problems = counts.failed + counts.abandoned + sum(self._skipped.values())
+        # WARN while problems occur (since the previous report), OK again once they stop
+        level = DiagnosticStatus.WARN if problems > self._problems_reported else DiagnosticStatus.OK
+        self._problems_reported = problems
         message = (f"{counts.generated} explanations, {counts.replaced} replaced, "
                    f"{counts.dropped_stale} stale, "
                    f"{counts.abandoned} abandoned, {counts.failed} failed")
