@@ -1,14 +1,18 @@
 """The text node's cost to the policy and the follower: the whole stack, three cases, one run.
 
 Every node in its own process over loopback DDS, on wall time: policy node (shipped tiny model,
-ONNX Runtime, ``max_rate_hz`` 10), follower node (``rate_hz`` 100) and, per case, the text node:
+ONNX Runtime, ``max_rate_hz`` 10) and follower node (``rate_hz`` 100) run for the whole benchmark;
+the cases differ only in the text node:
 
-* ``off``: no text node;
+* ``off``: no text node (stopped);
 * ``storm``: text node + ``/vla/explain_request`` at 100 Hz: it generates back-to-back;
-* ``events``: text node on its own event detection (the normal event rate);
-* ``off_end``: no text node again (drift check of the machine; not in ``--quick``).
+* ``events``: text node on its own event detection (the normal event rate).
 
-The camera is the simulator: an expert drive on a test-seed road is rendered once
+The cases are interleaved in rounds (off, storm, events, off, storm, events, ...; 10 s windows
+after 2 s of settling, 3 rounds) so that a shared machine's drift hits every case alike; each
+case's figures pool its windows. ``off_window_p95_ms`` shows the spread of the off windows.
+
+The camera is the simulator: an expert drive on a validation road is rendered once
 (``World.render``, the simulator node's 256x256 image) and replayed at 30 Hz with 50 Hz odometry
 by this process, so that every case sees the same frames (a live simulator would feed each case a
 different drive). Measured per case: policy end-to-end latency (``Trajectory.end_to_end_latency_ms``:
@@ -35,6 +39,8 @@ from minipamayo_ros.latency import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 100.0
+CASES = ("off", "storm", "events")
+SETTLE_S = 2.0  # [s] after switching a case, before its window
 SEED = 1000  # a validation road (minipamayo_ros.seeds): a latency benchmark is no quality figure
 DESIGN_P95, GOAL_P95, GOAL_P99, FOLLOWER_P99_MS = 1.5, 1.15, 1.3, 1.0
 
@@ -81,147 +87,188 @@ def generation_latency(n: int) -> dict[str, float]:
     return out
 
 
-def run_case(case: str, frames: list[bytes], size: tuple[int, int], odom: np.ndarray, duration: float,
-             log_dir: Path) -> dict[str, Any]:
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from nav_msgs.msg import Odometry
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Empty
+class Stack:
+    """Policy + follower for the whole run; the text node started / stopped per case; this process is
+    the camera (30 Hz replay), odometry (50 Hz) and the storm's request source (100 Hz)."""
 
-    from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
-    from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
-    from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
+    def __init__(self, frames: list[bytes], size: tuple[int, int], odom: np.ndarray, log_dir: Path) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Odometry
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Empty
 
-    env = dict(os.environ)
-    cfg = ROOT / "config"
-    procs = [NodeProcess.python_module("minipamayo_ros.nodes.policy_node", ros_args(
-                 {"backend": "onnxruntime", "max_rate_hz": POLICY_HZ}, [cfg / "policy.yaml"]), env,
-                 f"policy_{case}", log_dir / f"policy_{case}.log").start(),
-             NodeProcess.python_module("minipamayo_ros.nodes.follower_node", ros_args(
-                 {"rate_hz": FOLLOWER_HZ}, [cfg / "follower.yaml"]), env,
-                 f"follower_{case}", log_dir / f"follower_{case}.log").start()]
-    if case in ("storm", "events"):
-        procs.append(NodeProcess.python_module("minipamayo_ros.nodes.text_node", ros_args(
-            {}, [cfg / "text.yaml"]), env, f"text_{case}", log_dir / f"text_{case}.log").start())
-    ctx = Context()
-    rclpy.init(context=ctx)
-    e2e: list[float] = []
-    ctl: list[float] = []
-    expl: list[Explanation] = []
-    diags: list[DiagnosticArray] = []
-    h, w = size
-    try:
-        node = Node("text_bench_probe", context=ctx)
+        from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
+        from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
+        from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
+
+        self.env, self.log_dir, self.cfg = dict(os.environ), log_dir, ROOT / "config"
+        self.procs = [NodeProcess.python_module("minipamayo_ros.nodes.policy_node", ros_args(
+                          {"backend": "onnxruntime", "max_rate_hz": POLICY_HZ}, [self.cfg / "policy.yaml"]),
+                          self.env, "policy", log_dir / "policy.log").start(),
+                      NodeProcess.python_module("minipamayo_ros.nodes.follower_node", ros_args(
+                          {"rate_hz": FOLLOWER_HZ}, [self.cfg / "follower.yaml"]), self.env, "follower",
+                          log_dir / "follower.log").start()]
+        self.text: NodeProcess | None = None
+        self.n_text = 0
+        self.ctx = Context()
+        rclpy.init(context=self.ctx)
+        self.e2e: list[float] = []
+        self.ctl: list[float] = []
+        self.expl: list[Explanation] = []
+        self.diags: list[DiagnosticArray] = []
+        self.storm = False
+        node = self.node = Node("text_bench_probe", context=self.ctx)
         clock = node.get_clock()
 
         def now() -> float:
             return clock.now().nanoseconds * 1e-9
 
-        node.create_subscription(Trajectory, "/vla/trajectory",
-                                 lambda m: e2e.append(m.end_to_end_latency_ms), TRAJECTORY_QOS)
-        node.create_subscription(ControlCommand, "/vla/control",
-                                 lambda m: ctl.append(time_to_sec(m.header.stamp)), 100)
-        node.create_subscription(Explanation, "/vla/explanation", expl.append, 100)
         def on_diag(m: DiagnosticArray) -> None:
             if m.status and "text explanations" in m.status[0].name:
-                diags.append(m)
+                self.diags.append(m)
 
+        node.create_subscription(Trajectory, "/vla/trajectory",
+                                 lambda m: self.e2e.append(m.end_to_end_latency_ms), TRAJECTORY_QOS)
+        node.create_subscription(ControlCommand, "/vla/control",
+                                 lambda m: self.ctl.append(time_to_sec(m.header.stamp)), 100)
+        node.create_subscription(Explanation, "/vla/explanation", self.expl.append, 100)
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-        image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+        self.image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        req_pub = node.create_publisher(Empty, "/vla/explain_request", 10)
-        state = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": now()}
+        self.req_pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+        h, w = size
+        st = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": now()}
 
         def pub_odom() -> None:
-            _, v, r = odom[state["odom"] % len(odom)]
-            state["odom"] += 1
+            _, v, r = odom[st["odom"] % len(odom)]
+            st["odom"] += 1
             t = now()
-            dt = min(t - state["t"], 0.1)
-            state["t"] = t
-            state["yaw"] += r * dt
-            state["x"] += v * dt * np.cos(state["yaw"])
-            state["y"] += v * dt * np.sin(state["yaw"])
+            dt = min(t - st["t"], 0.1)
+            st["t"] = t
+            st["yaw"] += r * dt
+            st["x"] += v * dt * np.cos(st["yaw"])
+            st["y"] += v * dt * np.sin(st["yaw"])
             msg = Odometry()
             msg.header.stamp = sec_to_time(t)
             msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
-            msg.pose.pose.position.x, msg.pose.pose.position.y = state["x"], state["y"]
-            msg.pose.pose.orientation.z = float(np.sin(state["yaw"] / 2))
-            msg.pose.pose.orientation.w = float(np.cos(state["yaw"] / 2))
+            msg.pose.pose.position.x, msg.pose.pose.position.y = st["x"], st["y"]
+            msg.pose.pose.orientation.z = float(np.sin(st["yaw"] / 2))
+            msg.pose.pose.orientation.w = float(np.cos(st["yaw"] / 2))
             msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(r)
             odom_pub.publish(msg)
 
         def pub_image() -> None:
             msg = Image(height=h, width=w, encoding="rgb8", step=3 * w)
-            msg.data = frames[state["frame"] % len(frames)]
-            state["frame"] += 1
+            msg.data = frames[st["frame"] % len(frames)]
+            st["frame"] += 1
             msg.header.stamp = sec_to_time(now())
             msg.header.frame_id = "camera"
-            image_pub.publish(msg)
+            self.image_pub.publish(msg)
+
+        def pub_request() -> None:
+            if self.storm:
+                self.req_pub.publish(Empty())
 
         node.create_timer(1.0 / ODOM_HZ, pub_odom)
-        if case == "storm":
-            node.create_timer(1.0 / STORM_HZ, lambda: req_pub.publish(Empty()))
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        deadline = time.monotonic() + 90.0
-        while time.monotonic() < deadline and (image_pub.get_subscription_count() == 0 or not ctl
-                                               or (case != "off" and req_pub.get_subscription_count() == 0)):
-            ex.spin_once(timeout_sec=0.05)
-            dead = [p.name for p in procs if p.poll() is not None]
-            if dead:
-                raise RuntimeError(f"{dead} exited:\n" + "\n".join(p.read_log()[-2000:] for p in procs))
+        node.create_timer(1.0 / STORM_HZ, pub_request)
+        self.ex = SingleThreadedExecutor(context=self.ctx)
+        self.ex.add_node(node)
+        self._wait(lambda: self.image_pub.get_subscription_count() > 0 and bool(self.ctl), 90.0,
+                   "policy/follower")
         node.create_timer(1.0 / CAMERA_HZ, pub_image)
-        settle = time.monotonic() + 4.0   # odometry history, first trajectories, caches
-        while time.monotonic() < settle:
-            ex.spin_once(timeout_sec=0.01)
-        e2e.clear()
-        ctl.clear()
-        expl.clear()
-        n_diag = len(diags)
-        t0 = time.monotonic()
-        while time.monotonic() < t0 + duration:
-            ex.spin_once(timeout_sec=0.01)
-        window = time.monotonic() - t0
-        n_e2e, n_ctl, n_expl = len(e2e), len(ctl), len(expl)
-        wait = time.monotonic() + 2.5  # the text node's next /diagnostics (counters)
-        while case != "off" and time.monotonic() < wait and len(diags) <= n_diag + 1:
-            ex.spin_once(timeout_sec=0.05)
-        ex.shutdown()
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown(context=ctx)
-        for p in procs:
-            p.stop()
-    if n_e2e < 10 or n_ctl < 100:
-        raise RuntimeError(f"case {case}: only {n_e2e} trajectories / {n_ctl} control ticks; "
-                           f"logs in {log_dir}")
+        self.spin(4.0)  # odometry history, first trajectories, caches
+
+    def _wait(self, ready: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not ready():
+            self.ex.spin_once(timeout_sec=0.05)
+            dead = [p.name for p in self.procs + ([self.text] if self.text else []) if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"{dead} exited; logs in {self.log_dir}")
+        if not ready():
+            raise RuntimeError(f"{what} not up within {timeout:.0f} s; logs in {self.log_dir}")
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.01)
+
+    def set_text(self, on: bool) -> None:
+        if on and self.text is None:
+            self.n_text += 1
+            self.text = NodeProcess.python_module(
+                "minipamayo_ros.nodes.text_node", ros_args({}, [self.cfg / "text.yaml"]), self.env,
+                f"text{self.n_text}", self.log_dir / f"text{self.n_text}.log").start()
+            text = self.text
+            # its startup line (a stopped node's subscription may still be listed by DDS for a while)
+            self._wait(lambda: "text: events" in text.read_log()
+                       and self.req_pub.get_subscription_count() > 0, 60.0, "text node")
+        elif not on and self.text is not None:
+            self.text.stop()  # returns once the process has exited (DDS may list it a while longer)
+            self.text = None
+
+    def measure(self, seconds: float) -> dict[str, Any]:
+        """Samples of one window: e2e latencies, control stamps, explanations, the last text counters."""
+        for buf in (self.e2e, self.ctl, self.expl):
+            buf.clear()
+        self.spin(seconds)
+        out = {"e2e": list(self.e2e), "ctl": list(self.ctl), "expl": list(self.expl), "seconds": seconds}
+        if self.text is not None:
+            n = len(self.diags)
+            deadline = time.monotonic() + 2.5
+            while time.monotonic() < deadline and len(self.diags) <= n:
+                self.ex.spin_once(timeout_sec=0.05)
+            if self.diags:
+                d = {kv.key: kv.value for kv in self.diags[-1].status[0].values}
+                out["counters"] = {k: int(d[k]) for k in ("requested", "replaced", "dropped_stale", "started",
+                                                          "generated", "abandoned", "failed") if k in d}
+                out["cpu_priority"] = d.get("cpu_priority", "")
+        return out
+
+    def close(self) -> None:
+        import rclpy
+
+        try:
+            self.ex.shutdown()
+            self.node.destroy_node()
+        finally:
+            rclpy.try_shutdown(context=self.ctx)
+            for p in ([self.text] if self.text else []) + self.procs:
+                p.stop()
+
+
+def case_figures(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the windows of one case: policy e2e, follower deviation (gaps within a window), text."""
     period = 1.0 / FOLLOWER_HZ
-    gaps = np.diff(np.asarray(ctl[:n_ctl]))
-    dev = summarize(np.abs(gaps - period) * 1e3)
-    lat = summarize(e2e[:n_e2e])
+    e2e = [v for w in windows for v in w["e2e"]]
+    gaps = np.concatenate([np.diff(np.asarray(w["ctl"])) for w in windows if len(w["ctl"]) > 1])
+    expl = [e for w in windows for e in w["expl"]]
+    seconds = sum(w["seconds"] for w in windows)
+    if len(e2e) < 10 or gaps.size < 100:
+        raise RuntimeError(f"only {len(e2e)} trajectories / {gaps.size} control gaps")
+    lat, dev = summarize(e2e), summarize(np.abs(gaps - period) * 1e3)
     out: dict[str, Any] = {
-        "window_s": round(window, 1), "policy_rate_hz": round(n_e2e / window, 2),
+        "seconds": round(seconds, 1), "policy_rate_hz": round(len(e2e) / seconds, 2),
         **{f"policy_e2e_{k}_ms": round(getattr(lat, k), 2) for k in ("p50", "p95", "p99", "max")},
-        "follower_rate_hz": round(gaps.size / max(gaps.sum(), 1e-9), 2),
+        "follower_rate_hz": round(gaps.size / max(float(gaps.sum()), 1e-9), 2),
         **{f"follower_dev_{k}_ms": round(getattr(dev, k), 3) for k in ("p50", "p99", "max")},
         "follower_missed_ticks": int(np.sum(np.maximum(np.round(gaps / period) - 1, 0)[gaps > 1.5 * period])),
-        "explanations": n_expl, "explanations_per_s": round(n_expl / window, 2),
+        "explanations": len(expl), "explanations_per_s": round(len(expl) / seconds, 2),
     }
-    if n_expl:
-        g = summarize([e.generation_latency_ms for e in expl[:n_expl]])
+    if expl:
+        g = summarize([e.generation_latency_ms for e in expl])
         out.update({"generation_p50_ms": round(g.p50, 1), "generation_p95_ms": round(g.p95, 1),
-                    "tokens_mean": round(float(np.mean([e.token_count for e in expl[:n_expl]])), 1),
-                    "event_age_p95_ms": round(summarize([e.event_age_ms for e in expl[:n_expl]]).p95, 1)})
-    if diags and case != "off":
-        d = {kv.key: kv.value for kv in diags[-1].status[0].values}
-        out["text_counters"] = {k: int(d[k]) for k in ("requested", "replaced", "dropped_stale", "started",
-                                                       "generated", "abandoned", "failed") if k in d}
-        out["text_cpu_priority"] = d.get("cpu_priority", "")
+                    "tokens_mean": round(float(np.mean([e.token_count for e in expl])), 1),
+                    "event_age_p95_ms": round(summarize([e.event_age_ms for e in expl]).p95, 1)})
+    last = [w for w in windows if "counters" in w]
+    if last:
+        out["text_counters_last_window"] = last[-1]["counters"]
+        out["text_cpu_priority"] = last[-1].get("cpu_priority", "")
     return out
 
 
@@ -229,21 +276,34 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
 
     os.environ.update(loopback_dds_env(pick_domain_id()))
-    duration = 6.0 if quick else 30.0
+    window, rounds = (5.0, 1) if quick else (10.0, 3)
     log_dir = out_dir / "text_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
     metrics: dict[str, Any] = generation_latency(10 if quick else 60)
     frames, size, odom = record_drive(12.0 if quick else 40.0)
-    cases = ("off", "storm", "events") if quick else ("off", "storm", "events", "off_end")
-    results: dict[str, dict[str, Any]] = {}
-    for case in cases:
-        print(f"[bench text] case {case} ({duration:.0f} s) ...", flush=True)
-        results[case] = run_case(case.removesuffix("_end"), frames, size, odom, duration, log_dir)
+    windows: dict[str, list[dict[str, Any]]] = {c: [] for c in CASES}
+    stack = Stack(frames, size, odom, log_dir)
+    try:
+        for r in range(rounds):  # interleaved, so that the machine's drift hits every case alike
+            for case in CASES:
+                print(f"[bench text] round {r + 1}/{rounds}: {case} ({window:.0f} s) ...", flush=True)
+                stack.set_text(case != "off")
+                stack.storm = case == "storm"
+                stack.spin(SETTLE_S)
+                windows[case].append(stack.measure(window))
+                stack.storm = False
+    finally:
+        stack.close()
+    results = {case: case_figures(w) for case, w in windows.items()}
     metrics["loadavg_1min_before"] = round(load_before, 2)
     metrics["loadavg_1min_after"] = round(os.getloadavg()[0], 2)
     metrics["cpus"] = os.cpu_count()
     metrics["camera"] = f"{size[1]}x{size[0]} rgb8 at {CAMERA_HZ:g} Hz (seed {SEED} expert drive, replayed)"
+    metrics["schedule"] = f"{rounds} rounds x ({', '.join(CASES)}), {window:g} s windows"
+    # drift check: the spread of the off windows' p95 (one process pair for the whole run)
+    off_p95 = [summarize(w["e2e"]).p95 for w in windows["off"]]
+    metrics["off_window_p95_ms"] = [round(v, 1) for v in off_p95]
     for case, r in results.items():
         for k, v in r.items():
             metrics[f"{case}_{k}"] = v
@@ -276,9 +336,11 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     md = (f"{metrics['cpus']} CPUs, load average {metrics['loadavg_1min_before']} before / "
           f"{metrics['loadavg_1min_after']} after (a shared machine is noisy: compare within one run). "
           f"Camera {metrics['camera']}, policy <= {POLICY_HZ:g} Hz, follower {FOLLOWER_HZ:g} Hz, "
-          f"{duration:.0f} s per case; text node CPU priority "
+          f"{metrics['schedule']}; off windows p95 {metrics['off_window_p95_ms']} ms; text node CPU "
+          "priority "
           f"{results['storm'].get('text_cpu_priority', '?')}.\n\n" + "\n".join(rows)
           + f"\n\nRatios: {ratios}. Generation of exactly 16 / 32 tokens (idle, this process): p50 "
           f"{metrics['gen16_p50_ms']} / {metrics['gen32_p50_ms']} ms, p95 {metrics['gen16_p95_ms']} / "
-          f"{metrics['gen32_p95_ms']} ms. Storm counters: {results['storm'].get('text_counters')}.")
+          f"{metrics['gen32_p95_ms']} ms. Storm counters (text node of the last storm window): "
+          f"{results['storm'].get('text_counters_last_window')}.")
     return BenchResult(metrics=metrics, summary_md=md, goals=goals)

@@ -38,12 +38,24 @@ def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
 
 
 # --- image decoding -------------------------------------------------------------------------------
+#: a second, independent writer of each layout: OpenCV's own conversion from RGB (alpha 255)
+_OPENCV_FROM_RGB = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA,
+                    "bgra8": cv2.COLOR_RGB2BGRA}
+
+
+def _opencv_bytes(rgb: np.ndarray, encoding: str) -> bytes:
+    code = _OPENCV_FROM_RGB[encoding]
+    return (rgb if code is None else cv2.cvtColor(rgb, code)).tobytes()
+
+
+@pytest.mark.parametrize("writer", [raw_bytes, _opencv_bytes], ids=["by-definition", "opencv"])
 @pytest.mark.parametrize("encoding", [e for e in ENCODINGS if e != "mono8"])
-def test_colour_encodings_decode_to_rgb(encoding: str) -> None:
+def test_colour_encodings_decode_to_rgb(encoding: str, writer) -> None:
     """Bytes laid out per the encoding's definition (test/helpers/image_bytes.py, written without
-    the decoder's table) decode to the original RGB pixels."""
+    the decoder's table) or by OpenCV's own RGB -> encoding conversion decode to the original RGB
+    pixels."""
     img = _rgb()
-    out = raw_to_rgb(raw_bytes(img, encoding), 48, 64, encoding)
+    out = raw_to_rgb(writer(img, encoding), 48, 64, encoding)
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, img)
 

@@ -19,7 +19,7 @@ from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
 from minipamayo_ros.text.config import TextConfig
 from minipamayo_ros.text.events import DetectorSettings, EventDetector, Threshold, features
 from minipamayo_ros.text.generator import TextModelError, load_text_generator
-from minipamayo_ros.text.scheduler import ExplanationRequest, ExplanationSlot
+from minipamayo_ros.text.scheduler import ExplanationRequest, ExplanationSlot, ExplanationWorker
 from minipamayo_ros.trajectory import NUM_WAYPOINTS, WAYPOINT_DT, PlannedTrajectory
 
 STEP_MANIFEST = REPO_ROOT / "engines" / "minipamayo-tiny-text-step.manifest.json"
@@ -159,6 +159,45 @@ def test_latest_wins_and_stale_requests_are_dropped_before_generation() -> None:
         slot.finished("generated")
 
 
+def test_worker_coalesces_a_storm_never_runs_two_and_survives_errors() -> None:
+    """The threaded worker: requests offered from another thread during slow generations are
+    coalesced (the latest wins), one generation at a time, an exception counts as failed."""
+    import threading
+    import time
+
+    slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(10.0, lambda r: r.stamp)
+    running, overlap, done, errors = [0], [0], [], []
+    lock = threading.Lock()
+
+    def process(req: ExplanationRequest) -> str:
+        with lock:
+            running[0] += 1
+            overlap[0] = max(overlap[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        done.append(req.sequence)
+        if req.sequence % 7 == 0:
+            raise RuntimeError("bad context")
+        return "abandoned" if req.sequence % 5 == 0 else "generated"
+
+    worker = ExplanationWorker(process, slot, lambda: 0.0, errors.append).start()
+    for i in range(1, 301):
+        worker.offer(_req(0.0, i))
+        time.sleep(0.001)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and (worker.counts()[1] or worker.counts()[2]):
+        time.sleep(0.01)
+    worker.close()
+    c, waiting, running_now = worker.counts()
+    assert overlap[0] == 1 and waiting == 0 and not running_now
+    assert c.requested == 300 and c.replaced > 200 and done[-1] == 300 and done == sorted(done)
+    assert c.requested == c.replaced + c.dropped_stale + c.started and c.started == len(done)
+    assert c.started == c.generated + c.abandoned + c.failed
+    assert c.failed == sum(1 for s in done if s % 7 == 0) == len(errors)
+    assert c.abandoned == sum(1 for s in done if s % 5 == 0 and s % 7)
+
+
 # --- generation -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def generator():
@@ -190,6 +229,8 @@ def test_max_tokens_truncates_and_flags_it(generator) -> None:
     assert cut.token_ids == full.token_ids[:2] and cut.truncated
     exact = generator.generate(ctx, 1, max_tokens=len(full.token_ids))  # ends exactly at the limit
     assert exact.token_ids == full.token_ids and not exact.truncated
+    worst = generator.generate(ctx, 1, max_tokens=16, ignore_eos=True)  # benchmarks: always 16 steps
+    assert len(worst.token_ids) == 16 and worst.token_ids[: len(full.token_ids)] == full.token_ids
 
 
 def test_deadline_is_checked_between_tokens(generator) -> None:

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from minipamayo_ros.safety.image_input import raw_layout_error
+
 #: encodings accepted on raw images, with their channel count and the OpenCV conversion to RGB
 _CONVERSIONS: dict[str, tuple[int, int | None]] = {
     "rgb8": (3, None),
@@ -38,19 +40,14 @@ def raw_to_rgb(
     conv = _CONVERSIONS.get(encoding)
     if conv is None:
         raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
+    buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
+    layout = raw_layout_error(buf.size, height, width, encoding, conv[0], step)
+    if layout is not None:  # the same rule the node applies at arrival (safety.image_input)
+        field, value, why = layout
+        raise ImageError(f"{why} ({field} {value})" if field != "data" else f"data has {value}, {why}")
     channels, code = conv
-    if height <= 0 or width <= 0:
-        raise ImageError(f"empty image ({width} x {height} px)")
     row = width * channels
     step = step or row
-    if step < row:
-        raise ImageError(f"step {step} B is shorter than a {encoding} row of {width} px ({row} B)")
-    buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
-    if buf.size != step * height:  # shorter: truncated; longer: step/height/encoding are wrong
-        raise ImageError(
-            f"data has {buf.size} B, expected step * height = {step * height} B for {width} x {height} px "
-            f"{encoding}"
-        )
     img = buf[: step * height].reshape(height, step)[:, :row].reshape(height, width, channels)
     if code is None:
         return img
@@ -70,3 +67,9 @@ def compressed_to_rgb(data: bytes | bytearray | memoryview | object, fmt: str = 
         raise ImageError(f"could not decode {buf.size} B compressed image (format '{fmt}'; "
                          "JPEG/PNG expected)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def channels_or_none(encoding: str) -> int | None:
+    """Bytes per pixel of a supported raw encoding, None if unsupported."""
+    conv = _CONVERSIONS.get(encoding)
+    return conv[0] if conv is not None else None

@@ -30,7 +30,7 @@ import itertools
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,13 @@ from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
 from minipamayo_ros.replay.bagio import BagReader, stamp_ns
-from minipamayo_ros.replay.inputs import InputTopics, camera_frame, odometry_sample, resolve_topics
+from minipamayo_ros.replay.inputs import (
+    InputTopics,
+    arrival_rejection,
+    camera_frame,
+    odometry_sample,
+    resolve_topics,
+)
 from minipamayo_ros.replay.progress import Progress
 from minipamayo_ros.replay.records import (
     ControlRecord,
@@ -238,10 +244,9 @@ def run_lockstep(
         )
         out = Outputs(meta)
         stats = LockstepStats(skipped_topics=list(topics.skipped))
-        image_total = next((t.count for t in info.topics if t.name == topics.image), 0)
-        bar = Progress(image_total, "replay", enabled=progress)
         start_ns = info.start_ns + int(st.start_offset * NS)
         end_ns = None if math.isinf(st.end_offset) else info.start_ns + int(st.end_offset * NS) + 1
+        bar = Progress(info.estimate_count(topics.image, start_ns, end_ns), "replay", enabled=progress)
         sched: LatestFrameScheduler[Any] | None = None
         follower = Follower(st.follower) if st.follower is not None else None
         text_core = text or (build_text(st.text) if st.text is not None else None)
@@ -304,6 +309,11 @@ def run_lockstep(
             last_frame_ns = s_ns
             if sched is None:
                 sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=t)
+            bad = arrival_rejection(msg, msgtype, t, cfg.max_stamp_future, cfg.encoding_override)
+            if bad is not None:  # the node drops it in the callback, before the scheduler
+                stats.skips[bad.kind] = stats.skips.get(bad.kind, 0) + 1
+                out.add(SkipRecord(s_ns, bad.kind, str(bad)))
+                return
             frame = camera_frame(msg, msgtype, cfg.encoding_override)
             if not sched.offer(frame, t):
                 stats.dropped_rate += 1
@@ -390,7 +400,3 @@ def _header_ns(msg: Any, log_ns: int) -> int:
     """Header stamp [ns] (what the node uses; the log time only orders the reading)."""
     return stamp_ns(msg.header)
 
-
-def with_overrides(cfg: PolicyConfig, **overrides: Any) -> PolicyConfig:
-    """``cfg`` with some fields replaced (validated like parameters)."""
-    return build_config(PolicyConfig, {**cfg.__dict__, **overrides}) if overrides else replace(cfg)
