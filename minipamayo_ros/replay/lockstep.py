@@ -356,6 +356,7 @@ def run_lockstep(
         def explain(traj: PlannedTrajectory, context: Any, s_ns: int) -> None:
             """The text node's core on this trajectory: every event explained at once (lock-step
             has no wall-clock drop policy and no generation deadline: content, not timing)."""
+            assert text_core is not None
             detector, generator = text_core
             for ev in detector.update(traj):
                 if context.size != generator.context_dim:
