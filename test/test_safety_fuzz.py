@@ -21,6 +21,8 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.geometry import quaternion_from_yaw
 from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.safety.context_input import check_context
+from minipamayo_ros.safety.image_input import check_raw_image
 from minipamayo_ros.safety.odometry_input import MAX_POSITION, OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
@@ -235,6 +237,55 @@ def test_policy_pipeline_publishes_only_what_the_follower_accepts(probe_parts, s
         assert res.reason and (res.category != "no_odometry" or "model" not in res.reason)
         return
     traj = res.output.trajectory
-    assert check_trajectory(TrajectoryFields.from_trajectory(traj), TrajectoryLimits()) is None
+    # what the follower receives (float32 on the wire) passes its own check
+    assert check_trajectory(TrajectoryFields.from_trajectory(traj).as_published(), TrajectoryLimits()) is None
     if not fuzz_stored:  # every fuzzed sample was rejected: the state is the valid stream's
         np.testing.assert_allclose(traj.speeds, 3.0, atol=1e-3)
+
+
+@st.composite
+def raw_layouts(draw: st.DrawFn) -> tuple[int, int, int, str, int]:
+    """(nbytes, height, width, encoding, step): near-consistent layouts (so that some pass) mixed
+    with arbitrary integers, including 0, negative and 32/64-bit extremes."""
+    encoding = draw(st.sampled_from(["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "", "16UC1"]))
+    wild = st.one_of(st.integers(-3, 70), st.sampled_from([2**31 - 1, 2**32 - 1, 2**63]))
+    h, w = draw(wild), draw(wild)
+    ch = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding, 2)
+    step = draw(st.one_of(st.just(0), st.just(max(w, 0) * ch + draw(st.sampled_from([0, 0, 1, 8]))), wild))
+    nbytes = (step or max(w, 0) * ch) * max(h, 0) + draw(st.sampled_from([0, 0, 0, -1, 1, 7]))
+    return max(nbytes, 0), h, w, encoding, step
+
+
+@FUZZ
+@given(layout=raw_layouts(), offset=STAMP_OFFSET)
+def test_raw_image_arrival_check_agrees_with_decoding(layout, offset) -> None:
+    """Accepted on arrival <=> the decoder makes an (h, w, 3) image of it (the same layout rule, so a
+    frame that passed the cheap check cannot fail later for its layout); data longer than
+    step * height never passes (issue 13 defect 6)."""
+    from minipamayo_ros.policy.image_decode import ImageError, channels_or_none, raw_to_rgb
+
+    nbytes, h, w, encoding, step = layout
+    rej = check_raw_image(10.0 + offset, 10.0, 0.1, nbytes, h, w, encoding, channels_or_none(encoding), step)
+    stamp_ok = math.isfinite(offset) and offset <= 0.1
+    if rej is not None:
+        assert isinstance(rej, Rejection) and str(rej)
+        if stamp_ok and nbytes <= 1 << 20:
+            with pytest.raises(ImageError):
+                raw_to_rgb(bytes(nbytes), h, w, encoding, step)
+        return
+    assert stamp_ok and h > 0 and w > 0
+    assert nbytes == (step or w * channels_or_none(encoding)) * h  # type: ignore[operator]
+    if nbytes <= 1 << 20:
+        assert raw_to_rgb(bytes(nbytes), h, w, encoding, step).shape == (h, w, 3)
+
+
+@FUZZ
+@given(values=st.lists(ANY_FLOAT, max_size=6), offset=STAMP_OFFSET)
+def test_context_vectors_buffered_only_when_usable(values, offset) -> None:
+    with np.errstate(over="ignore"):  # float32 on the wire: 1e300 arrives as inf
+        arr = np.array(values, dtype=np.float64).astype(np.float32)
+    rej = check_context(10.0 + offset, 10.0, 0.1, 1.0, arr, 4)
+    if rej is not None:
+        assert isinstance(rej, Rejection) and str(rej)
+        return
+    assert arr.shape == (4,) and np.all(np.isfinite(arr)) and -1.0 <= offset <= 0.1
