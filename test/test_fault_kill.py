@@ -1,4 +1,5 @@
-"""A node killed mid-drive, real processes over real DDS, under the runner and under ``ros2 launch``.
+"""A node killed mid-drive, or the stack stopped with Ctrl-C, real processes over real DDS, under
+the runner and under ``ros2 launch``.
 
 The policy is killed (SIGKILL) while the car drives the simulator at speed. The follower must
 outlive it, go STALE after ``trajectory_timeout`` and bring the car to 0 within the documented
@@ -160,3 +161,37 @@ def test_simulator_killed_under_the_runner_follower_last_word_is_its_stop(
     assert t_exit - t_kill >= grace - 0.5, "the runner did not wait for the follower's stop"
     assert after and after[-1][1] == ControlStatus.SHUTDOWN and after[-1][2] == 0.0
     assert "controlled-stop grace" in log and "simulator" in log
+
+
+@pytest.mark.parametrize("how", ["runner", "ros2_launch"])
+def test_ctrl_c_while_driving_ends_with_the_followers_stop(rclpy_context, fault_env, spawn,  # noqa: F811
+                                                          how) -> None:
+    """Ctrl-C in a terminal (SIGINT to the process group: the runner alone, its nodes have their own
+    sessions; ``ros2 launch`` and every node at once) while the car drives at speed: the last
+    command is the follower's SHUTDOWN at speed 0, exit 0, nothing left behind."""
+    runner = spawn(_command(how), name=how, env=fault_env)
+    rec = RecorderNode([], context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rec)
+    try:
+        deadline = time.monotonic() + 180.0
+        children = _drive_at_speed(runner, rec, executor, deadline)
+        runner.send_signal(signal.SIGINT)
+        speed_at_signal = rec.rec.controls[-1][2]
+        while runner.poll() is None and time.monotonic() < deadline + 30.0:
+            executor.spin_once(timeout_sec=0.05)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # anything still in flight
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.remove_node(rec)
+        rec.destroy_node()
+        executor.shutdown()
+    log = runner.read_log()
+    assert runner.poll() == 0, log[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10.0)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+    last = rec.rec.controls[-1]
+    assert speed_at_signal >= KILL_AT_SPEED - 1.0
+    assert last[1] == ControlStatus.SHUTDOWN and last[2] == 0.0, (ControlStatus(last[1]).name, last[2])
+    assert sum(c[1] == ControlStatus.SHUTDOWN for c in rec.rec.controls) == 1

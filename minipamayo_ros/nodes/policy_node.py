@@ -91,14 +91,16 @@ class PolicyNode(Node):
         odom_qos = QoSProfile(reliability=qos_profile_sensor_data.reliability,
                               history=HistoryPolicy.KEEP_LAST, depth=cfg.odom_qos_depth)
         if cfg.image_transport == "compressed":
-            self.create_subscription(CompressedImage, cfg.image_topic, self._on_compressed, image_qos)
+            image_sub = self.create_subscription(CompressedImage, cfg.image_topic, self._on_compressed,
+                                                 image_qos)
         else:
-            self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
-        self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
+            image_sub = self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
+        odom_sub = self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
         self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
-            f"policy: {cfg.image_topic} ({cfg.image_transport}) + {cfg.odom_topic} -> "
-            f"{cfg.trajectory_topic} at <= {cfg.max_rate_hz:g} Hz")
+            f"policy: {image_sub.topic_name} ({cfg.image_transport}) + {odom_sub.topic_name} -> "
+            f"{self._traj_pub.topic_name} at <= {cfg.max_rate_hz:g} Hz")
 
     # --- parameters ---------------------------------------------------------------------------
     def _on_config(self, cfg: PolicyConfig) -> None:
