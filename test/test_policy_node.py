@@ -300,8 +300,9 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
 
 
 def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_node, probe_manifest) -> None:
-    """Each good frame is preceded at once by 3 bad ones (data longer than step * height -- issue 13
-    defect 6, accepted before --, an unsupported encoding, a +20 s stamp). Checked on arrival, they
+    """Each good frame is preceded at once by 4 bad ones (data longer than step * height -- issue 13
+    defect 6, accepted before --, an unsupported encoding, a +20 s stamp, a -5 s stamp: older than
+    max_image_age). Checked on arrival, they
     never replace the good pending frame: trajectories keep coming, only from good frames."""
     node, executor = ros_node
     rig = Rig(node, executor)
@@ -310,13 +311,13 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
     rig.wait_for_node(proc)
 
     def good_then_bad() -> Image:
-        for kind in ("long", "yuv", "future"):
+        for kind in ("long", "yuv", "future", "old"):
             bad = _raw(_red(), "rgb8")
             if kind == "long":
                 bad.data = bytes(bad.data) + b"\0" * 7
             elif kind == "yuv":
                 bad.encoding = "yuv422"
-            bad.header.stamp = sec_to_time(rig.now() + (20.0 if kind == "future" else 0.0))
+            bad.header.stamp = sec_to_time(rig.now() + {"future": 20.0, "old": -5.0}.get(kind, 0.0))
             rig.image_pub.publish(bad)
         return _raw(_red(), "rgb8")
 
@@ -333,7 +334,7 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
            for kv in st.values}
     print(f"MEASURED bad images on arrival: {cam}")
     assert int(cam["rejected.bad_shape"]) >= 20 and int(cam["rejected.bad_encoding"]) >= 20
-    assert int(cam["rejected.future_stamp"]) >= 20
+    assert int(cam["rejected.future_stamp"]) >= 20 and int(cam["rejected.old_stamp"]) >= 20
     log = proc.read_log()
     assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the node clock" in log
 

@@ -11,8 +11,9 @@ Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data
 (inference statistics, plus one status per input topic: watchdog OK / stale / never received /
 rate too low, and rejection counters). Odometry is validated on arrival
 (``safety.odometry_input``), images by cheap checks on arrival (``safety.image_input``: stamp,
-encoding, ``step * height``; a bad frame never displaces a valid pending one) and by decoding in
-the worker; a dropped sample is logged once per 2 s per kind with the field and value.
+encoding, ``step * height``, older than ``max_image_age``; a bad frame never displaces a valid
+pending one) and by decoding in the worker; a dropped sample is logged once per 2 s per kind with
+the field and value.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
 process logs what to fix and exits with status 2 (``nodes.node_main``).
 """
@@ -124,7 +125,8 @@ class PolicyNode(Node):
         now, stamp = self._now(), time_to_sec(msg.header.stamp)
         # cheap checks first: a bad frame must not displace a valid pending one (decoding waits)
         rejection = check_raw_image(stamp, now, self.config.max_stamp_future, len(msg.data), msg.height,
-                                    msg.width, encoding, channels_or_none(encoding), msg.step)
+                                    msg.width, encoding, channels_or_none(encoding), msg.step,
+                                    self.config.max_image_age)
         self._offer(Frame(
             stamp=stamp,
             decode=partial(raw_to_rgb, msg.data, msg.height, msg.width, encoding, msg.step),
@@ -133,7 +135,8 @@ class PolicyNode(Node):
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         now, stamp = self._now(), time_to_sec(msg.header.stamp)
-        rejection = check_compressed_image(stamp, now, self.config.max_stamp_future, len(msg.data))
+        rejection = check_compressed_image(stamp, now, self.config.max_stamp_future, len(msg.data),
+                                           self.config.max_image_age)
         self._offer(Frame(
             stamp=stamp,
             decode=partial(compressed_to_rgb, msg.data, msg.format),
