@@ -227,6 +227,17 @@ def _all_finite(d: Drive) -> bool:
     return bool(d.commands) and bool(d.twists) and bool(np.all(np.isfinite(np.array(fields))))
 
 
+def _measured(label: str, d: Drive, topic: str) -> None:
+    """One MEASURED line for the issue-13 inputs table (docs: what each bad input did)."""
+    statuses: dict[str, int] = {}
+    for c in d.commands:
+        name = ControlStatus(c.status).name
+        statuses[name] = statuses.get(name, 0) + 1
+    values = {k: v for k, v in d.input_values(topic).items() if k.startswith("rejected") or k == "received"}
+    print(f"MEASURED {label}: commands {len(d.commands)} {statuses}, all finite {_all_finite(d)}, "
+          f"max speed {max(c.speed for c in d.commands):.2f} m/s; {topic} {values}")
+
+
 def _start_follower(spawn):
     return spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"],
                                               parameters={"diagnostics_period": 0.2}), name="follower")
@@ -265,6 +276,7 @@ def test_nan_twist_never_reaches_the_actuators_and_an_all_nan_stream_stops(ros_n
     logged = log.count("dropped a sample (non_finite)")
     assert "twist.twist.linear.x = nan" in log and 1 <= logged <= (time.monotonic() - t_bad) / 2.0 + 1
     assert "RuntimeWarning" not in log
+    _measured("follower NaN/inf twist (1 in 5, then all)", d, "/odom")
 
 
 def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_node, spawn) -> None:
@@ -300,6 +312,7 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
     assert d.input_values("/odom")["rejected.bad_quaternion"] == "5"
     assert d.input_values("/odom")["state"] == "OK"
     assert "future_stamp" in proc.read_log()
+    _measured("follower odometry bursts (+20/+1000 s stamps, NaN, |q| = 0)", d, "/odom")
 
 
 def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node, spawn) -> None:
@@ -325,6 +338,7 @@ def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node,
     assert d.commands and all(c.status != ControlStatus.TRACKING and c.speed == 0.0 for c in d.commands)
     log = proc.read_log()
     assert "header.frame_id = 'map'" in log and "lengths 20/19/20" in log and "got 0" not in log
+    _measured("follower trajectories in frame 'map'/'' and x/y 20/19", d, "/vla/trajectory")
     d.traj_hook = lambda msg: msg  # the right frame and shapes: followed
     d.wait(d.tracking, 20.0, proc)
 

@@ -292,6 +292,11 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
     assert "twist.twist.linear.x = nan" in reason and "model output" not in reason
     log = proc.read_log()
     assert "twist.twist.linear.x = 1e+06" in log and "RuntimeWarning" not in log
+    odom_status = {kv.key: kv.value for st in rig.diags[-1].status if st.name == "policy: input /odom"
+                   for kv in st.values if kv.key.startswith("rejected") or kv.key == "received"}
+    print(f"MEASURED policy odometry 1e6 m/s + 20 s + |q| = 0 mixed in, then all NaN: {len(rig.trajs)} "
+          f"trajectories, max speed {max(max(tr.speed) for tr in rig.trajs):.3f} m/s, max x "
+          f"{max(max(tr.x) for tr in rig.trajs):.2f} m; /odom {odom_status}; skip: {reason}")
 
 
 def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_node, probe_manifest) -> None:
@@ -356,3 +361,7 @@ def test_output_validator_publishes_nothing_it_would_itself_reject(spawn, ros_no
     assert len(rig.trajs) >= 3, proc.read_log()[-3000:]
     for tr in rig.trajs:
         assert np.max(tr.speed) <= 20.0
+    v = rig.diag_values()
+    print(f"MEASURED policy output validator (30 m/s plans, plan_max_speed 20): skipped_invalid_output "
+          f"{v.get('skipped_invalid_output')}, published {len(rig.trajs)} (all after the speed fell), "
+          f"max speed {max(max(tr.speed) for tr in rig.trajs):.2f} m/s")
