@@ -1,7 +1,8 @@
 """Model outputs (numpy) -> :class:`PlannedTrajectory` + context vector. Pure numpy, no ROS.
 
 Kept apart from message filling (``nodes/conversions.py``) and from the loop (the node), as in
-openpilot's modeld: this is the one place that knows the model's output layout.
+openpilot's modeld: this is the one place that knows the model's output layout (tensor names:
+``minipamayo_ros.io_contract``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros.inference import Tensors
+from minipamayo_ros.io_contract import CONTEXT, SPEEDS, UNCERTAINTY, WAYPOINTS
 from minipamayo_ros.trajectory import NUM_WAYPOINTS, WAYPOINT_DT, PlannedTrajectory
 
 
@@ -43,14 +45,14 @@ def parse_policy_outputs(
     time.
     """
     try:
-        wp = np.asarray(outputs["waypoints"], dtype=np.float64).reshape(NUM_WAYPOINTS, 2)
-        speeds = np.asarray(outputs["speeds"], dtype=np.float64).reshape(NUM_WAYPOINTS)
-        unc = float(np.asarray(outputs["uncertainty"], dtype=np.float64).reshape(-1)[0])
+        wp = np.asarray(outputs[WAYPOINTS], dtype=np.float64).reshape(NUM_WAYPOINTS, 2)
+        speeds = np.asarray(outputs[SPEEDS], dtype=np.float64).reshape(NUM_WAYPOINTS)
+        unc = float(np.asarray(outputs[UNCERTAINTY], dtype=np.float64).reshape(-1)[0])
     except KeyError as exc:
         raise OutputError(f"model output {exc} missing") from exc
     except ValueError as exc:
         raise OutputError(f"model output has the wrong size: {exc}") from exc
-    context = np.asarray(outputs.get("context", np.zeros(0)), dtype=np.float32).reshape(-1)
+    context = np.asarray(outputs.get(CONTEXT, np.zeros(0)), dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(context)):  # not part of the trajectory: checked here
         raise OutputError("context contains NaN or inf")
     return PolicyOutput(trajectory=PlannedTrajectory(
