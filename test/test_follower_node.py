@@ -192,7 +192,9 @@ class Drive:
 
     def _odom(self) -> None:
         now = time.time()
-        self.odom_pub.publish(self.odom_hook(_odom(now, SPEED * (now - self.t0), SPEED), self.sent_odom))
+        msg = self.odom_hook(_odom(now, SPEED * (now - self.t0), SPEED), self.sent_odom)
+        if msg is not None:  # None: the hook dropped it (a slow or stalled sensor)
+            self.odom_pub.publish(msg)
         self.sent_odom += 1
 
     def _trajectory(self) -> None:
@@ -210,6 +212,14 @@ class Drive:
     def tracking(self) -> bool:
         return bool(self.commands) and self.commands[-1].status == ControlStatus.TRACKING \
             and self.commands[-1].speed > 0.5
+
+    def input_state(self, topic: str) -> tuple[int, str] | None:
+        """(level, state) of ``follower: input <topic>`` in the latest /diagnostics."""
+        for arr in reversed(self.diags):
+            for st in arr.status:
+                if st.name == f"follower: input {topic}":
+                    return st.level[0], {kv.key: kv.value for kv in st.values}["state"]
+        return None
 
     def input_values(self, topic: str) -> dict[str, str]:
         for arr in reversed(self.diags):
@@ -341,6 +351,25 @@ def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node,
     _measured("follower trajectories in frame 'map'/'' and x/y 20/19", d, "/vla/trajectory")
     d.traj_hook = lambda msg: msg  # the right frame and shapes: followed
     d.wait(d.tracking, 20.0, proc)
+
+
+def test_input_watchdog_states_per_topic(ros_node, spawn) -> None:
+    """``follower: input <topic>`` in /diagnostics, like Autoware's topic_state_monitor: never
+    received (WARN) -> OK -> rate too low (odometry at ~7 Hz < odom_min_rate_hz 10: WARN, while it
+    still tracks) -> stale (nothing for odom_timeout: ERROR)."""
+    node, executor = ros_node
+    proc = _start_follower(spawn)
+    d = Drive(node, executor)
+    d.frame = "map"  # plans rejected: the trajectory topic stays "never received"
+    d.wait(lambda: d.input_state("/odom") == (0, "OK"), 30.0, proc)
+    assert d.input_state("/vla/trajectory") == (1, "never received")
+    d.frame = "base_link"
+    d.wait(lambda: d.input_state("/vla/trajectory") == (0, "OK") and d.tracking(), 20.0, proc)
+    d.odom_hook = lambda msg, k: msg if k % 7 == 0 else None  # 50 Hz / 7 = 7.1 Hz
+    d.wait(lambda: d.input_state("/odom") == (1, "rate too low"), 20.0, proc)
+    d.odom_hook = lambda msg, k: None  # odometry stalls
+    d.wait(lambda: d.input_state("/odom") == (2, "stale"), 20.0, proc)
+    assert d.commands[-1].status != ControlStatus.TRACKING
 
 
 def test_sim_clock_jumping_back_resets_and_driving_resumes(ros_node, spawn) -> None:

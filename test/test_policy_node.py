@@ -202,6 +202,32 @@ def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, prob
     assert "WARN" in proc.read_log() and "no odometry" in proc.read_log()
 
 
+def test_input_watchdog_states_per_topic(spawn, ros_node, probe_manifest) -> None:
+    """``policy: input <topic>`` in /diagnostics: the camera never received (WARN) while odometry
+    is OK -> OK at 15 Hz -> rate too low at 3 Hz (< image_min_rate_hz 5, WARN) -> stale when it stops
+    (nothing for max_image_age: ERROR)."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2)
+    rig.wait_for_node(proc)
+    cam = "/camera/image_raw"
+
+    def state(topic: str) -> tuple[int, str] | None:
+        for st in (rig.diags[-1].status if rig.diags else []):
+            if st.name == f"policy: input {topic}":
+                return st.level[0], {kv.key: kv.value for kv in st.values}["state"]
+        return None
+
+    img = _raw(_red(), "rgb8")
+    rig.run(20.0, until=lambda: state("/odom") == (0, "OK"))
+    assert state(cam) == (1, "never received")
+    for hz, expected in ((15.0, (0, "OK")), (3.0, (1, "rate too low"))):
+        rig.run(20.0, image=lambda: img, image_hz=hz, until=lambda expected=expected: state(cam) == expected)
+        assert state(cam) == expected, proc.read_log()[-2000:]
+    rig.run(20.0, until=lambda: state(cam) == (2, "stale"))
+    assert state(cam) == (2, "stale")
+
+
 def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -> None:
     node, executor = ros_node
     rig = Rig(node, executor)
