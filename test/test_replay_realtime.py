@@ -32,49 +32,76 @@ def bag(tmp_path: Path) -> Path:
     with BagReader(GOLDEN_BAG) as r:
         assert r.info is not None
         t0 = r.info.start_ns
-    return copy_bag(GOLDEN_BAG, tmp_path / "bag", "mcap", start_ns=t0, end_ns=t0 + 3_000_000_000)
+    return copy_bag(GOLDEN_BAG, tmp_path / "bag", "mcap", start_ns=t0, end_ns=t0 + 4_000_000_000)
 
 
 def test_realtime_replay_into_a_policy_node(spawn, rclpy_context: object, bag: Path, tmp_path: Path) -> None:
+    """Rate 2, a [0.5, 3.5] s window of the bag, the camera remapped to the topic the node listens to."""
+    front = "/front/camera/compressed"
     spawn(
         module="minipamayo_ros.nodes.policy_node",
         name="policy",
         args=ros_args(
-            {"use_sim_time": True, "backend": "onnxruntime", **CAMERA}, [REPO / "config" / "policy.yaml"]
+            {"use_sim_time": True, "backend": "onnxruntime", **CAMERA, "image_topic": front},
+            [REPO / "config" / "policy.yaml"],
         ),
     )
     policy = lockstep.load_node_config(PolicyConfig, "policy", "policy.yaml", "drive.yaml", CAMERA)
+    start, end = 0.5, 3.5
     outputs, stats = run_realtime(
         bag,
         policy,
         tmp_path,
-        rate=1.0,
+        rate=2.0,
+        start=start,
+        end=end,
+        remaps=[f"{CAMERA['image_topic']}:={front}"],
         settle=2.0,
         wait_subscribers=60.0,
         progress=False,
         context=rclpy_context,
     )
     print(json.dumps(stats, indent=1))
-    assert stats["frames_published"] == 30
-    assert stats["published"]["/odom"] == 150 and "/clock" in stats["not_replayed"]
+    with BagReader(bag) as r:  # what the window holds
+        assert r.info is not None
+        t0 = r.info.start_ns
+        window: dict[str, int] = {}
+        lo, hi = t0 + int(start * 1e9), t0 + int(end * 1e9) + 1
+        played = [t.name for t in r.info.topics if t.name != "/clock"]  # camera, odometry, ground truth
+        for topic, *_ in r.messages(played, raw=True, start_ns=lo, end_ns=hi):
+            window[topic] = window.get(topic, 0) + 1
+        all_frames = r.info.topic(CAMERA["image_topic"]).count  # type: ignore[union-attr]
+    cam = CAMERA["image_topic"]
+    assert stats["published"] == window and set(window) == {cam, "/odom", "/sim/ground_truth/odom"}
+    assert stats["frames_published"] == window[cam] and 25 <= window[cam] < all_frames  # 3 s at 10 Hz
+    assert "/clock" in stats["not_replayed"] and stats["rate"] == 2.0
     # every trajectory belongs to a frame we sent, once, in order
     assert stats["trajectories_unmatched"] == 0 and stats["trajectory_duplicates"] == 0
     assert stats["trajectory_out_of_order"] == 0
     traj = stats["outputs"]["/vla/trajectory"]
     assert traj["matched_to_inputs"] == stats["trajectories_matched_to_frames"] and traj["unmatched"] == 0
-    # the first 1 s has no state history (9 frames); most of the rest must come back on loopback
-    assert stats["trajectories_matched_to_frames"] >= 12
+    # the first 1 s of the window has no state history (10 frames); of the rest, the node's 10 Hz
+    # rate cap (wall clock, the node's FrameWorker) keeps about every other frame at rate 2
+    assert stats["trajectories_matched_to_frames"] >= 7
+    assert stats["frames_without_trajectory"] == window[cam] - stats["trajectories_matched_to_frames"]
     assert all(t.total_ms > 0 for t in outputs.trajectories)
     assert outputs.meta.model_id.startswith("minipamayo-tiny-policy@")
+    print(f"MEASURED realtime x2 into a policy node: {stats['frames_published']} frames, "
+          f"{stats['trajectories_matched_to_frames']} trajectories, play {stats['play_wall_seconds']} s")
 
-    # the same frames in lock-step: outputs of frames both produced are close (DDS timing may
+    # the same window in lock-step: outputs of frames both produced are close (DDS timing may
     # hand the node an image before the odometry of the same instant: not bit-identical)
-    locked = lockstep.run_lockstep(bag, lockstep.LockstepSettings(policy=policy), progress=False).outputs
+    # (without the rate cap: a reference for whichever frames the node kept)
+    uncapped = lockstep.load_node_config(
+        PolicyConfig, "policy", "policy.yaml", "drive.yaml", {**CAMERA, "max_rate_hz": 60.0}
+    )
+    settings = lockstep.LockstepSettings(policy=uncapped, start_offset=start, end_offset=end)
+    locked = lockstep.run_lockstep(bag, settings, progress=False).outputs
     cmp = compare.compare_outputs(
         outputs, locked, compare.load_table(), profile="int8", latency_gates=False, match_only=True
     )
     matched = [i for i in cmp.items if i.kind == "trajectory" and i.metrics]
-    assert len(matched) >= 12
+    assert len(matched) == stats["trajectories_matched_to_frames"]
     assert max(i.metrics["ade_m"] for i in matched) < 0.5
 
 

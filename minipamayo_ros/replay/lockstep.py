@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
 from minipamayo_ros.params import build_config, config_dir, load_node_yaml
@@ -57,6 +59,7 @@ from minipamayo_ros.replay.records import (
     SkipRecord,
     TrajectoryRecord,
 )
+from minipamayo_ros.safety.context_input import check_context
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 NS = 1_000_000_000
@@ -356,12 +359,18 @@ def run_lockstep(
         def explain(traj: PlannedTrajectory, context: Any, s_ns: int) -> None:
             """The text node's core on this trajectory: every event explained at once (lock-step
             has no wall-clock drop policy and no generation deadline: content, not timing)."""
+            assert text_core is not None
             detector, generator = text_core
+            t = s_ns / NS
+            ctx = np.asarray(context, np.float32)
+            # the text node's arrival rule for context vectors (shape, finite; stamp = now here)
+            dim = generator.context_dim
+            bad = check_context(t, t, st.text.max_stamp_future, st.text.max_event_age, ctx, dim)
             for ev in detector.update(traj):
-                if context.size != generator.context_dim:
-                    stats.skips["no_context"] = stats.skips.get("no_context", 0) + 1
+                if bad is not None:
+                    stats.skips["bad_context"] = stats.skips.get("bad_context", 0) + 1
                     continue
-                cap = generator.generate(context, int(ev.situation), st.text.max_tokens)
+                cap = generator.generate(ctx, int(ev.situation), st.text.max_tokens)
                 out.add(
                     ExplanationRecord(
                         stamp_ns=s_ns,
