@@ -4,7 +4,8 @@
   10 Hz, 50 Hz odometry) replayed through the shipped policy (ONNX Runtime CPU, 1 thread),
   model loaded once, ``runs`` times -> frames/s and x real time (bag seconds / wall seconds) per
   run, per-frame pipeline time (PNG decode + preprocess + inference) p50/p95/p99/max, and the
-  flake rate (runs whose outputs differ from the first run's). Same with the follower core.
+  flake rate (runs whose outputs differ from the first run's). Same with the follower core, and
+  with the follower and text cores (what the golden test replays).
 * ``corpus``: 4 drives of 10 s (test seeds, 10 Hz PNG, made with ``replay.simbag``) replayed and
   compared by ``replay.corpus`` in this process, then by a pool of 1 and of 2 worker processes,
   in the same run -> speed-up = wall(pool 1) / wall(pool 2) (process start and model load
@@ -22,7 +23,6 @@ import numpy as np
 
 from bench.result import BenchResult
 from minipamayo_ros.latency import summarize
-from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import corpus, lockstep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,18 +30,13 @@ GOLDEN_BAG = REPO / "test" / "data" / "replay" / "sim_seed20008"
 GOAL_X_REAL_TIME = 5.0
 
 
-def _lockstep(runs: int, follower: bool) -> dict[str, object]:
-    policy = lockstep.load_node_config(PolicyConfig, "policy", "policy.yaml")
-    fcfg = None
-    if follower:
-        from minipamayo_ros.control.config import FollowerConfig
-
-        fcfg = lockstep.load_node_config(FollowerConfig, "follower", "follower.yaml")
-    settings = lockstep.LockstepSettings(policy=policy, follower=fcfg)
-    pipeline = lockstep.build_pipeline(policy)
+def _lockstep(runs: int, follower: bool, text: bool = False) -> dict[str, object]:
+    settings = lockstep.settings_from_config("drive.yaml", follower=follower, text=text)
+    pipeline = lockstep.build_pipeline(settings.policy)
+    text_core = lockstep.build_text(settings.text) if text else None
     fps, xrt, totals, first, flakes = [], [], [], None, 0
     for _ in range(runs):
-        r = lockstep.run_lockstep(GOLDEN_BAG, settings, pipeline=pipeline, progress=False)
+        r = lockstep.run_lockstep(GOLDEN_BAG, settings, pipeline=pipeline, text=text_core, progress=False)
         fps.append(r.stats.frames_per_s)
         xrt.append(r.stats.x_real_time)
         totals += [t.total_ms for t in r.outputs.trajectories]
@@ -129,16 +124,20 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     load = os.getloadavg()[0]
     plain = _lockstep(runs, follower=False)
     withf = _lockstep(2 if quick else 3, follower=True)
+    withft = _lockstep(2 if quick else 3, follower=True, text=True)
     cor = _corpus(out_dir / "replay_work", bags=2 if quick else 4, seconds=3.0 if quick else 10.0)
     shutil.rmtree(out_dir / "replay_work", ignore_errors=True)
     metrics = {f"lockstep_{k}": v for k, v in plain.items()}
     metrics |= {f"lockstep_follower_{k}": v for k, v in withf.items()}
+    metrics |= {f"lockstep_follower_text_{k}": v for k, v in withft.items()}
     metrics |= {f"corpus_{k}": v for k, v in cor.items()}
     metrics["load_average_at_start"] = load
     goals = {
         f"lock-step replay >= {GOAL_X_REAL_TIME:g}x real time (median)": plain["x_real_time"]
         >= GOAL_X_REAL_TIME,
-        "deterministic: flake rate 0": plain["flakes"] == 0 and withf["flakes"] == 0,
+        "deterministic: flake rate 0": plain["flakes"] == 0
+        and withf["flakes"] == 0
+        and withft["flakes"] == 0,
     }
     md = [
         f"Golden bag {GOLDEN_BAG.name} ({plain['frames']} frames, 10 s), shipped policy, ONNX Runtime CPU "
@@ -148,7 +147,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         "| flakes |",
         "|---|---|---|---|---|---|",
     ]
-    for name, d in (("policy", plain), ("policy + follower", withf)):
+    for name, d in (("policy", plain), ("policy + follower", withf), ("policy + follower + text", withft)):
         md.append(
             f"| {name} | {d['runs']} | {d['frames_per_s']:.0f} | {d['x_real_time']:.1f} / "
             f"{d['x_real_time_min']:.1f} | {d['frame_p50_ms']:.1f} / {d['frame_p95_ms']:.1f} / "

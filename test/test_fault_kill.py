@@ -1,4 +1,5 @@
-"""A node killed mid-drive, real processes over real DDS, under the runner and under ``ros2 launch``.
+"""A node killed mid-drive, or the stack stopped with Ctrl-C, real processes over real DDS, under
+the runner and under ``ros2 launch``.
 
 The policy is killed (SIGKILL) while the car drives the simulator at speed. The follower must
 outlive it, go STALE after ``trajectory_timeout`` and bring the car to 0 within the documented
@@ -18,13 +19,16 @@ import time
 
 import psutil
 import pytest
+from fault_support import fault_env  # noqa: F401 - fixture
 from rclpy.executors import SingleThreadedExecutor
 
 from minipamayo_ros.bringup.recorder import RecorderNode
+from minipamayo_ros.bringup.stop_policy import controlled_stop_grace
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# fault_env first: its check (no tagged process alive) runs after spawn has stopped everything
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.usefixtures("fault_env")]
 
 KILL_AT_SPEED = 5.0   # [m/s] ground-truth speed at which the policy is killed
 TICK_SLACK = 0.15     # [s sim] one 50 Hz tick + /clock granularity + a loaded 2-core box
@@ -43,27 +47,30 @@ def _command(how: str) -> list[str]:
     return [ros2, "launch", "minipamayo_ros", "sim.launch.py", "seed:=1001", "backend:=onnxruntime"]
 
 
+def _drive_at_speed(runner: object, rec: RecorderNode, executor: SingleThreadedExecutor,
+                    deadline: float) -> list[psutil.Process]:
+    """Spin until the car tracks a plan at ``KILL_AT_SPEED``; the stack's processes."""
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        assert runner.poll() is None, runner.read_log()[-3000:]  # type: ignore[attr-defined]
+        speed = rec.rec.truth[-1][4] if rec.rec.truth else 0.0
+        tracking = bool(rec.rec.controls) and rec.rec.controls[-1][1] == ControlStatus.TRACKING
+        if speed >= KILL_AT_SPEED and tracking and len(rec.rec.trajectories) > 20:
+            return psutil.Process(runner.pid).children(recursive=True)  # type: ignore[attr-defined]
+    pytest.fail("the car never reached speed under the policy")
+
+
 @pytest.mark.parametrize("how", ["runner", "ros2_launch"])
-def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_context, spawn, how) -> None:
+def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
+        rclpy_context, fault_env, spawn, how) -> None:  # noqa: F811
     cfg = FollowerConfig()  # follower.yaml and drive.yaml keep the defaults of these fields
-    runner = spawn(_command(how), name=how)
+    runner = spawn(_command(how), name=how, env=fault_env)
     rec = RecorderNode([], context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(rec)
-    children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 180.0
-        while time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-            assert runner.poll() is None, runner.read_log()[-3000:]
-            if len(children) < 3:
-                children = psutil.Process(runner.pid).children(recursive=True)
-            speed = rec.rec.truth[-1][4] if rec.rec.truth else 0.0
-            tracking = bool(rec.rec.controls) and rec.rec.controls[-1][1] == ControlStatus.TRACKING
-            if speed >= KILL_AT_SPEED and tracking and len(rec.rec.trajectories) > 20:
-                break
-        else:
-            pytest.fail("the car never reached speed under the policy")
+        children = _drive_at_speed(runner, rec, executor, deadline)
         policy = _child(children, "policy_node")
         n_traj_before = len(rec.rec.trajectories)
         policy.send_signal(signal.SIGKILL)
@@ -106,14 +113,85 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(rclpy_co
     assert "controlled-stop grace" in log and "policy" in log
 
 
-def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(spawn, tmp_path) -> None:
+def test_launch_stops_at_once_and_exits_nonzero_when_the_follower_dies(
+        fault_env, spawn, tmp_path) -> None:  # noqa: F811
     bad = tmp_path / "bad.yaml"  # the follower refuses to start (exit 2); the policy is fine
     bad.write_text("/**/follower:\n  ros__parameters:\n    rate_hz: 5000.0\n")
     t0 = time.monotonic()
     launch = spawn([*_command("ros2_launch")[:2], "minipamayo_ros", "drive.launch.py",
-                    f"config_file:={bad}", "backend:=onnxruntime", "enable_text:=false"], name="launch")
+                    f"config_file:={bad}", "backend:=onnxruntime", "enable_text:=false"],
+                   name="launch", env=fault_env)
     assert launch.wait(60.0) == 1, launch.read_log()[-3000:]
     log = launch.read_log()
     assert "node 'follower' exited (code 2): nothing commands the vehicle" in log
     assert "controlled-stop grace" not in log  # no waiting for a stop nobody can command
     assert time.monotonic() - t0 < 45.0
+
+
+def test_simulator_killed_under_the_runner_follower_last_word_is_its_stop(
+        rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    """The simulator is the clock (``use_sim_time``): when it dies, node time stops, so no timeout
+    can expire and the follower's timer stops ticking. What it then sends is its SHUTDOWN command
+    when the grace is over (the same holds for a bag's /clock on the drive stack: docs/follower.md)."""
+    runner = spawn(_command("runner"), name="runner", env=fault_env)
+    rec = RecorderNode([], context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rec)
+    try:
+        deadline = time.monotonic() + 180.0
+        children = _drive_at_speed(runner, rec, executor, deadline)
+        _child(children, "simulator_node").send_signal(signal.SIGKILL)
+        t_kill = time.monotonic()
+        n_controls = len(rec.rec.controls)
+        while runner.poll() is None and time.monotonic() < deadline + 60.0:
+            executor.spin_once(timeout_sec=0.05)
+        t_exit = time.monotonic()
+    finally:
+        executor.remove_node(rec)
+        rec.destroy_node()
+        executor.shutdown()
+    log = runner.read_log()
+    assert runner.poll() == 1, log[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10.0)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+    after = rec.rec.controls[n_controls:]
+    grace = controlled_stop_grace(FollowerConfig())
+    print(f"MEASURED simulator killed: {len(after)} commands in the {t_exit - t_kill:.2f} s until the runner "
+          f"exited (grace {grace:.1f} s); last {ControlStatus(after[-1][1]).name if after else None}")
+    assert t_exit - t_kill >= grace - 0.5, "the runner did not wait for the follower's stop"
+    assert after and after[-1][1] == ControlStatus.SHUTDOWN and after[-1][2] == 0.0
+    assert "controlled-stop grace" in log and "simulator" in log
+
+
+@pytest.mark.parametrize("how", ["runner", "ros2_launch"])
+def test_ctrl_c_while_driving_ends_with_the_followers_stop(rclpy_context, fault_env, spawn,  # noqa: F811
+                                                          how) -> None:
+    """Ctrl-C in a terminal (SIGINT to the process group: the runner alone, its nodes have their own
+    sessions; ``ros2 launch`` and every node at once) while the car drives at speed: the last
+    command is the follower's SHUTDOWN at speed 0, exit 0, nothing left behind."""
+    runner = spawn(_command(how), name=how, env=fault_env)
+    rec = RecorderNode([], context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rec)
+    try:
+        deadline = time.monotonic() + 180.0
+        children = _drive_at_speed(runner, rec, executor, deadline)
+        runner.send_signal(signal.SIGINT)
+        speed_at_signal = rec.rec.controls[-1][2]
+        while runner.poll() is None and time.monotonic() < deadline + 30.0:
+            executor.spin_once(timeout_sec=0.05)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # anything still in flight
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.remove_node(rec)
+        rec.destroy_node()
+        executor.shutdown()
+    log = runner.read_log()
+    assert runner.poll() == 0, log[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10.0)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+    last = rec.rec.controls[-1]
+    assert speed_at_signal >= KILL_AT_SPEED - 1.0
+    assert last[1] == ControlStatus.SHUTDOWN and last[2] == 0.0, (ControlStatus(last[1]).name, last[2])
+    assert sum(c[1] == ControlStatus.SHUTDOWN for c in rec.rec.controls) == 1

@@ -5,6 +5,7 @@
   and the car drives again;
 * odometry stalls, then resumes: NO_ODOMETRY after ``odom_timeout``, stop within
   ``odom_timeout + v / stop_decel``; on resume it tracks again;
+* the policy hangs (SIGSTOP) and continues: the car stops, then drives again;
 * the policy is killed and started again, then the follower is killed and started again: the
   car stops each time and the stack recovers with the new process.
 
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from fault_support import fault_env  # noqa: F401 - fixture
 from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -36,7 +38,8 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
 from minipamayo_ros.nodes.conversions import time_to_sec
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# fault_env first: its check (no tagged process alive) runs after spawn has stopped everything
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.usefixtures("fault_env")]
 
 SEED = 1001
 AT_SPEED = 4.0      # [m/s] ground-truth speed at which a fault is injected
@@ -75,8 +78,10 @@ def _specs(relay: bool) -> dict[str, NodeSpec]:
 class Drive:
     """The stack's processes plus a recorder (and the relay) spun in the test process."""
 
-    def __init__(self, rclpy_context: object, spawn: Callable[..., NodeProcess], relay: bool) -> None:
+    def __init__(self, rclpy_context: object, spawn: Callable[..., NodeProcess], env: dict[str, str],
+                 relay: bool) -> None:
         self.spawn = spawn
+        self.env = env
         self.specs = _specs(relay)
         self.rec = RecorderNode([], context=rclpy_context)
         self.relay = GateRelay(rclpy_context) if relay else None
@@ -88,7 +93,8 @@ class Drive:
 
     def start(self, name: str) -> NodeProcess:
         spec = self.specs[name]
-        return self.spawn(module=spec.module, args=node_command_args(spec, REPO_ROOT / "config"), name=name)
+        return self.spawn(module=spec.module, args=node_command_args(spec, REPO_ROOT / "config"), name=name,
+                          env=self.env)
 
     def close(self) -> None:
         for node in (self.rec, self.relay):
@@ -131,10 +137,11 @@ class Drive:
         return [c for c in self.rec.rec.controls if c[0] > stamp]
 
 
-def _check_stop(controls: list, status: ControlStatus, since: float, timeout: float) -> None:
+def _check_stop(what: str, d: Drive, status: ControlStatus, since: float, timeout: float) -> None:
     """After input ``since`` [s sim] went silent: ``status`` after ``timeout``, speed falling
     monotonically to 0 within ``timeout + v / stop_decel`` (docs/follower.md), v = the speed
     commanded when the stop began."""
+    controls = d.controls_after(since)
     stopping = [c for c in controls if c[1] == status]
     assert stopping, f"never {status.name}; statuses seen {sorted({c[1] for c in controls})}"
     first = stopping[0][0]
@@ -145,13 +152,13 @@ def _check_stop(controls: list, status: ControlStatus, since: float, timeout: fl
     speeds = [c[2] for c in until_zero]
     assert all(b <= a + 1e-6 for a, b in zip(speeds, speeds[1:], strict=False)), "speed rose while stopping"
     first_zero = next(c[0] for c in until_zero if c[2] == 0.0)
-    print(f"MEASURED {status.name}: after {first - since:.3f} s, speed 0 after {first_zero - since:.3f} s "
-          f"from {speed:.2f} m/s (bound {timeout + CFG.stop_time(speed):.3f} s)")
+    print(f"MEASURED {what}: {status.name} after {first - since:.3f} s, speed 0 after "
+          f"{first_zero - since:.3f} s from {speed:.2f} m/s (bound {timeout + CFG.stop_time(speed):.3f} s)")
     assert first_zero - since <= timeout + CFG.stop_time(speed) + SLACK, (first_zero - since, speed)
 
 
-def test_camera_and_odometry_stall_then_resume(rclpy_context, spawn) -> None:
-    d = Drive(rclpy_context, spawn, relay=True)
+def test_camera_and_odometry_stall_then_resume(rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    d = Drive(rclpy_context, spawn, fault_env, relay=True)
     assert d.relay is not None
     try:
         d.wait(d.tracking_at_speed, 120.0, "tracking at speed")
@@ -164,7 +171,7 @@ def test_camera_and_odometry_stall_then_resume(rclpy_context, spawn) -> None:
         assert all(t.stamp <= last_image + 1e-6 for t in d.rec.rec.trajectories), "trajectory without image"
         last_traj = max(t.stamp for t in d.rec.rec.trajectories)
         assert len(d.rec.rec.trajectories) - n_traj <= 3  # at most those already in the pipeline
-        _check_stop(d.controls_after(last_traj), ControlStatus.STALE_TRAJECTORY_STOP, last_traj,
+        _check_stop("camera stalled", d, ControlStatus.STALE_TRAJECTORY_STOP, last_traj,
                     CFG.trajectory_timeout)
 
         # --- camera resumes: tracking, the car drives again
@@ -175,7 +182,8 @@ def test_camera_and_odometry_stall_then_resume(rclpy_context, spawn) -> None:
         d.relay.open["odom"] = False
         d.wait(lambda: d.stopped_for(1.0), 60.0, "car stopped after odometry stalled")
         last_odom = d.relay.last_stamp["odom"]
-        _check_stop(d.controls_after(last_odom), ControlStatus.NO_ODOMETRY, last_odom, CFG.odom_timeout)
+        _check_stop("odometry stalled", d, ControlStatus.NO_ODOMETRY, last_odom,
+                    CFG.odom_timeout)
 
         # --- odometry resumes: tracking, the car drives again
         d.relay.open["odom"] = True
@@ -184,10 +192,22 @@ def test_camera_and_odometry_stall_then_resume(rclpy_context, spawn) -> None:
         d.close()
 
 
-def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, spawn) -> None:
-    d = Drive(rclpy_context, spawn, relay=False)
+def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    d = Drive(rclpy_context, spawn, fault_env, relay=False)
     try:
         d.wait(d.tracking_at_speed, 120.0, "tracking at speed")
+
+        # --- policy hangs (SIGSTOP: stuck inference), then continues: STALE, stop; the plans it
+        #     then finishes from old images are too old to follow; tracking on its fresh plans
+        d.procs["policy"].send_signal(signal.SIGSTOP)
+        try:
+            d.wait(lambda: d.stopped_for(1.0), 60.0, "car stopped while the policy hung")
+        finally:
+            d.procs["policy"].send_signal(signal.SIGCONT)
+        last_traj = max(t.stamp for t in d.rec.rec.trajectories)
+        _check_stop("policy hung (SIGSTOP)", d, ControlStatus.STALE_TRAJECTORY_STOP, last_traj,
+                    CFG.trajectory_timeout)
+        d.wait(d.tracking_at_speed, 120.0, "tracking at speed after the policy continued")
 
         # --- policy killed: STALE, stop; a new policy process: tracking again
         d.procs["policy"].send_signal(signal.SIGKILL)
@@ -195,7 +215,7 @@ def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, spawn) -> No
         killed = d.procs.pop("policy")
         d.wait(lambda: d.stopped_for(1.0), 60.0, "car stopped after the policy was killed")
         last_traj = max(t.stamp for t in d.rec.rec.trajectories)
-        _check_stop(d.controls_after(last_traj), ControlStatus.STALE_TRAJECTORY_STOP, last_traj,
+        _check_stop("policy killed (SIGKILL)", d, ControlStatus.STALE_TRAJECTORY_STOP, last_traj,
                     CFG.trajectory_timeout)
         assert killed.poll() is not None
         d.procs["policy"] = d.start("policy")

@@ -25,7 +25,9 @@ class HostMemoryApi:
 
     'device' and 'pinned' memory are ctypes host buffers. Like the real thing, copies and memsets
     are *asynchronous*: they run only when their stream is synchronized (so data is visible only
-    after the right stream was synchronized); freeing unknown/freed memory, destroying a stream
+    after the right stream was synchronized); an async host<->device copy needs page-locked host
+    memory (pycuda's ``memcpy_*_async`` requires it; with pageable memory cuda-python's copy is no
+    DMA) and a device address on the device side; freeing unknown/freed memory, destroying a stream
     with queued work, or closing the context with live allocations or streams are errors.
     """
 
@@ -33,6 +35,7 @@ class HostMemoryApi:
 
     def __init__(self) -> None:
         self._live: dict[int, ctypes.Array] = {}
+        self._kind: dict[int, str] = {}  # ptr -> "pinned" | "device"
         self._streams: dict[int, list] = {}  # id -> queued operations
         self._closed = False
 
@@ -40,19 +43,31 @@ class HostMemoryApi:
         if self._closed:
             raise DriverError("context already released")
 
-    def _alloc(self, nbytes: int) -> int:
+    def _alloc(self, nbytes: int, kind: str) -> int:
         self._check_open()
         buf = (ctypes.c_uint8 * nbytes)()
         self._live[ctypes.addressof(buf)] = buf
+        self._kind[ctypes.addressof(buf)] = kind
         return ctypes.addressof(buf)
 
-    malloc_host = malloc = _alloc
+    def malloc_host(self, nbytes: int) -> int:
+        return self._alloc(nbytes, "pinned")
+
+    def malloc(self, nbytes: int) -> int:
+        return self._alloc(nbytes, "device")
+
+    def _require(self, ptr: int, nbytes: int, kind: str) -> None:
+        """``ptr .. ptr + nbytes`` must lie inside one live allocation of ``kind``."""
+        for base, buf in self._live.items():
+            if self._kind[base] == kind and base <= ptr and ptr + nbytes <= base + len(buf):
+                return
+        raise DriverError(f"{nbytes} B at {ptr:#x} is not inside live {kind} memory")
 
     def _free(self, ptr: int) -> None:
         self._check_open()
         if ptr not in self._live:
             raise DriverError(f"free of unknown or freed pointer {ptr:#x}")
-        del self._live[ptr]
+        del self._live[ptr], self._kind[ptr]
 
     free_host = free = _free
 
@@ -71,6 +86,22 @@ class HostMemoryApi:
             raise DriverError("operation on a destroyed or unknown stream")
         self._streams[id(stream)].append(op)
 
+    @property
+    def live(self) -> dict[int, ctypes.Array]:
+        """Allocations not yet freed (address -> buffer)."""
+        return dict(self._live)
+
+    def owns_stream(self, handle: int) -> bool:
+        return handle in self._streams
+
+    def launch(self, handle: int, kernel) -> None:
+        """Queue work on the stream with integer ``handle`` (what ``execute_async_v3`` gets): it runs
+        in stream order, after the copies queued before it."""
+        self._check_open()
+        if handle not in self._streams:
+            raise DriverError(f"launch on unknown stream handle {handle:#x}")
+        self._streams[handle].append(kernel)
+
     def stream_sync(self, stream: object) -> None:
         self._check_open()
         ops, self._streams[id(stream)] = self._streams[id(stream)], []
@@ -83,15 +114,22 @@ class HostMemoryApi:
             raise DriverError("stream destroyed with queued work")
 
     def htod(self, dst: int, src: np.ndarray, stream: object) -> None:
+        self._require(src.ctypes.data, src.nbytes, "pinned")
+        self._require(dst, src.nbytes, "device")
         self._enqueue(stream, lambda: ctypes.memmove(dst, src.ctypes.data, src.nbytes))
 
     def dtoh(self, dst: np.ndarray, src: int, stream: object) -> None:
+        self._require(dst.ctypes.data, dst.nbytes, "pinned")
+        self._require(src, dst.nbytes, "device")
         self._enqueue(stream, lambda: ctypes.memmove(dst.ctypes.data, src, dst.nbytes))
 
     def dtod(self, dst: int, src: int, nbytes: int, stream: object) -> None:
+        self._require(src, nbytes, "device")
+        self._require(dst, nbytes, "device")
         self._enqueue(stream, lambda: ctypes.memmove(dst, src, nbytes))
 
     def memset(self, dst: int, value: int, nbytes: int, stream: object) -> None:
+        self._require(dst, nbytes, "device")
         self._enqueue(stream, lambda: ctypes.memset(dst, value, nbytes))
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ import importlib.machinery
 import json
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,13 @@ _ORT = {"tensor(float)": "FLOAT", "tensor(uint8)": "UINT8",
         "tensor(int32)": "INT32"}
 
 
-def fake_tensorrt(version: str, builds: list[str]) -> types.ModuleType:
-    """A ``tensorrt`` stand-in: the parts of the TensorRT 10 Python API the backend uses."""
+def fake_tensorrt(version: str, builds: list[str],
+                  launch: Callable[[int, Callable[[], None]], None]) -> types.ModuleType:
+    """A ``tensorrt`` stand-in: the parts of the TensorRT 10 Python API the backend uses.
+
+    ``launch(stream_handle, work)`` queues the engine's execution on the CUDA stream it was given
+    (``execute_async_v3`` is asynchronous: it runs after the input copies queued before it, and its
+    outputs exist only once that stream is synchronized)."""
     import onnxruntime as ort
 
     trt = types.ModuleType("tensorrt")
@@ -156,16 +162,21 @@ def fake_tensorrt(version: str, builds: list[str]) -> types.ModuleType:
             return True
 
         def execute_async_v3(self, stream_handle: int) -> bool:
-            feed = {}
-            for i in self.engine.sess.get_inputs():
-                dt = np.dtype(_NP[_ORT[i.type]])
-                n = int(np.prod(self.shapes[i.name])) * dt.itemsize
-                raw = ctypes.string_at(self.addr[i.name], n)
-                feed[i.name] = np.frombuffer(raw, dt).reshape(self.shapes[i.name])
-            names = [o.name for o in self.engine.sess.get_outputs()]
-            for name, value in zip(names, self.engine.sess.run(names, feed), strict=True):
-                value = np.ascontiguousarray(value)
-                ctypes.memmove(self.addr[name], value.ctypes.data, value.nbytes)
+            addr, shapes = dict(self.addr), dict(self.shapes)  # bound at enqueue time
+
+            def run() -> None:
+                feed = {}
+                for i in self.engine.sess.get_inputs():
+                    dt = np.dtype(_NP[_ORT[i.type]])
+                    n = int(np.prod(shapes[i.name])) * dt.itemsize
+                    raw = ctypes.string_at(addr[i.name], n)
+                    feed[i.name] = np.frombuffer(raw, dt).reshape(shapes[i.name])
+                names = [o.name for o in self.engine.sess.get_outputs()]
+                for name, value in zip(names, self.engine.sess.run(names, feed), strict=True):
+                    value = np.ascontiguousarray(value)
+                    ctypes.memmove(addr[name], value.ctypes.data, value.nbytes)
+
+            launch(stream_handle, run)
             return True
 
     class Engine:
@@ -213,10 +224,14 @@ def fake_tensorrt(version: str, builds: list[str]) -> types.ModuleType:
 def trt_backend_module(monkeypatch):
     """Import tensorrt_backend against the stand-in; yields (module, builds, set_version)."""
     builds: list[str] = []
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("10.3.0", builds))
+    apis: list[HostMemoryApi] = []
+
+    def launch(handle: int, work: Callable[[], None]) -> None:
+        next(a for a in apis if a.owns_stream(handle)).launch(handle, work)
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("10.3.0", builds, launch))
     monkeypatch.delitem(sys.modules, "minipamayo_ros.inference.tensorrt_backend", raising=False)
     mod = importlib.import_module("minipamayo_ros.inference.tensorrt_backend")
-    apis: list[HostMemoryApi] = []
 
     def host_cuda(device: int = 0, binding: str = "auto") -> CudaRuntime:
         api = HostMemoryApi()

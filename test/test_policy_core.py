@@ -30,6 +30,7 @@ from minipamayo_ros.policy.probe_model import build_probe_model, expected_output
 from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
 from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
 
 
 def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
@@ -38,12 +39,24 @@ def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
 
 
 # --- image decoding -------------------------------------------------------------------------------
+#: a second, independent writer of each layout: OpenCV's own conversion from RGB (alpha 255)
+_OPENCV_FROM_RGB = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA,
+                    "bgra8": cv2.COLOR_RGB2BGRA}
+
+
+def _opencv_bytes(rgb: np.ndarray, encoding: str) -> bytes:
+    code = _OPENCV_FROM_RGB[encoding]
+    return (rgb if code is None else cv2.cvtColor(rgb, code)).tobytes()
+
+
+@pytest.mark.parametrize("writer", [raw_bytes, _opencv_bytes], ids=["by-definition", "opencv"])
 @pytest.mark.parametrize("encoding", [e for e in ENCODINGS if e != "mono8"])
-def test_colour_encodings_decode_to_rgb(encoding: str) -> None:
+def test_colour_encodings_decode_to_rgb(encoding: str, writer) -> None:
     """Bytes laid out per the encoding's definition (test/helpers/image_bytes.py, written without
-    the decoder's table) decode to the original RGB pixels."""
+    the decoder's table) or by OpenCV's own RGB -> encoding conversion decode to the original RGB
+    pixels."""
     img = _rgb()
-    out = raw_to_rgb(raw_bytes(img, encoding), 48, 64, encoding)
+    out = raw_to_rgb(writer(img, encoding), 48, 64, encoding)
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, img)
 
@@ -270,16 +283,29 @@ def test_parse_outputs_keeps_stamp_and_metadata() -> None:
     np.testing.assert_array_equal(out.context, [0, 1, 2, 3])
 
 
-def test_parse_outputs_clips_tiny_negative_speed_but_rejects_nan_and_backwards() -> None:
+def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_and_backwards() -> None:
+    """Parsing only parses; whether a trajectory may be published is the output check's one decision
+    (the follower's rules with the node's limits, on the float32 values published)."""
     o = _outputs(0.0)
     o["speeds"][0, 3] = -0.01
     assert parse_policy_outputs(o, 0.0, 1, "m", 1.0).trajectory.speeds.min() == 0.0
+
+    def output_check(outputs: dict[str, np.ndarray], limits: TrajectoryLimits | None = None) -> str:
+        traj = parse_policy_outputs(outputs, 0.0, 1, "m", 1.0).trajectory
+        published = TrajectoryFields.from_trajectory(traj).as_published()
+        return str(check_trajectory(published, limits or TrajectoryLimits()))
+
     o = _outputs()
     o["waypoints"][0, 5, 1] = np.nan
-    with pytest.raises(OutputError, match=r"y\[5\] = nan: not finite"):
+    assert output_check(o) == "y[5] = nan: not finite"
+    assert "backwards" in output_check(_outputs(-1.0))
+    # plan_max_speed above the follower's default: 45 m/s plans pass when the node allows them
+    assert output_check(_outputs(45.0), TrajectoryLimits(max_speed=50.0)) == "None"
+    assert "plan_max_speed 40" in output_check(_outputs(45.0))
+    o = _outputs()
+    o["context"][0, 1] = np.inf
+    with pytest.raises(OutputError, match="context contains NaN"):
         parse_policy_outputs(o, 0.0, 1, "m", 1.0)
-    with pytest.raises(OutputError, match="backwards"):
-        parse_policy_outputs(_outputs(-1.0), 0.0, 1, "m", 1.0)
     o = _outputs()
     o["waypoints"] = o["waypoints"][:, :10]
     with pytest.raises(OutputError, match="wrong size"):

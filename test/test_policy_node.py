@@ -202,6 +202,32 @@ def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, prob
     assert "WARN" in proc.read_log() and "no odometry" in proc.read_log()
 
 
+def test_input_watchdog_states_per_topic(spawn, ros_node, probe_manifest) -> None:
+    """``policy: input <topic>`` in /diagnostics: the camera never received (WARN) while odometry
+    is OK -> OK at 15 Hz -> rate too low at 3 Hz (< image_min_rate_hz 5, WARN) -> stale when it stops
+    (nothing for max_image_age: ERROR)."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2)
+    rig.wait_for_node(proc)
+    cam = "/camera/image_raw"
+
+    def state(topic: str) -> tuple[int, str] | None:
+        for st in (rig.diags[-1].status if rig.diags else []):
+            if st.name == f"policy: input {topic}":
+                return st.level[0], {kv.key: kv.value for kv in st.values}["state"]
+        return None
+
+    img = _raw(_red(), "rgb8")
+    rig.run(20.0, until=lambda: state("/odom") == (0, "OK"))
+    assert state(cam) == (1, "never received")
+    for hz, expected in ((15.0, (0, "OK")), (3.0, (1, "rate too low"))):
+        rig.run(20.0, image=lambda: img, image_hz=hz, until=lambda expected=expected: state(cam) == expected)
+        assert state(cam) == expected, proc.read_log()[-2000:]
+    rig.run(20.0, until=lambda: state(cam) == (2, "stale"))
+    assert state(cam) == (2, "stale")
+
+
 def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -> None:
     node, executor = ros_node
     rig = Rig(node, executor)
@@ -234,7 +260,8 @@ def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -
     v = rig.diag_values()
     received = int(v["frames_received"])
     dropped = int(v["frames_dropped_busy"]) + int(v["frames_skipped_rate_cap"])
-    assert dropped > 0 and received <= burst + 1
+    # received: the burst (less what DDS dropped) + the 5 Hz frames sent until one came through
+    assert dropped > 0 and received <= burst + len(rig.image_stamps) - n_sent, v
     skipped = sum(int(n) for k, n in v.items() if k.startswith("skipped_"))
     assert received - dropped == int(v["trajectories_published"]) + skipped  # every started frame accounted
     assert int(v["trajectories_published"]) == len(rig.trajs)
@@ -255,14 +282,14 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
     sent = {"k": 0}
     good_odom = rig.odom
 
-    def bad_odom(speed: float = SPEED) -> None:  # every 3rd sample 1e6 m/s, every 7th stamped +20 s
+    def bad_odom(speed: float = SPEED) -> None:  # every 3rd sample 1e6 m/s, 7th +20 s, 11th |q| = 0
         sent["k"] += 1
         if sent["k"] % 3 == 0:
             return good_odom(1e6)
-        if sent["k"] % 7 == 0:
+        if sent["k"] % 7 == 0 or sent["k"] % 11 == 0:  # +20 s stamp / all-zero quaternion
             msg = Odometry()
-            msg.header.stamp = sec_to_time(rig.now() + 20.0)
-            msg.pose.pose.orientation.w = 1.0
+            msg.header.stamp = sec_to_time(rig.now() + (20.0 if sent["k"] % 7 == 0 else 0.0))
+            msg.pose.pose.orientation.w = 1.0 if sent["k"] % 7 == 0 else 0.0
             msg.twist.twist.linear.x = SPEED
             return rig.odom_pub.publish(msg)
         return good_odom(speed)
@@ -277,6 +304,7 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
     odom_status = {kv.key: kv.value for arr in rig.diags[-1:] for st in arr.status
                    if st.name == "policy: input /odom" for kv in st.values}
     assert int(odom_status["rejected.out_of_range"]) > 10 and int(odom_status["rejected.future_stamp"]) > 3
+    assert int(odom_status["rejected.bad_quaternion"]) > 2
 
     def nan_odom(speed: float = SPEED) -> None:
         good_odom(float("nan"))
@@ -290,11 +318,17 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
     assert "twist.twist.linear.x = nan" in reason and "model output" not in reason
     log = proc.read_log()
     assert "twist.twist.linear.x = 1e+06" in log and "RuntimeWarning" not in log
+    odom_status = {kv.key: kv.value for st in rig.diags[-1].status if st.name == "policy: input /odom"
+                   for kv in st.values if kv.key.startswith("rejected") or kv.key == "received"}
+    print(f"MEASURED policy odometry 1e6 m/s + 20 s + |q| = 0 mixed in, then all NaN: {len(rig.trajs)} "
+          f"trajectories, max speed {max(max(tr.speed) for tr in rig.trajs):.3f} m/s, max x "
+          f"{max(max(tr.x) for tr in rig.trajs):.2f} m; /odom {odom_status}; skip: {reason}")
 
 
 def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_node, probe_manifest) -> None:
-    """Each good frame is preceded at once by 3 bad ones (data longer than step * height -- issue 13
-    defect 6, accepted before --, an unsupported encoding, a +20 s stamp). Checked on arrival, they
+    """Each good frame is preceded at once by 4 bad ones (data longer than step * height -- issue 13
+    defect 6, accepted before --, an unsupported encoding, a +20 s stamp, a -5 s stamp: older than
+    max_image_age). Checked on arrival, they
     never replace the good pending frame: trajectories keep coming, only from good frames."""
     node, executor = ros_node
     rig = Rig(node, executor)
@@ -303,13 +337,13 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
     rig.wait_for_node(proc)
 
     def good_then_bad() -> Image:
-        for kind in ("long", "yuv", "future"):
+        for kind in ("long", "yuv", "future", "old"):
             bad = _raw(_red(), "rgb8")
             if kind == "long":
                 bad.data = bytes(bad.data) + b"\0" * 7
             elif kind == "yuv":
                 bad.encoding = "yuv422"
-            bad.header.stamp = sec_to_time(rig.now() + (20.0 if kind == "future" else 0.0))
+            bad.header.stamp = sec_to_time(rig.now() + {"future": 20.0, "old": -5.0}.get(kind, 0.0))
             rig.image_pub.publish(bad)
         return _raw(_red(), "rgb8")
 
@@ -326,6 +360,35 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
            for kv in st.values}
     print(f"MEASURED bad images on arrival: {cam}")
     assert int(cam["rejected.bad_shape"]) >= 20 and int(cam["rejected.bad_encoding"]) >= 20
-    assert int(cam["rejected.future_stamp"]) >= 20
+    assert int(cam["rejected.future_stamp"]) >= 20 and int(cam["rejected.old_stamp"]) >= 20
     log = proc.read_log()
     assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the node clock" in log
+
+
+def test_output_validator_publishes_nothing_it_would_itself_reject(spawn, ros_node, probe_manifest) -> None:
+    """The policy's last check before publishing (the follower's trajectory rules): odometry at
+    30 m/s is valid input (odom_max_speed 40), the probe model then plans 30 m/s -- beyond this
+    node's plan_max_speed of 20 m/s. Nothing is published, the skip says why (invalid_output,
+    naming the field); back at 3 m/s, trajectories resume."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2, plan_max_speed=20.0)
+    rig.wait_for_node(proc)
+    img = _raw(_red(), "rgb8")
+    slow = rig.odom
+    rig.odom = lambda speed=SPEED: slow(30.0)  # type: ignore[method-assign]
+    rig.run(20.0, image=lambda: img,
+            until=lambda: bool(rig.diags) and int(rig.diag_values().get("skipped_invalid_output", "0")) >= 10)
+    assert not rig.trajs, [max(tr.speed) for tr in rig.trajs]
+    reason = rig.diag_values()["last_skip_reason"]
+    assert "output check" in reason and "plan_max_speed 20" in reason and "speed[0] = 30" in reason
+    assert "plan_max_speed 20" in proc.read_log()
+    rig.odom = slow  # type: ignore[method-assign]
+    rig.run(20.0, image=lambda: img, until=lambda: len(rig.trajs) >= 3)
+    assert len(rig.trajs) >= 3, proc.read_log()[-3000:]
+    for tr in rig.trajs:
+        assert np.max(tr.speed) <= 20.0
+    v = rig.diag_values()
+    print(f"MEASURED policy output validator (30 m/s plans, plan_max_speed 20): skipped_invalid_output "
+          f"{v.get('skipped_invalid_output')}, published {len(rig.trajs)} (all after the speed fell), "
+          f"max speed {max(max(tr.speed) for tr in rig.trajs):.2f} m/s")

@@ -13,7 +13,7 @@ from helpers.replay_bags import add_service_events, copy_bag, downgrade, split_b
 
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import lockstep
-from minipamayo_ros.replay.bagio import TRAJECTORY, BagReader, BagWriter, bag_info
+from minipamayo_ros.replay.bagio import TRAJECTORY, BagReader, BagWriter, bag_info, stamp_ns, typestore
 from minipamayo_ros.replay.inputs import MissingTopicError
 from minipamayo_ros.replay.messages import clock_msg, trajectory_msg
 from minipamayo_ros.replay.records import TrajectoryRecord
@@ -136,6 +136,34 @@ def test_raw_image_bags_replay_like_compressed_ones(tmp_path: Path, pipeline: ob
     assert a.topics.image_type.endswith("/Image") and b.topics.image_type.endswith("/CompressedImage")
     assert a.stats.trajectories > 0
     assert a.outputs.deterministic_lines() == b.outputs.deterministic_lines()
+
+
+def test_malformed_image_is_dropped_at_arrival_like_the_node(tmp_path: Path, pipeline: object) -> None:
+    """A truncated raw frame is refused by the node's arrival check (``safety.image_input``) before
+    the scheduler: a ``bad_shape`` skip naming the field, and it takes no slot of the rate cap."""
+    good = tmp_path / "good"
+    record_sim_bag(good, 20001, 1.6, images="raw", storage="mcap", ground_truth=False)
+    a = _replay(good, pipeline)
+    got_a = sorted(t.stamp_ns for t in a.outputs.trajectories)
+    bad_ns = got_a[len(got_a) // 2]  # a frame that gets a trajectory
+    store = typestore()
+    bad = tmp_path / "bad"
+    with BagReader(good) as r, BagWriter(bad, "mcap") as w:
+        assert r.info is not None
+        for topic, msgtype, t, msg in r.messages([x.name for x in r.info.topics]):
+            if msgtype == "sensor_msgs/msg/Image" and stamp_ns(msg.header) == bad_ns:
+                msg.data = msg.data[: len(msg.data) // 2]
+            w.write(topic, msgtype, t, store.serialize_cdr(msg, msgtype), raw=True)
+    b = _replay(bad, pipeline)
+    skip = next(s for s in b.outputs.skips if s.stamp_ns == bad_ns)
+    assert skip.category == "bad_shape" and "data" in skip.reason and "step * height" in skip.reason
+    assert b.stats.skips.get("bad_shape") == 1 and b.stats.frames == a.stats.frames
+    got_b = {t.stamp_ns for t in b.outputs.trajectories}
+    assert {t for t in got_a if t < bad_ns} == {t for t in got_b if t < bad_ns} and bad_ns not in got_b
+    # the next frame was over the 10 Hz cap (20 Hz camera); the refused frame took no slot, so now
+    # the next one runs
+    after = min((x for x in a.outputs.skips if x.stamp_ns > bad_ns), key=lambda x: x.stamp_ns)
+    assert after.category == "dropped_rate" and after.stamp_ns in got_b
 
 
 def _trajectories(n: int) -> list[TrajectoryRecord]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from minipamayo_ros.replay import compare
+from minipamayo_ros.replay import compare, lockstep
 from minipamayo_ros.replay.bagio import EXPLANATION, TRAJECTORY, BagWriter
 from minipamayo_ros.replay.messages import explanation_msg, trajectory_msg
 from minipamayo_ros.replay.records import (
@@ -209,6 +209,9 @@ def test_update_golden_stamps_and_reports_changes(tmp_path: Path) -> None:
     assert code == 0 and "new golden: 2 trajectories" in text
     meta = read_jsonl(golden).meta
     assert meta.mode == "golden" and meta.model_id == "m@1" and meta.backend == "onnxruntime" and meta.created
+    assert meta.precision == "float32" and meta.device == "cpu"
+    assert meta.git_commit == lockstep.git_commit() and len(meta.git_commit.removesuffix("-dirty")) == 40
+    assert f"commit {meta.git_commit}" in text and "precision float32" in text
     second = _outputs(_traj(1), _traj(2, speed_bias=0.5), model="m@2")
     code, _, text = compare.run_compare(tmp_path / "x.jsonl", golden, None, update=True, replayed=second)
     assert "changed vs the previous golden" in text and "1 of 2 outputs" in text and "speed[" in text

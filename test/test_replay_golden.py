@@ -52,7 +52,9 @@ def test_golden_bag_replays_identically_to_the_golden_3_times(tmp_path: Path) ->
         for _ in range(3)
     ]
     lines = [r.deterministic_lines() for r in runs]
-    assert lines[0] == lines[1] == lines[2]
+    flakes = sum(x != lines[0] for x in lines[1:])
+    print(f"MEASURED lock-step flake rate: {flakes}/{len(lines) - 1} repeats differ from the first run")
+    assert flakes == 0 and lines[0] == lines[1] == lines[2]
     assert lines[0] == golden.deterministic_lines()
     assert len(runs[0].trajectories) >= 80 and len(runs[0].controls) >= 400
     assert {e.event for e in runs[0].explanations} >= {1}  # the drive's curve is explained

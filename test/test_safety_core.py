@@ -14,6 +14,8 @@ from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCom
 from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.command_guard import command_violation
+from minipamayo_ros.safety.context_input import check_context
+from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
 from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor, TopicState
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.rejection import Rejection
@@ -252,3 +254,52 @@ def test_planned_trajectory_validation_error_uses_the_same_check() -> None:
     assert good.validation_error() is None
     bad = PlannedTrajectory(1.0, np.array([[1.0, NAN], [2.0, 0.0]]), np.ones(2))
     assert "y[0] = nan" in (bad.validation_error() or "")
+
+
+def test_policy_output_check_sees_the_float32_values_the_follower_receives() -> None:
+    """msg/Trajectory.msg is float32: a plan inside the limits in float64 can round past them (or
+    overflow to inf) on the wire; the policy checks ``as_published()``, what the follower gets."""
+    lim = TrajectoryLimits(max_speed=1.1)
+    plan = _plan(1.0, speed=1.1)
+    assert check_trajectory(plan, lim) is None  # float64: exactly at the limit
+    rej = check_trajectory(plan.as_published(), lim)  # float32(1.1) = 1.10000002 > 1.1
+    assert rej is not None and rej.field == "speed[0]" and rej.kind == "out_of_range"
+    huge = replace(_plan(1.0), uncertainty=1e39)
+    assert check_trajectory(huge) is None
+    assert check_trajectory(huge.as_published()).kind == "non_finite"  # type: ignore[union-attr]
+    assert check_trajectory(_plan(1.0).as_published()) is None
+
+
+# --- images and context vectors ----------------------------------------------------------------------
+def test_raw_image_checked_on_arrival() -> None:
+    """Issue 13 defect 6: data longer than step * height was accepted silently."""
+    ok = dict(stamp=10.0, now=10.0, max_future=0.1, nbytes=4 * 3 * 2, height=2, width=4, encoding="rgb8",
+              channels=3, step=12)
+    assert check_raw_image(**ok) is None
+    assert check_raw_image(**{**ok, "step": 0}) is None  # 0 = tightly packed
+    assert check_raw_image(**{**ok, "step": 16, "nbytes": 32}) is None  # padded rows
+    for override, kind, text in [
+        ({"nbytes": 24 + 7}, "bad_shape", "data = 31 B"),          # longer than step * height
+        ({"nbytes": 23}, "bad_shape", "data = 23 B"),              # truncated
+        ({"step": 11}, "bad_shape", "step = 11"),
+        ({"height": 0, "nbytes": 0}, "bad_shape", "empty image"),
+        ({"channels": None, "encoding": "yuv422"}, "bad_encoding", "'yuv422'"),
+        ({"stamp": 30.0}, "future_stamp", "ahead of the node clock"),
+        ({"stamp": NAN}, "non_finite", "header.stamp = nan"),
+        ({"stamp": 9.0, "max_age": 0.5}, "old_stamp", "1.000 s old"),  # would only displace a fresh one
+    ]:
+        rej = check_raw_image(**{**ok, **override})  # type: ignore[arg-type]
+        assert rej is not None and rej.kind == kind and text in str(rej), (override, rej)
+    assert check_compressed_image(10.0, 10.0, 0.1, 100) is None
+    assert check_compressed_image(10.0, 10.0, 0.1, 0).kind == "bad_shape"  # type: ignore[union-attr]
+    assert check_compressed_image(11.0, 10.0, 0.1, 100).kind == "future_stamp"  # type: ignore[union-attr]
+
+
+def test_context_vector_checked_on_arrival() -> None:
+    v = np.zeros(4, np.float32)
+    assert check_context(10.0, 10.0, 0.1, 1.0, v, 4) is None
+    assert check_context(30.0, 10.0, 0.1, 1.0, v, 4).kind == "future_stamp"  # type: ignore[union-attr]
+    assert check_context(8.0, 10.0, 0.1, 1.0, v, 4).kind == "old_stamp"  # type: ignore[union-attr]
+    assert str(check_context(10.0, 10.0, 0.1, 1.0, v[:3], 4)) == "context = 3 values: the text model needs 4"
+    v[2] = INF
+    assert str(check_context(10.0, 10.0, 0.1, 1.0, v, 4)) == "context[2] = inf: not finite"

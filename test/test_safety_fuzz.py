@@ -4,6 +4,8 @@ numpy warning is emitted (it would bypass the ROS logger), nothing rejected is s
 output is finite and within limits; afterwards valid input brings the follower back to TRACKING.
 
 Modest ``max_examples`` so that CI stays fast; ``deadline=None`` because the CI box is shared.
+``pytest --hypothesis-show-statistics`` lists what was drawn (``event``: rejection kind per input,
+command status per tick).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.geometry import quaternion_from_yaw
 from minipamayo_ros.pose_history import PoseHistory
+from minipamayo_ros.safety.context_input import check_context
+from minipamayo_ros.safety.image_input import check_raw_image
 from minipamayo_ros.safety.odometry_input import MAX_POSITION, OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
@@ -58,10 +62,11 @@ def _valid_plan(stamp: float, speed: float = 5.0) -> TrajectoryFields:
 
 @st.composite
 def fuzzed_odometry(draw: st.DrawFn) -> tuple[float, OdometryFields]:
-    """(stamp offset, fields): each field either valid or drawn from ANY_FLOAT."""
+    """(stamp offset, fields): each field valid (3 in 4) or drawn from ANY_FLOAT, so that some
+    samples with odd but valid values are accepted and stored."""
     base = _valid_odom(0.0)
     names = ["x", "y", "qx", "qy", "qz", "qw", "speed", "yaw_rate"]
-    fuzz = {n: draw(ANY_FLOAT) for n in names if draw(st.booleans())}
+    fuzz = {n: draw(ANY_FLOAT) for n in names if draw(st.integers(0, 3)) == 0}
     return draw(STAMP_OFFSET), replace(base, **fuzz)
 
 
@@ -126,6 +131,7 @@ def test_follower_survives_any_input_sequence_and_recovers(events) -> None:
             off, fields = payload
             n_before, latest = len(f.history), f.history.latest
             rej = f.add_odometry(replace(fields, stamp=now + off), now=now)
+            event(f"odometry: {rej.kind if rej else 'accepted'}")  # --hypothesis-show-statistics
             if rej is not None:  # a dropped sample is never stored
                 assert isinstance(rej, Rejection) and rej.field and str(rej)
                 assert f.history.latest is latest and len(f.history) == n_before
@@ -138,16 +144,16 @@ def test_follower_survives_any_input_sequence_and_recovers(events) -> None:
             off, fields = payload
             held = f.trajectory
             rej = f.set_trajectory(replace(fields, stamp=now + off), now=now)
+            event(f"trajectory: {rej.kind if rej else 'accepted'}")
             if rej is not None:
                 assert f.trajectory is held
             else:
                 assert check_trajectory(TrajectoryFields.from_trajectory(f.trajectory)) is None  # type: ignore[arg-type]
-        elif kind == "tick":
+        else:  # a tick, or the clock jumping
             now += payload
-            _within_limits(f.update(now), CFG)
-        else:
-            now += payload
-            _within_limits(f.update(now), CFG)
+            cmd = f.update(now)
+            event(f"command: {cmd.status.name}")
+            _within_limits(cmd, CFG)
     # valid data afterwards: tracking again within 1 s (nothing poisoned the history or the clock)
     cmds = _drive(f, now + 0.02, now + 1.5)
     for c in cmds:
@@ -166,6 +172,7 @@ def test_odometry_gate_output_feeds_a_finite_state_history(fields, history_speed
         assert not isinstance(out, Rejection)
         hist.add(out)
     out = gate.check(replace(f, stamp=10.0 + off), 10.0, hist.latest)
+    event(f"odometry: {out.kind if isinstance(out, Rejection) else 'accepted'}")
     if isinstance(out, Rejection):
         return
     assert abs(out.pose.x) <= MAX_POSITION and abs(out.pose.yaw) <= math.pi + 1e-9
@@ -180,6 +187,7 @@ def test_accepted_trajectories_are_finite_and_physically_bounded(plan, max_speed
     _, fields = plan
     limits = TrajectoryLimits(max_speed=max_speed)
     rej = check_trajectory(fields, limits)
+    event(f"trajectory: {rej.kind if rej else 'accepted'}")
     if rej is not None:
         assert isinstance(rej, Rejection) and str(rej)
         return
@@ -231,10 +239,62 @@ def test_policy_pipeline_publishes_only_what_the_follower_accepts(probe_parts, s
         p.add_odometry(_valid_odom(t, 3.0), now=t)
     img = np.zeros((32, 32, 3), np.uint8)
     res = p.run(Frame(10.0 + image_offset, lambda: img), lambda: 10.01)
+    event(f"policy frame: {'skip ' + res.category if isinstance(res, Skip) else 'trajectory'}")
     if isinstance(res, Skip):
         assert res.reason and (res.category != "no_odometry" or "model" not in res.reason)
         return
     traj = res.output.trajectory
-    assert check_trajectory(TrajectoryFields.from_trajectory(traj), TrajectoryLimits()) is None
+    # what the follower receives (float32 on the wire) passes its own check
+    assert check_trajectory(TrajectoryFields.from_trajectory(traj).as_published(), TrajectoryLimits()) is None
     if not fuzz_stored:  # every fuzzed sample was rejected: the state is the valid stream's
         np.testing.assert_allclose(traj.speeds, 3.0, atol=1e-3)
+
+
+@st.composite
+def raw_layouts(draw: st.DrawFn) -> tuple[int, int, int, str, int]:
+    """(nbytes, height, width, encoding, step): near-consistent layouts (so that some pass) mixed
+    with arbitrary integers, including 0, negative and 32/64-bit extremes."""
+    encoding = draw(st.sampled_from(["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "yuv422", "", "16UC1"]))
+    wild = st.one_of(st.integers(-3, 70), st.sampled_from([2**31 - 1, 2**32 - 1, 2**63]))
+    h, w = draw(wild), draw(wild)
+    ch = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding, 2)
+    step = draw(st.one_of(st.just(0), st.just(max(w, 0) * ch + draw(st.sampled_from([0, 0, 1, 8]))), wild))
+    nbytes = (step or max(w, 0) * ch) * max(h, 0) + draw(st.sampled_from([0, 0, 0, -1, 1, 7]))
+    return max(nbytes, 0), h, w, encoding, step
+
+
+@FUZZ
+@given(layout=raw_layouts(), offset=STAMP_OFFSET)
+def test_raw_image_arrival_check_agrees_with_decoding(layout, offset) -> None:
+    """Accepted on arrival <=> the decoder makes an (h, w, 3) image of it (the same layout rule, so a
+    frame that passed the cheap check cannot fail later for its layout); data longer than
+    step * height never passes (issue 13 defect 6)."""
+    from minipamayo_ros.policy.image_decode import ImageError, channels_or_none, raw_to_rgb
+
+    nbytes, h, w, encoding, step = layout
+    rej = check_raw_image(10.0 + offset, 10.0, 0.1, nbytes, h, w, encoding, channels_or_none(encoding), step)
+    event(f"image: {rej.kind if rej else 'accepted'}")
+    stamp_ok = math.isfinite(offset) and offset <= 0.1
+    if rej is not None:
+        assert isinstance(rej, Rejection) and str(rej)
+        if stamp_ok and nbytes <= 1 << 20:
+            with pytest.raises(ImageError):
+                raw_to_rgb(bytes(nbytes), h, w, encoding, step)
+        return
+    assert stamp_ok and h > 0 and w > 0
+    assert nbytes == (step or w * channels_or_none(encoding)) * h  # type: ignore[operator]
+    if nbytes <= 1 << 20:
+        assert raw_to_rgb(bytes(nbytes), h, w, encoding, step).shape == (h, w, 3)
+
+
+@FUZZ
+@given(values=st.lists(ANY_FLOAT, max_size=6), offset=STAMP_OFFSET)
+def test_context_vectors_buffered_only_when_usable(values, offset) -> None:
+    with np.errstate(over="ignore"):  # float32 on the wire: 1e300 arrives as inf
+        arr = np.array(values, dtype=np.float64).astype(np.float32)
+    rej = check_context(10.0 + offset, 10.0, 0.1, 1.0, arr, 4)
+    event(f"context: {rej.kind if rej else 'accepted'}")
+    if rej is not None:
+        assert isinstance(rej, Rejection) and str(rej)
+        return
+    assert arr.shape == (4,) and np.all(np.isfinite(arr)) and -1.0 <= offset <= 0.1

@@ -226,3 +226,51 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
         np.testing.assert_allclose(a.x, b.x, atol=1e-5)
         np.testing.assert_allclose(a.speed, b.speed, atol=1e-5)
         assert time_to_sec(a.header.stamp) < time_to_sec(b.header.stamp)
+
+
+def test_bad_trajectories_and_contexts_are_dropped_on_arrival(ros_node, spawn) -> None:
+    """Issue 13, one check per message kind at the edge: trajectories in frame "map" / "" or with x/y
+    of different lengths are ignored (the follower's rules; counted, logged with field and value);
+    a context vector with a NaN, the wrong length or a +20 s stamp is never buffered, so the request
+    for its trajectory gets no caption (no_context), never one made from it."""
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    proc = rig.start(spawn, diagnostics_period=0.2)
+    for n, bad in enumerate(("map", "", "short"), start=1):  # each until counted (discovery may lag)
+        msg = trajectory_to_msg(arc(rig.now(), seq=99, curvature=0.05))  # type: ignore[arg-type]
+        if bad == "short":
+            msg.y = msg.y[:19]
+        else:
+            msg.header.frame_id = bad
+        for _ in range(50):
+            rig.traj_pub.publish(msg)
+            if spin_until(executor, lambda n=n: bool(rig.diags) and
+                          int(rig.diag().get("skipped_invalid_trajectory", "0")) >= n, 0.5):
+                break
+    assert rig.call().success is False  # nothing valid to explain
+
+    for i, bad in enumerate(("nan", "short", "future"), start=1):
+        tr = rig.send(with_context=False)
+        ctx = PolicyContext(header=tr.header, trajectory_sequence=tr.sequence, model_id="test")
+        values = rig.rng.normal(0.0, 1.0, CONTEXT_DIM).astype(np.float32)
+        if bad == "nan":
+            values[5] = np.nan
+        elif bad == "short":
+            values = values[:3]
+        else:
+            ctx.header.stamp = sec_to_time(time_to_sec(tr.header.stamp) + 20.0)
+        ctx.context = values
+        rig.ctx_pub.publish(ctx)
+        spin_until(executor, lambda: False, 0.2)
+        assert rig.call().success
+        assert spin_until(executor, lambda i=i: rig.diag().get("skipped_no_context") == str(i), 10.0)
+    assert rig.diag()["skipped_bad_context"] == "3" and not rig.explanations
+    log = proc.read_log()
+    for text in ("header.frame_id = 'map'", "lengths 20/19/20", "context[5] = nan", "context = 3 values",
+                 "ahead of the node clock"):
+        assert text in log, text
+    d = rig.diag()
+    print(f"MEASURED text node bad trajectories (map, '', x/y 20/19) and contexts (NaN, 3 values, +20 s): "
+          f"skipped_invalid_trajectory {d['skipped_invalid_trajectory']}, skipped_bad_context "
+          f"{d['skipped_bad_context']}, skipped_no_context {d['skipped_no_context']}, explanations "
+          f"{len(rig.explanations)}")

@@ -28,10 +28,13 @@ from minipamayo_ros.events import Event
 from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.latency import LatencyWindow
 from minipamayo_ros.msg import Explanation, PolicyContext, Trajectory
-from minipamayo_ros.nodes.conversions import msg_to_trajectory, sec_to_time, time_to_sec
+from minipamayo_ros.nodes.conversions import msg_to_trajectory_fields, sec_to_time, time_to_sec
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.safety.context_input import check_context
+from minipamayo_ros.safety.stamps import check_stamp
+from minipamayo_ros.safety.trajectory_input import TrajectoryLimits, check_trajectory
 from minipamayo_ros.text.config import TextConfig
 from minipamayo_ros.text.events import EventDetector
 from minipamayo_ros.text.generator import TextModelError, load_text_generator
@@ -97,14 +100,16 @@ class TextNode(Node):
 
     # --- executor thread -------------------------------------------------------------------------
     def _on_trajectory(self, msg: Trajectory) -> None:
-        traj = msg_to_trajectory(msg)
-        why = traj.validation_error()
-        if why is None and not math.isfinite(traj.uncertainty):
-            why = "uncertainty is NaN/inf"
-        if why is not None:
+        fields = msg_to_trajectory_fields(msg)
+        # the follower's trajectory rules (frame, shapes, finite, limits) and a stamp not from the future
+        bad = check_trajectory(fields, TrajectoryLimits()) or check_stamp(
+            fields.stamp, self._now(), self.config.max_stamp_future, math.inf)
+        if bad is not None:
             self._skipped["invalid_trajectory"] += 1
-            self._warn("trajectory", f"trajectory {traj.sequence} ignored: {why}")
+            self._warn(f"trajectory.{bad.kind}", f"{self.config.trajectory_topic}: trajectory "
+                                                 f"{fields.sequence} ignored ({bad.kind}): {bad}")
             return
+        traj = fields.to_trajectory()
         if self._last_traj is not None and traj.stamp < self._last_traj[0] - 1.0:
             self.detector.reset()  # time went backwards (simulator reset, bag loop): start afresh
         self._last_traj = (traj.stamp, traj.sequence)
@@ -112,9 +117,16 @@ class TextNode(Node):
             self.worker.offer(ExplanationRequest(ev.kind, ev.stamp, ev.sequence, ev.situation))
 
     def _on_context(self, msg: PolicyContext) -> None:
+        stamp, context, cfg = time_to_sec(msg.header.stamp), np.asarray(msg.context, np.float32), self.config
+        bad = check_context(stamp, self._now(), cfg.max_stamp_future, cfg.max_event_age, context,
+                            self.generator.context_dim)
+        if bad is not None:  # never buffered: a caption is never made from it
+            self._skipped["bad_context"] += 1
+            self._warn(f"context.{bad.kind}", f"{cfg.context_topic}: context of trajectory "
+                                              f"{msg.trajectory_sequence} dropped ({bad.kind}): {bad}")
+            return
         with self._lock:
-            self._contexts[int(msg.trajectory_sequence)] = (time_to_sec(msg.header.stamp),
-                                                            np.asarray(msg.context, np.float32))
+            self._contexts[int(msg.trajectory_sequence)] = (stamp, context)
             while len(self._contexts) > self.config.context_buffer:
                 self._contexts.popitem(last=False)
             self._lock.notify_all()
@@ -151,11 +163,6 @@ class TextNode(Node):
             self._skipped["no_context"] += 1
             self._warn("context", f"no context vector for trajectory {req.sequence} within "
                                   f"{cfg.context_wait:g} s (is the policy publishing {cfg.context_topic}?)")
-            return "failed"
-        if context.shape != (self.generator.context_dim,) or not np.all(np.isfinite(context)):
-            self._skipped["bad_context"] += 1
-            self._warn("bad_context", f"context of trajectory {req.sequence} has {context.size} values "
-                                      f"(model needs {self.generator.context_dim}) or NaN/inf")
             return "failed"
         age_ms = (self._now() - req.stamp) * 1e3  # when generation starts
         cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms)

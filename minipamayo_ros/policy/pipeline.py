@@ -208,7 +208,8 @@ class PolicyPipeline:
                                            self.backend.last_infer_ms, self.frame_id)
         except OutputError as exc:
             return Skip("invalid_output", str(exc))
-        bad = check_trajectory(TrajectoryFields.from_trajectory(out.trajectory), self.trajectory_limits)
+        published = TrajectoryFields.from_trajectory(out.trajectory).as_published()  # float32 on the wire
+        bad = check_trajectory(published, self.trajectory_limits)
         if bad is not None:  # what the follower would reject is never published
             return Skip("invalid_output", f"model output rejected by the output check: {bad}")
         self.sequence += 1

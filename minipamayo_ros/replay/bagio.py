@@ -93,6 +93,19 @@ class BagInfo:
     def topic(self, name: str) -> TopicInfo | None:
         return next((t for t in self.topics if t.name == name), None)
 
+    def estimate_count(self, name: str, start_ns: int | None = None, end_ns: int | None = None) -> int:
+        """Messages of topic ``name`` in log times [start_ns, end_ns): exact for the whole bag,
+        else pro rata of the time span (for progress bars; counting exactly would read the bag)."""
+        t = self.topic(name)
+        if t is None:
+            return 0
+        lo = self.start_ns if start_ns is None else max(start_ns, self.start_ns)
+        hi = self.end_ns + 1 if end_ns is None else min(end_ns, self.end_ns + 1)
+        span = self.end_ns + 1 - self.start_ns
+        if lo <= self.start_ns and hi >= self.end_ns + 1:
+            return t.count
+        return max(0, round(t.count * (hi - lo) / span)) if span > 0 else 0
+
     def listing(self) -> str:
         """``/a (type, n msgs), ...`` for error messages."""
         if not self.topics:

@@ -226,18 +226,16 @@ def compare_outputs(
     notes: list[str] = []
     if rm.model_id and gm.model_id and rm.model_id != gm.model_id:
         notes.append(f"model differs from the golden's: replayed {rm.model_id}, golden {gm.model_id}")
-    for key in ("onnxruntime",):
-        a, b = rm.extra.get(key), gm.extra.get(key)
-        if a and b and a != b:
-            notes.append(f"{key} version differs: replayed {a}, golden {b} (kernels may round differently)")
+    for lib in ("onnxruntime",):
+        va, vb = rm.extra.get(lib), gm.extra.get(lib)
+        if va and vb and va != vb:
+            notes.append(f"{lib} version differs: replayed {va}, golden {vb} (kernels may round differently)")
 
     # frames: a trajectory or a skip per input stamp
-    r_frames: dict[int, TrajectoryRecord | SkipRecord] = {
-        r.stamp_ns: r for r in [*replayed.skips, *replayed.trajectories]
-    }
-    g_frames: dict[int, TrajectoryRecord | SkipRecord] = {
-        r.stamp_ns: r for r in [*golden.skips, *golden.trajectories]
-    }
+    r_frames: dict[int, TrajectoryRecord | SkipRecord] = {r.stamp_ns: r for r in replayed.skips}
+    r_frames.update({r.stamp_ns: r for r in replayed.trajectories})
+    g_frames: dict[int, TrajectoryRecord | SkipRecord] = {r.stamp_ns: r for r in golden.skips}
+    g_frames.update({r.stamp_ns: r for r in golden.trajectories})
     for s in sorted(set(r_frames) | set(g_frames)):
         a, b = r_frames.get(s), g_frames.get(s)
         if isinstance(a, TrajectoryRecord) and isinstance(b, TrajectoryRecord):
@@ -302,57 +300,57 @@ def compare_outputs(
     r_ctl = {c.stamp_ns: c for c in replayed.controls}
     g_ctl = {c.stamp_ns: c for c in golden.controls}
     for s in sorted(set(r_ctl) | set(g_ctl)):
-        a, b = r_ctl.get(s), g_ctl.get(s)
-        if a is None or b is None:
+        ca, cb = r_ctl.get(s), g_ctl.get(s)
+        if ca is None or cb is None:
             if not match_only:
                 items.append(
                     ItemResult(
                         "control",
                         s,
                         False,
-                        "missing" if a is None else "unexpected",
+                        "missing" if ca is None else "unexpected",
                         {},
-                        ["control command only in the " + ("golden" if a is None else "replay")],
+                        ["control command only in the " + ("golden" if ca is None else "replay")],
                     )
                 )
             continue
-        items.append(_compare_control(a, b, tols))
+        items.append(_compare_control(ca, cb, tols))
 
     # explanations: (stamp, event) exact, text within the token-edit budget
     r_exp = {(e.stamp_ns, e.event): e for e in replayed.explanations}
     g_exp = {(e.stamp_ns, e.event): e for e in golden.explanations}
     for key in sorted(set(r_exp) | set(g_exp)):
-        a, b = r_exp.get(key), g_exp.get(key)
-        if a is None or b is None:
+        ea, eb = r_exp.get(key), g_exp.get(key)
+        if ea is None or eb is None:
             if not match_only:
                 items.append(
                     ItemResult(
                         "explanation",
                         key[0],
                         False,
-                        "missing" if a is None else "unexpected",
+                        "missing" if ea is None else "unexpected",
                         {},
                         [
                             f"explanation (event {key[1]}) only in the "
-                            + ("golden" if a is None else "replay")
+                            + ("golden" if ea is None else "replay")
                         ],
                     )
                 )
             continue
-        d = token_edit_distance(a.text, b.text)
+        d = token_edit_distance(ea.text, eb.text)
         ok = d <= table.max_token_edits
         items.append(
             ItemResult(
                 "explanation",
                 key[0],
                 ok,
-                "identical" if a.text == b.text else ("within_tolerance" if ok else "out_of_tolerance"),
+                "identical" if ea.text == eb.text else ("within_tolerance" if ok else "out_of_tolerance"),
                 {"token_edits": float(d)},
                 []
                 if ok
                 else [
                     f"text differs by {d} tokens (> {table.max_token_edits}): "
-                    f"'{a.text}' vs golden '{b.text}'"
+                    f"'{ea.text}' vs golden '{eb.text}'"
                 ],
             )
         )

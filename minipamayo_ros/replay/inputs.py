@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from minipamayo_ros.geometry import Pose2D, yaw_from_quaternion
-from minipamayo_ros.policy.image_decode import compressed_to_rgb, raw_to_rgb
+from minipamayo_ros.policy.image_decode import channels_or_none, compressed_to_rgb, raw_to_rgb
 from minipamayo_ros.policy.pipeline import Frame
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.replay.bagio import COMPRESSED_IMAGE, IMAGE, ODOMETRY, BagError, BagInfo, stamp_ns
+from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
+from minipamayo_ros.safety.rejection import Rejection
 
 CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
 
@@ -108,4 +110,19 @@ def camera_frame(msg: Any, msgtype: str, encoding_override: str = "") -> Frame:
         decode=partial(raw_to_rgb, data, msg.height, msg.width, encoding, msg.step),
         description=f"{msg.width}x{msg.height} '{encoding}' image",
         received=stamp,
+    )
+
+
+def arrival_rejection(msg: Any, msgtype: str, now: float, max_future: float, encoding_override: str = "") -> (
+    Rejection | None
+):
+    """The node's cheap checks at image arrival (``safety.image_input``), before the scheduler:
+    a rejected frame is dropped without taking a slot of the rate cap, as in the node."""
+    stamp = stamp_ns(msg.header) * 1e-9
+    if msgtype == COMPRESSED_IMAGE:
+        return check_compressed_image(stamp, now, max_future, len(msg.data))
+    encoding = encoding_override or msg.encoding
+    return check_raw_image(
+        stamp, now, max_future, len(msg.data), msg.height, msg.width, encoding, channels_or_none(encoding),
+        msg.step,
     )

@@ -30,9 +30,11 @@ import itertools
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
@@ -41,7 +43,13 @@ from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
 from minipamayo_ros.replay.bagio import BagReader, stamp_ns
-from minipamayo_ros.replay.inputs import InputTopics, camera_frame, odometry_sample, resolve_topics
+from minipamayo_ros.replay.inputs import (
+    InputTopics,
+    arrival_rejection,
+    camera_frame,
+    odometry_sample,
+    resolve_topics,
+)
 from minipamayo_ros.replay.progress import Progress
 from minipamayo_ros.replay.records import (
     ControlRecord,
@@ -51,6 +59,7 @@ from minipamayo_ros.replay.records import (
     SkipRecord,
     TrajectoryRecord,
 )
+from minipamayo_ros.safety.context_input import check_context
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 NS = 1_000_000_000
@@ -238,10 +247,9 @@ def run_lockstep(
         )
         out = Outputs(meta)
         stats = LockstepStats(skipped_topics=list(topics.skipped))
-        image_total = next((t.count for t in info.topics if t.name == topics.image), 0)
-        bar = Progress(image_total, "replay", enabled=progress)
         start_ns = info.start_ns + int(st.start_offset * NS)
         end_ns = None if math.isinf(st.end_offset) else info.start_ns + int(st.end_offset * NS) + 1
+        bar = Progress(info.estimate_count(topics.image, start_ns, end_ns), "replay", enabled=progress)
         sched: LatestFrameScheduler[Any] | None = None
         follower = Follower(st.follower) if st.follower is not None else None
         text_core = text or (build_text(st.text) if st.text is not None else None)
@@ -304,6 +312,11 @@ def run_lockstep(
             last_frame_ns = s_ns
             if sched is None:
                 sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=t)
+            bad = arrival_rejection(msg, msgtype, t, cfg.max_stamp_future, cfg.encoding_override)
+            if bad is not None:  # the node drops it in the callback, before the scheduler
+                stats.skips[bad.kind] = stats.skips.get(bad.kind, 0) + 1
+                out.add(SkipRecord(s_ns, bad.kind, str(bad)))
+                return
             frame = camera_frame(msg, msgtype, cfg.encoding_override)
             if not sched.offer(frame, t):
                 stats.dropped_rate += 1
@@ -346,12 +359,18 @@ def run_lockstep(
         def explain(traj: PlannedTrajectory, context: Any, s_ns: int) -> None:
             """The text node's core on this trajectory: every event explained at once (lock-step
             has no wall-clock drop policy and no generation deadline: content, not timing)."""
+            assert text_core is not None
             detector, generator = text_core
+            t = s_ns / NS
+            ctx = np.asarray(context, np.float32)
+            # the text node's arrival rule for context vectors (shape, finite; stamp = now here)
+            dim = generator.context_dim
+            bad = check_context(t, t, st.text.max_stamp_future, st.text.max_event_age, ctx, dim)
             for ev in detector.update(traj):
-                if context.size != generator.context_dim:
-                    stats.skips["no_context"] = stats.skips.get("no_context", 0) + 1
+                if bad is not None:
+                    stats.skips["bad_context"] = stats.skips.get("bad_context", 0) + 1
                     continue
-                cap = generator.generate(context, int(ev.situation), st.text.max_tokens)
+                cap = generator.generate(ctx, int(ev.situation), st.text.max_tokens)
                 out.add(
                     ExplanationRecord(
                         stamp_ns=s_ns,
@@ -390,7 +409,3 @@ def _header_ns(msg: Any, log_ns: int) -> int:
     """Header stamp [ns] (what the node uses; the log time only orders the reading)."""
     return stamp_ns(msg.header)
 
-
-def with_overrides(cfg: PolicyConfig, **overrides: Any) -> PolicyConfig:
-    """``cfg`` with some fields replaced (validated like parameters)."""
-    return build_config(PolicyConfig, {**cfg.__dict__, **overrides}) if overrides else replace(cfg)

@@ -57,6 +57,8 @@ class Progress:
         print(f"\r{text}" if self._tty else text, end="" if self._tty else "\n", file=self.stream, flush=True)
 
     def close(self) -> None:
+        """The final line: the total is now known exactly (it was an estimate for a slice of a bag)."""
+        self.total = self.done
         if self.enabled:
             self._emit()
             if self._tty:

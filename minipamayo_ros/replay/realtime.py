@@ -122,10 +122,11 @@ def run_realtime(
                     "ROS_DOMAIN_ID), or --remap the camera topic to the one it subscribes"
                 )
             time.sleep(0.5)  # let the other topics' matching finish too
-            image_total = next((t.count for t in info.topics if t.name == topics.image), 0)
-            bar = Progress(image_total, "replay realtime", enabled=progress)
             start_ns = info.start_ns + int(start * NS)
             end_ns = None if end == float("inf") else info.start_ns + int(end * NS) + 1
+            bar = Progress(
+                info.estimate_count(topics.image, start_ns, end_ns), "replay realtime", enabled=progress
+            )
             Clock = msg_class(CLOCK)
             Time = msg_class("builtin_interfaces/msg/Time")
             published: dict[str, int] = {}
@@ -180,8 +181,49 @@ def _cdr_header_stamp_ns(data: bytes) -> int:
     return sec * NS + nsec
 
 
+class _TopicOrder:
+    """Ordering / duplicate / match counts of one output topic (stamps in ns)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.matched = 0  # to an input the player published (a frame's image stamp)
+        self.out_of_order = 0  # stamp older than the newest seen before it
+        self.duplicates = 0  # same key as an earlier message
+        self._last = -1
+        self._seen: set[Any] = set()
+
+    def add(self, stamp_ns: int, key: Any, matched: bool) -> bool:
+        """Count one message; False for a duplicate (not kept)."""
+        self.received += 1
+        if key in self._seen:
+            self.duplicates += 1
+            return False
+        self._seen.add(key)
+        if stamp_ns < self._last:
+            self.out_of_order += 1
+        self._last = max(self._last, stamp_ns)
+        self.matched += bool(matched)
+        return True
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "matched_to_inputs": self.matched,
+            "unmatched": self.received - self.duplicates - self.matched,
+            "out_of_order": self.out_of_order,
+            "duplicates": self.duplicates,
+        }
+
+
 class _OutputRecorder:
-    """Subscribes to the stack's outputs; matches trajectories to the frames published."""
+    """Subscribes to the stack's outputs; matches them to the frames published (by image stamp).
+
+    A trajectory and an explanation carry the stamp of their image; a control command carries
+    the stamp of the trajectory it tracks (0 before the first one: counted apart, not unmatched).
+    """
+
+    #: stamps cross the stack as float seconds: match within this [ns]
+    MATCH_NS = 1_000
 
     def __init__(self, node: Any) -> None:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -190,60 +232,69 @@ class _OutputRecorder:
 
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self._sent: dict[int, float] = {}  # image stamp [ns] -> wall time published
+        self._sorted: list[int] = []
         self._trajectories: list[Any] = []
         self._explanations: list[Any] = []
         self._controls: list[ControlRecord] = []
         self.model_id = ""
-        self.received = {"/vla/trajectory": 0, "/vla/explanation": 0, "/vla/control": 0}
-        self.out_of_order = 0
-        self.duplicates = 0
+        self.order = {name: _TopicOrder() for name in OUTPUT_TOPICS}
         self.sequence_gaps = 0
-        self._last_stamp = -1
+        self.controls_before_trajectory = 0
         self._last_seq = 0
-        self._seen: set[int] = set()
         node.create_subscription(msg_class(TRAJECTORY), "/vla/trajectory", self._on_traj, qos)
         node.create_subscription(msg_class(EXPLANATION), "/vla/explanation", self._on_expl, qos)
         node.create_subscription(msg_class(CONTROL), "/vla/control", self._on_control, qos)
 
     def sent(self, data: bytes, wall: float) -> None:
         """A camera message (raw CDR) went out at ``wall``: remember its header stamp."""
-        self._sent[_cdr_header_stamp_ns(data)] = wall
+        import bisect
+
+        stamp = _cdr_header_stamp_ns(data)
+        self._sent[stamp] = wall
+        bisect.insort(self._sorted, stamp)
+
+    def frame_of(self, stamp_ns: int) -> int | None:
+        """The published image stamp ``stamp_ns`` refers to (None: not one of ours)."""
+        import bisect
+
+        i = bisect.bisect_left(self._sorted, stamp_ns - self.MATCH_NS)
+        if i < len(self._sorted) and abs(self._sorted[i] - stamp_ns) <= self.MATCH_NS:
+            return self._sorted[i]
+        return None
 
     def _on_traj(self, msg: Any) -> None:
         now = time.monotonic()
         rec = trajectory_record(msg)
-        self.received["/vla/trajectory"] += 1
         self.model_id = self.model_id or rec.model_id
-        if rec.stamp_ns in self._seen:
-            self.duplicates += 1
+        frame = self.frame_of(rec.stamp_ns)
+        if not self.order["/vla/trajectory"].add(rec.stamp_ns, rec.stamp_ns, frame is not None):
             return
-        self._seen.add(rec.stamp_ns)
-        if rec.stamp_ns < self._last_stamp:
-            self.out_of_order += 1
-        self._last_stamp = max(self._last_stamp, rec.stamp_ns)
         if self._last_seq and rec.sequence != self._last_seq + 1:
             self.sequence_gaps += 1
         self._last_seq = rec.sequence
-        sent = self._sent.get(rec.stamp_ns)
-        rec.total_ms = (now - sent) * 1e3 if sent is not None else float("nan")
+        rec.total_ms = (now - self._sent[frame]) * 1e3 if frame is not None else float("nan")
         self._trajectories.append(rec)
 
     def _on_expl(self, msg: Any) -> None:
-        self.received["/vla/explanation"] += 1
-        self._explanations.append(explanation_record(msg))
+        rec = explanation_record(msg)
+        key = (rec.stamp_ns, rec.event, rec.sequence)
+        if self.order["/vla/explanation"].add(rec.stamp_ns, key, self.frame_of(rec.stamp_ns) is not None):
+            self._explanations.append(rec)
 
     def _on_control(self, msg: Any) -> None:
-        self.received["/vla/control"] += 1
-        self._controls.append(
-            ControlRecord(
-                stamp_ns=msg.header.stamp.sec * NS + msg.header.stamp.nanosec,
-                status=int(msg.status),
-                speed=float(msg.speed),
-                steering_angle=float(msg.steering_angle),
-                curvature=float(msg.curvature),
-                trajectory_stamp_ns=msg.trajectory_stamp.sec * NS + msg.trajectory_stamp.nanosec,
-            )
+        rec = ControlRecord(
+            stamp_ns=msg.header.stamp.sec * NS + msg.header.stamp.nanosec,
+            status=int(msg.status),
+            speed=float(msg.speed),
+            steering_angle=float(msg.steering_angle),
+            curvature=float(msg.curvature),
+            trajectory_stamp_ns=msg.trajectory_stamp.sec * NS + msg.trajectory_stamp.nanosec,
         )
+        matched = rec.trajectory_stamp_ns != 0 and self.frame_of(rec.trajectory_stamp_ns) is not None
+        key = (rec.stamp_ns, rec.trajectory_stamp_ns, rec.status)
+        if self.order["/vla/control"].add(rec.stamp_ns, key, matched):
+            self._controls.append(rec)
+            self.controls_before_trajectory += rec.trajectory_stamp_ns == 0
 
     def outputs(self, meta: Meta) -> Outputs:
         out = Outputs(meta)
@@ -258,20 +309,46 @@ class _OutputRecorder:
     def stats(
         self, published: dict[str, int], play_wall: float, rate: float, skipped: dict[str, str]
     ) -> dict[str, Any]:
-        matched = sum(1 for r in self._trajectories if r.stamp_ns in self._sent)
+        traj = self.order["/vla/trajectory"]
         frames = len(self._sent)
+        outputs = {name: o.as_dict() for name, o in self.order.items()}
+        outputs["/vla/trajectory"]["sequence_gaps"] = self.sequence_gaps
+        outputs["/vla/control"]["before_first_trajectory"] = self.controls_before_trajectory
+        outputs["/vla/control"]["unmatched"] -= self.controls_before_trajectory
         return {
             "mode": "realtime",
             "rate": rate,
             "play_wall_seconds": round(play_wall, 3),
             "published": published,
             "not_replayed": skipped,
-            "received": self.received,
+            "received": {name: o.received for name, o in self.order.items()},
+            "outputs": outputs,
             "frames_published": frames,
-            "trajectories_matched_to_frames": matched,
-            "trajectories_unmatched": len(self._trajectories) - matched,
-            "frames_without_trajectory": frames - matched,
-            "trajectory_out_of_order": self.out_of_order,
-            "trajectory_duplicates": self.duplicates,
+            "trajectories_matched_to_frames": traj.matched,
+            "trajectories_unmatched": len(self._trajectories) - traj.matched,
+            "frames_without_trajectory": frames - traj.matched,
+            "trajectory_out_of_order": traj.out_of_order,
+            "trajectory_duplicates": traj.duplicates,
             "trajectory_sequence_gaps": self.sequence_gaps,
         }
+
+
+def describe_stats(stats: dict[str, Any]) -> str:
+    """The real-time replay's statistics as console lines (per topic: published; per output:
+    received, matched to an input, out of order, duplicates)."""
+    pub = ", ".join(f"{k} {v}" for k, v in sorted(stats["published"].items()))
+    lines = [
+        f"[replay] realtime x{stats['rate']:g}: {stats['play_wall_seconds']:.1f} s; published: {pub}",
+        f"[replay]   frames {stats['frames_published']}, with a trajectory "
+        f"{stats['trajectories_matched_to_frames']}, without {stats['frames_without_trajectory']}",
+    ]
+    for name, o in stats["outputs"].items():
+        extra = "".join(
+            f", {k.replace('_', ' ')} {o[k]}" for k in ("sequence_gaps", "before_first_trajectory") if k in o
+        )
+        lines.append(
+            f"[replay]   {name}: received {o['received']}, matched to inputs {o['matched_to_inputs']}, "
+            f"unmatched {o['unmatched']}, out of order {o['out_of_order']}, "
+            f"duplicates {o['duplicates']}{extra}"
+        )
+    return "\n".join(lines)

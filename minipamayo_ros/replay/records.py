@@ -118,7 +118,7 @@ def from_dict(d: dict[str, Any]) -> Meta | Record:
     cls = _KINDS.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown record kind {kind!r}")
-    known = cls.__dataclass_fields__
+    known = cls.__dataclass_fields__  # type: ignore[attr-defined]
     values = {
         k: (float("nan") if v is None and k in TIMING_FIELDS else v) for k, v in d.items() if k in known
     }

@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_subscribers=a.wait_subscribers,
                 progress=a.progress,
             )
+            print(realtime.describe_stats(stats), file=sys.stderr)
         outputs.write(a.out / "replayed.jsonl")
         (a.out / "replay_stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
         if a.output_bag:

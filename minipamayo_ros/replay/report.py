@@ -198,9 +198,9 @@ def plot_report(
         ax.set_title(
             f"replayed {field}: p50 {p50:.1f} p95 {p95:.1f} p99 {p99:.1f} max {lat.max():.1f} ms", fontsize=9
         )
-        for g in cmp.gates:
-            ax.axvline(g["budget_ms"], color="green" if g["passed"] else "red", ls="--", lw=1)
-            ax.text(g["budget_ms"], ax.get_ylim()[1] * 0.9, g["gate"].split()[-1], fontsize=7)
+        for gate in cmp.gates:
+            ax.axvline(gate["budget_ms"], color="green" if gate["passed"] else "red", ls="--", lw=1)
+            ax.text(gate["budget_ms"], ax.get_ylim()[1] * 0.9, gate["gate"].split()[-1], fontsize=7)
     else:
         ax.set_title("no latency samples", fontsize=9)
     ax.set_xlabel("[ms]")

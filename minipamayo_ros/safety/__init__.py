@@ -5,7 +5,8 @@ One module per message kind, each the only place that decides whether a sample i
 * :mod:`.odometry_input` -- ``nav_msgs/Odometry`` (both nodes),
 * :mod:`.trajectory_input` -- ``Trajectory`` (follower input *and* policy output: the policy never
   publishes what the follower would reject),
-* images: :func:`minipamayo_ros.policy.image_decode.raw_to_rgb` (layout) and :func:`.stamps.check_stamp`,
+* :mod:`.image_input` -- camera images on arrival (stamp, encoding, ``step * height``; the policy),
+* :mod:`.context_input` -- ``PolicyContext`` (the text node),
 
 plus the follower's last line of defence (:mod:`.command_guard`), the per-topic watchdog with
 rejection counters and rate-limited log text (:mod:`.input_monitor`) and clock-jump detection

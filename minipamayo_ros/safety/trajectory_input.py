@@ -1,7 +1,8 @@
 """Trajectories: the one check shared by the follower's input and the policy's output.
 
-The policy runs :func:`check_trajectory` on what it is about to publish with the same limits the
-follower applies on receipt, so it never publishes a trajectory the follower would reject.
+The policy runs :func:`check_trajectory` on what it is about to publish, rounded to the message's
+float32 (:meth:`TrajectoryFields.as_published`), with the same limits the follower applies on
+receipt, so it never publishes a trajectory the follower would reject.
 Content rules: body frame (``frame_id`` = the configured base frame), equal x/y/speed lengths, at
 least 2 waypoints, everything finite, ``0 < dt <= MAX_DT``, ``0 <= speed <= max_speed``, each
 waypoint reachable from the previous one (from the origin for the first) at ``max_speed``
@@ -11,7 +12,7 @@ Stamp rules (input only): see :func:`minipamayo_ros.safety.stamps.check_stamp`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,6 +63,15 @@ class TrajectoryFields:
                                 np.asarray(traj.speeds, dtype=np.float64).reshape(-1), traj.dt,
                                 traj.uncertainty, traj.sequence, traj.model_id,
                                 traj.inference_latency_ms, traj.end_to_end_latency_ms)
+
+    def as_published(self) -> TrajectoryFields:
+        """These fields as the follower receives them: ``msg/Trajectory.msg`` carries x, y, speed, dt
+        and uncertainty as float32, so a value just inside a limit in float64 may round past it (or
+        overflow to inf). The policy checks this, never the float64 original."""
+        with np.errstate(over="ignore"):  # overflow to inf is what the check must see
+            f32 = [np.asarray(a, dtype=np.float64).astype(np.float32).astype(np.float64)
+                   for a in (self.x, self.y, self.speed, self.dt, self.uncertainty)]
+        return replace(self, x=f32[0], y=f32[1], speed=f32[2], dt=float(f32[3]), uncertainty=float(f32[4]))
 
     def to_trajectory(self) -> PlannedTrajectory:
         """The core trajectory (only meaningful once :func:`check_trajectory` passed)."""

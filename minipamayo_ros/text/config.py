@@ -48,6 +48,9 @@ class TextConfig:
                                  "(event stamp -> now, node clock)", "s", min=0.05, max=30.0)
     context_wait: float = param(0.2, "how long generation waits for the explained trajectory's context "
                                 "vector to arrive (wall clock)", "s", min=0.0, max=2.0)
+    max_stamp_future: float = param(0.1, "trajectories and context vectors stamped further ahead of the "
+                                    "node clock than this are dropped (clock mismatch)", "s",
+                                    min=0.0, max=5.0)
     context_buffer: int = param(20, "recent context vectors kept to pair with trajectories",
                                 min=2, max=1000, read_only=True)
     # --- event detection --------------------------------------------------------------------------

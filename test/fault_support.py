@@ -1,0 +1,51 @@
+"""Fault tests leave nothing behind: every process a test starts carries a tag in its environment,
+inherited by whatever it starts (the runner's nodes, ``ros2 launch``'s nodes, anything they
+spawn), and after the test no process with that tag may be alive.
+
+This catches what a list of children cannot: a node orphaned by its dead parent (re-parented to
+init), or one started after the list was taken. The DDS domain id cannot serve as the tag: it is
+``pid % 100`` and may be shared with another test session on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+TAG = "MINIPAMAYO_FAULT_TEST"
+
+
+def tagged_processes(token: str) -> list[psutil.Process]:
+    """Every live process (but this one) whose environment holds ``TAG=token``."""
+    found = []
+    for p in psutil.process_iter():
+        if p.pid == os.getpid():
+            continue
+        try:
+            if p.environ().get(TAG) == token:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+@pytest.fixture()
+def fault_env() -> Iterator[dict[str, str]]:
+    """``env=`` for ``spawn``. Request it before ``spawn`` (``pytest.mark.usefixtures``) so that its
+    check runs after ``spawn`` has stopped what it started: then nothing tagged may be left."""
+    token = uuid.uuid4().hex
+    yield {TAG: token}
+    left = tagged_processes(token)
+    gone, alive = psutil.wait_procs(left, timeout=15.0)
+    described = []
+    for p in alive:
+        try:
+            described.append(f"{p.pid} {' '.join(p.cmdline())[:160]}")
+            p.kill()  # ours (it carries our token): do not let it disturb the next test
+        except psutil.NoSuchProcess:
+            pass
+    assert not alive, f"processes left behind by the test: {described}"
