@@ -19,9 +19,10 @@ import time
 
 import psutil
 import pytest
-from fault_support import fault_env  # noqa: F401 - fixture
+from fault_support import fault_env, stale_install_files  # noqa: F401 - fixture
 from rclpy.executors import SingleThreadedExecutor
 
+from conftest import REPO_ROOT
 from minipamayo_ros.bringup.recorder import RecorderNode
 from minipamayo_ros.bringup.stop_policy import controlled_stop_grace
 from minipamayo_ros.control.config import FollowerConfig
@@ -44,6 +45,8 @@ def _command(how: str) -> list[str]:
                 "--seed", "1001", "--no-loopback", "--backend", "onnxruntime"]
     ros2 = shutil.which("ros2")
     assert ros2, "ros2 CLI not installed (scripts/setup.sh --dev installs it)"
+    stale = stale_install_files(REPO_ROOT)
+    assert not stale, f"install/ is older than the source (run scripts/setup.sh --dev): {stale[:5]}"
     return [ros2, "launch", "minipamayo_ros", "sim.launch.py", "seed:=1001", "backend:=onnxruntime"]
 
 
