@@ -5,13 +5,15 @@ ONNX Runtime, ``max_rate_hz`` 10) and follower node (``rate_hz`` 100) run for th
 the cases differ only in the text node:
 
 * ``off``: no text node (stopped);
-* ``storm``: text node + ``/vla/explain_request`` at up to 1 kHz from a helper process at SCHED_IDLE
-  (the text node's own class, so the source costs the policy no more than the text node does): a
-  caption takes ~1-3 ms, so a request always waits and the node generates back-to-back;
+* ``storm``: text node with ``max_rate_hz`` 0 + ``/vla/explain_request`` at up to 1 kHz from a
+  helper process at SCHED_IDLE (the text node's own class, so the source costs the policy no more
+  than the text node does): a caption takes ~1-3 ms, so a request always waits and the node
+  generates back-to-back (the design notes' worst case);
+* ``storm_capped``: the same storm against the shipped configuration (``max_rate_hz`` 5);
 * ``events``: text node on its own event detection (the normal event rate).
 
-The cases are interleaved in rounds (off, storm, events, off, storm, events, ...; 10 s windows
-after 2 s of settling, 5 rounds) so that a shared machine's drift hits every case alike; each
+The cases are interleaved in rounds (off, storm, storm_capped, events, off, ...; 10 s windows
+after 2 s of settling, 4 rounds) so that a shared machine's drift hits every case alike; each
 case's figures pool its windows. ``off_window_p95_ms`` shows the spread of the off windows.
 
 The camera is the simulator: an expert drive on a validation road is rendered once
@@ -21,7 +23,7 @@ different drive). Measured per case: policy end-to-end latency (``Trajectory.end
 image stamp -> publish, policy node's clock) p50/p95/p99/max and achieved rate; follower timer
 deviation |gap - 10 ms| p50/p99/max and missed ticks from consecutive ``/vla/control`` stamps;
 explanations per second, their generation latency and the text node's counters. Ratios
-storm/off and events/off against the bars: p95 <= 1.5 (design notes), goal p95 <= 1.15 and
+storm/off, storm_capped/off and events/off against the bars: p95 <= 1.5 (design notes), goal p95 <= 1.15 and
 p99 <= 1.3; follower p99 deviation <= 1.0 ms and no missed tick in the storm.
 Also the generation latency of exactly 16 and 32 tokens (``ignore_eos``) in this process, idle.
 
@@ -45,7 +47,11 @@ from minipamayo_ros.latency import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 1000.0
-CASES = ("off", "storm", "events")
+CASES = ("off", "storm", "storm_capped", "events")
+#: text node parameter overrides per case (None: no text node) and whether the storm source runs
+CASE_TEXT: dict[str, dict[str, Any] | None] = {"off": None, "storm": {"max_rate_hz": 0.0},
+                                               "storm_capped": {}, "events": {}}
+STORMS = ("storm", "storm_capped")
 SETTLE_S = 2.0  # [s] after switching a case, before its window
 SEED = 1000  # a validation road (minipamayo_ros.seeds): a latency benchmark is no quality figure
 DESIGN_P95, GOAL_P95, GOAL_P99, FOLLOWER_P99_MS = 1.5, 1.15, 1.3, 1.0
@@ -120,6 +126,7 @@ class Stack:
                           {"rate_hz": FOLLOWER_HZ}, [self.cfg / "follower.yaml"]), self.env, "follower",
                           log_dir / "follower.log").start()]
         self.text: NodeProcess | None = None
+        self.text_params: dict[str, Any] | None = None
         self.n_text = 0
         self.ctx = Context()
         rclpy.init(context=self.ctx)
@@ -200,19 +207,21 @@ class Stack:
         while time.monotonic() < end:
             self.ex.spin_once(timeout_sec=0.01)
 
-    def set_text(self, on: bool) -> None:
-        if on and self.text is None:
+    def set_text(self, params: dict[str, Any] | None) -> None:
+        """Text node with these parameter overrides (restarted when they change), or none."""
+        if self.text is not None and params != self.text_params:
+            self.text.stop()  # returns once the process has exited (DDS may list it a while longer)
+            self.text = None
+        self.text_params = params
+        if params is not None and self.text is None:
             self.n_text += 1
             self.text = NodeProcess.python_module(
-                "minipamayo_ros.nodes.text_node", ros_args({}, [self.cfg / "text.yaml"]), self.env,
+                "minipamayo_ros.nodes.text_node", ros_args(params, [self.cfg / "text.yaml"]), self.env,
                 f"text{self.n_text}", self.log_dir / f"text{self.n_text}.log").start()
             text = self.text
             # its startup line (a stopped node's subscription may still be listed by DDS for a while)
             self._wait(lambda: "text: events" in text.read_log()
                        and self.req_pub.get_subscription_count() > 0, 60.0, "text node")
-        elif not on and self.text is not None:
-            self.text.stop()  # returns once the process has exited (DDS may list it a while longer)
-            self.text = None
 
     def set_storm(self, on: bool) -> None:
         """Start / stop the request source (its own SCHED_IDLE process, see :func:`storm_source`)."""
@@ -290,7 +299,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
 
     os.environ.update(loopback_dds_env(pick_domain_id()))
-    window, rounds = (5.0, 1) if quick else (10.0, 5)
+    window, rounds = (5.0, 1) if quick else (10.0, 4)
     log_dir = out_dir / "text_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
@@ -302,8 +311,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         for r in range(rounds):  # interleaved, so that the machine's drift hits every case alike
             for case in CASES:
                 print(f"[bench text] round {r + 1}/{rounds}: {case} ({window:.0f} s) ...", flush=True)
-                stack.set_text(case != "off")
-                stack.set_storm(case == "storm")
+                stack.set_text(CASE_TEXT[case])
+                stack.set_storm(case in STORMS)
                 stack.spin(SETTLE_S)
                 windows[case].append(stack.measure(window))
                 stack.set_storm(False)
@@ -323,7 +332,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
             metrics[f"{case}_{k}"] = v
     base = results["off"]
     goals: dict[str, bool] = {}
-    for case in ("storm", "events"):
+    for case in CASES[1:]:
         for q in ("p50", "p95", "p99"):
             metrics[f"{case}_vs_off_{q}_ratio"] = round(results[case][f"policy_e2e_{q}_ms"]
                                                         / base[f"policy_e2e_{q}_ms"], 3)
@@ -346,7 +355,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                     f"{r.get('generation_p95_ms', '—')} |")
     ratios = ", ".join(f"{c}/off p50 {metrics[f'{c}_vs_off_p50_ratio']}, "
                        f"p95 {metrics[f'{c}_vs_off_p95_ratio']}, p99 {metrics[f'{c}_vs_off_p99_ratio']}"
-                       for c in ("storm", "events"))
+                       for c in CASES[1:])
     md = (f"{metrics['cpus']} CPUs, load average {metrics['loadavg_1min_before']} before / "
           f"{metrics['loadavg_1min_after']} after (a shared machine is noisy: compare within one run). "
           f"Camera {metrics['camera']}, policy <= {POLICY_HZ:g} Hz, follower {FOLLOWER_HZ:g} Hz, "

@@ -159,6 +159,27 @@ def test_latest_wins_and_stale_requests_are_dropped_before_generation() -> None:
         slot.finished("generated")
 
 
+def test_max_rate_spaces_generation_starts_and_the_latest_request_still_wins() -> None:
+    slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(1.0, lambda r: r.stamp, min_period=0.2)
+    starts, now = [], 0.0
+    for i in range(1000):  # requests every 1 ms, generations of 2 ms: back-to-back without the limit
+        now = i * 0.001
+        slot.offer(_req(now, i))
+        if slot.running and now - starts[-1][0] >= 0.002:
+            slot.finished("generated")
+        r = slot.take(now)
+        if r is not None:
+            starts.append((now, r.sequence))
+    gaps = np.diff([t for t, _ in starts])
+    assert len(starts) == 5 and np.all(gaps >= 0.2 - 1e-9) and np.all(gaps < 0.2 + 0.0011)
+    assert all(seq == round(t * 1000) for t, seq in starts)  # the newest request at each start
+    assert slot.next_start(now) == starts[-1][0] + 0.2
+    c = slot.counts
+    assert c.requested == c.replaced + c.dropped_stale + c.started + slot.waiting and c.started == 5
+    with pytest.raises(ValueError, match="min_period"):
+        ExplanationSlot(1.0, lambda r: r.stamp, min_period=-1.0)
+
+
 def test_worker_coalesces_a_storm_never_runs_two_and_survives_errors() -> None:
     """The threaded worker: requests offered from another thread during slow generations are
     coalesced (the latest wins), one generation at a time, an exception counts as failed."""

@@ -44,6 +44,9 @@ class TextConfig:
                             "truncated)", min=16, max=32)
     max_generation_ms: float = param(500.0, "a generation running longer is abandoned (checked between "
                                      "tokens; wall clock)", "ms", min=10.0, max=10000.0)
+    max_rate_hz: float = param(5.0, "generations started per second at most; bounds the text node's "
+                               "duty cycle, which SCHED_IDLE alone does not (docs/text.md; 0 = "
+                               "back-to-back)", "Hz", min=0.0, max=1000.0)
     max_event_age: float = param(1.0, "an event older than this when generation would start is dropped "
                                  "(event stamp -> now, node clock)", "s", min=0.05, max=30.0)
     context_wait: float = param(0.2, "how long generation waits for the explained trajectory's context "
@@ -95,6 +98,11 @@ class TextConfig:
         self.affinity()  # raises on a malformed list
         if not self.manifest_path:
             raise ParameterError("parameter 'manifest_path' is empty: give the text step model manifest")
+
+    @property
+    def min_generation_period(self) -> float:
+        """[s] between two generation starts (0 = no limit)."""
+        return 1.0 / self.max_rate_hz if self.max_rate_hz > 0.0 else 0.0
 
     def affinity(self) -> list[int]:
         """``cpu_affinity`` as CPU ids (empty = no pinning)."""

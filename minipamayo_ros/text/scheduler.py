@@ -7,7 +7,11 @@
   one waits, and it is the newest;
 * :meth:`take`: the worker asks for work. A waiting request older than ``max_event_age`` (its
   stamp -> ``now``) is dropped instead of started (``dropped_stale``): explaining a situation that
-  has passed helps nobody, and would delay the explanation of the current one;
+  has passed helps nobody, and would delay the explanation of the current one. No generation
+  starts within ``min_period`` of the previous start (``1 / max_rate_hz``): the request waits (and
+  may still be replaced or go stale). That bounds the text node's duty cycle: even at SCHED_IDLE,
+  a text process using every idle cycle slows the policy through caches, memory and DDS
+  (``docs/text.md``, measured);
 * :meth:`finished`: the worker reports ``generated``, ``abandoned`` (over ``max_generation_ms``,
   see ``generator``) or ``failed``.
 
@@ -57,10 +61,14 @@ class ExplanationSlot(Generic[R]):
 
     OUTCOMES = ("generated", "abandoned", "failed")
 
-    def __init__(self, max_event_age: float, stamp_of: Callable[[R], float]) -> None:
+    def __init__(self, max_event_age: float, stamp_of: Callable[[R], float], min_period: float = 0.0) -> None:
         if not max_event_age > 0.0:
             raise ValueError(f"max_event_age must be > 0 s, got {max_event_age}")
+        if not min_period >= 0.0:
+            raise ValueError(f"min_period must be >= 0 s, got {min_period}")
         self.max_event_age = max_event_age
+        self.min_period = min_period   # [s] between two generation starts (0 = back-to-back)
+        self._last_start = -float("inf")
         self._stamp_of = stamp_of
         self.counts = SlotCounts()
         self.pending: R | None = None
@@ -80,7 +88,7 @@ class ExplanationSlot(Generic[R]):
 
         A waiting request older than ``max_event_age`` at ``now`` is dropped (counted) instead.
         """
-        if self.running or self.pending is None:
+        if self.running or self.pending is None or now < self.next_start(now):
             return None
         request, self.pending = self.pending, None
         if now - self._stamp_of(request) > self.max_event_age:
@@ -88,7 +96,12 @@ class ExplanationSlot(Generic[R]):
             return None
         self.running = True
         self.counts.started += 1
+        self._last_start = now
         return request
+
+    def next_start(self, now: float) -> float:
+        """Earliest time the next generation may start (``now`` when the rate allows it)."""
+        return max(now, self._last_start + self.min_period)
 
     def finished(self, outcome: str) -> None:
         """The running generation ended with ``outcome`` (one of :attr:`OUTCOMES`)."""
@@ -150,11 +163,14 @@ class ExplanationWorker(Generic[R]):
                 while True:
                     if self._closed:
                         return
-                    request = self._slot.take(self._now())
+                    now = self._now()
+                    request = self._slot.take(now)
                     if request is not None:
                         break
                     if self._slot.pending is None:
                         self._cond.wait()
+                    elif not self._slot.running:  # rate-limited: wait for the next start time
+                        self._cond.wait(max(self._slot.next_start(now) - now, 1e-4))
             outcome = "failed"
             try:
                 outcome = self._process(request)
