@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -49,3 +50,22 @@ def fault_env() -> Iterator[dict[str, str]]:
         except psutil.NoSuchProcess:
             pass
     assert not alive, f"processes left behind by the test: {described}"
+
+
+def stale_install_files(repo_root: Path) -> list[str]:
+    """Source files of the package whose installed copy (what ``ros2 launch`` / ``ros2 run`` run)
+    differs or is missing: the colcon install holds *copies* of the Python package, refreshed by
+    ``scripts/setup.sh --dev``; a launch test after a source edit would otherwise test old code."""
+    from ament_index_python.packages import get_package_prefix
+
+    prefix = Path(get_package_prefix("minipamayo_ros"))
+    installed = next(prefix.glob("lib/python3*/site-packages/minipamayo_ros"), None)
+    if installed is None:
+        return ["<no installed minipamayo_ros package>"]
+    source = repo_root / "minipamayo_ros"
+    stale = []
+    for f in sorted(source.rglob("*.py")):
+        copy = installed / f.relative_to(source)
+        if not copy.is_file() or copy.read_bytes() != f.read_bytes():
+            stale.append(str(f.relative_to(repo_root)))
+    return stale

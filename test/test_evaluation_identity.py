@@ -92,8 +92,12 @@ def test_node_over_dds_publishes_the_offline_trajectories_bit_exact(ros_node, sp
         received.setdefault(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, m)
 
     node.create_subscription(Trajectory, "/vla/trajectory", on_trajectory, TRAJECTORY_QOS)
+    # diagnostics_period 60 s: no /diagnostics timer inside the 5 s episode. On the sim clock it
+    # fires on whole seconds; while it runs, the frame's odometry and image queue up together, and
+    # the executor then takes the image first, so the node extrapolated the pose instead of using the
+    # odometry published before the image (a trajectory differing at 2.000 s, ~1 run in 3 under load)
     proc = spawn(module="minipamayo_ros.nodes.policy_node", args=ros_args(
-        {"backend": "onnxruntime", "use_sim_time": True, "max_rate_hz": 60.0}))
+        {"backend": "onnxruntime", "use_sim_time": True, "max_rate_hz": 60.0, "diagnostics_period": 60.0}))
     assert spin_until(executor, lambda: image_pub.get_subscription_count() > 0 or proc.poll() is not None,
                       90.0) and proc.poll() is None, proc.read_log()[-3000:]
     spin_until(executor, lambda: False, 1.0)  # let the node's subscriptions match ours
@@ -105,7 +109,9 @@ def test_node_over_dds_publishes_the_offline_trajectories_bit_exact(ros_node, sp
         clock_pub.publish(Clock(clock=t))
         for sample in frame.odometry:
             odom_pub.publish(sample_to_odometry(sample))
-        spin_until(executor, lambda: False, 0.02)
+        # topics are not ordered with each other: give the node's executor time to take this
+        # frame's odometry before its image (no per-sample acknowledgement to wait for)
+        spin_until(executor, lambda: False, 0.1)
         if not isinstance(frame.output, PlannedTrajectory):
             continue  # the node skips these frames too (no odometry history yet): nothing to wait for
         for _ in range(3):  # an image is best effort (sensor-data QoS): resend if it was lost
@@ -116,7 +122,8 @@ def test_node_over_dds_publishes_the_offline_trajectories_bit_exact(ros_node, sp
         want, got = trajectory_to_msg(frame.output), received[key]
         for name in FLOAT32:
             a, b = np.asarray(getattr(want, name), np.float32), np.asarray(getattr(got, name), np.float32)
-            assert np.array_equal(a, b), f"frame {frame.stamp:.3f} s: {name} differs: offline {a}, node {b}"
+            assert np.array_equal(a, b), (f"frame {frame.stamp:.3f} s: {name} differs: offline {a}, "
+                                          f"node {b}\n{proc.read_log()[-3000:]}")
         for name in EXACT:
             assert getattr(want, name) == getattr(got, name), name
         assert got.header.frame_id == want.header.frame_id == "base_link"

@@ -192,7 +192,9 @@ class Drive:
 
     def _odom(self) -> None:
         now = time.time()
-        self.odom_pub.publish(self.odom_hook(_odom(now, SPEED * (now - self.t0), SPEED), self.sent_odom))
+        msg = self.odom_hook(_odom(now, SPEED * (now - self.t0), SPEED), self.sent_odom)
+        if msg is not None:  # None: the hook dropped it (a slow or stalled sensor)
+            self.odom_pub.publish(msg)
         self.sent_odom += 1
 
     def _trajectory(self) -> None:
@@ -211,6 +213,14 @@ class Drive:
         return bool(self.commands) and self.commands[-1].status == ControlStatus.TRACKING \
             and self.commands[-1].speed > 0.5
 
+    def input_state(self, topic: str) -> tuple[int, str] | None:
+        """(level, state) of ``follower: input <topic>`` in the latest /diagnostics."""
+        for arr in reversed(self.diags):
+            for st in arr.status:
+                if st.name == f"follower: input {topic}":
+                    return st.level[0], {kv.key: kv.value for kv in st.values}["state"]
+        return None
+
     def input_values(self, topic: str) -> dict[str, str]:
         for arr in reversed(self.diags):
             for st in arr.status:
@@ -225,6 +235,17 @@ def _all_finite(d: Drive) -> bool:
                                               c.lookahead_distance)]
     fields += [v for t in d.twists for v in (t.linear.x, t.angular.z)]
     return bool(d.commands) and bool(d.twists) and bool(np.all(np.isfinite(np.array(fields))))
+
+
+def _measured(label: str, d: Drive, topic: str) -> None:
+    """One MEASURED line for the issue-13 inputs table (docs: what each bad input did)."""
+    statuses: dict[str, int] = {}
+    for c in d.commands:
+        name = ControlStatus(c.status).name
+        statuses[name] = statuses.get(name, 0) + 1
+    values = {k: v for k, v in d.input_values(topic).items() if k.startswith("rejected") or k == "received"}
+    print(f"MEASURED {label}: commands {len(d.commands)} {statuses}, all finite {_all_finite(d)}, "
+          f"max speed {max(c.speed for c in d.commands):.2f} m/s; {topic} {values}")
 
 
 def _start_follower(spawn):
@@ -265,6 +286,7 @@ def test_nan_twist_never_reaches_the_actuators_and_an_all_nan_stream_stops(ros_n
     logged = log.count("dropped a sample (non_finite)")
     assert "twist.twist.linear.x = nan" in log and 1 <= logged <= (time.monotonic() - t_bad) / 2.0 + 1
     assert "RuntimeWarning" not in log
+    _measured("follower NaN/inf twist (1 in 5, then all)", d, "/odom")
 
 
 def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_node, spawn) -> None:
@@ -300,6 +322,7 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
     assert d.input_values("/odom")["rejected.bad_quaternion"] == "5"
     assert d.input_values("/odom")["state"] == "OK"
     assert "future_stamp" in proc.read_log()
+    _measured("follower odometry bursts (+20/+1000 s stamps, NaN, |q| = 0)", d, "/odom")
 
 
 def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node, spawn) -> None:
@@ -325,8 +348,28 @@ def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node,
     assert d.commands and all(c.status != ControlStatus.TRACKING and c.speed == 0.0 for c in d.commands)
     log = proc.read_log()
     assert "header.frame_id = 'map'" in log and "lengths 20/19/20" in log and "got 0" not in log
+    _measured("follower trajectories in frame 'map'/'' and x/y 20/19", d, "/vla/trajectory")
     d.traj_hook = lambda msg: msg  # the right frame and shapes: followed
     d.wait(d.tracking, 20.0, proc)
+
+
+def test_input_watchdog_states_per_topic(ros_node, spawn) -> None:
+    """``follower: input <topic>`` in /diagnostics, like Autoware's topic_state_monitor: never
+    received (WARN) -> OK -> rate too low (odometry at ~7 Hz < odom_min_rate_hz 10: WARN, while it
+    still tracks) -> stale (nothing for odom_timeout: ERROR)."""
+    node, executor = ros_node
+    proc = _start_follower(spawn)
+    d = Drive(node, executor)
+    d.frame = "map"  # plans rejected: the trajectory topic stays "never received"
+    d.wait(lambda: d.input_state("/odom") == (0, "OK"), 30.0, proc)
+    assert d.input_state("/vla/trajectory") == (1, "never received")
+    d.frame = "base_link"
+    d.wait(lambda: d.input_state("/vla/trajectory") == (0, "OK") and d.tracking(), 20.0, proc)
+    d.odom_hook = lambda msg, k: msg if k % 7 == 0 else None  # 50 Hz / 7 = 7.1 Hz
+    d.wait(lambda: d.input_state("/odom") == (1, "rate too low"), 20.0, proc)
+    d.odom_hook = lambda msg, k: None  # odometry stalls
+    d.wait(lambda: d.input_state("/odom") == (2, "stale"), 20.0, proc)
+    assert d.commands[-1].status != ControlStatus.TRACKING
 
 
 def test_sim_clock_jumping_back_resets_and_driving_resumes(ros_node, spawn) -> None:

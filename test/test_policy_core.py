@@ -30,6 +30,7 @@ from minipamayo_ros.policy.probe_model import build_probe_model, expected_output
 from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
 from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
 
 
 def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
@@ -282,16 +283,29 @@ def test_parse_outputs_keeps_stamp_and_metadata() -> None:
     np.testing.assert_array_equal(out.context, [0, 1, 2, 3])
 
 
-def test_parse_outputs_clips_tiny_negative_speed_but_rejects_nan_and_backwards() -> None:
+def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_and_backwards() -> None:
+    """Parsing only parses; whether a trajectory may be published is the output check's one decision
+    (the follower's rules with the node's limits, on the float32 values published)."""
     o = _outputs(0.0)
     o["speeds"][0, 3] = -0.01
     assert parse_policy_outputs(o, 0.0, 1, "m", 1.0).trajectory.speeds.min() == 0.0
+
+    def output_check(outputs: dict[str, np.ndarray], limits: TrajectoryLimits | None = None) -> str:
+        traj = parse_policy_outputs(outputs, 0.0, 1, "m", 1.0).trajectory
+        published = TrajectoryFields.from_trajectory(traj).as_published()
+        return str(check_trajectory(published, limits or TrajectoryLimits()))
+
     o = _outputs()
     o["waypoints"][0, 5, 1] = np.nan
-    with pytest.raises(OutputError, match=r"y\[5\] = nan: not finite"):
+    assert output_check(o) == "y[5] = nan: not finite"
+    assert "backwards" in output_check(_outputs(-1.0))
+    # plan_max_speed above the follower's default: 45 m/s plans pass when the node allows them
+    assert output_check(_outputs(45.0), TrajectoryLimits(max_speed=50.0)) == "None"
+    assert "plan_max_speed 40" in output_check(_outputs(45.0))
+    o = _outputs()
+    o["context"][0, 1] = np.inf
+    with pytest.raises(OutputError, match="context contains NaN"):
         parse_policy_outputs(o, 0.0, 1, "m", 1.0)
-    with pytest.raises(OutputError, match="backwards"):
-        parse_policy_outputs(_outputs(-1.0), 0.0, 1, "m", 1.0)
     o = _outputs()
     o["waypoints"] = o["waypoints"][:, :10]
     with pytest.raises(OutputError, match="wrong size"):

@@ -202,6 +202,32 @@ def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, prob
     assert "WARN" in proc.read_log() and "no odometry" in proc.read_log()
 
 
+def test_input_watchdog_states_per_topic(spawn, ros_node, probe_manifest) -> None:
+    """``policy: input <topic>`` in /diagnostics: the camera never received (WARN) while odometry
+    is OK -> OK at 15 Hz -> rate too low at 3 Hz (< image_min_rate_hz 5, WARN) -> stale when it stops
+    (nothing for max_image_age: ERROR)."""
+    node, executor = ros_node
+    rig = Rig(node, executor)
+    proc = _start(spawn, probe_manifest, diagnostics_period=0.2)
+    rig.wait_for_node(proc)
+    cam = "/camera/image_raw"
+
+    def state(topic: str) -> tuple[int, str] | None:
+        for st in (rig.diags[-1].status if rig.diags else []):
+            if st.name == f"policy: input {topic}":
+                return st.level[0], {kv.key: kv.value for kv in st.values}["state"]
+        return None
+
+    img = _raw(_red(), "rgb8")
+    rig.run(20.0, until=lambda: state("/odom") == (0, "OK"))
+    assert state(cam) == (1, "never received")
+    for hz, expected in ((15.0, (0, "OK")), (3.0, (1, "rate too low"))):
+        rig.run(20.0, image=lambda: img, image_hz=hz, until=lambda expected=expected: state(cam) == expected)
+        assert state(cam) == expected, proc.read_log()[-2000:]
+    rig.run(20.0, until=lambda: state(cam) == (2, "stale"))
+    assert state(cam) == (2, "stale")
+
+
 def test_burst_is_latest_only_without_backlog(spawn, ros_node, probe_manifest) -> None:
     node, executor = ros_node
     rig = Rig(node, executor)
@@ -292,11 +318,17 @@ def test_absurd_future_and_nan_odometry_give_no_absurd_trajectories(spawn, ros_n
     assert "twist.twist.linear.x = nan" in reason and "model output" not in reason
     log = proc.read_log()
     assert "twist.twist.linear.x = 1e+06" in log and "RuntimeWarning" not in log
+    odom_status = {kv.key: kv.value for st in rig.diags[-1].status if st.name == "policy: input /odom"
+                   for kv in st.values if kv.key.startswith("rejected") or kv.key == "received"}
+    print(f"MEASURED policy odometry 1e6 m/s + 20 s + |q| = 0 mixed in, then all NaN: {len(rig.trajs)} "
+          f"trajectories, max speed {max(max(tr.speed) for tr in rig.trajs):.3f} m/s, max x "
+          f"{max(max(tr.x) for tr in rig.trajs):.2f} m; /odom {odom_status}; skip: {reason}")
 
 
 def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_node, probe_manifest) -> None:
-    """Each good frame is preceded at once by 3 bad ones (data longer than step * height -- issue 13
-    defect 6, accepted before --, an unsupported encoding, a +20 s stamp). Checked on arrival, they
+    """Each good frame is preceded at once by 4 bad ones (data longer than step * height -- issue 13
+    defect 6, accepted before --, an unsupported encoding, a +20 s stamp, a -5 s stamp: older than
+    max_image_age). Checked on arrival, they
     never replace the good pending frame: trajectories keep coming, only from good frames."""
     node, executor = ros_node
     rig = Rig(node, executor)
@@ -305,13 +337,13 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
     rig.wait_for_node(proc)
 
     def good_then_bad() -> Image:
-        for kind in ("long", "yuv", "future"):
+        for kind in ("long", "yuv", "future", "old"):
             bad = _raw(_red(), "rgb8")
             if kind == "long":
                 bad.data = bytes(bad.data) + b"\0" * 7
             elif kind == "yuv":
                 bad.encoding = "yuv422"
-            bad.header.stamp = sec_to_time(rig.now() + (20.0 if kind == "future" else 0.0))
+            bad.header.stamp = sec_to_time(rig.now() + {"future": 20.0, "old": -5.0}.get(kind, 0.0))
             rig.image_pub.publish(bad)
         return _raw(_red(), "rgb8")
 
@@ -328,7 +360,7 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
            for kv in st.values}
     print(f"MEASURED bad images on arrival: {cam}")
     assert int(cam["rejected.bad_shape"]) >= 20 and int(cam["rejected.bad_encoding"]) >= 20
-    assert int(cam["rejected.future_stamp"]) >= 20
+    assert int(cam["rejected.future_stamp"]) >= 20 and int(cam["rejected.old_stamp"]) >= 20
     log = proc.read_log()
     assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the node clock" in log
 
@@ -356,3 +388,7 @@ def test_output_validator_publishes_nothing_it_would_itself_reject(spawn, ros_no
     assert len(rig.trajs) >= 3, proc.read_log()[-3000:]
     for tr in rig.trajs:
         assert np.max(tr.speed) <= 20.0
+    v = rig.diag_values()
+    print(f"MEASURED policy output validator (30 m/s plans, plan_max_speed 20): skipped_invalid_output "
+          f"{v.get('skipped_invalid_output')}, published {len(rig.trajs)} (all after the speed fell), "
+          f"max speed {max(max(tr.speed) for tr in rig.trajs):.2f} m/s")

@@ -286,6 +286,7 @@ def test_raw_image_checked_on_arrival() -> None:
         ({"channels": None, "encoding": "yuv422"}, "bad_encoding", "'yuv422'"),
         ({"stamp": 30.0}, "future_stamp", "ahead of the node clock"),
         ({"stamp": NAN}, "non_finite", "header.stamp = nan"),
+        ({"stamp": 9.0, "max_age": 0.5}, "old_stamp", "1.000 s old"),  # would only displace a fresh one
     ]:
         rej = check_raw_image(**{**ok, **override})  # type: ignore[arg-type]
         assert rej is not None and rej.kind == kind and text in str(rej), (override, rej)

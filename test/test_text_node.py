@@ -269,3 +269,8 @@ def test_bad_trajectories_and_contexts_are_dropped_on_arrival(ros_node, spawn) -
     for text in ("header.frame_id = 'map'", "lengths 20/19/20", "context[5] = nan", "context = 3 values",
                  "ahead of the node clock"):
         assert text in log, text
+    d = rig.diag()
+    print(f"MEASURED text node bad trajectories (map, '', x/y 20/19) and contexts (NaN, 3 values, +20 s): "
+          f"skipped_invalid_trajectory {d['skipped_invalid_trajectory']}, skipped_bad_context "
+          f"{d['skipped_bad_context']}, skipped_no_context {d['skipped_no_context']}, explanations "
+          f"{len(rig.explanations)}")

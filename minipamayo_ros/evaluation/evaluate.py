@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         m["seed"] = seed
         runs.append(m)
         d = m["driving"]
-        print(f"[eval]   distance {d['distance_m']:.0f} m, xtrack RMS {d['cross_track_rms_m']} m, "
+        print(f"[eval]   distance {d['distance_m']:.0f} m, xtrack RMS {d['cross_track_rms_m']:.3f} m, "
               f"departures {d['lane_departures']}, collisions {d['collisions']}", file=sys.stderr)
     v = {**verdict(runs), "via": args.via, "seeds": seedsplit.format_seeds(seeds),
          "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}),

@@ -11,8 +11,9 @@ Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data
 (inference statistics, plus one status per input topic: watchdog OK / stale / never received /
 rate too low, and rejection counters). Odometry is validated on arrival
 (``safety.odometry_input``), images by cheap checks on arrival (``safety.image_input``: stamp,
-encoding, ``step * height``; a bad frame never displaces a valid pending one) and by decoding in
-the worker; a dropped sample is logged once per 2 s per kind with the field and value.
+encoding, ``step * height``, older than ``max_image_age``; a bad frame never displaces a valid
+pending one) and by decoding in the worker; a dropped sample is logged once per 2 s per kind with
+the field and value.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
 process logs what to fix and exits with status 2 (``nodes.node_main``).
 """
@@ -91,14 +92,16 @@ class PolicyNode(Node):
         odom_qos = QoSProfile(reliability=qos_profile_sensor_data.reliability,
                               history=HistoryPolicy.KEEP_LAST, depth=cfg.odom_qos_depth)
         if cfg.image_transport == "compressed":
-            self.create_subscription(CompressedImage, cfg.image_topic, self._on_compressed, image_qos)
+            image_sub = self.create_subscription(CompressedImage, cfg.image_topic, self._on_compressed,
+                                                 image_qos)
         else:
-            self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
-        self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
+            image_sub = self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
+        odom_sub = self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
         self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
-            f"policy: {cfg.image_topic} ({cfg.image_transport}) + {cfg.odom_topic} -> "
-            f"{cfg.trajectory_topic} at <= {cfg.max_rate_hz:g} Hz")
+            f"policy: {image_sub.topic_name} ({cfg.image_transport}) + {odom_sub.topic_name} -> "
+            f"{self._traj_pub.topic_name} at <= {cfg.max_rate_hz:g} Hz")
 
     # --- parameters ---------------------------------------------------------------------------
     def _on_config(self, cfg: PolicyConfig) -> None:
@@ -122,7 +125,8 @@ class PolicyNode(Node):
         now, stamp = self._now(), time_to_sec(msg.header.stamp)
         # cheap checks first: a bad frame must not displace a valid pending one (decoding waits)
         rejection = check_raw_image(stamp, now, self.config.max_stamp_future, len(msg.data), msg.height,
-                                    msg.width, encoding, channels_or_none(encoding), msg.step)
+                                    msg.width, encoding, channels_or_none(encoding), msg.step,
+                                    self.config.max_image_age)
         self._offer(Frame(
             stamp=stamp,
             decode=partial(raw_to_rgb, msg.data, msg.height, msg.width, encoding, msg.step),
@@ -131,7 +135,8 @@ class PolicyNode(Node):
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         now, stamp = self._now(), time_to_sec(msg.header.stamp)
-        rejection = check_compressed_image(stamp, now, self.config.max_stamp_future, len(msg.data))
+        rejection = check_compressed_image(stamp, now, self.config.max_stamp_future, len(msg.data),
+                                           self.config.max_image_age)
         self._offer(Frame(
             stamp=stamp,
             decode=partial(compressed_to_rgb, msg.data, msg.format),

@@ -3,7 +3,9 @@ may displace a valid pending one in the latest-frame scheduler (decoding stays i
 
 Raw images: a supported encoding, a positive size, ``step >= width * channels`` and a buffer of
 exactly ``step * height`` bytes (shorter: truncated; longer: step/height/encoding are wrong).
-Both kinds: a stamp at most ``max_future`` ahead of the node clock. The same layout rule is what
+Both kinds: a stamp at most ``max_future`` ahead of the node clock and at most ``max_age`` behind
+it (the policy's ``max_image_age``: such a frame would be skipped at inference anyway, and must not
+displace a fresher pending one meanwhile). The same layout rule is what
 :func:`minipamayo_ros.policy.image_decode.raw_to_rgb` enforces when it decodes.
 """
 
@@ -34,9 +36,10 @@ def raw_layout_error(nbytes: int, height: int, width: int, encoding: str, channe
 
 
 def check_raw_image(stamp: float, now: float, max_future: float, nbytes: int, height: int, width: int,
-                    encoding: str, channels: int | None, step: int) -> Rejection | None:
-    """Why a ``sensor_msgs/Image`` must be dropped at arrival, or None."""
-    bad = check_stamp(stamp, now, max_future, math.inf)
+                    encoding: str, channels: int | None, step: int,
+                    max_age: float = math.inf) -> Rejection | None:
+    """Why a ``sensor_msgs/Image`` must be dropped at arrival, or None (times [s], node clock)."""
+    bad = check_stamp(stamp, now, max_future, max_age)
     if bad is not None:
         return bad
     layout = raw_layout_error(nbytes, height, width, encoding, channels, step)
@@ -45,9 +48,10 @@ def check_raw_image(stamp: float, now: float, max_future: float, nbytes: int, he
     return Rejection(BAD_ENCODING if layout[0] == "encoding" else BAD_SHAPE, *layout)
 
 
-def check_compressed_image(stamp: float, now: float, max_future: float, nbytes: int) -> Rejection | None:
+def check_compressed_image(stamp: float, now: float, max_future: float, nbytes: int,
+                           max_age: float = math.inf) -> Rejection | None:
     """Why a ``sensor_msgs/CompressedImage`` must be dropped at arrival, or None."""
-    bad = check_stamp(stamp, now, max_future, math.inf)
+    bad = check_stamp(stamp, now, max_future, max_age)
     if bad is not None:
         return bad
     return Rejection(BAD_SHAPE, "data", "0 B", "empty compressed image") if nbytes == 0 else None
