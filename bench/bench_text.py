@@ -5,11 +5,13 @@ ONNX Runtime, ``max_rate_hz`` 10) and follower node (``rate_hz`` 100) run for th
 the cases differ only in the text node:
 
 * ``off``: no text node (stopped);
-* ``storm``: text node + ``/vla/explain_request`` at 100 Hz: it generates back-to-back;
+* ``storm``: text node + ``/vla/explain_request`` at up to 1 kHz from a helper process at SCHED_IDLE
+  (the text node's own class, so the source costs the policy no more than the text node does): a
+  caption takes ~1-3 ms, so a request always waits and the node generates back-to-back;
 * ``events``: text node on its own event detection (the normal event rate).
 
 The cases are interleaved in rounds (off, storm, events, off, storm, events, ...; 10 s windows
-after 2 s of settling, 3 rounds) so that a shared machine's drift hits every case alike; each
+after 2 s of settling, 5 rounds) so that a shared machine's drift hits every case alike; each
 case's figures pool its windows. ``off_window_p95_ms`` shows the spread of the off windows.
 
 The camera is the simulator: an expert drive on a validation road is rendered once
@@ -22,11 +24,15 @@ explanations per second, their generation latency and the text node's counters. 
 storm/off and events/off against the bars: p95 <= 1.5 (design notes), goal p95 <= 1.15 and
 p99 <= 1.3; follower p99 deviation <= 1.0 ms and no missed tick in the storm.
 Also the generation latency of exactly 16 and 32 tokens (``ignore_eos``) in this process, idle.
+
+``python -m bench.bench_text --storm-source HZ`` is the storm's request source (started by the
+benchmark; it needs the benchmark's DDS environment).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +44,7 @@ from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.latency import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 100.0
+CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 1000.0
 CASES = ("off", "storm", "events")
 SETTLE_S = 2.0  # [s] after switching a case, before its window
 SEED = 1000  # a validation road (minipamayo_ros.seeds): a latency benchmark is no quality figure
@@ -89,7 +95,7 @@ def generation_latency(n: int) -> dict[str, float]:
 
 class Stack:
     """Policy + follower for the whole run; the text node started / stopped per case; this process is
-    the camera (30 Hz replay), odometry (50 Hz) and the storm's request source (100 Hz)."""
+    the camera (30 Hz replay) and odometry (50 Hz); the storm's request source is its own process."""
 
     def __init__(self, frames: list[bytes], size: tuple[int, int], odom: np.ndarray, log_dir: Path) -> None:
         import rclpy
@@ -121,7 +127,7 @@ class Stack:
         self.ctl: list[float] = []
         self.expl: list[Explanation] = []
         self.diags: list[DiagnosticArray] = []
-        self.storm = False
+        self.storm_proc: NodeProcess | None = None
         node = self.node = Node("text_bench_probe", context=self.ctx)
         clock = node.get_clock()
 
@@ -170,12 +176,7 @@ class Stack:
             msg.header.frame_id = "camera"
             self.image_pub.publish(msg)
 
-        def pub_request() -> None:
-            if self.storm:
-                self.req_pub.publish(Empty())
-
         node.create_timer(1.0 / ODOM_HZ, pub_odom)
-        node.create_timer(1.0 / STORM_HZ, pub_request)
         self.ex = SingleThreadedExecutor(context=self.ctx)
         self.ex.add_node(node)
         self._wait(lambda: self.image_pub.get_subscription_count() > 0 and bool(self.ctl), 90.0,
@@ -187,7 +188,8 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not ready():
             self.ex.spin_once(timeout_sec=0.05)
-            dead = [p.name for p in self.procs + ([self.text] if self.text else []) if p.poll() is not None]
+            extra = [p for p in (self.text, self.storm_proc) if p is not None]
+            dead = [p.name for p in self.procs + extra if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"{dead} exited; logs in {self.log_dir}")
         if not ready():
@@ -211,6 +213,18 @@ class Stack:
         elif not on and self.text is not None:
             self.text.stop()  # returns once the process has exited (DDS may list it a while longer)
             self.text = None
+
+    def set_storm(self, on: bool) -> None:
+        """Start / stop the request source (its own SCHED_IDLE process, see :func:`storm_source`)."""
+        if on and self.storm_proc is None:
+            self.storm_proc = NodeProcess.python_module(
+                "bench.bench_text", ["--storm-source", str(STORM_HZ)], self.env, "storm",
+                self.log_dir / "storm.log").start()
+            proc = self.storm_proc
+            self._wait(lambda: "storm source" in proc.read_log(), 30.0, "storm source")
+        elif not on and self.storm_proc is not None:
+            self.storm_proc.stop()
+            self.storm_proc = None
 
     def measure(self, seconds: float) -> dict[str, Any]:
         """Samples of one window: e2e latencies, control stamps, explanations, the last text counters."""
@@ -238,7 +252,7 @@ class Stack:
             self.node.destroy_node()
         finally:
             rclpy.try_shutdown(context=self.ctx)
-            for p in ([self.text] if self.text else []) + self.procs:
+            for p in [p for p in (self.storm_proc, self.text) if p is not None] + self.procs:
                 p.stop()
 
 
@@ -276,7 +290,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
 
     os.environ.update(loopback_dds_env(pick_domain_id()))
-    window, rounds = (5.0, 1) if quick else (10.0, 3)
+    window, rounds = (5.0, 1) if quick else (10.0, 5)
     log_dir = out_dir / "text_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
@@ -289,10 +303,10 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
             for case in CASES:
                 print(f"[bench text] round {r + 1}/{rounds}: {case} ({window:.0f} s) ...", flush=True)
                 stack.set_text(case != "off")
-                stack.storm = case == "storm"
+                stack.set_storm(case == "storm")
                 stack.spin(SETTLE_S)
                 windows[case].append(stack.measure(window))
-                stack.storm = False
+                stack.set_storm(False)
     finally:
         stack.close()
     results = {case: case_figures(w) for case, w in windows.items()}
@@ -344,3 +358,43 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
           f"{metrics['gen32_p95_ms']} ms. Storm counters (text node of the last storm window): "
           f"{results['storm'].get('text_counters_last_window')}.")
     return BenchResult(metrics=metrics, summary_md=md, goals=goals)
+
+
+def storm_source(hz: float) -> None:
+    """Publish ``std_msgs/Empty`` on ``/vla/explain_request`` at up to ``hz`` until SIGINT, at SCHED_IDLE."""
+    import rclpy
+    from rclpy.node import Node
+    from std_msgs.msg import Empty
+
+    from minipamayo_ros.text.priority import lower_process_priority
+
+    rclpy.init()
+    node = Node("text_bench_storm")
+    pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+    prio = lower_process_priority()
+    print(f"storm source: {hz:g} Hz, {prio.policy}", flush=True)
+    period, n = 1.0 / hz, 0
+    try:
+        next_t = time.monotonic()
+        while rclpy.ok():
+            try:
+                pub.publish(Empty())
+            except Exception:  # the context was shut down by SIGINT between ok() and publish()
+                break
+            n += 1
+            next_t = max(next_t + period, time.monotonic())
+            time.sleep(max(0.0, next_t - time.monotonic()))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print(f"storm source: {n} requests", flush=True)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--storm-source":
+        storm_source(float(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m bench.bench_text --storm-source HZ "
+                 "(the benchmark itself: python -m bench.run --only text)")
