@@ -7,6 +7,7 @@ import time
 
 import psutil
 import pytest
+from fault_support import fault_env  # noqa: F401 - fixture
 from rclpy.executors import SingleThreadedExecutor
 
 from minipamayo_ros.bringup.recorder import RecorderNode
@@ -16,9 +17,11 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SIM_SECONDS = 30.0
 
 
-def test_runner_drives_30_s_in_lane_and_shuts_down_clean(rclpy_context, spawn) -> None:
+@pytest.mark.usefixtures("fault_env")  # first: after the test, none of the runner's processes alive
+def test_runner_drives_30_s_in_lane_and_shuts_down_clean(rclpy_context, fault_env, spawn) -> None:  # noqa: F811
     runner = spawn([sys.executable, "-u", "-m", "minipamayo_ros.bringup.runner", "--stack", "sim",
-                    "--seed", "1001", "--no-loopback", "--backend", "onnxruntime"], name="runner")
+                    "--seed", "1001", "--no-loopback", "--backend", "onnxruntime"], name="runner",
+                   env=fault_env)
     recorder = RecorderNode([], context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(recorder)
@@ -54,11 +57,13 @@ def test_runner_drives_30_s_in_lane_and_shuts_down_clean(rclpy_context, spawn) -
     assert not alive, f"processes left behind: {[p.pid for p in alive]}"
 
 
-def test_runner_exits_nonzero_when_a_node_dies(spawn, tmp_path) -> None:
+@pytest.mark.usefixtures("fault_env")
+def test_runner_exits_nonzero_when_a_node_dies(fault_env, spawn, tmp_path) -> None:  # noqa: F811
     bad = tmp_path / "bad.yaml"
     bad.write_text("/**/follower:\n  ros__parameters:\n    rate_hz: 5000.0\n")
     runner = spawn([sys.executable, "-u", "-m", "minipamayo_ros.bringup.runner", "--stack", "drive",
-                    "--no-loopback", "--config-file", str(bad), "--backend", "onnxruntime"], name="runner")
+                    "--no-loopback", "--config-file", str(bad), "--backend", "onnxruntime"], name="runner",
+                   env=fault_env)
     assert runner.wait(60.0) == 1
     assert "died" in runner.read_log()
 

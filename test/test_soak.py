@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from fault_support import fault_env  # noqa: F401 - fixture
 
 from conftest import REPO_ROOT
 from minipamayo_ros.bringup import soak_report
@@ -76,7 +77,8 @@ def test_soak_script_is_valid_bash() -> None:
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_two_minute_soak(tmp_path, ros_env) -> None:
+@pytest.mark.usefixtures("fault_env")  # none of the soak's processes alive afterwards
+def test_two_minute_soak(tmp_path, ros_env, fault_env) -> None:  # noqa: F811
     """The CI soak: 2 minutes of the closed-loop stack, 30 s windows. Judged here: no crash, no
     collision, every node sampled, no gross leak (> 25 %), a complete report. Latency is reported,
     not asserted (a shared 2-core CI box)."""
@@ -84,7 +86,7 @@ def test_two_minute_soak(tmp_path, ros_env) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "minipamayo_ros.bringup.soak", "--minutes", "2", "--window-minutes", "0.5",
          "--sample-seconds", "2", "--out", str(out)],
-        env=ros_env | {k: v for k, v in __import__("os").environ.items() if k not in ros_env},
+        env=ros_env | {k: v for k, v in __import__("os").environ.items() if k not in ros_env} | fault_env,
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "soak.json").read_text())

@@ -113,16 +113,16 @@ def camera_frame(msg: Any, msgtype: str, encoding_override: str = "") -> Frame:
     )
 
 
-def arrival_rejection(msg: Any, msgtype: str, now: float, max_future: float, encoding_override: str = "") -> (
-    Rejection | None
-):
+def arrival_rejection(
+    msg: Any, msgtype: str, now: float, max_future: float, max_age: float, encoding_override: str = ""
+) -> Rejection | None:
     """The node's cheap checks at image arrival (``safety.image_input``), before the scheduler:
     a rejected frame is dropped without taking a slot of the rate cap, as in the node."""
     stamp = stamp_ns(msg.header) * 1e-9
     if msgtype == COMPRESSED_IMAGE:
-        return check_compressed_image(stamp, now, max_future, len(msg.data))
+        return check_compressed_image(stamp, now, max_future, len(msg.data), max_age)
     encoding = encoding_override or msg.encoding
     return check_raw_image(
         stamp, now, max_future, len(msg.data), msg.height, msg.width, encoding, channels_or_none(encoding),
-        msg.step,
+        msg.step, max_age,
     )

@@ -312,7 +312,9 @@ def run_lockstep(
             last_frame_ns = s_ns
             if sched is None:
                 sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=t)
-            bad = arrival_rejection(msg, msgtype, t, cfg.max_stamp_future, cfg.encoding_override)
+            bad = arrival_rejection(
+                msg, msgtype, t, cfg.max_stamp_future, cfg.max_image_age, cfg.encoding_override
+            )
             if bad is not None:  # the node drops it in the callback, before the scheduler
                 stats.skips[bad.kind] = stats.skips.get(bad.kind, 0) + 1
                 out.add(SkipRecord(s_ns, bad.kind, str(bad)))
