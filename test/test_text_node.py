@@ -156,6 +156,29 @@ def test_storm_of_requests_is_coalesced(ros_node, spawn) -> None:
     assert counts["replaced"] > 0 and len(rig.explanations) == counts["generated"] < counts["requested"]
 
 
+def test_max_rate_caps_generations_under_a_storm(ros_node, spawn) -> None:
+    """3 s of requests at ~100 Hz against max_rate_hz 2: at most 2 starts a second (+1 at t=0)."""
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    rig.start(spawn, max_event_age=5.0, max_rate_hz=2.0)
+    rig.stream(2)
+    first = None
+    end = time.monotonic() + 3.0
+    while time.monotonic() < end:
+        rig.req_pub.publish(Empty())
+        spin_until(executor, lambda: False, 0.01)
+        if first is None and rig.explanations:
+            first = time.monotonic()
+    assert first is not None, "nothing generated during the storm"
+    storm_s = end - first + 0.2  # starts counted from the first one (its delivery is later than its start)
+    assert spin_until(executor, lambda: any(d["running"] == "false" and d["waiting"] == "0"
+                                            for d in rig.diag_history()[-1:]), 10.0)
+    d = rig.diag()
+    started, requested = int(d["started"]), int(d["requested"])
+    assert 2 <= started <= 2.0 * storm_s + 2 and requested > 5 * started
+    assert int(d["replaced"]) > 0 and int(d["generated"]) == started == len(rig.explanations)
+
+
 def test_stale_request_is_dropped_before_generation(ros_node, spawn) -> None:
     node, executor = ros_node
     rig = TextRig(node, executor)
