@@ -9,10 +9,12 @@ release order. The real CUDA path (cuda-python on an H100) ran in bench/bench_in
 from __future__ import annotations
 
 import ctypes
+import logging
 
 import numpy as np
 import pytest
 
+from minipamayo_ros.inference import cuda_buffers
 from minipamayo_ros.inference.cuda_buffers import CudaError, CudaRuntime, open_cuda
 
 
@@ -28,15 +30,19 @@ class HostMemoryApi:
     after the right stream was synchronized); an async host<->device copy needs page-locked host
     memory (pycuda's ``memcpy_*_async`` requires it; with pageable memory cuda-python's copy is no
     DMA) and a device address on the device side; freeing unknown/freed memory, destroying a stream
-    with queued work, or closing the context with live allocations or streams are errors.
+    with queued work, or closing the context with live allocations or streams are errors. Stream
+    priorities behave as on a Hopper GPU: range (least, greatest) = (0, -5), out-of-range values
+    silently clamped by the driver.
     """
 
     binding = "host-memory-test"
+    PRIORITY_RANGE = (0, -5)
 
     def __init__(self) -> None:
         self._live: dict[int, ctypes.Array] = {}
         self._kind: dict[int, str] = {}  # ptr -> "pinned" | "device"
         self._streams: dict[int, list] = {}  # id -> queued operations
+        self._priority: dict[int, int] = {}  # id -> priority the "driver" uses
         self._closed = False
 
     def _check_open(self) -> None:
@@ -71,11 +77,19 @@ class HostMemoryApi:
 
     free_host = free = _free
 
-    def stream_create(self) -> object:
+    def stream_priority_range(self) -> tuple[int, int]:
+        return self.PRIORITY_RANGE
+
+    def stream_create(self, priority: int | None = None) -> object:
         self._check_open()
         s = object()
         self._streams[id(s)] = []
+        least, greatest = self.PRIORITY_RANGE
+        self._priority[id(s)] = least if priority is None else min(max(priority, greatest), least)
         return s
+
+    def stream_priority(self, stream: object) -> int:
+        return self._priority[id(stream)]
 
     def stream_handle(self, stream: object) -> int:
         return id(stream)
@@ -202,3 +216,102 @@ def test_open_cuda_without_binding_or_gpu_says_what_to_install() -> None:
     else:  # a GPU machine
         assert cuda.info().compute_capability[0] >= 5
         cuda.close()
+
+
+@pytest.mark.parametrize(("requested", "used"), [
+    ("lowest", 0), ("highest", -5), (7, 0), (-99, -5), (-2, -2), ("-3", -3), (" Lowest ", 0)])
+def test_stream_priority_is_resolved_and_clamped_to_the_device_range(requested, used: int) -> None:
+    """The priority the stream reports is the one the driver runs it at (0 = lowest on CUDA)."""
+    api = HostMemoryApi()
+    cuda = CudaRuntime(api)
+    stream = cuda.stream(requested)
+    assert stream.priority == used == api.stream_priority(stream.native)
+    assert cuda.stream().priority is None  # default stream priority unless asked
+    cuda.close()
+
+
+def test_unknown_stream_priority_name_is_refused() -> None:
+    cuda = CudaRuntime(HostMemoryApi())
+    with pytest.raises(CudaError, match="'low' is not an int or one of"):
+        cuda.stream("low")
+    cuda.close()
+
+
+class FakeCudart:
+    """cuda-python's runtime module as far as the stream calls go: (error, value...) tuples, a
+    device with priority range [-5, 0], the driver's silent clamping."""
+
+    class cudaError_t:  # noqa: N801 - cuda-python's spelling
+        cudaSuccess = 0  # noqa: N815
+
+    cudaStreamNonBlocking = 1  # noqa: N815
+
+    def __init__(self) -> None:
+        self.created: list[tuple[str, int, int | None]] = []  # (call, flags, priority)
+        self.priority: dict[int, int] = {}
+
+    def cudaSetDevice(self, device: int) -> tuple[int]:  # noqa: N802
+        return (0,)
+
+    def cudaGetErrorString(self, err: int) -> tuple[int, bytes]:  # noqa: N802
+        return 0, b"invalid argument"
+
+    def cudaDeviceGetStreamPriorityRange(self) -> tuple[int, int, int]:  # noqa: N802
+        return 0, 0, -5
+
+    def _new(self, call: str, flags: int, priority: int | None) -> tuple[int, int]:
+        if flags != self.cudaStreamNonBlocking:
+            return 1, 0
+        handle = 0x1000 + len(self.created)
+        self.created.append((call, flags, priority))
+        self.priority[handle] = 0 if priority is None else min(max(priority, -5), 0)
+        return 0, handle
+
+    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[int, int]:  # noqa: N802
+        return self._new("flags", flags, None)
+
+    def cudaStreamCreateWithPriority(self, flags: int, priority: int) -> tuple[int, int]:  # noqa: N802
+        return self._new("priority", flags, priority)
+
+    def cudaStreamGetPriority(self, stream: int) -> tuple[int, int]:  # noqa: N802
+        return (0, self.priority[stream]) if stream in self.priority else (1, 0)
+
+    def cudaStreamDestroy(self, stream: int) -> tuple[int]:  # noqa: N802
+        return (0,) if self.priority.pop(stream, None) is not None else (1,)
+
+
+def test_cuda_python_wrapper_creates_non_blocking_streams_at_the_resolved_priority(monkeypatch) -> None:
+    rt = FakeCudart()
+    monkeypatch.setattr(cuda_buffers, "_import_cudart", lambda: rt)
+    api = cuda_buffers._CudaPythonApi(0)
+    assert api.stream_priority_range() == (0, -5)
+    cuda = CudaRuntime(api)
+    low, high, plain = cuda.stream("lowest"), cuda.stream(-40), cuda.stream()
+    assert rt.created == [("priority", 1, 0), ("priority", 1, -5), ("flags", 1, None)]
+    assert (api.stream_priority(low.native), api.stream_priority(high.native)) == (0, -5)
+    assert (low.priority, high.priority, plain.priority) == (0, -5, None)
+    cuda.close()
+    assert rt.priority == {}  # every stream destroyed
+    with pytest.raises(CudaError, match="cudaStreamGetPriority failed"):
+        api.stream_priority(low.native)
+
+
+def test_pycuda_has_no_stream_priority_default_stream_and_one_warning(monkeypatch) -> None:
+    """pycuda.driver.Stream(flags=0) takes no priority: the stream is a default one, said once."""
+    made: list[tuple] = []
+    drv = type("drv", (), {"Stream": lambda *a, **k: made.append((a, k)) or object()})
+    api = object.__new__(cuda_buffers._PyCudaApi)
+    api.drv = drv
+    monkeypatch.setattr(cuda_buffers.CudaStream, "_warned_no_priority", False)
+    monkeypatch.setattr(api, "stream_handle", id, raising=False)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("minipamayo_ros.inference").addHandler(handler)
+    try:
+        first = cuda_buffers.CudaStream(api, "lowest")
+        second = cuda_buffers.CudaStream(api, -3)
+    finally:
+        logging.getLogger("minipamayo_ros.inference").removeHandler(handler)
+    assert first.priority is None and second.priority is None and made == [((), {}), ((), {})]
+    assert len(records) == 1 and "pycuda binding has no stream priorities" in records[0].getMessage()

@@ -314,3 +314,23 @@ def test_factory_sends_build_progress_to_the_callers_logger(trt_backend_module, 
     assert any(line.startswith("[engine build") for line in lines)
     assert backend.describe()["selection"] == "backend=tensorrt requested"
     backend.close()
+
+
+@pytest.mark.parametrize(("requested", "used"), [("lowest", "0"), (-9, "-5"), (None, "default")])
+def test_cuda_stream_priority_reaches_the_engine_stream(trt_backend_module, tmp_path: Path,
+                                                        requested, used: str) -> None:
+    """``extra["cuda_stream_priority"]`` (the torch backend's key) sets the priority of the stream
+    the engine is enqueued on, clamped to the device's range [-5, 0]; describe() reports it."""
+    mod, _, apis = trt_backend_module
+    manifest, _ = policy_manifest(tmp_path)
+    extra: dict = {"build_log": print}
+    if requested is not None:
+        extra["cuda_stream_priority"] = requested
+    backend = mod.TensorRTBackend(manifest, BackendOptions(backend="tensorrt", extra=extra,
+                                                           engine_cache_dir=str(tmp_path / "c")))
+    assert backend.describe()["cuda_stream_priority"] == used
+    if requested is not None:
+        assert apis[-1].stream_priority(backend._stream.native) == int(used)  # what the "driver" runs
+    x = sample_inputs()
+    np.testing.assert_allclose(backend.infer(x)["waypoints"], reference_outputs(**x)["waypoints"], atol=1e-5)
+    backend.close()

@@ -14,20 +14,32 @@ the backend (no per-frame allocation). Nothing here imports torch.
 Usage::
 
     cuda = open_cuda(device=0)              # CudaError with the fix if no binding/GPU
-    stream = cuda.stream()
+    stream = cuda.stream()                  # or cuda.stream(priority="lowest"), see below
     host = cuda.pinned((1, 20, 2), np.float32)
     dev = cuda.device_buffer(host.nbytes)
     cuda.copy_htod(dev, host, stream); cuda.copy_dtoh(host, dev, stream); stream.synchronize()
     cuda.close()                            # frees everything it handed out
+
+Stream priority (cuda-python only): ``cuda.stream(priority)`` takes an int (CUDA convention: lower
+number = higher priority, clamped to the device's range) or ``"lowest"`` / ``"highest"`` (the ends of
+the range, e.g. 0 / -5 on Hopper). Priority orders the dispatch of pending thread blocks; it never
+preempts a running kernel (docs/text.md). pycuda's ``Stream(flags=0)`` has no priority argument, so
+with pycuda a requested priority is ignored (default-priority stream, one warning) and
+``CudaStream.priority`` is None.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+PRIORITY_NAMES = ("lowest", "highest")
+
+_log = logging.getLogger("minipamayo_ros.inference")
 
 
 class CudaError(RuntimeError):
@@ -45,6 +57,28 @@ class GpuInfo:
     @property
     def sm(self) -> str:
         return f"sm_{self.compute_capability[0]}{self.compute_capability[1]}"
+
+
+def resolve_stream_priority(requested: int | str, least: int, greatest: int) -> int:
+    """The CUDA stream priority for ``requested`` on a device whose range is ``[greatest, least]``.
+
+    CUDA numbers priorities backwards: ``least`` (usually 0) is the lowest priority and the
+    numerically greatest value, ``greatest`` (e.g. -5) the highest. ``"lowest"`` / ``"highest"`` pick
+    those ends; an int is clamped into the range (as the driver would do silently, but here the
+    caller learns the value actually used).
+    """
+    if isinstance(requested, str):
+        name = requested.strip().lower()
+        if name == "lowest":
+            return least
+        if name == "highest":
+            return greatest
+        try:
+            requested = int(name)
+        except ValueError:
+            raise CudaError(f"stream priority {requested!r} is not an int or one of "
+                            f"{PRIORITY_NAMES}") from None
+    return min(max(int(requested), greatest), least)
 
 
 def _import_cudart() -> Any:
@@ -96,9 +130,23 @@ class _CudaPythonApi:
     def free(self, ptr: int) -> None:
         self._check(self.rt.cudaFree(ptr), "cudaFree")
 
-    def stream_create(self) -> Any:
-        return self._check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking),
-                           "cudaStreamCreateWithFlags")
+    def stream_priority_range(self) -> tuple[int, int]:
+        """``(least, greatest)`` stream priority of the device (e.g. ``(0, -5)``)."""
+        least, greatest = self._check(self.rt.cudaDeviceGetStreamPriorityRange(),
+                                      "cudaDeviceGetStreamPriorityRange")
+        return int(least), int(greatest)
+
+    def stream_create(self, priority: int | None = None) -> Any:
+        """A non-blocking stream; ``priority`` (already in range) or the default priority."""
+        if priority is None:
+            return self._check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking),
+                               "cudaStreamCreateWithFlags")
+        return self._check(self.rt.cudaStreamCreateWithPriority(self.rt.cudaStreamNonBlocking, priority),
+                           "cudaStreamCreateWithPriority")
+
+    def stream_priority(self, stream: Any) -> int:
+        """The priority the driver reports for ``stream``."""
+        return int(self._check(self.rt.cudaStreamGetPriority(stream), "cudaStreamGetPriority"))
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
@@ -175,8 +223,12 @@ class _PyCudaApi:
         if alloc is not None:
             alloc.free()
 
-    def stream_create(self) -> Any:
-        return self.drv.Stream()
+    def stream_priority_range(self) -> None:
+        """pycuda wraps no priority API (``Stream(flags=0)``, no cuCtxGetStreamPriorityRange)."""
+        return None
+
+    def stream_create(self, priority: int | None = None) -> Any:
+        return self.drv.Stream()  # pycuda.driver.Stream(flags=0): no priority argument exists
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream.handle)
@@ -239,11 +291,29 @@ class DeviceBuffer:
 
 
 class CudaStream:
-    """One CUDA stream; ``handle`` is the integer execute_async_v3 takes."""
+    """One CUDA stream; ``handle`` is the integer execute_async_v3 takes.
 
-    def __init__(self, api: Any) -> None:
+    ``priority`` argument: None (default priority), an int, "lowest" or "highest". The ``priority``
+    attribute is the one used (an int within the device's range), or None for a default-priority
+    stream (none asked for, or a binding without priorities: logged once).
+    """
+
+    _warned_no_priority = False
+
+    def __init__(self, api: Any, priority: int | str | None = None) -> None:
         self._api = api
-        self._stream = api.stream_create()
+        self.priority: int | None = None
+        if priority is not None:
+            prange = api.stream_priority_range()
+            if prange is None:
+                if not CudaStream._warned_no_priority:
+                    CudaStream._warned_no_priority = True
+                    _log.warning("CUDA stream priority %r ignored: the %s binding has no stream priorities "
+                                 "(default-priority stream; install cuda-python for priorities)",
+                                 priority, api.binding)
+            else:
+                self.priority = resolve_stream_priority(priority, *prange)
+        self._stream = api.stream_create(self.priority)
         self.handle = api.stream_handle(self._stream)
 
     @property
@@ -285,8 +355,9 @@ class CudaRuntime:
         self._owned.append(buf)
         return buf
 
-    def stream(self) -> CudaStream:
-        s = CudaStream(self.api)
+    def stream(self, priority: int | str | None = None) -> CudaStream:
+        """A new stream; ``priority`` as in :class:`CudaStream` (None: default priority)."""
+        s = CudaStream(self.api, priority)
         self._owned.append(s)
         return s
 

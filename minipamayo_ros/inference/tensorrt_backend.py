@@ -168,7 +168,11 @@ class TensorRTBackend(InferenceBackend):
 
     ``options.extra`` keys (optional): ``workspace_mb`` (int, default 1024), ``cuda_binding``
     (auto | cuda-python | pycuda), ``build_log`` (callable taking a str; default logging),
-    ``progress_interval_s`` (float, default 5).
+    ``progress_interval_s`` (float, default 5), ``cuda_stream_priority`` (as in the torch backend:
+    int, 0 = lowest, negative = higher, clamped to the device's range; also "lowest" / "highest";
+    default: a default-priority stream). The priority used is in ``describe()``. It orders dispatch
+    of pending kernels and never preempts a running one (docs/text.md); pycuda has no stream
+    priorities (warned, default stream).
     """
 
     def __init__(self, manifest: ModelManifest, options: BackendOptions) -> None:
@@ -218,7 +222,7 @@ class TensorRTBackend(InferenceBackend):
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
-        self._stream = self._cuda.stream()
+        self._stream = self._cuda.stream(self.options.extra.get("cuda_stream_priority"))
         self._bindings = self._bind(manifest)
 
     def _bind(self, manifest: ModelManifest) -> list[_Binding]:
@@ -284,12 +288,14 @@ class TensorRTBackend(InferenceBackend):
 
     def describe(self) -> dict[str, str]:
         binding = self._cuda.binding if self._cuda is not None else "closed"
+        priority = self._stream.priority
         return {
             "backend": "tensorrt",
             "precision": self.precision,
             "device": f"{self.gpu.name} ({self.gpu.sm})",
             "tensorrt": trt.__version__,
             "cuda": binding,
+            "cuda_stream_priority": "default" if priority is None else str(priority),
             "engine": str(self.engine_path),
             "engine_key": self.key.digest(),
             "model_id": self.manifest.model_id,
