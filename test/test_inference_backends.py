@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -119,8 +120,15 @@ def test_auto_without_tensorrt_picks_onnxruntime_and_says_why(manifest, caplog) 
     name, reason = choose_backend(BackendOptions(backend="auto"))
     if name == "onnxruntime":  # this machine: no TensorRT
         assert reason.startswith("auto: onnxruntime on CPU because") and "tensorrt" in reason
-    with caplog.at_level("INFO", logger="minipamayo_ros.inference"):
-        backend = create_backend(manifest, BackendOptions(backend="AUTO"))
+    # the handler goes on the module's logger itself: once `launch` is imported in this process (the
+    # launch tests), loggers created afterwards do not propagate to the root, where caplog listens
+    log = logging.getLogger("minipamayo_ros.inference")
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("INFO", logger="minipamayo_ros.inference"):
+            backend = create_backend(manifest, BackendOptions(backend="AUTO"))
+    finally:
+        log.removeHandler(caplog.handler)
     assert backend.describe()["selection"] == reason
     assert f"inference backend for {manifest.model_id}: {name}" in caplog.text
 
