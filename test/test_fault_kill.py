@@ -217,3 +217,31 @@ def test_ctrl_c_while_driving_ends_with_the_followers_stop(rclpy_context, fault_
     assert speed_at_signal >= KILL_AT_SPEED - 1.0
     assert last[1] == ControlStatus.SHUTDOWN and last[2] == 0.0, (ControlStatus(last[1]).name, last[2])
     assert sum(c[1] == ControlStatus.SHUTDOWN for c in rec.rec.controls) == 1
+
+
+def test_follower_stopped_on_request_under_ros2_launch_stops_the_stack_cleanly(
+        rclpy_context, fault_env, spawn) -> None:  # noqa: F811
+    """SIGTERM to the follower alone (an operator's ``kill``; also what the stack sees when a
+    terminal's Ctrl-C reached every node but launch itself missed it): the follower's last command
+    is its SHUTDOWN stop, then launch stops the rest and exits 0 (a requested stop, not a crash)."""
+    launch = spawn(_command("ros2_launch"), name="ros2_launch", env=fault_env)
+    rec = RecorderNode([], context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(rec)
+    try:
+        deadline = time.monotonic() + 180.0
+        children = _drive_at_speed(launch, rec, executor, deadline)
+        _child(children, "follower_node").send_signal(signal.SIGTERM)
+        while launch.poll() is None and time.monotonic() < deadline + 30.0:
+            executor.spin_once(timeout_sec=0.05)
+        _drain(executor, rec)
+    finally:
+        executor.remove_node(rec)
+        rec.destroy_node()
+        executor.shutdown()
+    log = launch.read_log()
+    assert launch.poll() == 0, log[-3000:]
+    gone, alive = psutil.wait_procs(children, timeout=10.0)
+    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+    assert "follower' stopped on request" in log and "nothing commands the vehicle" not in log, log[-3000:]
+    assert rec.rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.rec.controls[-1][2] == 0.0
