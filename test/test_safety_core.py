@@ -303,3 +303,14 @@ def test_context_vector_checked_on_arrival() -> None:
     assert str(check_context(10.0, 10.0, 0.1, 1.0, v[:3], 4)) == "context = 3 values: the text model needs 4"
     v[2] = INF
     assert str(check_context(10.0, 10.0, 0.1, 1.0, v, 4)) == "context[2] = inf: not finite"
+
+
+def test_log_limiter_is_per_key_and_counts_what_it_held_back() -> None:
+    from minipamayo_ros.safety.log_limit import LogLimiter
+
+    limit = LogLimiter(2.0)
+    assert limit.allow("image", 0.0) == 0
+    assert limit.allow("image", 1.0) is None and limit.allow("image", 1.9) is None
+    assert limit.allow("odom", 1.0) == 0  # another kind is not hidden by the image flood
+    assert limit.allow("image", 2.0) == 2  # logged again, with the 2 held back meanwhile
+    assert limit.allow("image", 3.0) is None

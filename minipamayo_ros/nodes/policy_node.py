@@ -49,6 +49,7 @@ from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
 from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
 from minipamayo_ros.safety.input_monitor import InputMonitor
+from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -62,7 +63,7 @@ class PolicyNode(Node):
         super().__init__("policy", **kwargs)
         cfg: PolicyConfig = declare_config(self, PolicyConfig, self._on_config)
         self.config = cfg
-        self._last_warn: dict[str, float] = {}
+        self._warnings = LogLimiter(WARN_PERIOD_S)
         self.get_logger().info(f"loading policy model {cfg.manifest_path} (backend {cfg.backend}) ...")
         t0 = time.monotonic()
         # the one constructor the offline closed loop, DAgger and bag replay use too
@@ -210,9 +211,7 @@ class PolicyNode(Node):
 
     def _warn(self, key: str, text: str) -> None:
         """Rate-limited warning, per kind of problem (one bad-image flood does not hide odometry)."""
-        now = time.monotonic()
-        if now - self._last_warn.get(key, -math.inf) >= WARN_PERIOD_S:
-            self._last_warn[key] = now
+        if self._warnings.allow(key, time.monotonic()) is not None:
             self.get_logger().warning(text)
 
     # --- diagnostics --------------------------------------------------------------------------------

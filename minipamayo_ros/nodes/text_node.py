@@ -33,6 +33,7 @@ from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.safety.context_input import check_context
+from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.stamps import check_stamp
 from minipamayo_ros.safety.trajectory_input import TrajectoryLimits, check_trajectory
 from minipamayo_ros.text.config import TextConfig
@@ -49,7 +50,7 @@ class TextNode(Node):
         super().__init__("text", **kwargs)
         cfg: TextConfig = declare_config(self, TextConfig, self._on_config)
         self.config = cfg
-        self._last_warn: dict[str, float] = {}
+        self._warnings = LogLimiter(WARN_PERIOD_S)
         try:
             prio = lower_process_priority(cfg.affinity(), cfg.lower_priority)
         except ValueError as exc:
@@ -188,9 +189,7 @@ class TextNode(Node):
         self._warn("error", f"generation failed: {type(exc).__name__}: {exc}")
 
     def _warn(self, key: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warn.get(key, -math.inf) >= WARN_PERIOD_S:
-            self._last_warn[key] = now
+        if self._warnings.allow(key, time.monotonic()) is not None:
             self.get_logger().warning(text)
 
     # --- diagnostics -------------------------------------------------------------------------------

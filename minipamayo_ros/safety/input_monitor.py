@@ -14,6 +14,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from enum import Enum
 
+from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.rejection import Rejection
 
 # diagnostic_msgs/DiagnosticStatus levels (ROS-free copies)
@@ -55,8 +56,7 @@ class InputMonitor:
         self._arrivals: deque[float] = deque()
         self._first: float | None = None          # [s] first arrival since start / clock reset
         self._last_arrival = -math.inf
-        self._last_log: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
+        self._log_limit = LogLimiter(log_interval)
         self._last_rejection_at = -math.inf  # [s] node clock
 
     # --- events --------------------------------------------------------------------------------
@@ -75,11 +75,9 @@ class InputMonitor:
         self.rejections[kind] += 1
         self.last_rejection = f"{kind}: {rejection}"
         self._last_rejection_at = now
-        if wall_now - self._last_log.get(kind, -math.inf) < self.log_interval:
-            self._suppressed[kind] += 1
+        more = self._log_limit.allow(kind, wall_now)
+        if more is None:
             return None
-        self._last_log[kind] = wall_now
-        more = self._suppressed.pop(kind, 0)
         tail = f" ({more} more {kind} since the last message)" if more else ""
         return f"{self.topic}: dropped a sample ({kind}): {rejection}{tail}"
 
