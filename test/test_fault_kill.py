@@ -12,14 +12,13 @@ and never exited.)
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 import time
 
 import psutil
 import pytest
-from fault_support import fault_env, stale_install_files  # noqa: F401 - fixture
+from fault_support import fault_env, ros2_cli, stale_install_files  # noqa: F401 - fixture
 from rclpy.executors import SingleThreadedExecutor
 
 from conftest import REPO_ROOT
@@ -43,8 +42,7 @@ def _command(how: str) -> list[str]:
     if how == "runner":
         return [sys.executable, "-u", "-m", "minipamayo_ros.bringup.runner", "--stack", "sim",
                 "--seed", "1001", "--no-loopback", "--backend", "onnxruntime"]
-    ros2 = shutil.which("ros2")
-    assert ros2, "ros2 CLI not installed (scripts/setup.sh --dev installs it)"
+    ros2 = ros2_cli()
     stale = stale_install_files(REPO_ROOT)
     assert not stale, f"install/ is older than the source (run scripts/setup.sh --dev): {stale[:5]}"
     return [ros2, "launch", "minipamayo_ros", "sim.launch.py", "seed:=1001", "backend:=onnxruntime"]

@@ -5,11 +5,11 @@ matched to the frames, and counted honestly per topic (published, matched, order
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from fault_support import ros2_cli
 from helpers.replay_bags import copy_bag
 
 from minipamayo_ros.bringup.processes import ros_args
@@ -157,8 +157,7 @@ def test_realtime_replay_into_the_drive_stack_started_by_ros2_launch(
     of order or twice, and the trajectories agree with the lock-step replay of the same frames."""
     bag = tmp_path / "bag"
     record_sim_bag(bag, 20008, 8.0, images="raw", storage="mcap", ground_truth=False)
-    ros2 = shutil.which("ros2")
-    assert ros2, "ros2 CLI not installed (scripts/setup.sh --dev installs it)"
+    ros2 = ros2_cli()
     launch = spawn(
         [ros2, "launch", "minipamayo_ros", "drive.launch.py", "use_sim_time:=true", "backend:=onnxruntime",
          "enable_text:=true"],
