@@ -16,17 +16,21 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from helpers.image_bytes import raw_bytes
 from nav_msgs.msg import Odometry, Path
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from conftest import spin_until
 from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
-from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
 from minipamayo_ros.policy.probe_model import build_probe_model
 
 pytestmark = pytest.mark.ros
+
+# The tests count every trajectory: a deep reliable reader (compatible with the node's
+# TRAJECTORY_QOS). With the follower's depth 1, two trajectories arriving while the test publishes a
+# burst without spinning would keep only the newest, by design, and the count would miss one.
+OBSERVER_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100)
 
 SPEED = 3.0  # [m/s] odometry speed: the probe model's waypoints are x = SPEED * t
 NODE = "minipamayo_ros.nodes.policy_node"
@@ -49,7 +53,7 @@ class Rig:
         self.contexts: list[PolicyContext] = []
         self.paths: list[Path] = []
         self.diags: list[DiagnosticArray] = []
-        node.create_subscription(Trajectory, "/vla/trajectory", self.trajs.append, TRAJECTORY_QOS)
+        node.create_subscription(Trajectory, "/vla/trajectory", self.trajs.append, OBSERVER_QOS)
         node.create_subscription(PolicyContext, "/vla/context", self.contexts.append, 10)
         node.create_subscription(Path, "/vla/path", self.paths.append, 10)
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)

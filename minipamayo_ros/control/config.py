@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minipamayo_ros.params import ParameterError, param
+from minipamayo_ros.safety.input_limits import InputLimitParams
 
 CMD_VEL_TYPES = ("twist", "twist_stamped", "none")
 
 
 @dataclass(frozen=True)
-class FollowerConfig:
-    """Parameters of the follower node and core (SI units, REP-103)."""
+class FollowerConfig(InputLimitParams):
+    """Parameters of the follower node and core (SI units, REP-103); input limits: the base class."""
 
     rate_hz: float = param(50.0, "control loop rate", "Hz", min=10.0, max=200.0, read_only=True)
     trajectory_timeout: float = param(
@@ -48,20 +49,6 @@ class FollowerConfig:
     # --- input validation (docs/follower.md "Input validation") ---------------------------------
     base_frame: str = param("base_link", "frame trajectories must be expressed in (header.frame_id); "
                             "others are rejected", read_only=True)
-    plan_max_speed: float = param(
-        40.0, "trajectories planning faster than this, or with waypoints further apart than reachable "
-        "at it, are rejected (the policy checks its output against the same default)", "m/s",
-        min=1.0, max=200.0)
-    odom_max_speed: float = param(40.0, "odometry with |twist.linear.x| above this is rejected", "m/s",
-                                  min=1.0, max=200.0)
-    odom_max_yaw_rate: float = param(4.0, "odometry with |twist.angular.z| above this is rejected",
-                                     "rad/s", min=0.1, max=50.0)
-    odom_max_accel: float = param(
-        20.0, "odometry whose speed implies more acceleration than this from the last sample is "
-        "rejected (unless the next sample confirms the step)", "m/s^2", min=1.0, max=500.0)
-    max_stamp_future: float = param(
-        0.1, "input stamps further ahead of the node clock than this are rejected (clock mismatch)",
-        "s", min=0.0, max=5.0)
     odom_min_rate_hz: float = param(10.0, "/diagnostics: /odom below this rate is RATE_TOO_LOW", "Hz",
                                     min=0.1, max=1000.0)
     trajectory_min_rate_hz: float = param(2.0, "/diagnostics: /vla/trajectory below this rate is "

@@ -44,7 +44,7 @@ from minipamayo_ros.control.motion_compensation import compensate
 from minipamayo_ros.control.pure_pursuit import lookahead_point
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.safety.command_guard import command_violation
-from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate
 from minipamayo_ros.safety.rejection import OUT_OF_ORDER, Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
@@ -114,9 +114,7 @@ class Follower:
     def set_config(self, config: FollowerConfig) -> None:
         """Apply new (already validated) parameters from the next sample / tick on."""
         self.config = config
-        self.odometry_gate.limits = OdometryLimits(
-            max_speed=config.odom_max_speed, max_yaw_rate=config.odom_max_yaw_rate,
-            max_accel=config.odom_max_accel, max_future=config.max_stamp_future, max_age=HISTORY_SECONDS)
+        self.odometry_gate.limits = config.odometry_limits(max_age=HISTORY_SECONDS)
         self.trajectory_limits = TrajectoryLimits(frame_id=config.base_frame, max_speed=config.plan_max_speed)
 
     def observe_clock(self, now: float) -> bool:

@@ -44,7 +44,7 @@ from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import channels_or_none, compressed_to_rgb, raw_to_rgb
 from minipamayo_ros.policy.model_loader import PolicyModelError
-from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size, odometry_limits
+from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
 from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
@@ -111,7 +111,7 @@ class PolicyNode(Node):
         self.pipeline.max_image_age = cfg.max_image_age
         self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
         self.pipeline.expected_size = expected_size(cfg)
-        self.pipeline.odometry_limits = odometry_limits(cfg)
+        self.pipeline.odometry_limits = cfg.odometry_limits()
         limits = replace(self.pipeline.trajectory_limits, max_speed=cfg.plan_max_speed)
         self.pipeline.trajectory_limits = limits
         with self._monitor_lock:

@@ -6,13 +6,16 @@ from dataclasses import dataclass
 
 from minipamayo_ros.params import ParameterError, param
 from minipamayo_ros.policy.image_decode import ENCODINGS
+from minipamayo_ros.safety.input_limits import InputLimitParams
 from minipamayo_ros.state_features import REQUIRED_HISTORY
 
 DEFAULT_MANIFEST = "engines/minipamayo-tiny-policy.manifest.json"
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
+class PolicyConfig(InputLimitParams):
+    """Parameters of the policy node (SI units, REP-103); odometry/plan/stamp limits: the base class."""
+
     # --- topics -------------------------------------------------------------------------------
     image_topic: str = param("/camera/image_raw", "camera topic (sensor_msgs/Image, or "
                              "sensor_msgs/CompressedImage when image_transport is 'compressed')",
@@ -64,21 +67,7 @@ class PolicyConfig:
                                 read_only=True)
     odom_max_extrapolation: float = param(0.1, "how far the newest odometry may be extrapolated to the "
                                           "image stamp", "s", min=0.0, max=0.5)
-    # --- input / output validation (docs/policy.md "Validation") --------------------------------
-    odom_max_speed: float = param(40.0, "odometry with |twist.linear.x| above this is rejected", "m/s",
-                                  min=1.0, max=200.0)
-    odom_max_yaw_rate: float = param(4.0, "odometry with |twist.angular.z| above this is rejected",
-                                     "rad/s", min=0.1, max=50.0)
-    odom_max_accel: float = param(
-        20.0, "odometry whose speed implies more acceleration than this from the last sample is "
-        "rejected (unless the next sample confirms the step)", "m/s^2", min=1.0, max=500.0)
-    max_stamp_future: float = param(
-        0.1, "image/odometry stamps further ahead of the node clock than this are rejected (clock "
-        "mismatch)", "s", min=0.0, max=5.0)
-    plan_max_speed: float = param(
-        40.0, "a trajectory planning faster than this, or with waypoints further apart than reachable "
-        "at it, is not published (same default as the follower's, which rejects such plans)", "m/s",
-        min=1.0, max=200.0)
+    # --- input / output validation (docs/policy.md "Validation"; limits in InputLimitParams) ----
     odom_timeout: float = param(0.2, "/diagnostics: no accepted odometry for this long is STALE", "s",
                                 min=0.02, max=10.0)
     odom_min_rate_hz: float = param(10.0, "/diagnostics: odometry below this rate is RATE_TOO_LOW", "Hz",

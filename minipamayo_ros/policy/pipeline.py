@@ -230,13 +230,7 @@ def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPi
     return PolicyPipeline(manifest, backend, io, odom_history=cfg.odom_history,
                           max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
                           expected_size=expected_size(cfg), frame_id=cfg.base_frame,
-                          odometry_limits=odometry_limits(cfg), plan_max_speed=cfg.plan_max_speed)
-
-
-def odometry_limits(cfg: PolicyConfig) -> OdometryLimits:
-    """The odometry validation limits from the node's parameters."""
-    return OdometryLimits(max_speed=cfg.odom_max_speed, max_yaw_rate=cfg.odom_max_yaw_rate,
-                          max_accel=cfg.odom_max_accel, max_future=cfg.max_stamp_future)
+                          odometry_limits=cfg.odometry_limits(), plan_max_speed=cfg.plan_max_speed)
 
 
 def expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:
