@@ -134,11 +134,11 @@ def test_scheduler_30hz_camera_at_10hz_cap_runs_every_third_frame_on_arrival() -
     for i in range(90):
         t = i / 30.0
         s.offer(i, t)
-        frame, wait = s.next_frame(t)
+        frame, wait = s.next_item(t)
         if frame is not None:
             assert frame == i  # never an older frame: it starts the moment it arrives
             started_at.append(i)
-            s.finished()
+            s.done()
     assert started_at == list(range(0, 90, 3))
     assert s.counts.dropped_rate == 60 and s.counts.dropped_busy == 0
 
@@ -151,10 +151,10 @@ def test_rate_change_at_runtime_takes_effect() -> None:
         if i == 90:
             s.budget.set_rate(5.0, 0.25, t)
         s.offer(i, t)
-        frame, _ = s.next_frame(t)
+        frame, _ = s.next_item(t)
         if frame is not None:
             started.append(frame)
-            s.finished()
+            s.done()
     assert started[:30] == list(range(0, 90, 3))
     gaps = np.diff([f for f in started if f >= 96])
     assert np.all(gaps == 6)  # 30 Hz camera at a 5 Hz cap: every sixth frame
@@ -163,15 +163,15 @@ def test_rate_change_at_runtime_takes_effect() -> None:
 def test_scheduler_keeps_only_latest_frame_while_busy() -> None:
     s: LatestFrameScheduler[int] = LatestFrameScheduler(100.0, now=0.0)
     s.offer(0, 0.0)
-    assert s.next_frame(0.0)[0] == 0  # worker busy with frame 0
+    assert s.next_item(0.0)[0] == 0  # worker busy with frame 0
     for i in range(1, 51):  # burst during inference
         assert s.offer(i, 0.001 * i)
-        assert s.next_frame(0.001 * i)[0] is None  # nothing starts while busy
-    s.finished()
-    frame, _ = s.next_frame(0.2)
+        assert s.next_item(0.001 * i)[0] is None  # nothing starts while busy
+    s.done()
+    frame, _ = s.next_item(0.2)
     assert frame == 50  # the freshest frame runs next, no backlog
-    s.finished()
-    assert s.next_frame(0.3) == (None, float("inf"))
+    s.done()
+    assert s.next_item(0.3) == (None, float("inf"))
     c = s.counts
     assert (c.received, c.started, c.dropped_busy) == (51, 2, 49)
 
@@ -179,12 +179,12 @@ def test_scheduler_keeps_only_latest_frame_while_busy() -> None:
 def test_pending_frame_waits_for_the_rate_budget_after_a_fast_inference() -> None:
     s: LatestFrameScheduler[int] = LatestFrameScheduler(10.0, slack=0.0, now=0.0)
     s.offer(0, 0.0)
-    s.next_frame(0.0)
+    s.next_item(0.0)
     s.offer(1, 0.01)  # arrived while busy
-    s.finished()
-    frame, wait = s.next_frame(0.02)
+    s.done()
+    frame, wait = s.next_item(0.02)
     assert frame is None and wait == pytest.approx(0.08)
-    assert s.next_frame(0.1)[0] == 1
+    assert s.next_item(0.1)[0] == 1
 
 
 def test_worker_thread_processes_latest_and_survives_errors() -> None:

@@ -76,9 +76,9 @@ class TextNode(Node):
         self._latency = LatencyWindow(cfg.diagnostics_window)
         self._last_text = ""
         self._problems_reported = 0
-        self.slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(cfg.max_event_age, lambda r: r.stamp,
-                                                                         cfg.min_generation_period)
-        self.worker = ExplanationWorker(self._generate, self.slot, self._now, self._on_worker_error).start()
+        slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(cfg.max_event_age, lambda r: r.stamp,
+                                                                    cfg.min_generation_period)
+        self.worker = ExplanationWorker(self._generate, slot, self._now, self._on_worker_error).start()
 
         self._pub = self.create_publisher(Explanation, cfg.explanation_topic, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -94,8 +94,7 @@ class TextNode(Node):
 
     def _on_config(self, cfg: TextConfig) -> None:
         self.config = cfg
-        self.slot.max_event_age = cfg.max_event_age
-        self.slot.min_period = cfg.min_generation_period
+        self.worker.configure(cfg.max_event_age, cfg.min_generation_period)
         self.detector.settings = cfg.detector_settings()
 
     def _now(self) -> float:

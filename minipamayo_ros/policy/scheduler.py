@@ -1,7 +1,8 @@
 """Latest-frame-only scheduling of inference: at most one pending frame, never a backlog.
 
 Rules (all decided in :class:`LatestFrameScheduler`, a clock-injected state machine that tests
-drive without threads; :class:`FrameWorker` runs it on a thread):
+drive without threads; :class:`FrameWorker` runs it on a thread, the
+:class:`~minipamayo_ros.scheduled_worker.ScheduledWorker` the text node uses too):
 
 * a frame arriving while the worker is busy becomes *the* pending frame, replacing (and counting
   as dropped) any frame that was pending: when inference finishes, the freshest frame runs next;
@@ -18,11 +19,12 @@ even under ``use_sim_time``.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
+
+from minipamayo_ros.scheduled_worker import ScheduledWorker
 
 T = TypeVar("T")
 
@@ -108,7 +110,7 @@ class LatestFrameScheduler(Generic[T]):
         self.counts.dropped_rate += 1
         return False
 
-    def next_frame(self, now: float) -> tuple[T | None, float]:
+    def next_item(self, now: float) -> tuple[T | None, float]:
         """``(frame, 0)`` if a frame starts now (worker becomes busy), else ``(None, wait_s)``.
 
         ``wait_s`` is how long until the pending frame may start (inf when nothing is pending).
@@ -124,13 +126,14 @@ class LatestFrameScheduler(Generic[T]):
         self.counts.started += 1
         return frame, 0.0
 
-    def finished(self) -> None:
-        """The worker is done with the frame it took."""
+    def done(self, result: object = None) -> None:
+        """The worker is done with the frame it took (``result`` is unused: frames always count)."""
         self.busy = False
 
 
 class FrameWorker(Generic[T]):
-    """Runs ``process(frame)`` on a dedicated thread for frames chosen by the scheduler.
+    """Runs ``process(frame)`` on a dedicated thread (:class:`ScheduledWorker`) for frames chosen by
+    a :class:`LatestFrameScheduler` on ``clock`` [s].
 
     :meth:`offer` is what a ROS callback calls: it takes a lock for a few microseconds and never
     waits for inference. Exceptions from ``process`` go to ``on_error`` and the worker carries on.
@@ -145,62 +148,25 @@ class FrameWorker(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
         name: str = "policy-worker",
     ) -> None:
-        self._process = process
-        self._on_error = on_error
-        self._clock = clock
-        self._cond = threading.Condition()
         self._sched: LatestFrameScheduler[T] = LatestFrameScheduler(max_rate_hz, slack, clock())
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._worker: ScheduledWorker[T, None] = ScheduledWorker(process, self._sched, clock, on_error, name)
 
     def start(self) -> FrameWorker[T]:
-        self._thread.start()
+        self._worker.start()
         return self
 
     def offer(self, frame: T) -> bool:
-        with self._cond:
-            accepted = self._sched.offer(frame, self._clock())
-            if accepted:
-                self._cond.notify()
-            return accepted
+        return self._worker.locked(lambda: self._sched.offer(frame, self._worker.now()))
 
     def set_rate(self, max_rate_hz: float, slack: float) -> None:
-        with self._cond:
-            self._sched.budget.set_rate(max_rate_hz, slack, self._clock())
-            self._cond.notify()
+        self._worker.locked(lambda: self._sched.budget.set_rate(max_rate_hz, slack, self._worker.now()))
 
     def counts(self) -> SchedulerCounts:
-        with self._cond:
-            c = self._sched.counts
-            return SchedulerCounts(c.received, c.started, c.dropped_busy, c.dropped_rate)
+        return self._worker.locked(lambda: replace(self._sched.counts))
 
     @property
     def busy(self) -> bool:
-        with self._cond:
-            return self._sched.busy
+        return self._worker.locked(lambda: self._sched.busy)
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._closed:
-                        return
-                    frame, wait = self._sched.next_frame(self._clock())
-                    if frame is not None:
-                        break
-                    self._cond.wait(None if wait == float("inf") else wait)
-            try:
-                self._process(frame)
-            except Exception as exc:  # the worker must survive a bad frame / transient backend error
-                if self._on_error is not None:
-                    self._on_error(exc)
-            finally:
-                with self._cond:
-                    self._sched.finished()
+        self._worker.close(timeout)

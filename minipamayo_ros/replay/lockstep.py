@@ -324,13 +324,13 @@ def run_lockstep(
                 stats.dropped_rate += 1
                 out.add(SkipRecord(s_ns, "dropped_rate", f"over the {cfg.max_rate_hz:g} Hz rate cap"))
                 return
-            chosen, _ = sched.next_frame(t)
+            chosen, _ = sched.next_item(t)
             assert chosen is frame
             t0 = time.perf_counter()
             try:
                 result = pipe.run(frame, lambda: t)
             finally:
-                sched.finished()
+                sched.done()
             total_ms = (time.perf_counter() - t0) * 1e3
             stats.processed += 1
             if isinstance(result, Skip):

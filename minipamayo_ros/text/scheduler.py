@@ -21,12 +21,12 @@ and ``started == generated + abandoned + failed + running``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Generic, TypeVar
 
 from minipamayo_ros.events import Event
+from minipamayo_ros.scheduled_worker import ScheduledWorker
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,28 @@ class ExplanationSlot(Generic[R]):
         self.running = False
         setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
 
+    # --- the Schedule protocol, for ScheduledWorker ----------------------------------------
+    def next_item(self, now: float) -> tuple[R | None, float]:
+        """:meth:`take` for the worker: ``(request, 0)``, or ``(None, seconds to wait)``."""
+        request = self.take(now)
+        if request is not None:
+            return request, 0.0
+        if self.pending is None or self.running:
+            return None, float("inf")  # woken by offer() / asked again after done()
+        return None, self.next_start(now) - now  # rate-limited
+
+    def done(self, result: str | None) -> None:
+        """:meth:`finished`; an exception (``None``) or an unknown outcome counts as ``failed``."""
+        self.finished(result if result in self.OUTCOMES else "failed")
+
     @property
     def waiting(self) -> int:
         return int(self.pending is not None)
 
 
 class ExplanationWorker(Generic[R]):
-    """Runs ``process(request) -> outcome`` on its own thread for requests the slot hands out.
+    """Runs ``process(request) -> outcome`` on its own thread (:class:`ScheduledWorker`) for
+    requests the slot hands out.
 
     :meth:`offer` (called from ROS callbacks) holds a lock for microseconds and never waits for a
     generation. ``now()`` is the clock request stamps are on (the node clock); an exception from
@@ -127,56 +142,27 @@ class ExplanationWorker(Generic[R]):
 
     def __init__(self, process: Callable[[R], str], slot: ExplanationSlot[R], now: Callable[[], float],
                  on_error: Callable[[BaseException], None] | None = None, name: str = "text-worker") -> None:
-        self._process = process
         self._slot = slot
-        self._now = now
-        self._on_error = on_error
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._worker: ScheduledWorker[R, str] = ScheduledWorker(process, slot, now, on_error, name)
 
     def start(self) -> ExplanationWorker[R]:
-        self._thread.start()
+        self._worker.start()
         return self
 
     def offer(self, request: R) -> bool:
-        with self._cond:
-            replaced = self._slot.offer(request)
-            self._cond.notify()
-            return replaced
+        return self._worker.locked(lambda: self._slot.offer(request))
+
+    def configure(self, max_event_age: float, min_period: float) -> None:
+        """Runtime parameter change, applied under the worker's lock."""
+        def change() -> None:
+            self._slot.max_event_age = max_event_age
+            self._slot.min_period = min_period
+        self._worker.locked(change)
 
     def counts(self) -> tuple[SlotCounts, int, bool]:
         """(copy of the counts, requests waiting (0/1), generation running)."""
-        with self._cond:
-            return SlotCounts(**self._slot.counts.as_dict()), self._slot.waiting, self._slot.running
+        return self._worker.locked(
+            lambda: (SlotCounts(**self._slot.counts.as_dict()), self._slot.waiting, self._slot.running))
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._closed:
-                        return
-                    now = self._now()
-                    request = self._slot.take(now)
-                    if request is not None:
-                        break
-                    if self._slot.pending is None:
-                        self._cond.wait()
-                    elif not self._slot.running:  # rate-limited: wait for the next start time
-                        self._cond.wait(max(self._slot.next_start(now) - now, 1e-4))
-            outcome = "failed"
-            try:
-                outcome = self._process(request)
-            except Exception as exc:  # a bad context / transient backend error must not stop the node
-                if self._on_error is not None:
-                    self._on_error(exc)
-            finally:
-                with self._cond:
-                    self._slot.finished(outcome if outcome in ExplanationSlot.OUTCOMES else "failed")
+        self._worker.close(timeout)
