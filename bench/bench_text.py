@@ -21,7 +21,10 @@ The camera is the simulator: an expert drive on a validation road is rendered on
 by this process, so that every case sees the same frames (a live simulator would feed each case a
 different drive). Measured per case: policy end-to-end latency (``Trajectory.end_to_end_latency_ms``:
 image stamp -> publish, policy node's clock) p50/p95/p99/max and achieved rate; follower timer
-deviation |gap - 10 ms| p50/p99/max and missed ticks from consecutive ``/vla/control`` stamps;
+deviation |gap - 10 ms| p50/p99/max and missed ticks from consecutive ``/vla/control`` stamps as
+this probe receives them (a gap is a late tick *or* commands lost on the way: a stalled probe lets
+the publisher's keep-last-10 history overwrite them), and the follower's own count of late ticks
+(``follower: control loop`` in /diagnostics, steady clock, inside the node), which tells the two apart;
 explanations per second, their generation latency and the text node's counters. Ratios
 storm/off, storm_capped/off and events/off against the bars: p95 <= 1.5 (design notes), goal p95 <= 1.15 and
 p99 <= 1.3; follower p99 deviation <= 1.0 ms and no missed tick in the storm.
@@ -134,6 +137,8 @@ class Stack:
         self.ctl: list[float] = []
         self.expl: list[Explanation] = []
         self.diags: list[DiagnosticArray] = []
+        self.follower_loop: dict[str, str] = {}
+        self.n_follower_loop = 0
         self.storm_proc: NodeProcess | None = None
         node = self.node = Node("text_bench_probe", context=self.ctx)
         clock = node.get_clock()
@@ -144,6 +149,10 @@ class Stack:
         def on_diag(m: DiagnosticArray) -> None:
             if m.status and "text explanations" in m.status[0].name:
                 self.diags.append(m)
+            for st in m.status:  # the follower's own tick timing (steady clock, in the node)
+                if st.name.endswith(": control loop"):
+                    self.follower_loop = {kv.key: kv.value for kv in st.values}
+                    self.n_follower_loop += 1
 
         node.create_subscription(Trajectory, "/vla/trajectory",
                                  lambda m: self.e2e.append(m.end_to_end_latency_ms), TRAJECTORY_QOS)
@@ -239,8 +248,16 @@ class Stack:
         """Samples of one window: e2e latencies, control stamps, explanations, the last text counters."""
         for buf in (self.e2e, self.ctl, self.expl):
             buf.clear()
+        late0 = int(self.follower_loop.get("late_ticks", "0"))
         self.spin(seconds)
         out = {"e2e": list(self.e2e), "ctl": list(self.ctl), "expl": list(self.expl), "seconds": seconds}
+        n, deadline = self.n_follower_loop, time.monotonic() + 2.5  # its next 1 Hz report
+        while time.monotonic() < deadline and self.n_follower_loop <= n:
+            self.ex.spin_once(timeout_sec=0.05)
+        # late ticks counted inside the follower (> 2 periods between tick starts, steady clock); the
+        # count spans the window plus up to one diagnostics period at either end
+        out["follower_late_in_node"] = int(self.follower_loop.get("late_ticks", "0")) - late0
+        out["follower_longest_gap_ms"] = float(self.follower_loop.get("longest_tick_gap_ms", "nan"))
         if self.text is not None:
             n = len(self.diags)
             deadline = time.monotonic() + 2.5
@@ -281,6 +298,7 @@ def case_figures(windows: list[dict[str, Any]]) -> dict[str, Any]:
         "follower_rate_hz": round(gaps.size / max(float(gaps.sum()), 1e-9), 2),
         **{f"follower_dev_{k}_ms": round(getattr(dev, k), 3) for k in ("p50", "p99", "max")},
         "follower_missed_ticks": int(np.sum(np.maximum(np.round(gaps / period) - 1, 0)[gaps > 1.5 * period])),
+        "follower_late_ticks_in_node": int(sum(w.get("follower_late_in_node", 0) for w in windows)),
         "explanations": len(expl), "explanations_per_s": round(len(expl) / seconds, 2),
     }
     if expl:
@@ -344,13 +362,14 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         results["storm"]["follower_dev_p99_ms"] <= FOLLOWER_P99_MS)
     goals["storm: no missed follower tick"] = results["storm"]["follower_missed_ticks"] == 0
     rows = ["| case | policy e2e p50 / p95 / p99 / max [ms] | rate [Hz] | follower dev p50 / p99 / max [ms] "
-            "| missed | explanations/s | generation p50 / p95 [ms] |", "|---|---|---|---|---|---|---|"]
+            "| missed (probe) | late ticks (in follower) | explanations/s | generation p50 / p95 [ms] |",
+            "|---|---|---|---|---|---|---|---|"]
     for case, r in results.items():
         rows.append(f"| {case} | {r['policy_e2e_p50_ms']} / {r['policy_e2e_p95_ms']} / "
                     f"{r['policy_e2e_p99_ms']} / {r['policy_e2e_max_ms']} | {r['policy_rate_hz']} | "
                     f"{r['follower_dev_p50_ms']} / "
                     f"{r['follower_dev_p99_ms']} / {r['follower_dev_max_ms']} | "
-                    f"{r['follower_missed_ticks']} | "
+                    f"{r['follower_missed_ticks']} | {r['follower_late_ticks_in_node']} | "
                     f"{r['explanations_per_s']} | {r.get('generation_p50_ms', '—')} / "
                     f"{r.get('generation_p95_ms', '—')} |")
     ratios = ", ".join(f"{c}/off p50 {metrics[f'{c}_vs_off_p50_ratio']}, "

@@ -3,6 +3,7 @@ use_sim_time, fail-fast configuration. Generous timeouts: the test machine is sh
 
 from __future__ import annotations
 
+import signal
 import time
 
 import numpy as np
@@ -410,3 +411,33 @@ def test_sim_clock_jumping_back_resets_and_driving_resumes(ros_node, spawn) -> N
                        {kv.key: kv.value for kv in st.values}.get("clock_resets") == "1"
                        for arr in d.diags[-3:] for st in arr.status), 10.0, proc)
     assert "node clock jumped back" in proc.read_log()
+
+
+def test_control_loop_reports_its_own_late_ticks(ros_node, spawn) -> None:
+    """The follower reports missed deadlines of its own control loop on the steady clock
+    (``follower: control loop``): a 0.6 s freeze of the process (SIGSTOP: a stalled machine) is one
+    late tick with a gap >= 0.6 s, reported as WARN in the next diagnostics, then OK again."""
+    node, executor = ros_node
+    proc = _start_follower(spawn)
+    d = Drive(node, executor)
+
+    def loop() -> tuple[int, dict[str, str]] | None:
+        for arr in reversed(d.diags):
+            for st in arr.status:
+                if st.name == "follower: control loop":
+                    return st.level[0], {kv.key: kv.value for kv in st.values}
+        return None
+
+    d.wait(lambda: d.tracking() and loop() is not None, 30.0, proc)
+    late_before = int(loop()[1]["late_ticks"])  # type: ignore[index]
+    n = len(d.diags)
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.6)
+    proc.send_signal(signal.SIGCONT)
+    d.wait(lambda: any(st.name == "follower: control loop" and st.level[0] == 1
+                       and float({kv.key: kv.value for kv in st.values}["longest_tick_gap_ms"]) >= 590.0
+                       for arr in d.diags[n:] for st in arr.status), 10.0, proc)
+    assert int(loop()[1]["late_ticks"]) > late_before  # type: ignore[index]
+    n = len(d.diags)
+    d.wait(lambda: any(st.name == "follower: control loop" and st.level[0] == 0
+                       for arr in d.diags[n:] for st in arr.status), 10.0, proc)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minipamayo_ros.latency import LatencyWindow, summarize
+from minipamayo_ros.latency import LatencyWindow, LoopTiming, summarize
 from minipamayo_ros.params import ParameterError, build_config, load_node_yaml, param, param_specs
 
 
@@ -73,3 +73,24 @@ def test_latency_window_keeps_only_recent() -> None:
     for v in (100.0, 1.0, 2.0, 3.0):
         w.add(v)
     assert len(w) == 3 and w.summary().max == 3.0
+
+
+def test_loop_timing_counts_late_ticks_and_keeps_the_longest_gap() -> None:
+    t = LoopTiming(period_s=0.02)
+    assert t.as_values()["late_ticks"] == "0" and t.as_values()["tick_interval_p99_ms"] == "nan"
+    clock = 100.0
+    for gap in [0.02] * 10 + [0.045, 0.02, 0.3, 0.02]:  # 45 ms and 300 ms > 2 periods: late
+        t.started(clock)
+        t.finished(clock + 0.001)
+        clock += gap
+    t.started(clock)
+    v = t.as_values()
+    assert t.ticks == 15 and v["late_ticks"] == "2"
+    assert float(v["longest_tick_gap_ms"]) == pytest.approx(300.0)
+    assert float(v["tick_interval_max_ms"]) == pytest.approx(300.0)
+    assert float(v["tick_interval_p50_ms"]) == pytest.approx(20.0)
+    assert float(v["tick_work_p99_ms"]) == pytest.approx(1.0)
+    t.started(clock + 0.039)  # just under 2 periods: on time
+    assert t.late == 2
+    with pytest.raises(ValueError):
+        LoopTiming(period_s=0.0)

@@ -9,8 +9,9 @@ Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-dat
 Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
 (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
 (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature), and
-``/diagnostics`` every ``diagnostics_period``: the control state and one status per input topic
-(watchdog OK / stale / never received / rate too low, rejection counters).
+``/diagnostics`` every ``diagnostics_period``: the control state, one status per input topic
+(watchdog OK / stale / never received / rate too low, rejection counters) and the control loop's
+own timing on the steady clock (tick interval / work percentiles, late ticks: WARN).
 
 Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
 sample is counted and logged once per 2 s per kind with the field and value. A command that fails
@@ -27,7 +28,7 @@ from __future__ import annotations
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
@@ -36,6 +37,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
+from minipamayo_ros.latency import LoopTiming
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import (
     command_to_msg,
@@ -66,6 +68,8 @@ class FollowerNode(Node):
         self._last_speed = 0.0  # [m/s] of the last command published by tick()
         self._last_cmd: FollowerCommand | None = None
         self._last_fault_log = -1e9
+        self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
+        self._late_reported = 0
         self.odom_monitor = InputMonitor("/odom", self.config.odom_timeout, self.config.odom_min_rate_hz)
         self.trajectory_monitor = InputMonitor("/vla/trajectory", self.config.trajectory_timeout,
                                                self.config.trajectory_min_rate_hz)
@@ -156,6 +160,13 @@ class FollowerNode(Node):
 
     def tick(self) -> None:
         """One control step: compute and publish (also called directly by the benchmark)."""
+        self.loop_timing.started(time.monotonic())
+        try:
+            self._tick()
+        finally:
+            self.loop_timing.finished(time.monotonic())
+
+    def _tick(self) -> None:
         now = self._now()
         self._observe_clock(now)
         cmd = self.follower.update(now)
@@ -229,9 +240,22 @@ class FollowerNode(Node):
             status_msg(f"{name}: control", level, message, values),
             input_status(name, self.odom_monitor, now),
             input_status(name, self.trajectory_monitor, now),
+            self._loop_status(name),
         ])
         arr.header.stamp = sec_to_time(max(now, 0.0))
         self._diag_pub.publish(arr)
+
+    def _loop_status(self, name: str) -> DiagnosticStatus:
+        """The control loop's own timing (steady clock; under use_sim_time ticks follow /clock's
+        pace): WARN when a tick came more than 2 periods after the previous one since the last report."""
+        t = self.loop_timing
+        new_late, self._late_reported = t.late - self._late_reported, t.late
+        if new_late > 0:
+            level, message = WARN, (f"{new_late} late tick(s) since the last report (> 2 periods; "
+                                    f"longest gap {t.longest_gap_ms:.0f} ms since start)")
+        else:
+            level, message = OK, f"{t.ticks} ticks, none late since the last report"
+        return status_msg(f"{name}: control loop", level, message, t.as_values())
 
 
 def main(args: list[str] | None = None) -> int:
