@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from minipamayo_ros.bringup.recorder import Recording
-from minipamayo_ros.bringup.report import closed_loop_metrics, quality_verdict
+from minipamayo_ros.bringup.report import MAX_STANDSTILL_S, closed_loop_metrics, quality_verdict
 from minipamayo_ros.evaluation.evaluate import verdict
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -41,10 +41,12 @@ def test_slow_policy_fails_the_rate_check() -> None:
     assert not quality_verdict(m)["policy_rate_within_10pct"]
 
 
-def _run(rms: float, departures: int = 0, collisions: int = 0) -> dict:
-    return {"driving": {"cross_track_rms_m": rms},
-            "checks": {"no_lane_departure": departures == 0, "no_collision": collisions == 0,
-                       "policy_rate_within_10pct": True, "follower_rate_within_10pct": True}}
+def _run(rms: float, departures: int = 0, collisions: int = 0, violations: int = 0,
+         standstill: float = 1.0) -> dict:
+    driving = {"cross_track_rms_m": rms, "lane_departures": departures, "collisions": collisions,
+               "stop_line_violations": violations, "longest_standstill_s": standstill}
+    return {"driving": driving,
+            "checks": {"policy_rate_within_10pct": True, "follower_rate_within_10pct": True}}
 
 
 def test_evaluation_verdict_applies_the_bar() -> None:
@@ -54,6 +56,10 @@ def test_evaluation_verdict_applies_the_bar() -> None:
     v = verdict([_run(0.1) for _ in range(18)] + [_run(0.3, collisions=1)] * 2)
     assert not v["pass"]
     assert not verdict([_run(0.3) for _ in range(20)])["pass"]  # median RMS above 0.25 m
+    # a stop-line violation or a stall (a car waiting for ever) is not a clean run either
+    for bad in (_run(0.1, violations=1), _run(0.1, standstill=MAX_STANDSTILL_S + 1.0)):
+        assert verdict([_run(0.1) for _ in range(18)] + [bad] * 2)["clean_fraction"] == 0.9
+    assert verdict([_run(0.1, standstill=MAX_STANDSTILL_S)] * 20)["pass"]
 
 
 

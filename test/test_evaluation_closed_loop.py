@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minipamayo_ros.bringup.report import MAX_STANDSTILL_S, driving_checks
 from minipamayo_ros.evaluation.closed_loop import (
     ClosedLoopSettings,
     ExpertPolicy,
@@ -16,6 +17,7 @@ from minipamayo_ros.evaluation.closed_loop import (
     summarize_results,
 )
 from minipamayo_ros.evaluation.dagger import generate_dagger_dataset, policy_episode
+from minipamayo_ros.evaluation.evaluate import verdict
 from minipamayo_ros.io_contract import IMAGE, STATE
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import Skip
@@ -79,6 +81,21 @@ def test_invalid_trajectories_are_rejected_and_the_car_stops() -> None:
     r = run_episode(1, broken, SHORT, ClosedLoopSettings(max_seconds=5.0))
     assert r.policy_calls > 0 and r.rejected_trajectories >= r.policy_calls - 1  # last one in flight
     assert r.metrics.distance_m < 0.5 and not r.finished
+
+
+def test_a_car_that_never_moves_is_a_stall_and_not_a_clean_run() -> None:
+    """The evaluation counts a standstill over MAX_STANDSTILL_S as a failed run (it passed the bar
+    before: no departure, no collision), e.g. a policy/follower deadlock at a stop line."""
+    t = 0.1 * np.arange(1, 21)
+    creep = _Scripted(np.stack((0.2 * t, 0.0 * t), axis=1), np.full(20, 0.2))  # < planned_stop_speed
+    r = run_episode(1, creep, SHORT, ClosedLoopSettings(max_seconds=15.0))
+    d = r.metrics.as_dict()
+    assert d["longest_standstill_s"] > MAX_STANDSTILL_S and d["lane_departures"] == d["collisions"] == 0
+    checks = driving_checks(d)
+    assert not checks["no_stall"] and checks["no_lane_departure"] and checks["no_collision"]
+    moving = run_episode(200, ExpertPolicy(), SHORT).metrics.as_dict()
+    runs = [{"driving": d, "checks": checks}, {"driving": moving, "checks": driving_checks(moving)}]
+    assert verdict(runs)["clean_fraction"] == 0.5
 
 
 def test_pipeline_policy_feeds_the_model_what_the_node_would(tmp_path: Path) -> None:

@@ -292,3 +292,11 @@ def test_metrics_helpers() -> None:
     assert m.lane_departures == 2 and m.lane_departure_time_s == pytest.approx(0.3)
     assert m.distance_m == pytest.approx(0.6) and m.cross_track_rms_m == pytest.approx(1.0)
     assert m.max_lateral_accel_mps2 == pytest.approx(0.5)
+
+
+def test_longest_standstill_is_the_longest_uninterrupted_stop() -> None:
+    t = MetricsTracker()
+    for speed, n in ((0.0, 12), (2.0, 5), (0.05, 31), (0.3, 1), (0.0, 4)):  # 1.2 s, 3.1 s, 0.4 s still
+        for _ in range(n):
+            t.update(0.1, cross_track=0.0, speed=speed, yaw_rate=0.0, departed=False, colliding=False)
+    assert t.summary().longest_standstill_s == pytest.approx(3.1)

@@ -44,10 +44,12 @@ def test_windowed_percentiles_and_drift() -> None:
         (wins[1]["p99"] - wins[0]["p99"]) / wins[0]["p99"])
 
 
-def _report(crashes: list, growth: float, drift: float | None, departures: int = 0) -> dict:
+def _report(crashes: list, growth: float, drift: float | None, departures: int = 0, violations: int = 0,
+            standstill: float = 1.0) -> dict:
     return {"crashes": crashes, "rss": {"policy": {"growth": growth}},
             "latency": {name: {"p99_drift": drift} for name in soak_report.DRIFT_JUDGED},
-            "driving": {"lane_departures": departures, "collisions": 0}}
+            "driving": {"lane_departures": departures, "collisions": 0, "stop_line_violations": violations,
+                        "longest_standstill_s": standstill}}
 
 
 def test_verdict_fails_on_each_target() -> None:
@@ -57,10 +59,12 @@ def test_verdict_fails_on_each_target() -> None:
     assert soak_report.verdict(_report([], 0.01, -0.2))["p99_last_window_within_10pct"] is False
     assert soak_report.verdict(_report([], 0.01, None))["p99_last_window_within_10pct"] is None
     assert soak_report.verdict(_report([], 0.01, 0.0, departures=1))["no_lane_departure"] is False
+    assert soak_report.verdict(_report([], 0.01, 0.0, violations=1))["no_stop_line_violation"] is False
+    assert soak_report.verdict(_report([], 0.01, 0.0, standstill=600.0))["no_stall"] is False
 
 
 def test_episode_lines_parse_and_sum() -> None:
-    m = EpisodeMetrics(50.0, 400.0, 8.0, 0.1, 0.3, 1, 0.5, 0, 2, 1, 2.0, 1.0, 0.5)
+    m = EpisodeMetrics(50.0, 400.0, 8.0, 0.1, 0.3, 1, 0.5, 0, 2, 1, 2.0, 1.0, 0.5, 3.0)
     log = "\n".join(f"[INFO] [1.0] [simulator]: {EpisodeSummary(7, k, True, m).line()}" for k in (0, 1))
     episodes = parse_episodes(log)
     assert [e["episode"] for e in episodes] == [0, 1]

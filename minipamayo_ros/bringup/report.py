@@ -61,7 +61,7 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
         "driving": {k: sim.get(k) for k in (
             "distance_m", "mean_speed_mps", "cross_track_rms_m", "cross_track_max_m", "lane_departures",
             "lane_departure_time_s", "collisions", "stop_line_violations", "stops_completed",
-            "max_lateral_accel_mps2", "max_long_jerk_mps3")},
+            "max_lateral_accel_mps2", "max_long_jerk_mps3", "longest_standstill_s")},
         "policy": {
             "rate_hz": policy_rate,
             "max_rate_hz": max_rate_hz,
@@ -122,12 +122,25 @@ def text_metrics(rec: Any) -> dict[str, Any] | None:
             "counters": counters}
 
 
-def quality_verdict(m: dict[str, Any]) -> dict[str, bool]:
-    """The per-run checks of the closed-loop quality bar."""
-    d = m["driving"]
+#: [s] a standstill longer than this is a stall (the expert stands 0.8 s at a stop line, 3 s
+#: behind an obstacle): the car waits for ever, e.g. a policy/follower deadlock at a stop line
+MAX_STANDSTILL_S = 10.0
+
+
+def driving_checks(d: dict[str, Any]) -> dict[str, bool]:
+    """The driving checks of one run (simulator ground truth): every one must hold for a clean run."""
     return {
         "no_lane_departure": (d.get("lane_departures") or 0) == 0,
         "no_collision": (d.get("collisions") or 0) == 0,
+        "no_stop_line_violation": (d.get("stop_line_violations") or 0) == 0,
+        "no_stall": (d.get("longest_standstill_s") or 0.0) <= MAX_STANDSTILL_S,
+    }
+
+
+def quality_verdict(m: dict[str, Any]) -> dict[str, bool]:
+    """The per-run checks of the closed-loop quality bar."""
+    return {
+        **driving_checks(m["driving"]),
         "policy_rate_within_10pct": abs(m["policy"]["rate_ratio"] - 1.0) <= 0.10,
         "follower_rate_within_10pct": abs(m["follower"]["rate_ratio"] - 1.0) <= 0.10,
     }

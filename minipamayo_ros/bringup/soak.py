@@ -31,7 +31,7 @@ import re
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ def _listener(context: object) -> Any:
                 "policy end-to-end latency": ([], []), "policy inference latency": ([], []),
                 "follower command period (sim clock)": ([], [])}
             self.sim_metrics: dict[str, str] = {}
+            self.longest_standstill = 0.0  # [s] over all episodes (/sim/metrics)
             self.controls = 0
             self._last_control: float | None = None
             self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
@@ -98,6 +99,11 @@ def _listener(context: object) -> Any:
         def _on_metrics(self, msg: DiagnosticArray) -> None:
             for status in msg.status:
                 self.sim_metrics = {kv.key: kv.value for kv in status.values}
+                try:  # per episode, non-decreasing within one: the max over all is the soak's
+                    still = float(self.sim_metrics.get("longest_standstill_s", "0"))
+                    self.longest_standstill = max(self.longest_standstill, still)
+                except ValueError:
+                    pass
 
     return SoakListener()
 
@@ -153,7 +159,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     warmup = (args.warmup_minutes * 60.0 if args.warmup_minutes is not None
               else min(300.0, 0.25 * duration))
     env = use_loopback_dds(args.domain_id if args.domain_id is not None else pick_domain_id())
-    specs = build_specs(args)
+    specs = [replace(s, parameters={**s.parameters, "episode_seconds": args.episode_seconds})
+             if s.name == "simulator" else s for s in build_specs(args)]
     context = rclpy.Context()
     rclpy.init(context=context)
     listener = _listener(context)
@@ -230,7 +237,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                     "latency figures include other jobs' load)"),
         "stopped_early": (f"signal {stop['signal']}" if stop["signal"] else None),
         "crashes": crashes, "restarts": restarts,
-        "driving": driving_totals(parse_episodes(sim_logs), listener.sim_metrics),
+        "driving": {**driving_totals(parse_episodes(sim_logs), listener.sim_metrics),
+                    "longest_standstill_s": round(listener.longest_standstill, 1)},
         "rss": {k: (asdict(g) if g is not None else None) for k, g in growth.items()},
         "latency": latency,
         "rss_samples": {k: {"wall_s": t, "rss_mb": r} for k, (t, r) in rss.items()},
@@ -256,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="RSS growth counts from here (default: 25 %% of the run, at most 5)")
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="RSS sampling period")
     parser.add_argument("--max-restarts", type=int, default=3, help="crashed nodes restarted at most")
+    parser.add_argument("--episode-seconds", type=float, default=120.0,
+                        help="sim stack: a new episode after this long (roads take 45-65 s), so that a "
+                        "stalled car (reported: no_stall) does not end the driving for the rest of the soak; "
+                        "0 = only at the road end")
     parser.add_argument("--out", type=Path, default=None, help="report folder")
     add_stack_arguments(parser)
     parser.set_defaults(backend="onnxruntime", stack="sim", log_dir=None)

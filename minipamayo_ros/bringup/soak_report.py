@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from minipamayo_ros.bringup.report import MAX_STANDSTILL_S
 from minipamayo_ros.latency import summarize
 
 RSS_GROWTH_LIMIT = 0.05    # target: RSS after warm-up grows by at most 5 %
@@ -105,6 +106,8 @@ def verdict(report: dict[str, Any]) -> dict[str, bool | None]:
                                          if any(d is not None for d in drifts) else None),
         "no_lane_departure": report["driving"]["lane_departures"] == 0,
         "no_collision": report["driving"]["collisions"] == 0,
+        "no_stop_line_violation": report["driving"]["stop_line_violations"] == 0,
+        "no_stall": report["driving"].get("longest_standstill_s", 0.0) <= MAX_STANDSTILL_S,
     }
 
 
@@ -153,7 +156,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"- stopped early: {report['stopped_early']}" if report.get("stopped_early") else "- ran to the end",
         f"- ROS domain {report.get('domain_id')}",
         f"- lane departures {d['lane_departures']}, collisions {d['collisions']}, "
-        f"stop-line violations {d['stop_line_violations']}",
+        f"stop-line violations {d['stop_line_violations']}, longest standstill "
+        f"{d.get('longest_standstill_s', 0.0)} s (a stall above {MAX_STANDSTILL_S:g} s)",
         f"- machine: {report['machine']}",
         "",
         f"## RSS per node (growth after the {report['warmup_s']:.0f} s warm-up; target <= 5 %)",

@@ -8,6 +8,9 @@ returns the episode figures. Definitions:
   per excursion, with the total time spent outside;
 * collision: footprint overlapping an obstacle; counted once per contact;
 * stop-line violation: the front bumper crossing a stop line without a full stop before it;
+* longest standstill: the longest uninterrupted time below ``STANDSTILL_MPS`` [s] (a car waiting
+  for ever at a stop line, a deadlock between policy and follower, shows here; the expert stands
+  0.8 s at a stop line and 3 s behind an obstacle);
 * comfort: max |lateral acceleration| = |speed * yaw rate| [m/s^2]; longitudinal jerk [m/s^3]
   from speed sampled every ``jerk_dt`` (0.1 s, so integration steps do not show as jerk).
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+
+STANDSTILL_MPS = 0.1  # [m/s] below this the car stands still (the world's stop rule uses it too)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class EpisodeMetrics:
     max_lateral_accel_mps2: float
     max_long_jerk_mps3: float
     rms_long_jerk_mps3: float
+    longest_standstill_s: float
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -64,6 +70,8 @@ class MetricsTracker:
         self._jerk_sq = 0.0
         self._jerk_n = 0
         self.max_jerk = 0.0
+        self._standstill = 0.0
+        self.longest_standstill = 0.0
 
     def update(self, dt: float, *, cross_track: float, speed: float, yaw_rate: float,
                departed: bool, colliding: bool) -> None:
@@ -82,6 +90,8 @@ class MetricsTracker:
             self.collisions += 1
         self._colliding = colliding
         self.max_lat_accel = max(self.max_lat_accel, abs(speed * yaw_rate))
+        self._standstill = self._standstill + dt if speed < STANDSTILL_MPS else 0.0
+        self.longest_standstill = max(self.longest_standstill, self._standstill)
         if self.time + 1e-9 >= self._next_sample:
             self._next_sample += self.jerk_dt
             self._speeds = (self._speeds + [speed])[-3:]
@@ -114,6 +124,7 @@ class MetricsTracker:
             max_lateral_accel_mps2=self.max_lat_accel,
             max_long_jerk_mps3=self.max_jerk,
             rms_long_jerk_mps3=math.sqrt(self._jerk_sq / self._jerk_n) if self._jerk_n else 0.0,
+            longest_standstill_s=self.longest_standstill,
         )
 
 

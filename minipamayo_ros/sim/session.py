@@ -58,7 +58,8 @@ class EpisodeSummary:
                 f"{m.distance_m:.0f} m in {m.duration_s:.1f} s, cross-track RMS {m.cross_track_rms_m:.3f} m "
                 f"(max {m.cross_track_max_m:.2f}), lane departures {m.lane_departures}, collisions "
                 f"{m.collisions}, stop-line violations {m.stop_line_violations}, stops "
-                f"{m.stops_completed}, max lateral accel {m.max_lateral_accel_mps2:.1f} m/s^2")
+                f"{m.stops_completed}, max lateral accel {m.max_lateral_accel_mps2:.1f} m/s^2, longest "
+                f"standstill {m.longest_standstill_s:.1f} s")
 
 
 @dataclass

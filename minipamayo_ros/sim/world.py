@@ -23,6 +23,7 @@ from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.sim.camera import CameraConfig
 from minipamayo_ros.sim.expert import Expert, ExpertConfig, ExpertPlan, SceneView
 from minipamayo_ros.sim.metrics import (
+    STANDSTILL_MPS,
     EpisodeMetrics,
     MetricsTracker,
     corner_offsets,
@@ -33,7 +34,7 @@ from minipamayo_ros.sim.render import Renderer, palette_for_seed
 from minipamayo_ros.sim.road import Obstacle, Road, RoadConfig, generate_road
 from minipamayo_ros.sim.vehicle import KinematicBicycle, VehicleBody, VehicleParams, VehicleState
 
-_STILL = 0.1  # [m/s] "standing still"
+_STILL = STANDSTILL_MPS  # [m/s] "standing still"
 
 
 @dataclass(frozen=True)
