@@ -9,8 +9,8 @@
 ``bringup.demo``), which adds the real scheduling, transport and rates. Offline, each seed runs
 once per ``--latency`` (image stamp -> trajectory at the follower [s]): 0.02 s is the deployed stack
 on this machine (end-to-end p95 ~14 ms plus the next 50 Hz follower tick), 0.1 s a slower computer.
-The policy's behaviour must not hinge on it (at 0.02 s a stop-line deadlock appeared that 0.1 s
-hid: ``docs/evaluation.md``).
+The policy's behaviour must not hinge on it (seed 20035 waits for ever at its stop line at 0.02 s,
+not at 0.1 s: ``docs/closed-loop-evaluation.md``).
 
 Seeds: ``--seeds`` (seed spec) or the first ``--episodes`` seeds of ``--split``. Every decision
 (checkpoints, DAgger rounds, tuning) uses **validation** seeds; **test** seeds are for the final
