@@ -118,6 +118,27 @@ def test_a_crawl_plan_is_a_planned_stop() -> None:
         assert (cmd.speed == 0.0) is expect_stop
 
 
+def test_standing_at_a_planned_stop_is_timed_and_a_go_plan_resets_it() -> None:
+    """The stop-line deadlock made visible: standing while the plan is a stop (or a creep below
+    planned_stop_speed) counts up in planned_stop_wait; braking does not count; a go plan ends it."""
+    f = Follower(CFG)
+    _drive_odom(f, 0.0, 1.0, 2.0)
+    f.set_trajectory(_crawl(1.0, np.full(20, 0.1)), now=1.0)
+    f.update(1.0)
+    assert f.planned_stop_wait(1.0) == 0.0  # still moving at 2 m/s: braking, not standing
+    for t in np.arange(1.02, 13.0, 0.02):  # the car stands; the same creep plan keeps coming
+        f.add_odometry(OdometrySample(float(t), Pose2D(2.0, 0.0, 0.0), 0.0, 0.0))
+        if abs(t * 10 - round(t * 10)) < 1e-6:
+            f.set_trajectory(_crawl(float(t), np.linspace(0.0, 0.25, 20)), now=float(t))
+        cmd = f.update(float(t))
+        assert cmd.status == ControlStatus.TRACKING  # the command ramps down at max_decel, then 0
+    assert cmd.speed == 0.0
+    assert f.planned_stop_wait(12.98) == pytest.approx(11.96, abs=0.05)
+    f.set_trajectory(_crawl(13.0, np.linspace(0.5, 3.0, 20)), now=13.0)  # the policy plans to go
+    f.add_odometry(OdometrySample(13.0, Pose2D(2.0, 0.0, 0.0), 0.0, 0.0))
+    assert f.update(13.0).speed > 0.0 and f.planned_stop_wait(13.0) == 0.0
+
+
 def test_steering_clamped_and_rate_limited_speed_accel_limited() -> None:
     f = Follower()
     _drive_odom(f, 0.0, 1.0, 2.0)

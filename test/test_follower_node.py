@@ -441,3 +441,39 @@ def test_control_loop_reports_its_own_late_ticks(ros_node, spawn) -> None:
     n = len(d.diags)
     d.wait(lambda: any(st.name == "follower: control loop" and st.level[0] == 0
                        for arr in d.diags[n:] for st in arr.status), 10.0, proc)
+
+
+def test_standing_at_a_planned_stop_for_long_is_reported(ros_node, spawn) -> None:
+    """The stop-line deadlock (docs/closed-loop-evaluation.md) is visible to an operator: the car
+    stands, the policy keeps planning a creep below planned_stop_speed, the follower holds 0 (it
+    never overrides a stop) and /diagnostics turns WARN after planned_stop_warn_after."""
+    node, executor = ros_node
+    proc = spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"],
+                                              parameters={"diagnostics_period": 0.2,
+                                                          "planned_stop_warn_after": 1.0}), name="follower")
+    d = Drive(node, executor)
+
+    def standing(msg: Odometry, k: int) -> Odometry:
+        msg.pose.pose.position.x, msg.twist.twist.linear.x = 0.0, 0.0
+        return msg
+
+    def creep(msg: Trajectory) -> Trajectory:
+        speeds = np.linspace(0.0, 0.25, 20)
+        x = np.cumsum(speeds) * 0.1 + 1e-3 * np.arange(1, 21)
+        plan = PlannedTrajectory(stamp=time_to_sec(msg.header.stamp), points=np.stack((x, 0.0 * x), 1),
+                                 speeds=speeds)
+        return trajectory_to_msg(plan)
+
+    d.odom_hook, d.traj_hook = standing, creep
+
+    def control() -> tuple[int, str, dict[str, str]] | None:
+        for arr in reversed(d.diags):
+            for st in arr.status:
+                if st.name == "follower: control":
+                    return st.level[0], st.message, {kv.key: kv.value for kv in st.values}
+        return None
+
+    d.wait(lambda: (c := control()) is not None and c[0] == 1 and "planned stop" in c[1], 20.0, proc)
+    level, message, values = control()  # type: ignore[misc]
+    assert float(values["planned_stop_wait_s"]) >= 1.0 and values["status"] == "TRACKING", (message, values)
+    assert all(c.speed == 0.0 for c in d.commands[-20:])

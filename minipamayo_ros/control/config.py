@@ -44,6 +44,10 @@ class FollowerConfig(InputLimitParams):
     planned_stop_speed: float = param(
         0.3, "a trajectory whose remaining planned speeds are all below this is a stop: command 0 "
         "instead of its crawl (0 disables)", "m/s", min=0.0, max=2.0)
+    planned_stop_warn_after: float = param(
+        10.0, "/diagnostics WARN when the vehicle has stood this long at a planned stop (the policy "
+        "never plans to go: a stop-line deadlock); reported only, the follower never overrides a stop",
+        "s", min=1.0, max=3600.0)
     stop_decel: float = param(3.0, "deceleration of the controlled stop (positive)", "m/s^2",
                               min=0.1, max=20.0)
     # --- input validation (docs/follower.md "Input validation") ---------------------------------

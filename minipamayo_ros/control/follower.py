@@ -53,6 +53,7 @@ from minipamayo_ros.trajectory import PlannedTrajectory
 #: Seconds of odometry kept for motion compensation (>= the largest trajectory_timeout); older
 #: odometry stamps are rejected.
 HISTORY_SECONDS = 3.0
+STANDING_MPS = 0.1  # [m/s] measured speed below which the vehicle stands (planned_stop_wait)
 
 
 class ControlStatus(IntEnum):
@@ -106,6 +107,7 @@ class Follower:
         self.history.clear()
         self.odometry_gate.reset()
         self.trajectory: PlannedTrajectory | None = None
+        self.planned_stop_since: float | None = None  # [s] standing at a planned stop since
         self._last_time: float | None = None
         self._steer = 0.0
         self._speed = 0.0
@@ -189,6 +191,14 @@ class Follower:
     def status_at(self, now: float) -> ControlStatus:
         """Why (or whether) the follower tracks at ``now`` (see module docstring, step 1)."""
         return self._status_and_reason(now)[0]
+
+    def planned_stop_wait(self, now: float) -> float:
+        """[s] the vehicle has stood at a planned stop (tracking a plan the follower holds at 0).
+
+        Long waits are how a stop-line deadlock shows (the policy plans a stop or a creep for ever:
+        docs/closed-loop-evaluation.md); the node reports them, the follower does not override them.
+        """
+        return 0.0 if self.planned_stop_since is None else max(0.0, now - self.planned_stop_since)
 
     def status_reason(self, now: float) -> str:
         """A sentence for the log saying why the status at ``now`` is what it is."""
@@ -290,6 +300,12 @@ class Follower:
             target = _speed_at(traj, now - traj.stamp + cfg.lookahead_time)
             if reg.is_planned_stop(_remaining_speeds(traj, now - traj.stamp), cfg.planned_stop_speed):
                 target = 0.0
+                if measured_speed >= STANDING_MPS:
+                    self.planned_stop_since = None  # still braking (or rolling)
+                elif self.planned_stop_since is None:
+                    self.planned_stop_since = now
+            else:
+                self.planned_stop_since = None
             target = min(target, cfg.max_speed, reg.curvature_speed_limit(curvature, cfg.max_lateral_accel))
             speed = reg.accel_limited_speed(target, self._speed, cfg.max_accel, cfg.max_decel, dt)
         else:
@@ -297,6 +313,8 @@ class Follower:
             speed = reg.stop_speed(self._speed, cfg.stop_decel, dt)
         accel = (speed - self._speed) / dt if dt > 0.0 else 0.0
 
+        if status != ControlStatus.TRACKING:
+            self.planned_stop_since = None
         self._steer, self._speed, self._status = steer, speed, status
         return FollowerCommand(
             stamp=now,
