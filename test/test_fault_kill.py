@@ -15,6 +15,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import psutil
 import pytest
@@ -22,7 +25,7 @@ from fault_support import fault_env, ros2_cli, stale_install_files  # noqa: F401
 from rclpy.executors import SingleThreadedExecutor
 
 from conftest import REPO_ROOT
-from minipamayo_ros.bringup.recorder import RecorderNode
+from minipamayo_ros.bringup.recorder import RecorderNode, Recording
 from minipamayo_ros.bringup.stop_policy import controlled_stop_grace
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus
@@ -74,26 +77,33 @@ def _drive_at_speed(runner: object, rec: RecorderNode, executor: SingleThreadedE
     pytest.fail("the car never reached speed under the policy")
 
 
-@pytest.mark.parametrize("how", ["runner", "ros2_launch"])
-def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
-        rclpy_context, fault_env, spawn, how) -> None:  # noqa: F811
-    cfg = FollowerConfig()  # follower.yaml and drive.yaml keep the defaults of these fields
-    runner = spawn(_command(how), name=how, env=fault_env)
+@dataclass
+class FaultRun:
+    """What a fault injected while driving left behind (see :func:`_fault_while_driving`)."""
+
+    rec: Recording                 # everything the recorder received, drained
+    log: str                       # the runner's / launch's output
+    exit_code: int | None
+    t_fault: float                 # [s, monotonic] right after the fault was injected
+    t_exit: float                  # [s, monotonic] when the runner / launch had exited (or gave up)
+    at_fault: dict[str, Any]       # what ``inject`` recorded at the fault
+
+
+def _fault_while_driving(proc: Any, rclpy_context: Any,
+                         inject: Callable[[list[psutil.Process], Recording], dict[str, Any]],
+                         exit_wait_s: float) -> FaultRun:
+    """Drive at ``KILL_AT_SPEED`` under ``proc`` (runner or ``ros2 launch``), call ``inject(children,
+    recording)``, record until ``proc`` exits (at most ``exit_wait_s`` more), drain; fails if any of
+    the stack's processes is left behind."""
     rec = RecorderNode([], context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(rec)
     try:
         deadline = time.monotonic() + 180.0
-        children = _drive_at_speed(runner, rec, executor, deadline)
-        policy = _child(children, "policy_node")
-        n_traj_before = len(rec.rec.trajectories)
-        policy.send_signal(signal.SIGKILL)
-        kill_speed = rec.rec.truth[-1][4]
-        kill_sim = rec.rec.truth[-1][0]
-        t_kill = time.monotonic()
-        n_controls = len(rec.rec.controls)
-        # the runner keeps the rest alive for the controlled stop, then exits 1
-        while runner.poll() is None and time.monotonic() < deadline + 60.0:
+        children = _drive_at_speed(proc, rec, executor, deadline)
+        at_fault = inject(children, rec.rec)
+        t_fault = time.monotonic()
+        while proc.poll() is None and time.monotonic() < deadline + exit_wait_s:
             executor.spin_once(timeout_sec=0.05)
         t_exit = time.monotonic()
         _drain(executor, rec)
@@ -101,14 +111,31 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
         executor.remove_node(rec)
         rec.destroy_node()
         executor.shutdown()
-
-    log = runner.read_log()
-    assert runner.poll() == 1, log[-3000:]
+    run = FaultRun(rec.rec, proc.read_log(), proc.poll(), t_fault, t_exit, at_fault)
     gone, alive = psutil.wait_procs(children, timeout=10.0)
     assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+    return run
 
-    last_stamp = max(t.stamp for t in rec.rec.trajectories[: n_traj_before + 5])
-    after = [c for c in rec.rec.controls[n_controls:] if c[0] > last_stamp]
+
+@pytest.mark.parametrize("how", ["runner", "ros2_launch"])
+def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
+        rclpy_context, fault_env, spawn, how) -> None:  # noqa: F811
+    cfg = FollowerConfig()  # follower.yaml and drive.yaml keep the defaults of these fields
+    runner = spawn(_command(how), name=how, env=fault_env)
+
+    def kill_policy(children: list[psutil.Process], rec: Recording) -> dict[str, Any]:
+        n_traj_before = len(rec.trajectories)
+        _child(children, "policy_node").send_signal(signal.SIGKILL)
+        return {"n_traj_before": n_traj_before, "speed": rec.truth[-1][4], "sim": rec.truth[-1][0],
+                "n_controls": len(rec.controls)}
+
+    # the runner keeps the rest alive for the controlled stop, then exits 1
+    run = _fault_while_driving(runner, rclpy_context, kill_policy, exit_wait_s=60.0)
+    rec, log, at_kill = run.rec, run.log, run.at_fault
+    assert run.exit_code == 1, log[-3000:]
+
+    last_stamp = max(t.stamp for t in rec.trajectories[: at_kill["n_traj_before"] + 5])
+    after = [c for c in rec.controls[at_kill["n_controls"]:] if c[0] > last_stamp]
     stale = [c for c in after if c[1] == ControlStatus.STALE_TRAJECTORY_STOP]
     assert stale, f"the follower never went STALE; statuses {sorted({c[1] for c in after})}"
     first_stale = stale[0][0]
@@ -120,17 +147,18 @@ def test_policy_killed_at_speed_follower_stops_then_stack_exits_nonzero(
     first_zero = next(c[0] for c in after if c[1] == ControlStatus.STALE_TRAJECTORY_STOP and c[2] == 0.0)
     # documented bound (docs/follower.md): trajectory_timeout + v / stop_decel after the last stamp
     # with v = the speed commanded when the stop began
-    v = [c[2] for c in after if c[0] < first_stale][-1] if after[0][0] < first_stale else kill_speed
+    v = [c[2] for c in after if c[0] < first_stale][-1] if after[0][0] < first_stale else at_kill["speed"]
     bound = cfg.trajectory_timeout + cfg.stop_time(v) + TICK_SLACK
     print(f"MEASURED {how}: STALE after {first_stale - last_stamp:.3f} s, speed 0 after "
           f"{first_zero - last_stamp:.3f} s from {v:.2f} m/s (bound {bound - TICK_SLACK:.3f} s)")
     assert first_zero - last_stamp <= bound, (first_zero - last_stamp, bound)
     # the (simulated) vehicle really stopped, and the follower's last word was its SHUTDOWN stop
-    after_zero = [t[4] for t in rec.rec.truth if t[0] > first_zero]
+    after_zero = [t[4] for t in rec.truth if t[0] > first_zero]
     assert after_zero and min(after_zero) < 0.2, (
         f"car still at {after_zero[-1] if after_zero else None} m/s when the stack went down: in "
-        f"{t_exit - t_kill:.2f} s wall the simulator advanced {rec.rec.truth[-1][0] - kill_sim:.2f} s")
-    assert rec.rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.rec.controls[-1][2] == 0.0
+        f"{run.t_exit - run.t_fault:.2f} s wall the simulator advanced "
+        f"{rec.truth[-1][0] - at_kill['sim']:.2f} s")
+    assert rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.controls[-1][2] == 0.0
     assert "controlled-stop grace" in log and "policy" in log
 
 
@@ -155,34 +183,21 @@ def test_simulator_killed_under_the_runner_follower_last_word_is_its_stop(
     can expire and the follower's timer stops ticking. What it then sends is its SHUTDOWN command
     when the grace is over (the same holds for a bag's /clock on the drive stack: docs/follower.md)."""
     runner = spawn(_command("runner"), name="runner", env=fault_env)
-    rec = RecorderNode([], context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(rec)
-    try:
-        deadline = time.monotonic() + 180.0
-        children = _drive_at_speed(runner, rec, executor, deadline)
+
+    def kill_simulator(children: list[psutil.Process], rec: Recording) -> dict[str, Any]:
         _child(children, "simulator_node").send_signal(signal.SIGKILL)
-        t_kill = time.monotonic()
-        n_controls = len(rec.rec.controls)
-        while runner.poll() is None and time.monotonic() < deadline + 60.0:
-            executor.spin_once(timeout_sec=0.05)
-        t_exit = time.monotonic()
-        _drain(executor, rec)
-    finally:
-        executor.remove_node(rec)
-        rec.destroy_node()
-        executor.shutdown()
-    log = runner.read_log()
-    assert runner.poll() == 1, log[-3000:]
-    gone, alive = psutil.wait_procs(children, timeout=10.0)
-    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
-    after = rec.rec.controls[n_controls:]
+        return {"n_controls": len(rec.controls)}
+
+    run = _fault_while_driving(runner, rclpy_context, kill_simulator, exit_wait_s=60.0)
+    assert run.exit_code == 1, run.log[-3000:]
+    after = run.rec.controls[run.at_fault["n_controls"]:]
+    waited = run.t_exit - run.t_fault
     grace = controlled_stop_grace(FollowerConfig())
-    print(f"MEASURED simulator killed: {len(after)} commands in the {t_exit - t_kill:.2f} s until the runner "
+    print(f"MEASURED simulator killed: {len(after)} commands in the {waited:.2f} s until the runner "
           f"exited (grace {grace:.1f} s); last {ControlStatus(after[-1][1]).name if after else None}")
-    assert t_exit - t_kill >= grace - 0.5, "the runner did not wait for the follower's stop"
+    assert waited >= grace - 0.5, "the runner did not wait for the follower's stop"
     assert after and after[-1][1] == ControlStatus.SHUTDOWN and after[-1][2] == 0.0
-    assert "controlled-stop grace" in log and "simulator" in log
+    assert "controlled-stop grace" in run.log and "simulator" in run.log
 
 
 @pytest.mark.parametrize("how", ["runner", "ros2_launch"])
@@ -192,29 +207,17 @@ def test_ctrl_c_while_driving_ends_with_the_followers_stop(rclpy_context, fault_
     sessions; ``ros2 launch`` and every node at once) while the car drives at speed: the last
     command is the follower's SHUTDOWN at speed 0, exit 0, nothing left behind."""
     runner = spawn(_command(how), name=how, env=fault_env)
-    rec = RecorderNode([], context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(rec)
-    try:
-        deadline = time.monotonic() + 180.0
-        children = _drive_at_speed(runner, rec, executor, deadline)
+
+    def ctrl_c(children: list[psutil.Process], rec: Recording) -> dict[str, Any]:
         runner.send_signal(signal.SIGINT)
-        speed_at_signal = rec.rec.controls[-1][2]
-        while runner.poll() is None and time.monotonic() < deadline + 30.0:
-            executor.spin_once(timeout_sec=0.05)
-        _drain(executor, rec)
-    finally:
-        executor.remove_node(rec)
-        rec.destroy_node()
-        executor.shutdown()
-    log = runner.read_log()
-    assert runner.poll() == 0, log[-3000:]
-    gone, alive = psutil.wait_procs(children, timeout=10.0)
-    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
-    last = rec.rec.controls[-1]
-    assert speed_at_signal >= KILL_AT_SPEED - 1.0
+        return {"speed": rec.controls[-1][2]}
+
+    run = _fault_while_driving(runner, rclpy_context, ctrl_c, exit_wait_s=30.0)
+    assert run.exit_code == 0, run.log[-3000:]
+    last = run.rec.controls[-1]
+    assert run.at_fault["speed"] >= KILL_AT_SPEED - 1.0
     assert last[1] == ControlStatus.SHUTDOWN and last[2] == 0.0, (ControlStatus(last[1]).name, last[2])
-    assert sum(c[1] == ControlStatus.SHUTDOWN for c in rec.rec.controls) == 1
+    assert sum(c[1] == ControlStatus.SHUTDOWN for c in run.rec.controls) == 1
 
 
 def test_follower_stopped_on_request_under_ros2_launch_stops_the_stack_cleanly(
@@ -223,23 +226,13 @@ def test_follower_stopped_on_request_under_ros2_launch_stops_the_stack_cleanly(
     terminal's Ctrl-C reached every node but launch itself missed it): the follower's last command
     is its SHUTDOWN stop, then launch stops the rest and exits 0 (a requested stop, not a crash)."""
     launch = spawn(_command("ros2_launch"), name="ros2_launch", env=fault_env)
-    rec = RecorderNode([], context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(rec)
-    try:
-        deadline = time.monotonic() + 180.0
-        children = _drive_at_speed(launch, rec, executor, deadline)
+
+    def stop_follower(children: list[psutil.Process], rec: Recording) -> dict[str, Any]:
         _child(children, "follower_node").send_signal(signal.SIGTERM)
-        while launch.poll() is None and time.monotonic() < deadline + 30.0:
-            executor.spin_once(timeout_sec=0.05)
-        _drain(executor, rec)
-    finally:
-        executor.remove_node(rec)
-        rec.destroy_node()
-        executor.shutdown()
-    log = launch.read_log()
-    assert launch.poll() == 0, log[-3000:]
-    gone, alive = psutil.wait_procs(children, timeout=10.0)
-    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+        return {}
+
+    run = _fault_while_driving(launch, rclpy_context, stop_follower, exit_wait_s=30.0)
+    log = run.log
+    assert run.exit_code == 0, log[-3000:]
     assert "follower' stopped on request" in log and "nothing commands the vehicle" not in log, log[-3000:]
-    assert rec.rec.controls[-1][1] == ControlStatus.SHUTDOWN and rec.rec.controls[-1][2] == 0.0
+    assert run.rec.controls[-1][1] == ControlStatus.SHUTDOWN and run.rec.controls[-1][2] == 0.0
