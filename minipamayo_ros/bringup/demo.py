@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
+from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
 from minipamayo_ros.params import build_config, config_dir, load_node_yaml
 
@@ -50,10 +50,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     domain = args.domain_id if args.domain_id is not None else pick_domain_id()
     env = use_loopback_dds(domain)  # the recorder in this process joins the same loopback domain
 
-    specs = build_specs(args)
-    overrides = sim_overrides(duration)
-    specs = [replace(s, parameters={**s.parameters, **overrides}) if s.name == "simulator" else s
-             for s in specs]
+    specs = with_parameters(build_specs(args), "simulator", sim_overrides(duration))
     simulator = next(s for s in specs if s.name == "simulator")
     cfg = config_dir()
     sim_values = {**load_node_yaml(cfg / "simulator.yaml", "simulator"), **simulator.parameters}

@@ -31,7 +31,7 @@ import re
 import signal
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ import psutil
 from minipamayo_ros.bringup import soak_report
 from minipamayo_ros.bringup.processes import NodeProcess
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
+from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
 
 SOAK_DOMAIN_BASE = 120  # soaks use ROS domains 120..219: a long run must not share one with a test
@@ -159,8 +160,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     warmup = (args.warmup_minutes * 60.0 if args.warmup_minutes is not None
               else min(300.0, 0.25 * duration))
     env = use_loopback_dds(args.domain_id if args.domain_id is not None else pick_domain_id())
-    specs = [replace(s, parameters={**s.parameters, "episode_seconds": args.episode_seconds})
-             if s.name == "simulator" else s for s in build_specs(args)]
+    specs = with_parameters(build_specs(args), "simulator", {"episode_seconds": args.episode_seconds})
     context = rclpy.Context()
     rclpy.init(context=context)
     listener = _listener(context)

@@ -8,7 +8,7 @@ remappings cannot drift apart. ROS-free: plain data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PACKAGE = "minipamayo_ros"
@@ -111,6 +111,11 @@ def sim_stack(args: StackArgs, seed: int = 0, real_time_factor: float = 1.0) -> 
         parameters={"seed": seed, "real_time_factor": real_time_factor},
     )
     return [simulator, *drive_stack(drive_args)]
+
+
+def with_parameters(specs: list[NodeSpec], node: str, overrides: dict[str, object]) -> list[NodeSpec]:
+    """``specs`` with ``overrides`` applied last to the parameters of the node named ``node``."""
+    return [replace(s, parameters={**s.parameters, **overrides}) if s.name == node else s for s in specs]
 
 
 def resolve_params_file(name: str, config_dir: Path) -> Path:

@@ -218,6 +218,7 @@ class FollowerNode(Node):
         """Control state + one status per input topic on /diagnostics."""
         now = self._now()
         cmd, name = self._last_cmd, self.get_name()
+        waited = self.follower.planned_stop_wait(now)
         if cmd is None:
             level, message, status = WARN, "no control tick yet", "none"
         else:
@@ -226,7 +227,6 @@ class FollowerNode(Node):
                 level, message = ERROR, f"FAULT_STOP: {self.follower.last_fault}"
             elif cmd.status == ControlStatus.TRACKING:
                 level, message = OK, f"TRACKING: {self.follower.status_reason(now)}"
-                waited = self.follower.planned_stop_wait(now)
                 if waited >= self.config.planned_stop_warn_after:
                     level, message = WARN, (f"standing at a planned stop for {waited:.0f} s: the policy does "
                                             "not plan to go (stop-line deadlock?)")
@@ -239,7 +239,7 @@ class FollowerNode(Node):
             "command_faults": str(self.follower.faults),
             "last_fault": self.follower.last_fault,
             "clock_resets": str(self.follower.clock.jumps),
-            "planned_stop_wait_s": f"{self.follower.planned_stop_wait(now):.1f}",
+            "planned_stop_wait_s": f"{waited:.1f}",
         }
         arr = DiagnosticArray(status=[
             status_msg(f"{name}: control", level, message, values),
