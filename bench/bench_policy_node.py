@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
-from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
+from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.latency import summarize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +205,7 @@ def _plot(results: dict[float, dict], path: Path) -> bool:
 
 
 def run(out_dir: Path, quick: bool) -> BenchResult:
-    use_loopback_dds(int(os.environ.get("ROS_DOMAIN_ID", pick_domain_id())))
+    use_loopback_dds(int(os.environ.get("ROS_DOMAIN_ID", lease_domain_id())))
     if SHIPPED.is_file():
         manifest, model = str(SHIPPED), "shipped engines/minipamayo-tiny-policy"
     else:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.result import BenchResult
-from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
+from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.latency import summarize
 from minipamayo_ros.sim.camera import CameraConfig
 from minipamayo_ros.sim.dataset import generate_episode
@@ -179,7 +179,7 @@ def _contact_sheet(frames: list[np.ndarray], path: Path) -> bool:
 
 
 def run(out_dir: Path, quick: bool) -> BenchResult:
-    use_loopback_dds(int(os.environ.get("ROS_DOMAIN_ID", pick_domain_id())))
+    use_loopback_dds(int(os.environ.get("ROS_DOMAIN_ID", lease_domain_id())))
     load_before = os.getloadavg()[0]
     n_frames = 80 if quick else 400
     sheet: list[np.ndarray] = []

@@ -314,9 +314,9 @@ def case_figures(windows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(out_dir: Path, quick: bool) -> BenchResult:
-    from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+    from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env
 
-    os.environ.update(loopback_dds_env(pick_domain_id()))
+    os.environ.update(loopback_dds_env(lease_domain_id()))
     window, rounds = (5.0, 1) if quick else (10.0, 4)
     log_dir = out_dir / "text_logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ process when ``ROS_LOCALHOST_ONLY`` is set. Only when the distro cannot be told 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import functools
 import importlib.metadata
 import os
@@ -52,9 +53,44 @@ def ros_distro(env: dict[str, str] | os._Environ[str] | None = None) -> str:
 def pick_domain_id(seed: int | None = None) -> int:
     """A ROS domain id in [1, 100] derived from ``seed`` (default: this process id).
 
+    Deterministic, so two processes can collide: processes that must not share a domain with
+    anything else on the machine (tests, the demo, benchmarks) use :func:`lease_domain_id`.
     Domain ids map to UDP ports; 1..100 stays well inside the range every DDS vendor supports.
     """
     return 1 + (os.getpid() if seed is None else seed) % 100
+
+
+#: where domain leases are held (one lock file per id, shared by every checkout on the machine)
+DOMAIN_LEASE_DIR = Path(os.environ.get("MINIPAMAYO_DOMAIN_LEASE_DIR", "/tmp/minipamayo_ros-domain-leases"))
+_leases: dict[int, int] = {}  # domain id -> open lock file descriptor, held for the process's life
+
+
+def lease_domain_id(first: int | None = None) -> int:
+    """A ROS domain id in [1, 100] that no other process on this machine holds a lease on.
+
+    Why: ``pick_domain_id`` (pid % 100) lets two concurrent test sessions, demos or benchmarks
+    share a domain and see each other's topics. A lease is an exclusive ``flock`` on
+    ``DOMAIN_LEASE_DIR/<id>.lock``, held until this process exits (the kernel releases it even
+    on ``kill -9``, so a crashed run never leaks a domain). Child processes get the id through
+    their environment; the lock's file descriptor is not inherited. Repeated calls in one
+    process return the same id. The search starts at ``first`` (default: the pid-derived id)
+    to spread concurrent callers over the range.
+    """
+    if _leases:
+        return next(iter(_leases))
+    DOMAIN_LEASE_DIR.mkdir(parents=True, exist_ok=True)
+    start = pick_domain_id() if first is None else first
+    for offset in range(100):
+        domain = 1 + (start - 1 + offset) % 100
+        fd = os.open(DOMAIN_LEASE_DIR / f"{domain}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _leases[domain] = fd
+        return domain
+    raise RuntimeError(f"all ROS domain ids 1..100 are leased by other processes ({DOMAIN_LEASE_DIR})")
 
 
 def loopback_dds_settings(domain_id: int, distro: str) -> tuple[dict[str, str], tuple[str, ...]]:

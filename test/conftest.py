@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from minipamayo_ros.bringup.processes import NodeProcess
-from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id, use_loopback_dds
+from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env, use_loopback_dds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # are not collected and test/launch/test_tools_present.py shows the skip and its reason
 if importlib.util.find_spec("launch_testing") is None or importlib.util.find_spec("launch_ros") is None:
     collect_ignore_glob = ["launch/test_*_launch.py"]
-DOMAIN_ID = int(os.environ.get("MINIPAMAYO_TEST_DOMAIN_ID", pick_domain_id()))
+DOMAIN_ID = int(os.environ.get("MINIPAMAYO_TEST_DOMAIN_ID", 0)) or lease_domain_id()
 use_loopback_dds(DOMAIN_ID)
 
 

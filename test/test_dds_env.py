@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +57,35 @@ def test_use_loopback_dds_removes_the_other_spelling(monkeypatch: pytest.MonkeyP
     use_loopback_dds(12)
     assert "ROS_LOCALHOST_ONLY" not in os.environ
     assert os.environ["ROS_DOMAIN_ID"] == "12"
+
+
+def _lease_in_subprocess(lease_dir: str, first: int, hold_s: float) -> subprocess.Popen[str]:
+    code = ("import sys, time; from minipamayo_ros import dds_env; "
+            f"print(dds_env.lease_domain_id({first}), flush=True); time.sleep({hold_s})")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "MINIPAMAYO_DOMAIN_LEASE_DIR": lease_dir})
+
+
+def test_concurrent_leases_get_distinct_domains_and_a_dead_holder_frees_its_id(tmp_path: Path) -> None:
+    # pid % 100 could hand two concurrent test sessions the same domain; leases cannot
+    holders = [_lease_in_subprocess(str(tmp_path), first=42, hold_s=30) for _ in range(3)]
+    try:
+        ids = [int(p.stdout.readline()) for p in holders]  # type: ignore[union-attr]
+        assert len(set(ids)) == 3 and all(1 <= i <= 100 for i in ids), ids
+        assert 42 in ids
+        holder_of_42 = holders[ids.index(42)]
+        holder_of_42.kill()  # kill -9: the kernel drops the flock, the id is free again
+        holder_of_42.wait()
+        again = _lease_in_subprocess(str(tmp_path), first=42, hold_s=0)
+        assert int(again.stdout.readline()) == 42  # type: ignore[union-attr]
+        again.wait()
+    finally:
+        for p in holders:
+            p.kill()
+            p.wait()
+
+
+def test_a_process_keeps_one_lease() -> None:
+    from minipamayo_ros.dds_env import lease_domain_id
+
+    assert lease_domain_id() == lease_domain_id()

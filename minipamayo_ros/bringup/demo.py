@@ -21,7 +21,7 @@ from typing import Any
 
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.bringup.stack import with_parameters
-from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
+from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.params import build_config, config_dir, load_node_yaml
 
 DEFAULT_SEED = 0          # the embedded default road
@@ -47,7 +47,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
 
     out_dir.mkdir(parents=True, exist_ok=True)
     args.seed = seed
-    domain = args.domain_id if args.domain_id is not None else pick_domain_id()
+    domain = args.domain_id if args.domain_id is not None else lease_domain_id()
     env = use_loopback_dds(domain)  # the recorder in this process joins the same loopback domain
 
     specs = with_parameters(build_specs(args), "simulator", sim_overrides(duration))

@@ -30,7 +30,7 @@ from minipamayo_ros.bringup.stack import (
     sim_stack,
 )
 from minipamayo_ros.bringup.stop_policy import FOLLOWER, stack_stop_grace
-from minipamayo_ros.dds_env import loopback_dds_env, pick_domain_id
+from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env
 from minipamayo_ros.params import config_dir
 
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = dict(os.environ)
     if args.loopback:
-        env = loopback_dds_env(args.domain_id if args.domain_id is not None else pick_domain_id(), env)
+        env = loopback_dds_env(args.domain_id if args.domain_id is not None else lease_domain_id(), env)
     specs = build_specs(args)
     runner = StackRunner(specs, env, args.log_dir, args.namespace, stop_grace=args.stop_grace)
     stop = {"signal": 0}

@@ -41,7 +41,7 @@ from minipamayo_ros.bringup import soak_report
 from minipamayo_ros.bringup.processes import NodeProcess
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.bringup.stack import with_parameters
-from minipamayo_ros.dds_env import pick_domain_id, use_loopback_dds
+from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 
 SOAK_DOMAIN_BASE = 120  # soaks use ROS domains 120..219: a long run must not share one with a test
 LATENCY_START_S = 30.0   # [s] after the first trajectory: latency windows start (connect + warm-up)
@@ -159,7 +159,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     duration = args.minutes * 60.0
     warmup = (args.warmup_minutes * 60.0 if args.warmup_minutes is not None
               else min(300.0, 0.25 * duration))
-    env = use_loopback_dds(args.domain_id if args.domain_id is not None else pick_domain_id())
+    env = use_loopback_dds(args.domain_id if args.domain_id is not None else lease_domain_id())
     specs = with_parameters(build_specs(args), "simulator", {"episode_seconds": args.episode_seconds})
     context = rclpy.Context()
     rclpy.init(context=context)
