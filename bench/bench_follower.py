@@ -132,7 +132,7 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
             t = 0.1 * np.arange(1, 21)
             traj_pub.publish(trajectory_to_msg(PlannedTrajectory(
                 stamp=time.time() - 0.15, points=np.stack((5.0 * t, 0.1 * t**2), 1),
-                speeds=np.full(20, 5.0))))
+                speeds=np.full(20, 5.0), producer="/policy")))  # as the follower's default producer
 
         node.create_timer(0.02, odom)
         node.create_timer(0.1, traj)

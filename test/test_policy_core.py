@@ -298,7 +298,10 @@ def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_an
     o = _outputs()
     o["waypoints"][0, 5, 1] = np.nan
     assert output_check(o) == "y[5] = nan: not finite"
-    assert "backwards" in output_check(_outputs(-1.0))
+    assert "the speeds cover only 0 m" in output_check(_outputs(-1.0))  # speeds clipped to 0: standing
+    back = _outputs(5.0)
+    back["waypoints"][0, :, 0] *= -1.0
+    assert "x/y[0] = heading 180 deg" in output_check(back)
     # plan_max_speed above the follower's default: 45 m/s plans pass when the node allows them
     assert output_check(_outputs(45.0), TrajectoryLimits(max_speed=50.0)) == "None"
     assert "plan_max_speed 40" in output_check(_outputs(45.0))
@@ -399,7 +402,7 @@ def test_output_check_withholds_what_the_follower_would_reject(probe_manifest) -
 
     manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
     p = PolicyPipeline(manifest, backend, io, odometry_limits=OdometryLimits(max_speed=1e7, max_accel=1e9),
-                       plan_max_speed=40.0)
+                       trajectory_limits=TrajectoryLimits(max_speed=40.0))
     _feed_odometry(p, 8.0, 10.0, lambda t: 1e6)
     res = p.run(Frame(10.0, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.01)
     assert isinstance(res, Skip) and res.category == "invalid_output" and "plan_max_speed" in res.reason

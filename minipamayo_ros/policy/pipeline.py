@@ -28,10 +28,14 @@ from minipamayo_ros.policy.model_loader import PolicyIO, load_policy
 from minipamayo_ros.policy.outputs import OutputError, PolicyOutput, parse_policy_outputs
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.plan_source import new_instance_id
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
+
+#: Trajectory.producer of offline pipelines: the policy node's name without a namespace
+DEFAULT_PRODUCER = "/policy"
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class PolicyPipeline:
         expected_size: tuple[int, int] | None = None,
         frame_id: str = "base_link",
         odometry_limits: OdometryLimits | None = None,
-        plan_max_speed: float = TrajectoryLimits.max_speed,
+        trajectory_limits: TrajectoryLimits | None = None,
+        producer: str = DEFAULT_PRODUCER,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
@@ -86,9 +91,11 @@ class PolicyPipeline:
         self.expected_size = expected_size  # (height, width) [px] or None = any
         self.frame_id = frame_id
         self.sequence = 0  # of the last published trajectory
+        self.producer = producer  # the publishing node's fully qualified name (Trajectory.producer)
+        self.instance = new_instance_id()  # Trajectory.producer_instance: new at each (re)start
         self._history = PoseHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
         self._gate = OdometryGate(replace(odometry_limits or OdometryLimits(), max_age=odom_history))
-        self.trajectory_limits = TrajectoryLimits(frame_id=frame_id, max_speed=plan_max_speed)
+        self.trajectory_limits = replace(trajectory_limits or TrajectoryLimits(), frame_id=frame_id)
         self.clock = ClockJumpDetector()
         self.odometry_rejected = 0
         self._rejected_since_accepted = 0
@@ -140,8 +147,10 @@ class PolicyPipeline:
             return None
 
     def restart(self) -> None:
-        """A new drive on a restarted clock (an offline episode): no history, sequence from 0."""
+        """A new drive on a restarted clock (an offline episode): no history, sequence from 0 of a
+        new producer instance."""
         with self._lock:
+            self.instance = new_instance_id()
             self._history.clear()
             self._gate.reset()
             self.clock = ClockJumpDetector()
@@ -206,6 +215,8 @@ class PolicyPipeline:
             with np.errstate(all="ignore"):
                 out = parse_policy_outputs(outputs, frame.stamp, self.sequence + 1, self.manifest.model_id,
                                            self.backend.last_infer_ms, self.frame_id)
+            out = replace(out, trajectory=replace(out.trajectory, producer=self.producer,
+                                                  producer_instance=self.instance))
         except OutputError as exc:
             return Skip("invalid_output", str(exc))
         published = TrajectoryFields.from_trajectory(out.trajectory).as_published()  # float32 on the wire
@@ -216,11 +227,13 @@ class PolicyPipeline:
         return Result(out, inputs, preprocess_ms, (started_steady - frame.received_steady) * 1e3)
 
 
-def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:
+def create_pipeline(cfg: PolicyConfig, logger: object | None = None,
+                    producer: str = DEFAULT_PRODUCER) -> PolicyPipeline:
     """The policy node's pipeline from its parameters: model loaded, checked and warmed up.
 
     The one constructor for every user (the node, the offline closed loop, DAgger rollouts, bag
-    replay), so that a frame gives the same trajectory wherever it comes from. Raises
+    replay), so that a frame gives the same trajectory wherever it comes from. ``producer``: the
+    node's fully qualified name (offline: the policy node's default, ``/policy``). Raises
     :class:`~minipamayo_ros.policy.model_loader.PolicyModelError` on any model problem.
     """
     options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
@@ -230,7 +243,8 @@ def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPi
     return PolicyPipeline(manifest, backend, io, odom_history=cfg.odom_history,
                           max_extrapolation=cfg.odom_max_extrapolation, max_image_age=cfg.max_image_age,
                           expected_size=expected_size(cfg), frame_id=cfg.base_frame,
-                          odometry_limits=cfg.odometry_limits(), plan_max_speed=cfg.plan_max_speed)
+                          odometry_limits=cfg.odometry_limits(),
+                          trajectory_limits=cfg.trajectory_limits(cfg.base_frame), producer=producer)
 
 
 def expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:
