@@ -32,7 +32,7 @@ from minipamayo_ros.inference import (
     create_backend,
     load_manifest,
 )
-from minipamayo_ros.policy.model_loader import resolve_manifest_path
+from minipamayo_ros.manifest import resolve_manifest_path
 
 TEXT_STEP_KIND = "text_step"
 
