@@ -111,11 +111,11 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
     try:
         node = Node("follower_bench_probe", context=ctx)
         qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=500)
-        node.create_subscription(ControlCommand, "/vla/control",
+        node.create_subscription(ControlCommand, "vla/control",
                                  lambda m: stamps.append(time_to_sec(m.header.stamp)), qos)
-        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
         traj_pub = node.create_publisher(
-            Trajectory, "/vla/trajectory",
+            Trajectory, "vla/trajectory",
             QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1))
         t0 = time.time()
 
