@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"[replay] {stats['frames']} frames ({stats['trajectories']} trajectories, "
                 f"{stats['dropped_rate']} over the rate cap, skips {stats['skips']}) in "
                 f"{stats['wall_seconds']:.2f} s: {stats['frames_per_s']:.0f} frames/s, "
-                f"{stats['x_real_time']:.1f}x real time",
+                f"{stats['x_real_time']:.1f}x real time; rejected at the node's input checks: "
+                f"{stats['rejected'] or 'none'}",
                 file=sys.stderr,
             )
             if result.topics.skipped:
