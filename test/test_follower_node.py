@@ -127,10 +127,15 @@ def test_tracks_at_rate_then_stale_stop(ros_node, spawn) -> None:
 
 
 def test_use_sim_time_clock_drives_the_timer(ros_node, spawn) -> None:
+    """The control tick runs on the ROS clock (/clock): it stops when /clock stops. /diagnostics is a
+    duty cycle on the steady clock: it goes on, so an operator still sees the node."""
     node, executor = ros_node
-    spawn(module=MODULE, args=ros_args(parameters={"use_sim_time": True, "rate_hz": 20.0}))
+    spawn(module=MODULE, args=ros_args(parameters={"use_sim_time": True, "rate_hz": 20.0,
+                                                   "diagnostics_period": 0.2}))
     commands: list[ControlCommand] = []
+    diags: list[DiagnosticArray] = []
     node.create_subscription(ControlCommand, "/vla/control", commands.append, RELIABLE_100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     clock_pub = node.create_publisher(Clock, "/clock", 10)
     sim = {"t": 1000.0}
 
@@ -138,11 +143,17 @@ def test_use_sim_time_clock_drives_the_timer(ros_node, spawn) -> None:
         sim["t"] += 0.01
         clock_pub.publish(Clock(clock=sec_to_time(sim["t"])))
 
-    node.create_timer(0.01, tick_clock)
+    clock_timer = node.create_timer(0.01, tick_clock)
     assert spin_until(executor, lambda: len(commands) >= 10, 30.0)
     stamps = [time_to_sec(c.header.stamp) for c in commands]
     assert all(1000.0 <= s <= sim["t"] + 1e-6 for s in stamps)
     assert all(c.status == ControlStatus.NO_ODOMETRY and c.speed == 0.0 for c in commands)
+    clock_timer.cancel()  # /clock stops
+    spin_until(executor, lambda: False, 0.3)  # commands already in flight
+    n_commands, n_diags = len(commands), len(diags)
+    spin_until(executor, lambda: False, 1.5)
+    assert len(commands) == n_commands  # no tick without the clock advancing
+    assert len(diags) - n_diags >= 3  # 0.2 s period of the steady clock (before: none either)
 
 
 def test_invalid_configuration_fails_fast_naming_the_parameter(spawn) -> None:
