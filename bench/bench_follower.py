@@ -54,7 +54,7 @@ def bench_tick_core(n: int) -> np.ndarray:
     out = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter_ns()
-        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_timeout; limiters keep working
+        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_stop_after; limiters keep working
         out[i] = (time.perf_counter_ns() - t0) / 1e3
     assert cmd.status == 0, "benchmark must time the tracking path"
     return out

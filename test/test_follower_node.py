@@ -325,7 +325,7 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
     after = d.commands[n0:]
     assert len(after) > 50 and _all_finite(d)
     # before the fix: NO_ODOMETRY for 20 s, or for ever after the +1000 s sample. A few non-tracking
-    # ticks are tolerated only as this shared machine's scheduling hiccups (odom_timeout is 0.2 s)
+    # ticks are tolerated only as this shared machine's scheduling hiccups (odom_stop_after is 0.2 s)
     stopped = [c for c in after if c.status != ControlStatus.TRACKING]
     assert len(stopped) <= 0.1 * len(after), {c.status for c in stopped}
     d.wait(d.tracking, 5.0, proc)
@@ -368,7 +368,7 @@ def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node,
 def test_input_watchdog_states_per_topic(ros_node, spawn) -> None:
     """``follower: input <topic>`` in /diagnostics, like Autoware's topic_state_monitor: never
     received (WARN) -> OK -> rate too low (odometry at ~7 Hz < odom_min_rate_hz 10: WARN, while it
-    still tracks) -> stale (nothing for odom_timeout: ERROR)."""
+    still tracks) -> stale (nothing for odom_stop_after: ERROR)."""
     node, executor = ros_node
     proc = _start_follower(spawn)
     d = Drive(node, executor)

@@ -3,7 +3,7 @@
 ``Follower.update(now)`` is the whole control law (pure numpy, no ROS), called by the node's
 timer at ``rate_hz``:
 
-1. status: NO_ODOMETRY (odometry older than ``odom_timeout``), NO_TRAJECTORY (none accepted
+1. status: NO_ODOMETRY (odometry older than ``odom_stop_after``), NO_TRAJECTORY (none accepted
    yet), STALE_TRAJECTORY_STOP (latest older than ``trajectory_timeout`` from its image stamp),
    else TRACKING;
 2. the trajectory is motion-compensated into the current body frame and extended along its last
@@ -210,8 +210,8 @@ class Follower:
         if latest is None:
             return ControlStatus.NO_ODOMETRY, "no odometry received"
         odom_age = now - latest.stamp
-        if odom_age > cfg.odom_timeout:
-            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_timeout)"
+        if odom_age > cfg.odom_stop_after:
+            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_stop_after)"
         if odom_age < -cfg.max_stamp_future:  # stamps on another clock: never trust them as fresh
             return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the node "
                     "clock (use_sim_time mismatch?)")
@@ -269,14 +269,14 @@ class Follower:
         cfg = self.config
 
         status = self.status_at(now)
-        current = self.history.interpolate(now, cfg.odom_timeout)
+        current = self.history.interpolate(now, cfg.odom_stop_after)
         measured_speed = current.speed if current is not None else self._speed
         if first_tick:  # e.g. a restarted node on a moving vehicle: ramp down from the real speed
             self._speed = min(max(0.0, measured_speed), cfg.max_speed)
         traj = self.trajectory
         path = None
         if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
-            path = compensate(traj, self.history, now, cfg.odom_timeout, cfg.max_lookahead + 1.0, current)
+            path = compensate(traj, self.history, now, cfg.odom_stop_after, cfg.max_lookahead + 1.0, current)
             if path is None and status == ControlStatus.TRACKING:
                 status = ControlStatus.NO_ODOMETRY  # odometry does not cover the trajectory stamp
 

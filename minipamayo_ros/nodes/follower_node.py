@@ -73,7 +73,7 @@ class FollowerNode(Node):
         self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
         self._late_reported = 0
         # relative names: resolved in the node's namespace (/car7/vla/trajectory under namespace car7)
-        self.odom_monitor = InputMonitor(self.resolve_topic_name("odom"), self.config.odom_timeout,
+        self.odom_monitor = InputMonitor(self.resolve_topic_name("odom"), self.config.odom_stop_after,
                                          self.config.odom_min_rate_hz)
         self.trajectory_monitor = InputMonitor(self.resolve_topic_name("vla/trajectory"),
                                                self.config.trajectory_timeout,
@@ -133,7 +133,7 @@ class FollowerNode(Node):
     def _on_config(self, config: FollowerConfig) -> None:
         self.config = config
         self.follower.set_config(config)
-        self.odom_monitor.stale_after = config.odom_timeout
+        self.odom_monitor.stale_after = config.odom_stop_after
         self.odom_monitor.min_rate_hz = config.odom_min_rate_hz
         self.trajectory_monitor.stale_after = config.trajectory_timeout
         self.trajectory_monitor.min_rate_hz = config.trajectory_min_rate_hz

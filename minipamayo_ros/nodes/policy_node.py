@@ -80,7 +80,7 @@ class PolicyNode(Node):
         self._monitor_lock = threading.Lock()  # image arrivals (executor) vs diagnostics
         self.image_monitor = InputMonitor(self.resolve_topic_name(cfg.image_topic), cfg.max_image_age,
                                           cfg.image_min_rate_hz)
-        self.odom_monitor = InputMonitor(self.resolve_topic_name(cfg.odom_topic), cfg.odom_timeout,
+        self.odom_monitor = InputMonitor(self.resolve_topic_name(cfg.odom_topic), cfg.odom_stale_after,
                                          cfg.odom_min_rate_hz)
 
         self._traj_pub = self.create_publisher(Trajectory, cfg.trajectory_topic, TRAJECTORY_QOS)
@@ -121,7 +121,7 @@ class PolicyNode(Node):
         with self._monitor_lock:
             self.image_monitor.stale_after = cfg.max_image_age
             self.image_monitor.min_rate_hz = cfg.image_min_rate_hz
-            self.odom_monitor.stale_after = cfg.odom_timeout
+            self.odom_monitor.stale_after = cfg.odom_stale_after
             self.odom_monitor.min_rate_hz = cfg.odom_min_rate_hz
 
     # --- executor thread: never waits for inference ---------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from minipamayo_ros.params import ParameterError, param
 from minipamayo_ros.policy.image_decode import ENCODINGS
@@ -15,6 +16,9 @@ DEFAULT_MANIFEST = "engines/minipamayo-tiny-policy.manifest.json"
 @dataclass(frozen=True)
 class PolicyConfig(InputLimitParams):
     """Parameters of the policy node (SI units, REP-103); odometry/plan/stamp limits: the base class."""
+
+    #: old name -> new name: a parameter file still using the old name is refused, naming the new one
+    RENAMED: ClassVar[dict[str, str]] = {"odom_timeout": "odom_stale_after"}
 
     # --- topics (relative names resolve in the node's namespace: /<ns>/camera/image_raw) --------
     image_topic: str = param("camera/image_raw", "camera topic (sensor_msgs/Image, or "
@@ -68,8 +72,9 @@ class PolicyConfig(InputLimitParams):
     odom_max_extrapolation: float = param(0.1, "how far the newest odometry may be extrapolated to the "
                                           "image stamp", "s", min=0.0, max=0.5)
     # --- input / output validation (docs/policy.md "Validation"; limits in InputLimitParams) ----
-    odom_timeout: float = param(0.2, "/diagnostics: no accepted odometry for this long is STALE", "s",
-                                min=0.02, max=10.0)
+    odom_stale_after: float = param(0.2, "/diagnostics watchdog: no accepted odometry for this long is "
+                                    "STALE (reported only; frames are skipped by odom_max_extrapolation)",
+                                    "s", min=0.02, max=10.0)
     odom_min_rate_hz: float = param(10.0, "/diagnostics: odometry below this rate is RATE_TOO_LOW", "Hz",
                                     min=0.1, max=1000.0)
     image_min_rate_hz: float = param(5.0, "/diagnostics: camera below this rate is RATE_TOO_LOW", "Hz",
