@@ -5,7 +5,7 @@ closed-loop tracking error across speeds.
 * ``tick_node_us``: the node's full tick (update + 3 messages built and published), in-process.
 * timer: the real node (``python -m minipamayo_ros.nodes.follower_node``, rate_hz 100) in its own
   process, fed odometry at 50 Hz and trajectories at 10 Hz by this process; the period deviation
-  is taken from consecutive ``/vla/control`` header stamps (the node clock read at the start of
+  is taken from consecutive ``/vla/control`` header stamps (the ROS clock read at the start of
   each tick callback). ``missed`` counts ticks absent from gaps longer than 1.5 periods.
   Idle for ``duration`` s, then again while a separate process busy-loops one core.
 * closed loop: ``minipamayo_ros.evaluation.tracking`` on the reference road (|kappa| <= 0.1 1/m),
@@ -75,7 +75,7 @@ def bench_tick_node(n: int) -> np.ndarray:
         _feed(node.follower, node._now())
         out = np.empty(n)
         for i in range(n):
-            if i % 20 == 0:  # keep odometry and trajectory fresh on the node clock (not timed)
+            if i % 20 == 0:  # keep odometry and trajectory fresh on the ROS clock (not timed)
                 node.follower.history.clear()
                 node.follower.trajectory = None
                 _feed(node.follower, node._now(), seconds=1.0)

@@ -205,7 +205,7 @@ def test_odometry_on_another_clock_is_never_fresh() -> None:
     f = Follower()
     _drive_odom(f, 1000.0, 1001.0)  # e.g. wall-clock odometry while the node runs on sim time
     assert f.status_at(10.0) == ControlStatus.NO_ODOMETRY
-    assert "ahead of the node clock" in f.status_reason(10.0)
+    assert "ahead of the ROS clock" in f.status_reason(10.0)
     assert f.update(10.0).speed == 0.0
 
 
@@ -249,7 +249,7 @@ def test_restarted_follower_on_moving_vehicle_ramps_down_from_measured_speed() -
         ([[1.0, 0.0], [2.0, 0.0]], [1.0, -1.0], 1.0, "out_of_range", "negative speed"),
         ([[1.0, 0.0], [2.0, 0.0]], [1e6, 1e6], 1.0, "out_of_range", "plan_max_speed"),
         ([[1.0, 0.0], [3e5, 0.0]], [1.0, 1.0], 1.0, "implausible", "reachable"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the node clock"),
+        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the ROS clock"),
         ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.3, "old_stamp", "old"),
         ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.85, "out_of_order", "older than the trajectory held"),
     ],

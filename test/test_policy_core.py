@@ -468,5 +468,5 @@ def test_future_stamped_image_is_skipped_as_bad_stamp(probe_manifest) -> None:
     p = _pipeline(probe_manifest)
     _feed_odometry(p, 8.0, 10.0, lambda t: 2.0)
     res = p.run(Frame(15.0, lambda: np.zeros((64, 64, 3), np.uint8), "64x64 'rgb8' image"), lambda: 10.0)
-    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the node clock" in res.reason
+    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the ROS clock" in res.reason
     assert not isinstance(p.run(Frame(9.99, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.0), Skip)

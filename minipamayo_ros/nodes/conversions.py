@@ -150,7 +150,7 @@ def rgb_to_image(rgb: NDArray[np.uint8], stamp: float, frame_id: str = "camera")
 
 def command_to_msg(cmd: FollowerCommand, stamp: Time | None = None,
                    frame_id: str = "base_link") -> ControlCommand:
-    """Follower command -> ControlCommand (``stamp``: the node clock's Time; default the command's)."""
+    """Follower command -> ControlCommand (``stamp``: the ROS clock's Time; default the command's)."""
     from minipamayo_ros.msg import ControlCommand
 
     msg = ControlCommand()

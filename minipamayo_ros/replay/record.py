@@ -12,7 +12,7 @@ the resolved (absolute) names.
 What ``ros2 bag record`` does, without a ROS distro's rosbag2: a node subscribes to each topic
 as soon as it appears in the graph (type from discovery, QoS reliable only if every publisher
 offers it), takes the serialised CDR bytes as they arrive (no deserialisation) and writes them
-with ``rosbags`` -- log time = the node clock at receipt (sim time with ``--use-sim-time``).
+with ``rosbags`` -- log time = the ROS clock at receipt (sim time with ``--use-sim-time``).
 ``--compress-images`` stores ``sensor_msgs/Image`` topics as ``<topic>/compressed``
 ``CompressedImage`` (what image_transport's compressed plugin publishes): PNG is lossless,
 JPEG ~7x smaller again. Ctrl-C (or ``--duration``) closes the bag cleanly.

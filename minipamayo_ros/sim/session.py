@@ -131,7 +131,7 @@ class SimSession:
 
     @property
     def sim_time(self) -> float:
-        """[s] node clock (published on /clock): monotonic across episodes."""
+        """[s] ROS clock (published on /clock): monotonic across episodes."""
         return self._offset + self.world.time
 
     # ------------------------------------------------------------------ commands
