@@ -96,8 +96,8 @@ class FollowerNode(Node):
         self._diag_timer = steady_timer(self, self.config.diagnostics_period, self.publish_diagnostics)
         # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
-            f"follower: {self.trajectory_monitor.topic} + {self.odom_monitor.topic} -> "
-            f"{self._control_pub.topic_name} at {self.config.rate_hz:g} Hz, trajectory_timeout "
+            f"follower at {self.config.rate_hz:g} Hz: {self.trajectory_monitor.topic} + "
+            f"{self.odom_monitor.topic} -> {self._control_pub.topic_name}, trajectory_timeout "
             f"{self.config.trajectory_timeout} s, stop_decel {self.config.stop_decel} m/s^2, cmd_vel: "
             f"{self.config.cmd_vel_type}")
 
