@@ -14,10 +14,11 @@ depends on wall time:
   its log time (a clock mismatch, a hostile stamp) is processed at its log time, as the node got
   it. At equal stamps odometry comes before the image, as the simulator publishes them (the state
   at the image stamp may use odometry of that stamp);
-* the ROS clock is **injected**: "now" is the log time of the message being processed -- the
-  recording node's clock when it arrived, i.e. what the receiving node's clock said -- never
-  earlier than a message processed before (equal to the header stamp in bags written from the
-  simulator core, so their image-age check sees zero transport delay);
+* the ROS clock is **injected**: "now" is the processing key of the message being processed --
+  its header stamp, or its log time if that is earlier (a message stamped after it arrived is
+  judged at its arrival, as the node judged it) -- never earlier than a message processed before.
+  So the image-age check sees zero transport delay (not the recorder's own lag, which a log time
+  would add), and a future stamp is still a future stamp;
 * frames go through the node's :class:`~minipamayo_ros.policy.scheduler.LatestFrameScheduler` on
   bag time (the rate cap drops the same frames every run) and then
   :class:`~minipamayo_ros.policy.pipeline.PolicyPipeline` -- the code the node deploys -- and each
@@ -309,7 +310,7 @@ def run_lockstep(
             if order_ns < last_ns:
                 stats.late_messages += 1
             last_ns = max(last_ns, order_ns)
-            now = max(now, log_ns / NS)  # the receiving node's ROS clock: never backwards
+            now = max(now, order_ns / NS)  # the receiving node's ROS clock: never backwards
             run_follower_until(now)
             if rank == 0:  # odometry: the node's conversion and gate (safety.odometry_input)
                 fields = odometry_to_fields(msg)

@@ -139,6 +139,7 @@ class BagRecorder:
         from minipamayo_ros.policy.image_decode import ImageError, raw_to_rgb
         from minipamayo_ros.replay.messages import compressed_image_msg
 
+        received = self._now_ns()  # log time = receipt, not after the (slow) compression
         try:
             rgb = raw_to_rgb(msg.data, msg.height, msg.width, msg.encoding, msg.step)
         except ImageError:
@@ -148,7 +149,7 @@ class BagRecorder:
         out = compressed_image_msg(
             stamp, rgb, self.compress, msg.header.frame_id, self.jpeg_quality, png_level=3
         )
-        self.writer.write(topic, COMPRESSED_IMAGE, self._now_ns(), out)
+        self.writer.write(topic, COMPRESSED_IMAGE, received, out)
 
     def close(self) -> dict[str, int]:
         for sub in self._subs:
