@@ -44,6 +44,7 @@ from minipamayo_ros.nodes.conversions import rgb_to_image, sample_to_odometry, s
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
 
@@ -58,6 +59,7 @@ class SimulatorNode(Node):
         #: follow another simulator's /clock (use_sim_time) instead of publishing one
         self.follows_clock = bool(self.get_parameter("use_sim_time").value)
         self._followed: float | None = None  # [s] the /clock value the world was last advanced to
+        self._warnings = LogLimiter(WARN_PERIOD_S)
         self.config: SimulatorConfig = declare_config(self, SimulatorConfig, self._on_config)
         cfg = self.config
         self.session = SimSession(cfg)
@@ -96,13 +98,16 @@ class SimulatorNode(Node):
 
     def _on_control(self, msg: ControlCommand) -> None:
         if not self.session.command_control(float(msg.steering_angle), float(msg.speed)):
-            self.get_logger().warning("ignoring ControlCommand with non-finite steering/speed",
-                                      throttle_duration_sec=WARN_PERIOD_S)
+            self._warn("control", "ignoring ControlCommand with non-finite steering/speed")
 
     def _on_twist(self, msg: Twist) -> None:
         if not self.session.command_twist(float(msg.linear.x), float(msg.angular.z)):
-            self.get_logger().warning("ignoring /cmd_vel with non-finite values",
-                                      throttle_duration_sec=WARN_PERIOD_S)
+            self._warn("twist", "ignoring cmd_vel with non-finite values")
+
+    def _warn(self, key: str, text: str) -> None:
+        """Rate-limited warning per kind (steady clock, like every node's log limits)."""
+        if self._warnings.allow(key, time.monotonic()) is not None:
+            self.get_logger().warning(text)
 
     def _on_reset(self, msg: Int64) -> None:
         seed = None if msg.data < 0 else int(msg.data)
@@ -138,9 +143,8 @@ class SimulatorNode(Node):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
         if self.session.braking:
-            self.get_logger().warning(
-                f"no command for > {self.config.command_timeout} s on vla/control or cmd_vel: "
-                "braking to a stop", throttle_duration_sec=WARN_PERIOD_S)
+            self._warn("braking", f"no command for > {self.config.command_timeout} s on vla/control or "
+                                  "cmd_vel: braking to a stop")
         self._rtf_window = (self._rtf_window + [(now, self.session.sim_time - sim_before)])[-200:]
 
     def _follow_clock(self) -> float | None:
