@@ -151,6 +151,8 @@ class SimulatorNode(Node):
         """[s] of sim time to advance to reach the followed /clock (None: no /clock yet)."""
         clock = ros_now(self)
         if clock <= 0.0:
+            self._warn("no_clock", "use_sim_time: waiting for /clock from another simulator (or "
+                                   "`ros2 bag play --clock`) on this ROS domain; none published yet")
             return None
         if self._followed is None or not -MAX_FOLLOW_LAG <= clock - self._followed <= MAX_FOLLOW_LAG:
             if self._followed is not None:
