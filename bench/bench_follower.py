@@ -5,7 +5,7 @@ closed-loop tracking error across speeds.
 * ``tick_node_us``: the node's full tick (update + 3 messages built and published), in-process.
 * timer: the real node (``python -m minipamayo_ros.nodes.follower_node``, rate_hz 100) in its own
   process, fed odometry at 50 Hz and trajectories at 10 Hz by this process; the period deviation
-  is taken from consecutive ``/vla/control`` header stamps (the node clock read at the start of
+  is taken from consecutive ``/vla/control`` header stamps (the ROS clock read at the start of
   each tick callback). ``missed`` counts ticks absent from gaps longer than 1.5 periods.
   Idle for ``duration`` s, then again while a separate process busy-loops one core.
 * closed loop: ``minipamayo_ros.evaluation.tracking`` on the reference road (|kappa| <= 0.1 1/m),
@@ -54,7 +54,7 @@ def bench_tick_core(n: int) -> np.ndarray:
     out = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter_ns()
-        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_timeout; limiters keep working
+        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_stop_after; limiters keep working
         out[i] = (time.perf_counter_ns() - t0) / 1e3
     assert cmd.status == 0, "benchmark must time the tracking path"
     return out
@@ -75,7 +75,7 @@ def bench_tick_node(n: int) -> np.ndarray:
         _feed(node.follower, node._now())
         out = np.empty(n)
         for i in range(n):
-            if i % 20 == 0:  # keep odometry and trajectory fresh on the node clock (not timed)
+            if i % 20 == 0:  # keep odometry and trajectory fresh on the ROS clock (not timed)
                 node.follower.history.clear()
                 node.follower.trajectory = None
                 _feed(node.follower, node._now(), seconds=1.0)
@@ -111,11 +111,11 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
     try:
         node = Node("follower_bench_probe", context=ctx)
         qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=500)
-        node.create_subscription(ControlCommand, "/vla/control",
+        node.create_subscription(ControlCommand, "vla/control",
                                  lambda m: stamps.append(time_to_sec(m.header.stamp)), qos)
-        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
         traj_pub = node.create_publisher(
-            Trajectory, "/vla/trajectory",
+            Trajectory, "vla/trajectory",
             QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1))
         t0 = time.time()
 

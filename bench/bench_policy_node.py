@@ -92,10 +92,10 @@ def measure(manifest: str, max_rate_hz: float, duration: float, log_path: Path) 
             stamp = time_to_sec(m.header.stamp)
             rows.append((stamp, m.end_to_end_latency_ms, m.inference_latency_ms, (now() - stamp) * 1e3))
 
-        node.create_subscription(Trajectory, "/vla/trajectory", on_traj, TRAJECTORY_QOS)
+        node.create_subscription(Trajectory, "vla/trajectory", on_traj, TRAJECTORY_QOS)
         node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
-        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+        odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
+        image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         count = [0]
 
         def odom() -> None:

@@ -154,15 +154,15 @@ class Stack:
                     self.follower_loop = {kv.key: kv.value for kv in st.values}
                     self.n_follower_loop += 1
 
-        node.create_subscription(Trajectory, "/vla/trajectory",
+        node.create_subscription(Trajectory, "vla/trajectory",
                                  lambda m: self.e2e.append(m.end_to_end_latency_ms), TRAJECTORY_QOS)
-        node.create_subscription(ControlCommand, "/vla/control",
+        node.create_subscription(ControlCommand, "vla/control",
                                  lambda m: self.ctl.append(time_to_sec(m.header.stamp)), 100)
-        node.create_subscription(Explanation, "/vla/explanation", self.expl.append, 100)
+        node.create_subscription(Explanation, "vla/explanation", self.expl.append, 100)
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-        self.image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        self.req_pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+        self.image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
+        self.req_pub = node.create_publisher(Empty, "vla/explain_request", 10)
         h, w = size
         st = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": now()}
 
@@ -398,7 +398,7 @@ def storm_source(hz: float) -> None:
 
     rclpy.init()
     node = Node("text_bench_storm")
-    pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+    pub = node.create_publisher(Empty, "vla/explain_request", 10)
     prio = lower_process_priority()
     print(f"storm source: {hz:g} Hz, {prio.policy}", flush=True)
     period, n = 1.0 / hz, 0

@@ -38,8 +38,8 @@ class Schedule(Protocol[T_co, R_contra]):
 class ScheduledWorker(Generic[T, R]):
     """Runs ``process(item)`` on a dedicated daemon thread for the items ``schedule`` hands out.
 
-    ``clock`` gives the ``now`` [s] the schedule decides on (time.monotonic for a rate cap that
-    protects the CPU/GPU, the node clock for request ages).
+    ``clock`` gives the ``now`` [s] the schedule decides on: ``time.monotonic`` in the nodes (their
+    rate caps protect the CPU/GPU; a schedule that also ages requests reads the ROS clock itself).
     """
 
     def __init__(self, process: Callable[[T], R], schedule: Schedule[T, R], clock: Callable[[], float],

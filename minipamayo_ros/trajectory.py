@@ -21,7 +21,7 @@ class PlannedTrajectory:
     ``stamp + (i + 1) * dt``; ``speeds[i]`` [m/s] is the planned speed there.
     """
 
-    stamp: float                                  # [s] image stamp, node clock
+    stamp: float                                  # [s] image stamp, ROS clock
     points: NDArray[np.float64]                   # (N, 2) [m]
     speeds: NDArray[np.float64]                   # (N,) [m/s]
     dt: float = WAYPOINT_DT                       # [s]

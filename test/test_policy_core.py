@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.manifest import TensorSpec
-from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
+from minipamayo_ros.params import ParameterError, build_config, load_node_yaml, param_specs
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import (
     ENCODINGS,
@@ -452,7 +452,7 @@ def test_stats_report_levels_and_percentiles() -> None:
 def test_config_yaml_equals_dataclass_defaults() -> None:
     values = load_node_yaml(REPO_ROOT / "config" / "policy.yaml", "policy")
     assert build_config(PolicyConfig, values) == PolicyConfig()
-    assert set(values) == set(PolicyConfig.__dataclass_fields__)
+    assert set(values) == {s.name for s in param_specs(PolicyConfig)}
 
 
 def test_config_cross_checks() -> None:
@@ -468,5 +468,5 @@ def test_future_stamped_image_is_skipped_as_bad_stamp(probe_manifest) -> None:
     p = _pipeline(probe_manifest)
     _feed_odometry(p, 8.0, 10.0, lambda t: 2.0)
     res = p.run(Frame(15.0, lambda: np.zeros((64, 64, 3), np.uint8), "64x64 'rgb8' image"), lambda: 10.0)
-    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the node clock" in res.reason
+    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the ROS clock" in res.reason
     assert not isinstance(p.run(Frame(9.99, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.0), Skip)

@@ -366,7 +366,7 @@ def test_bad_images_are_dropped_on_arrival_not_displacing_good_ones(spawn, ros_n
     assert int(cam["rejected.bad_shape"]) >= 20 and int(cam["rejected.bad_encoding"]) >= 20
     assert int(cam["rejected.future_stamp"]) >= 20 and int(cam["rejected.old_stamp"]) >= 20
     log = proc.read_log()
-    assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the node clock" in log
+    assert "data = " in log and "encoding = 'yuv422'" in log and "ahead of the ROS clock" in log
 
 
 def test_output_validator_publishes_nothing_it_would_itself_reject(spawn, ros_node, probe_manifest) -> None:

@@ -289,7 +289,7 @@ def test_raw_image_checked_on_arrival() -> None:
         ({"step": 11}, "bad_shape", "step = 11"),
         ({"height": 0, "nbytes": 0}, "bad_shape", "empty image"),
         ({"channels": None, "encoding": "yuv422"}, "bad_encoding", "'yuv422'"),
-        ({"stamp": 30.0}, "future_stamp", "ahead of the node clock"),
+        ({"stamp": 30.0}, "future_stamp", "ahead of the ROS clock"),
         ({"stamp": NAN}, "non_finite", "header.stamp = nan"),
         ({"stamp": 9.0, "max_age": 0.5}, "old_stamp", "1.000 s old"),  # would only displace a fresh one
     ]:

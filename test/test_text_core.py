@@ -180,6 +180,27 @@ def test_max_rate_spaces_generation_starts_and_the_latest_request_still_wins() -
         ExplanationSlot(1.0, lambda r: r.stamp, min_period=-1.0)
 
 
+def test_rate_limit_runs_on_the_steady_clock_event_ages_on_the_ros_clock() -> None:
+    """Under use_sim_time at 10x real time: the cap still spaces starts by min_period of the steady
+    clock (it bounds CPU, not sim time), while an event's age is its stamp -> now on the ROS clock."""
+    ros = {"now": 100.0}
+    slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(
+        1.0, lambda r: r.stamp, min_period=0.2, ros_clock=lambda: ros["now"])
+    starts = []
+    for i in range(100):  # 1 s of steady time in 10 ms steps; sim time runs 10x faster
+        steady = i * 0.01
+        ros["now"] = 100.0 + 10.0 * steady
+        slot.offer(_req(ros["now"] - 0.05, i))  # a fresh event (50 ms old in sim time)
+        if slot.running:
+            slot.finished("generated")
+        r, _ = slot.next_item(steady)
+        if r is not None:
+            starts.append(steady)
+    assert len(starts) == 5 and np.all(np.diff(starts) >= 0.2 - 1e-9)  # 5/s of wall time, not 50
+    slot.offer(_req(ros["now"] - 1.01, 999))  # 1.01 s old on the ROS clock: dropped, never started
+    assert slot.next_item(starts[-1] + 0.2)[0] is None and slot.counts.dropped_stale == 1
+
+
 def test_worker_coalesces_a_storm_never_runs_two_and_survives_errors() -> None:
     """The threaded worker: requests offered from another thread during slow generations are
     coalesced (the latest wins), one generation at a time, an exception counts as failed."""

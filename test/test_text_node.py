@@ -290,7 +290,7 @@ def test_bad_trajectories_and_contexts_are_dropped_on_arrival(ros_node, spawn) -
     assert rig.diag()["skipped_bad_context"] == "3" and not rig.explanations
     log = proc.read_log()
     for text in ("header.frame_id = 'map'", "lengths 20/19/20", "context[5] = nan", "context = 3 values",
-                 "ahead of the node clock"):
+                 "ahead of the ROS clock"):
         assert text in log, text
     d = rig.diag()
     print(f"MEASURED text node bad trajectories (map, '', x/y 20/19) and contexts (NaN, 3 values, +20 s): "

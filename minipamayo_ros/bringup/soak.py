@@ -53,8 +53,9 @@ EPISODE_LINE = re.compile(
     r"collisions (\d+), stop-line violations (\d+)")
 
 
-def _listener(context: Context) -> Any:
-    """A node recording what the soak needs (built lazily: rclpy only once the soak runs)."""
+def _listener(context: Context, namespace: str = "") -> Any:
+    """A node recording what the soak needs (built lazily: rclpy only once the soak runs), in the
+    stack's namespace (the stack's relative topic names resolve there for it too)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -64,7 +65,7 @@ def _listener(context: Context) -> Any:
 
     class SoakListener(Node):
         def __init__(self) -> None:
-            super().__init__("soak_listener", context=context,
+            super().__init__("soak_listener", context=context, namespace=namespace,
                              parameter_overrides=[Parameter("use_sim_time", value=True)])
             self.t0 = time.monotonic()
             self.first_trajectory: float | None = None
@@ -75,9 +76,9 @@ def _listener(context: Context) -> Any:
             self.longest_standstill = 0.0  # [s] over all episodes (/sim/metrics)
             self.controls = 0
             self._last_control: float | None = None
-            self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
-            self.create_subscription(ControlCommand, "/vla/control", self._on_control, 100)
-            self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_metrics, 10)
+            self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, 10)
+            self.create_subscription(ControlCommand, "vla/control", self._on_control, 100)
+            self.create_subscription(DiagnosticArray, "sim/metrics", self._on_metrics, 10)
 
         def wall(self) -> float:
             return time.monotonic() - self.t0
@@ -166,10 +167,10 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     specs = with_parameters(build_specs(args), "simulator", {"episode_seconds": args.episode_seconds})
     context = rclpy.Context()
     rclpy.init(context=context)
-    listener = _listener(context)
+    listener = _listener(context, args.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
-    runner = StackRunner(specs, env, log_dir=log_dir)
+    runner = StackRunner(specs, env, log_dir=log_dir, namespace=args.namespace)
     rss: dict[str, tuple[list[float], list[float]]] = {s.name: ([], []) for s in specs}
     crashes: list[dict[str, Any]] = []
     restarts = 0

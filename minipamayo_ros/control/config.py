@@ -7,6 +7,7 @@ Defaults match ``config/follower.yaml`` (a test checks) and the simulator's defa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from minipamayo_ros.params import ParameterError, param
 from minipamayo_ros.safety.input_limits import InputLimitParams
@@ -18,13 +19,16 @@ CMD_VEL_TYPES = ("twist", "twist_stamped", "none")
 class FollowerConfig(InputLimitParams):
     """Parameters of the follower node and core (SI units, REP-103); input limits: the base class."""
 
+    #: old name -> new name: a parameter file still using the old name is refused, naming the new one
+    RENAMED: ClassVar[dict[str, str]] = {"odom_timeout": "odom_stop_after"}
+
     rate_hz: float = param(50.0, "control loop rate", "Hz", min=10.0, max=200.0, read_only=True)
     trajectory_timeout: float = param(
         0.5, "latest trajectory older than this (from its image stamp) -> controlled stop", "s",
         min=0.1, max=2.0)
-    odom_timeout: float = param(
-        0.2, "latest odometry older than this -> controlled stop; also the longest odometry "
-        "extrapolation used for motion compensation", "s", min=0.02, max=1.0)
+    odom_stop_after: float = param(
+        0.2, "latest odometry older than this -> controlled stop (NO_ODOMETRY); also the longest "
+        "odometry extrapolation used for motion compensation", "s", min=0.02, max=1.0)
     lookahead_time: float = param(
         0.6, "lookahead distance = lookahead_time * measured speed (clamped); also how far ahead in "
         "time the speed profile is sampled", "s", min=0.0, max=5.0)
@@ -67,9 +71,9 @@ class FollowerConfig(InputLimitParams):
             raise ParameterError(
                 f"parameter 'min_lookahead' ({self.min_lookahead} m) must be <= 'max_lookahead' "
                 f"({self.max_lookahead} m)")
-        if self.odom_timeout >= self.trajectory_timeout:
+        if self.odom_stop_after >= self.trajectory_timeout:
             raise ParameterError(
-                f"parameter 'odom_timeout' ({self.odom_timeout} s) must be < 'trajectory_timeout' "
+                f"parameter 'odom_stop_after' ({self.odom_stop_after} s) must be < 'trajectory_timeout' "
                 f"({self.trajectory_timeout} s): odometry comes at >= 20 Hz, trajectories at 5-10 Hz")
 
     @property

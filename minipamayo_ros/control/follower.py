@@ -3,7 +3,7 @@
 ``Follower.update(now)`` is the whole control law (pure numpy, no ROS), called by the node's
 timer at ``rate_hz``:
 
-1. status: NO_ODOMETRY (odometry older than ``odom_timeout``), NO_TRAJECTORY (none accepted
+1. status: NO_ODOMETRY (odometry older than ``odom_stop_after``), NO_TRAJECTORY (none accepted
    yet), STALE_TRAJECTORY_STOP (latest older than ``trajectory_timeout`` from its image stamp),
    else TRACKING;
 2. the trajectory is motion-compensated into the current body frame and extended along its last
@@ -17,7 +17,7 @@ timer at ``rate_hz``:
 
 Inputs pass the safety core first (``minipamayo_ros.safety``): a rejected odometry sample or
 trajectory is never stored (``add_odometry`` / ``set_trajectory`` return the
-:class:`~minipamayo_ros.safety.rejection.Rejection`), and the node clock going back by more than
+:class:`~minipamayo_ros.safety.rejection.Rejection`), and the ROS clock going back by more than
 1 s (sim restart, bag loop) resets everything. Every command passes
 :func:`~minipamayo_ros.safety.command_guard.command_violation`; one that fails (or an exception in
 the control law) becomes the FAULT_STOP command: the controlled stop from the last valid speed
@@ -120,7 +120,7 @@ class Follower:
         self.trajectory_limits = TrajectoryLimits(frame_id=config.base_frame, max_speed=config.plan_max_speed)
 
     def observe_clock(self, now: float) -> bool:
-        """Feed the node clock; True (and everything reset) if it jumped back (sim restart, bag loop)."""
+        """Feed the ROS clock; True (and everything reset) if it jumped back (sim restart, bag loop)."""
         if self.clock.update(now):
             self.reset()
             return True
@@ -131,7 +131,7 @@ class Follower:
                      now: float | None = None) -> Rejection | None:
         """Validate and store one odometry sample; returns why it was dropped, or None if stored.
 
-        ``now`` is the node clock [s]; offline callers whose clock is the odometry stamp omit it.
+        ``now`` is the ROS clock [s]; offline callers whose clock is the odometry stamp omit it.
         """
         fields = odom if isinstance(odom, OdometryFields) else OdometryFields.from_sample(odom)
         if now is None:
@@ -149,7 +149,7 @@ class Follower:
 
         Rejected: content (``safety.trajectory_input``: frame, shapes, NaN/inf, impossible speeds or
         steps, backwards), stamp more than ``max_stamp_future`` ahead or ``trajectory_timeout``
-        behind the node clock, or older than the trajectory already held (out-of-order delivery).
+        behind the ROS clock, or older than the trajectory already held (out-of-order delivery).
         """
         self.observe_clock(now)
         fields = traj if isinstance(traj, TrajectoryFields) else TrajectoryFields.from_trajectory(traj)
@@ -210,10 +210,10 @@ class Follower:
         if latest is None:
             return ControlStatus.NO_ODOMETRY, "no odometry received"
         odom_age = now - latest.stamp
-        if odom_age > cfg.odom_timeout:
-            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_timeout)"
+        if odom_age > cfg.odom_stop_after:
+            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_stop_after)"
         if odom_age < -cfg.max_stamp_future:  # stamps on another clock: never trust them as fresh
-            return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the node "
+            return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the ROS "
                     "clock (use_sim_time mismatch?)")
         if self.trajectory is None:
             return ControlStatus.NO_TRAJECTORY, "no valid trajectory received yet"
@@ -224,7 +224,7 @@ class Follower:
         return ControlStatus.TRACKING, f"trajectory {self.trajectory.sequence}, {age:.3f} s old"
 
     def update(self, now: float) -> FollowerCommand:
-        """The command for time ``now`` [s] (node clock); advances the rate limiters.
+        """The command for time ``now`` [s] (ROS clock); advances the rate limiters.
 
         Never raises and never returns a command outside the limits (see module docstring).
         """
@@ -269,14 +269,14 @@ class Follower:
         cfg = self.config
 
         status = self.status_at(now)
-        current = self.history.interpolate(now, cfg.odom_timeout)
+        current = self.history.interpolate(now, cfg.odom_stop_after)
         measured_speed = current.speed if current is not None else self._speed
         if first_tick:  # e.g. a restarted node on a moving vehicle: ramp down from the real speed
             self._speed = min(max(0.0, measured_speed), cfg.max_speed)
         traj = self.trajectory
         path = None
         if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
-            path = compensate(traj, self.history, now, cfg.odom_timeout, cfg.max_lookahead + 1.0, current)
+            path = compensate(traj, self.history, now, cfg.odom_stop_after, cfg.max_lookahead + 1.0, current)
             if path is None and status == ControlStatus.TRACKING:
                 status = ControlStatus.NO_ODOMETRY  # odometry does not cover the trajectory stamp
 

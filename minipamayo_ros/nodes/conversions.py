@@ -3,23 +3,34 @@ commands, stamps. Nodes, tools and tests call these instead of filling those fie
 unit, frame or dtype choice is made once (and the offline evaluation, bag replay and the DDS tests
 feed and read exactly what the nodes publish). Per-node presentation messages (``/diagnostics``,
 the RViz ``/vla/path``, the follower's lookahead marker) are built by their node.
+
+The message -> core half (:func:`odometry_to_fields`, :func:`msg_to_trajectory_fields`,
+:func:`time_to_sec`; camera images: ``nodes.image_conversions``) only reads fields by name, so it
+takes rclpy messages and ``rosbags`` messages alike and imports no ROS package: the lock-step bag
+replay (no ROS distro needed) feeds bag messages through these very functions and the node's
+input checks (``safety``). The core -> message half imports the message classes when called.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from builtin_interfaces.msg import Time
-from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
-from sensor_msgs.msg import Image
 
 from minipamayo_ros.control.follower import FollowerCommand
 from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
-from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.odometry_input import OdometryFields
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields
 from minipamayo_ros.trajectory import PlannedTrajectory
+
+if TYPE_CHECKING:
+    from builtin_interfaces.msg import Time
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image
+
+    from minipamayo_ros.msg import ControlCommand, Trajectory
 
 
 def time_to_sec(t: Time) -> float:
@@ -29,12 +40,15 @@ def time_to_sec(t: Time) -> float:
 
 def sec_to_time(seconds: float) -> Time:
     """float seconds (>= 0) -> builtin_interfaces/Time (rounded to the nanosecond)."""
+    from builtin_interfaces.msg import Time
+
     ns = int(round(seconds * 1e9))
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def odometry_to_fields(msg: Odometry) -> OdometryFields:
-    """nav_msgs/Odometry -> the unvalidated fields the nodes validate (``safety.odometry_input``)."""
+    """nav_msgs/Odometry (rclpy or rosbags) -> the unvalidated fields the nodes validate
+    (``safety.odometry_input``; the quaternion is checked there, never rebuilt here)."""
     p, q, tw = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
     return OdometryFields(time_to_sec(msg.header.stamp), p.x, p.y, q.x, q.y, q.z, q.w, tw.linear.x,
                           tw.angular.z)
@@ -55,6 +69,8 @@ def odometry_to_sample(msg: Odometry) -> OdometrySample:
 
 
 def trajectory_to_msg(traj: PlannedTrajectory) -> Trajectory:
+    from minipamayo_ros.msg import Trajectory
+
     msg = Trajectory()
     msg.header.stamp = sec_to_time(traj.stamp)
     msg.header.frame_id = traj.frame_id
@@ -102,6 +118,8 @@ def sample_to_odometry(sample: OdometrySample, frame_id: str = "odom", child_fra
 
     ``stamp`` [s] overrides the sample's stamp (the simulator's restamped outputs).
     """
+    from nav_msgs.msg import Odometry
+
     msg = Odometry()
     msg.header.stamp = sec_to_time(sample.stamp if stamp is None else stamp)
     msg.header.frame_id = frame_id
@@ -117,6 +135,8 @@ def sample_to_odometry(sample: OdometrySample, frame_id: str = "odom", child_fra
 
 def rgb_to_image(rgb: NDArray[np.uint8], stamp: float, frame_id: str = "camera") -> Image:
     """(H, W, 3) uint8 RGB -> sensor_msgs/Image ``rgb8`` (what the simulator's camera publishes)."""
+    from sensor_msgs.msg import Image
+
     img = Image()
     img.header.stamp = sec_to_time(stamp)
     img.header.frame_id = frame_id
@@ -130,7 +150,9 @@ def rgb_to_image(rgb: NDArray[np.uint8], stamp: float, frame_id: str = "camera")
 
 def command_to_msg(cmd: FollowerCommand, stamp: Time | None = None,
                    frame_id: str = "base_link") -> ControlCommand:
-    """Follower command -> ControlCommand (``stamp``: the node clock's Time; default the command's)."""
+    """Follower command -> ControlCommand (``stamp``: the ROS clock's Time; default the command's)."""
+    from minipamayo_ros.msg import ControlCommand
+
     msg = ControlCommand()
     msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
     msg.header.frame_id = frame_id

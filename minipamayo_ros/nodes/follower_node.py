@@ -1,15 +1,16 @@
 """Follower node: pure pursuit at ``rate_hz`` on the latest /vla/trajectory (see docs/follower.md).
 
 Thin wiring around :class:`minipamayo_ros.control.follower.Follower`: parameters, message
-conversion, one timer on the node clock (so ``use_sim_time`` + /clock drive it), a
+conversion, one control timer on the ROS clock (so ``use_sim_time`` + /clock drive it), a
 SingleThreadedExecutor and nothing else in this process, so that the timer is not delayed by
 other Python work (the GIL).
 
-Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-data QoS).
-Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
-(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
+Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
+``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable, keep-last 1) and ``odom``
+(sensor-data QoS). Publishes every tick ``vla/control`` (ControlCommand), ``vla/lookahead_point``
+(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``cmd_vel``
 (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature), and
-``/diagnostics`` every ``diagnostics_period``: the control state, one status per input topic
+``/diagnostics`` every ``diagnostics_period`` (steady clock): the control state, one status per input topic
 (watchdog OK / stale / never received / rate too low, rejection counters) and the control loop's
 own timing on the steady clock (tick interval / work percentiles, late ticks: WARN).
 
@@ -18,8 +19,8 @@ sample is counted and logged once per 2 s per kind with the field and value. A c
 the output guard is replaced by the FAULT_STOP command (logged, counted in /diagnostics).
 
 Stopping the node (SIGINT, SIGTERM, an exception, ``destroy_node()``) first publishes one
-zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``/vla/control`` and
-``/cmd_vel`` and waits up to :data:`STOP_ACK_TIMEOUT` for reliable subscribers to acknowledge it
+zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``vla/control`` and
+``cmd_vel`` and waits up to :data:`STOP_ACK_TIMEOUT` for reliable subscribers to acknowledge it
 (guarantees per failure: docs/follower.md, "What the vehicle receives when something fails").
 """
 
@@ -40,13 +41,14 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.latency import LoopTiming
 from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import (
     command_to_msg,
     msg_to_trajectory_fields,
     odometry_to_fields,
     sec_to_time,
 )
-from minipamayo_ros.nodes.diagnostics import input_status, status_msg
+from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
@@ -71,26 +73,34 @@ class FollowerNode(Node):
         self._last_fault_log = -1e9
         self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
         self._late_reported = 0
-        self.odom_monitor = InputMonitor("/odom", self.config.odom_timeout, self.config.odom_min_rate_hz)
-        self.trajectory_monitor = InputMonitor("/vla/trajectory", self.config.trajectory_timeout,
+        # relative names: resolved in the node's namespace (/car7/vla/trajectory under namespace car7)
+        self.odom_monitor = InputMonitor(self.resolve_topic_name("odom"), self.config.odom_stop_after,
+                                         self.config.odom_min_rate_hz)
+        self.trajectory_monitor = InputMonitor(self.resolve_topic_name("vla/trajectory"),
+                                               self.config.trajectory_timeout,
                                                self.config.trajectory_min_rate_hz)
 
-        self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
-        self.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
-        self._control_pub = self.create_publisher(ControlCommand, "/vla/control", 10)
-        self._lookahead_pub = self.create_publisher(PointStamped, "/vla/lookahead_point", 1)
+        self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
+        self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        self._control_pub = self.create_publisher(ControlCommand, "vla/control", 10)
+        self._lookahead_pub = self.create_publisher(PointStamped, "vla/lookahead_point", 1)
         self._twist_pub = None
         if self.config.cmd_vel_type == "twist":
-            self._twist_pub = self.create_publisher(Twist, "/cmd_vel", 10)
+            self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
         elif self.config.cmd_vel_type == "twist_stamped":
-            self._twist_pub = self.create_publisher(TwistStamped, "/cmd_vel", 10)
-        # the node clock: ROS time, i.e. /clock when use_sim_time is true
+            self._twist_pub = self.create_publisher(TwistStamped, "cmd_vel", 10)
+        # the control tick runs on the ROS clock (/clock under use_sim_time): it is the controller's
+        # sample period in the vehicle's time, so a simulation at any real-time factor is
+        # controlled at rate_hz of its own time. Diagnostics are a duty cycle: steady clock.
         self._timer = self.create_timer(self.config.period, self.tick)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
+        self._diag_timer = steady_timer(self, self.config.diagnostics_period, self.publish_diagnostics)
+        # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
-            f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
-            f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
+            f"follower at {self.config.rate_hz:g} Hz: {self.trajectory_monitor.topic} + "
+            f"{self.odom_monitor.topic} -> {self._control_pub.topic_name}, trajectory_timeout "
+            f"{self.config.trajectory_timeout} s, stop_decel {self.config.stop_decel} m/s^2, cmd_vel: "
+            f"{self.config.cmd_vel_type}")
 
     def publish_shutdown_stop(self) -> bool:
         """Publish the zero-speed SHUTDOWN command once; False if it could not be published.
@@ -102,7 +112,7 @@ class FollowerNode(Node):
             return self._stop_sent
         self._stop_sent = True
         self._timer.cancel()  # nothing may follow the stop command
-        now = self._now()
+        now = self._ros_now()
         cmd = self.follower.shutdown_command(now)
         try:
             self._publish_command(cmd, sec_to_time(now))
@@ -124,13 +134,14 @@ class FollowerNode(Node):
     def _on_config(self, config: FollowerConfig) -> None:
         self.config = config
         self.follower.set_config(config)
-        self.odom_monitor.stale_after = config.odom_timeout
+        self.odom_monitor.stale_after = config.odom_stop_after
         self.odom_monitor.min_rate_hz = config.odom_min_rate_hz
         self.trajectory_monitor.stale_after = config.trajectory_timeout
         self.trajectory_monitor.min_rate_hz = config.trajectory_min_rate_hz
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _ros_now(self) -> float:
+        """[s] ROS clock: stamps, input ages, stop triggers (nodes/clocks.py)."""
+        return ros_now(self)
 
     def _observe_clock(self, now: float) -> None:
         if self.follower.observe_clock(now):
@@ -140,13 +151,13 @@ class FollowerNode(Node):
                                       "odometry history cleared")
 
     def _on_trajectory(self, msg: Trajectory) -> None:
-        now = self._now()
+        now = self._ros_now()
         self._observe_clock(now)
         rejection = self.follower.set_trajectory(msg_to_trajectory_fields(msg), now)
         self._count(self.trajectory_monitor, rejection, now)
 
     def _on_odom(self, msg: Odometry) -> None:
-        now = self._now()
+        now = self._ros_now()
         self._observe_clock(now)
         self._count(self.odom_monitor, self.follower.add_odometry(odometry_to_fields(msg), now), now)
 
@@ -168,7 +179,7 @@ class FollowerNode(Node):
             self.loop_timing.finished(time.monotonic())
 
     def _tick(self) -> None:
-        now = self._now()
+        now = self._ros_now()
         self._observe_clock(now)
         cmd = self.follower.update(now)
         self._last_cmd = cmd
@@ -217,8 +228,8 @@ class FollowerNode(Node):
 
     def publish_diagnostics(self) -> None:
         """Control state + one status per input topic on /diagnostics."""
-        now = self._now()
-        cmd, name = self._last_cmd, self.get_name()
+        now = self._ros_now()
+        cmd, name = self._last_cmd, diagnostic_name(self)
         waited = self.follower.planned_stop_wait(now)
         if cmd is None:
             level, message, status = WARN, "no control tick yet", "none"

@@ -5,6 +5,9 @@ feed the event detector; events and user requests (``std_srvs/Trigger`` on ``/vl
 ``std_msgs/Empty`` on ``/vla/explain_request``) go into a one-slot latest-wins queue; a worker thread
 generates the caption from the explained trajectory's context vector (``/vla/context``) and
 publishes ``/vla/explanation`` stamped with that trajectory's stamp. ``/diagnostics`` at 1 Hz.
+Names are relative (``/car7/vla/explanation`` under namespace ``car7``; ``/diagnostics`` is
+global). The generation cap (``max_rate_hz``) and ``/diagnostics`` run on the steady clock, event
+ages (stamp -> now) on the ROS clock (``nodes/clocks.py``).
 
 The whole process (DDS threads included) runs at SCHED_IDLE, else nice 19 (logged), with one
 ONNX Runtime intra-op and inter-op thread: it may drop work, never delay the policy or follower.
@@ -29,7 +32,9 @@ from minipamayo_ros.events import Event
 from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.latency import LatencyWindow
 from minipamayo_ros.msg import Explanation, PolicyContext, Trajectory
+from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import msg_to_trajectory_fields, sec_to_time, time_to_sec
+from minipamayo_ros.nodes.diagnostics import diagnostic_name
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
@@ -77,9 +82,10 @@ class TextNode(Node):
         self._latency = LatencyWindow(cfg.diagnostics_window)
         self._last_text = ""
         self._problems_reported = 0
-        slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(cfg.max_event_age, lambda r: r.stamp,
-                                                                    cfg.min_generation_period)
-        self.worker = ExplanationWorker(self._generate, slot, self._now, self._on_worker_error).start()
+        slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(
+            cfg.max_event_age, lambda r: r.stamp, cfg.min_generation_period, ros_clock=self._ros_now)
+        # the rate cap on the steady clock: under use_sim_time it must not scale with the sim speed
+        self.worker = ExplanationWorker(self._generate, slot, time.monotonic, self._on_worker_error).start()
 
         self._pub = self.create_publisher(Explanation, cfg.explanation_topic, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -89,7 +95,7 @@ class TextNode(Node):
             self.create_service(Trigger, cfg.request_service, self._on_trigger)
         if cfg.request_topic:
             self.create_subscription(Empty, cfg.request_topic, self._on_request_msg, 10)
-        self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        steady_timer(self, cfg.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"text: events {cfg.events} on {cfg.trajectory_topic} -> "
                                f"{cfg.explanation_topic} (max {cfg.max_tokens} tokens)")
 
@@ -98,15 +104,16 @@ class TextNode(Node):
         self.worker.configure(cfg.max_event_age, cfg.min_generation_period)
         self.detector.settings = cfg.detector_settings()
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _ros_now(self) -> float:
+        """[s] ROS clock: stamps and event ages (nodes/clocks.py)."""
+        return ros_now(self)
 
     # --- executor thread -------------------------------------------------------------------------
     def _on_trajectory(self, msg: Trajectory) -> None:
         fields = msg_to_trajectory_fields(msg)
         # the follower's trajectory rules (frame, shapes, finite, limits) and a stamp not from the future
         bad = check_trajectory(fields, TrajectoryLimits()) or check_stamp(
-            fields.stamp, self._now(), self.config.max_stamp_future, math.inf)
+            fields.stamp, self._ros_now(), self.config.max_stamp_future, math.inf)
         if bad is not None:
             self._skipped["invalid_trajectory"] += 1
             self._warn(f"trajectory.{bad.kind}", f"{self.config.trajectory_topic}: trajectory "
@@ -121,7 +128,7 @@ class TextNode(Node):
 
     def _on_context(self, msg: PolicyContext) -> None:
         stamp, context, cfg = time_to_sec(msg.header.stamp), np.asarray(msg.context, np.float32), self.config
-        bad = check_context(stamp, self._now(), cfg.max_stamp_future, cfg.max_event_age, context,
+        bad = check_context(stamp, self._ros_now(), cfg.max_stamp_future, cfg.max_event_age, context,
                             self.generator.context_dim)
         if bad is not None:  # never buffered: a caption is never made from it
             self._skipped["bad_context"] += 1
@@ -170,7 +177,7 @@ class TextNode(Node):
             self._warn("context", f"no context vector for trajectory {req.sequence} within "
                                   f"{cfg.context_wait:g} s (is the policy publishing {cfg.context_topic}?)")
             return "failed"
-        age_ms = (self._now() - req.stamp) * 1e3  # when generation starts
+        age_ms = (self._ros_now() - req.stamp) * 1e3  # when generation starts
         cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms)
         if cap.abandoned:
             self._warn("abandoned", f"generation abandoned after {cap.latency_ms:.0f} ms "
@@ -215,8 +222,8 @@ class TextNode(Node):
         message = (f"{counts.generated} explanations, {counts.replaced} replaced, "
                    f"{counts.dropped_stale} stale, "
                    f"{counts.abandoned} abandoned, {counts.failed} failed")
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: text explanations", message=message,
-                                  hardware_id=self.generator.model_id)
+        status = DiagnosticStatus(level=level, name=f"{diagnostic_name(self)}: text explanations",
+                                  message=message, hardware_id=self.generator.model_id)
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()

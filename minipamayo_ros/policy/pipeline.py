@@ -39,10 +39,10 @@ class Frame:
     """A camera frame waiting for inference; decoding is deferred to the worker (dropped frames
     are never decoded)."""
 
-    stamp: float                                   # [s] image stamp on the node clock
+    stamp: float                                   # [s] image stamp on the ROS clock
     decode: Callable[[], NDArray[np.uint8]]        # -> (h, w, 3) uint8 RGB; may raise ImageError
     description: str = ""                          # e.g. "640x480 bgr8" for log messages
-    received: float = float("nan")                 # [s] node clock when the callback got it
+    received: float = float("nan")                 # [s] ROS clock when the callback got it
     received_steady: float = float("nan")          # [s] time.monotonic() when the callback got it
 
 
@@ -106,7 +106,7 @@ class PolicyPipeline:
             self._gate.limits = replace(limits, max_age=self._history.max_age)
 
     def observe_clock(self, now: float) -> bool:
-        """Feed the node clock; True (and the odometry history cleared) if it jumped back by more
+        """Feed the ROS clock; True (and the odometry history cleared) if it jumped back by more
         than 1 s (simulator restart, looped bag). One outlier stamp cannot trigger this: only the
         clock itself counts, and future/old stamps are rejected at input."""
         with self._lock:
@@ -121,7 +121,7 @@ class PolicyPipeline:
                      now: float | None = None) -> Rejection | None:
         """Validate and buffer one odometry sample; returns why it was dropped, or None if stored.
 
-        ``now``: the node clock [s] (omitted: the stamp is the clock, for offline callers).
+        ``now``: the ROS clock [s] (omitted: the stamp is the clock, for offline callers).
         """
         fields = odom if isinstance(odom, OdometryFields) else OdometryFields.from_sample(odom)
         if now is None:
@@ -172,7 +172,7 @@ class PolicyPipeline:
         )
 
     def run(self, frame: Frame, now: Callable[[], float]) -> Result | Skip:
-        """Process ``frame``; ``now()`` is the node clock [s] (for the image age check)."""
+        """Process ``frame``; ``now()`` is the ROS clock [s] (for the image age check)."""
         t0 = time.perf_counter()
         started_steady = time.monotonic()
         started = now()

@@ -14,15 +14,15 @@ EVENT_NAMES = {"curve": Event.CURVE, "brake": Event.BRAKE, "stop": Event.STOP, "
 
 @dataclass(frozen=True)
 class TextConfig:
-    # --- topics / services ------------------------------------------------------------------------
-    trajectory_topic: str = param("/vla/trajectory", "trajectories to watch for events "
+    # --- topics / services (relative names resolve in the node's namespace) ---------------------
+    trajectory_topic: str = param("vla/trajectory", "trajectories to watch for events "
                                   "(minipamayo_ros/Trajectory)", read_only=True)
-    context_topic: str = param("/vla/context", "the policy's context vectors (minipamayo_ros/PolicyContext)",
+    context_topic: str = param("vla/context", "the policy's context vectors (minipamayo_ros/PolicyContext)",
                                read_only=True)
-    explanation_topic: str = param("/vla/explanation", "output (minipamayo_ros/Explanation)", read_only=True)
-    request_service: str = param("/vla/explain", "std_srvs/Trigger service: explain the latest trajectory "
+    explanation_topic: str = param("vla/explanation", "output (minipamayo_ros/Explanation)", read_only=True)
+    request_service: str = param("vla/explain", "std_srvs/Trigger service: explain the latest trajectory "
                                  "('' = off)", read_only=True)
-    request_topic: str = param("/vla/explain_request", "std_msgs/Empty topic with the same effect as the "
+    request_topic: str = param("vla/explain_request", "std_msgs/Empty topic with the same effect as the "
                                "service, for tools that cannot call services ('' = off)", read_only=True)
     # --- model ------------------------------------------------------------------------------------
     manifest_path: str = param(DEFAULT_MANIFEST, "text step model manifest (kind text_step); relative "
@@ -43,16 +43,16 @@ class TextConfig:
     max_tokens: int = param(24, "caption words generated at most (a caption cut here is flagged "
                             "truncated)", min=16, max=32)
     max_generation_ms: float = param(500.0, "a generation running longer is abandoned (checked between "
-                                     "tokens; wall clock)", "ms", min=10.0, max=10000.0)
-    max_rate_hz: float = param(5.0, "generations started per second at most; bounds the text node's "
-                               "duty cycle, which SCHED_IDLE alone does not (docs/text.md; 0 = "
-                               "back-to-back)", "Hz", min=0.0, max=1000.0)
+                                     "tokens; steady clock)", "ms", min=10.0, max=10000.0)
+    max_rate_hz: float = param(5.0, "generations started per second at most (steady clock); bounds "
+                               "the text node's duty cycle, which SCHED_IDLE alone does not "
+                               "(docs/text.md; 0 = back-to-back)", "Hz", min=0.0, max=1000.0)
     max_event_age: float = param(1.0, "an event older than this when generation would start is dropped "
-                                 "(event stamp -> now, node clock)", "s", min=0.05, max=30.0)
+                                 "(event stamp -> now, ROS clock)", "s", min=0.05, max=30.0)
     context_wait: float = param(0.2, "how long generation waits for the explained trajectory's context "
-                                "vector to arrive (wall clock)", "s", min=0.0, max=2.0)
+                                "vector to arrive (steady clock)", "s", min=0.0, max=2.0)
     max_stamp_future: float = param(0.1, "trajectories and context vectors stamped further ahead of the "
-                                    "node clock than this are dropped (clock mismatch)", "s",
+                                    "ROS clock than this are dropped (clock mismatch)", "s",
                                     min=0.0, max=5.0)
     context_buffer: int = param(20, "recent context vectors kept to pair with trajectories",
                                 min=2, max=1000, read_only=True)
