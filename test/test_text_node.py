@@ -61,9 +61,10 @@ class TextRig:
         assert ok and proc.poll() is None, f"text node did not come up:\n{proc.read_log()[-3000:]}"
         return proc
 
-    def send(self, with_context: bool = True, **plan: object) -> Trajectory:
+    def send(self, with_context: bool = True, age: float = 0.0, **plan: object) -> Trajectory:
+        """Publish the next trajectory, stamped ``age`` [s] before now (+ its context vector)."""
         self.seq += 1
-        msg = trajectory_to_msg(arc(self.now(), seq=self.seq, **plan))  # type: ignore[arg-type]
+        msg = trajectory_to_msg(arc(self.now() - age, seq=self.seq, **plan))  # type: ignore[arg-type]
         self.traj_pub.publish(msg)
         if with_context:
             ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id="test")
@@ -180,15 +181,30 @@ def test_max_rate_caps_generations_under_a_storm(ros_node, spawn) -> None:
 
 
 def test_stale_request_is_dropped_before_generation(ros_node, spawn) -> None:
+    """A request for a trajectory older than max_event_age is dropped, never generated.
+
+    Nothing here depends on timing: the trajectory is stamped 1 s in the past (stale whenever the
+    worker looks at it), and the request is sent once the node has the trajectory (the service says
+    "no trajectory received yet" until then). The old version slept 0.3 s and ignored that answer:
+    start() only knows that *our* publisher matched the node's subscription; the node may match our
+    publisher later (more so at SCHED_IDLE under load), and a sample sent in between arrives 0.1-0.23 s
+    late (measured, 4 CPU hogs). A request made before it asks about nothing: no count, no drop."""
     node, executor = ros_node
     rig = TextRig(node, executor)
     rig.start(spawn, max_event_age=0.05)
-    old = rig.send()
-    spin_until(executor, lambda: False, 0.3)
-    rig.call()                       # explains `old`, now > 0.05 s old: dropped before generation
+    old = rig.send(with_context=False, age=1.0)
+    replies: list[str] = []
+
+    def queued() -> bool:  # each call that fails queues nothing
+        resp = rig.call()
+        replies.append(resp.message)
+        return resp.success
+
+    assert spin_until(executor, queued, 10.0), replies
+    assert replies[-1] == f"explanation of trajectory {old.sequence} queued"
     assert spin_until(executor, lambda: rig.diags and rig.diag()["dropped_stale"] == "1", 5.0)
-    assert not rig.explanations and rig.diag()["started"] == "0"
-    assert old.sequence == rig.seq
+    d = rig.diag()
+    assert not rig.explanations and d["started"] == "0" and d["requested"] == "1"
 
 
 def test_misconfiguration_fails_fast(spawn) -> None:
