@@ -25,7 +25,7 @@ from minipamayo_ros.policy.image_decode import (
 )
 from minipamayo_ros.policy.model_loader import PolicyModelError, check_policy_contract, load_policy
 from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
-from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
+from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, PolicyPipeline, Skip
 from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs
 from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
 from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
@@ -315,7 +315,7 @@ def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_an
 # --- pipeline (real ONNX Runtime on the probe model) ---------------------------------------------
 def _pipeline(probe_manifest: str) -> PolicyPipeline:
     manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
-    return PolicyPipeline(manifest, backend, io, max_image_age=0.5)
+    return PolicyPipeline(manifest, backend, io, PipelineSettings(max_image_age=0.5))
 
 
 def _feed_odometry(p: PolicyPipeline, t0: float, t1: float, speed_at) -> None:
@@ -354,7 +354,7 @@ def test_pipeline_skips_with_reasons(probe_manifest) -> None:
 
     res = p.run(Frame(9.9, bad, "64x48 'yuv422' image"), lambda: 9.95)
     assert isinstance(res, Skip) and res.category == "bad_image" and "yuv422" in res.reason
-    p.expected_size = (480, 640)
+    p.configure(replace(p.settings, expected_size=(480, 640)))
     res = p.run(Frame(9.9, lambda: good), lambda: 9.95)
     assert isinstance(res, Skip) and res.category == "wrong_size"
     assert p.sequence == 0
@@ -398,8 +398,9 @@ def test_output_check_withholds_what_the_follower_would_reject(probe_manifest) -
     from minipamayo_ros.safety.odometry_input import OdometryLimits
 
     manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
-    p = PolicyPipeline(manifest, backend, io, odometry_limits=OdometryLimits(max_speed=1e7, max_accel=1e9),
-                       plan_max_speed=40.0)
+    p = PolicyPipeline(manifest, backend, io, PipelineSettings(
+        odometry_limits=OdometryLimits(max_speed=1e7, max_accel=1e9),
+        trajectory_limits=TrajectoryLimits(max_speed=40.0)))
     _feed_odometry(p, 8.0, 10.0, lambda t: 1e6)
     res = p.run(Frame(10.0, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.01)
     assert isinstance(res, Skip) and res.category == "invalid_output" and "plan_max_speed" in res.reason

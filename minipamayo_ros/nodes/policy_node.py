@@ -24,7 +24,6 @@ import math
 import sys
 import threading
 import time
-from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -38,13 +37,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.conversions import odometry_to_fields, time_to_sec, trajectory_to_msg
 from minipamayo_ros.nodes.diagnostics import input_status
-from minipamayo_ros.nodes.node_main import run_node
+from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import channels_or_none, compressed_to_rgb, raw_to_rgb
 from minipamayo_ros.policy.model_loader import PolicyModelError
-from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size
+from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
 from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
@@ -108,12 +107,8 @@ class PolicyNode(Node):
     def _on_config(self, cfg: PolicyConfig) -> None:
         self.config = cfg
         self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
-        self.pipeline.max_image_age = cfg.max_image_age
-        self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
-        self.pipeline.expected_size = expected_size(cfg)
-        self.pipeline.odometry_limits = cfg.odometry_limits()
-        limits = replace(self.pipeline.trajectory_limits, max_speed=cfg.plan_max_speed)
-        self.pipeline.trajectory_limits = limits
+        # one snapshot, swapped whole: a frame in inference finishes on the settings it started with
+        self.pipeline.configure(PipelineSettings.from_config(cfg))
         with self._monitor_lock:
             self.image_monitor.stale_after = cfg.max_image_age
             self.image_monitor.min_rate_hz = cfg.image_min_rate_hz
@@ -231,9 +226,11 @@ class PolicyNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def close(self) -> None:
-        self.worker.close()
-        self.backend.close()
+    def close(self, timeout: float = WORKER_STOP_TIMEOUT_S) -> bool:
+        """Stop inference; free the backend once the frame in progress has returned (False: still
+        running after ``timeout`` [s], nothing freed; ``run_node`` then exits non-zero)."""
+        return close_worker_then_release(self.worker.close, self.backend.close, self.get_logger(),
+                                         "policy inference", timeout)
 
 
 def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:

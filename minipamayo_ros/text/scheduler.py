@@ -13,10 +13,11 @@
   a text process using every idle cycle slows the policy through caches, memory and DDS
   (``docs/text.md``, measured);
 * :meth:`finished`: the worker reports ``generated``, ``abandoned`` (over ``max_generation_ms``,
-  see ``generator``) or ``failed``.
+  see ``generator``), ``failed``, or ``no_context`` (no context vector for the trajectory: counted
+  as ``failed`` and as ``no_context``, in one step, so no reader ever sees one without the other).
 
-Accounting (checked by the tests): ``requested == replaced + dropped_stale + started + waiting``
-and ``started == generated + abandoned + failed + running``.
+Accounting (checked by the tests): ``requested == replaced + dropped_stale + started + waiting``,
+``started == generated + abandoned + failed + running`` and ``no_context <= failed``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class SlotCounts:
     generated: int = 0
     abandoned: int = 0
     failed: int = 0
+    no_context: int = 0     # of ``failed``: no context vector for the explained trajectory
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -59,7 +61,7 @@ R = TypeVar("R")
 class ExplanationSlot(Generic[R]):
     """One pending request at most (see module docstring). ``stamp_of(request)`` gives its stamp [s]."""
 
-    OUTCOMES = ("generated", "abandoned", "failed")
+    OUTCOMES = ("generated", "abandoned", "failed", "no_context")
 
     def __init__(self, max_event_age: float, stamp_of: Callable[[R], float], min_period: float = 0.0) -> None:
         if not max_event_age > 0.0:
@@ -110,6 +112,8 @@ class ExplanationSlot(Generic[R]):
         if not self.running:
             raise RuntimeError("finished() without a running generation")
         self.running = False
+        if outcome == "no_context":  # a failure with a known cause: both counters, in one step
+            self.counts.failed += 1
         setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
 
     # --- the Schedule protocol, for ScheduledWorker ----------------------------------------
@@ -164,5 +168,6 @@ class ExplanationWorker(Generic[R]):
         return self._worker.locked(
             lambda: (SlotCounts(**self._slot.counts.as_dict()), self._slot.waiting, self._slot.running))
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._worker.close(timeout)
+    def close(self, timeout: float = 5.0) -> bool:
+        """False while a generation is still running after ``timeout`` [s] (see ScheduledWorker)."""
+        return self._worker.close(timeout)
