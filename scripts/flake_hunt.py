@@ -14,8 +14,10 @@ builds it once. Each run:
   so a failing order can be replayed exactly);
 * is checked afterwards for processes it left (every process started by the run carries the
   marker variable ``MINIPAMAYO_FLAKE_HUNT_RUN``; leftovers are listed, then killed by pid) and for
-  Fast DDS files it left in /dev/shm (port files of this hunt's domain; other new segments are
-  counted, as other users of the machine may have made them).
+  Fast DDS files it left in /dev/shm: new segments without a live owner (Fast DDS holds a flock on
+  ``<segment>_el`` for the owner's life, so an unlocked one was left by a process that died
+  without cleaning up, e.g. a SIGKILL; other users of the machine may add some) and new port
+  files of this hunt's domain.
 
 Writes ``flake-hunt.md`` and ``flake-hunt.json`` (per test: runs, failures, first failure's
 message; per run: load, seed, exit code, duration, counts, leftovers) plus each run's log and
@@ -28,6 +30,7 @@ JUnit XML into ``--out`` (default ``results/flake-hunt-<time>/``). Exit 1 if any
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.util
 import json
 import os
@@ -72,8 +75,8 @@ class RunRecord:
     failed: int = 0
     skipped: int = 0
     leftover_processes: list[str] = field(default_factory=list)
-    shm_left_ours: list[str] = field(default_factory=list)     # port files of this hunt's domain
-    shm_left_other: int = 0                                    # other new fastrtps files (unattributed)
+    shm_zombies: list[str] = field(default_factory=list)       # new segments whose owner is gone
+    shm_ports: list[str] = field(default_factory=list)         # new port files of this hunt's domain
     note: str = ""
 
 
@@ -153,6 +156,23 @@ def shm_files() -> set[str]:
         return set()
 
 
+def is_zombie(name: str) -> bool:
+    """A Fast DDS segment whose ``_el`` file nobody holds a flock on: its owner died uncleaned."""
+    try:
+        fd = os.open(SHM / f"{name}_el", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: a live participant
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
 def domain_of_port_file(name: str) -> int | None:
     """Fast DDS port ``7400 + 250 * domain + offset`` (RTPS well-known ports) -> domain, or None."""
     m = _PORT_FILE.search(name)
@@ -227,8 +247,8 @@ def run_once(k: int, args: argparse.Namespace, clone: Path, out: Path, domain: i
         except ProcessLookupError:
             pass
     new = sorted(shm_files() - shm_before)
-    rec.shm_left_ours = [n for n in new if domain_of_port_file(n) == domain]
-    rec.shm_left_other = len(new) - len(rec.shm_left_ours)
+    rec.shm_zombies = [n for n in new if not n.endswith("_el") and is_zombie(n)]
+    rec.shm_ports = [n for n in new if domain_of_port_file(n) == domain]
     results: dict[str, tuple[str, str]] = {}
     if junit.exists():
         results = outcomes(junit)
@@ -255,15 +275,15 @@ def markdown(meta: dict[str, object], runs: list[RunRecord], tests: dict[str, Te
              f"{meta['domain']}; load = one busy loop pinned to CPU {meta['hog_cpu']}; shuffle: "
              f"pytest-random-order, bucket module.", "",
              "| run | load | seed | exit | s | load avg before/after | tests | failed | skipped | "
-             "leftover processes | /dev/shm left (this domain / other new) |",
+             "leftover processes | /dev/shm: ownerless segments / port files (this domain) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         procs = "; ".join(r.leftover_processes) or "none"
         seed = "-" if r.seed is None else r.seed
         lines.append(f"| {r.index} | {'yes' if r.loaded else 'no'} | {seed} | "
                      f"{r.exit_code} | {r.seconds:.0f} | {r.load_avg_before} / {r.load_avg_after} | "
-                     f"{r.tests} | {r.failed} | {r.skipped} | {procs} | {len(r.shm_left_ours)} / "
-                     f"{r.shm_left_other} |" + (f" {r.note}" if r.note else ""))
+                     f"{r.tests} | {r.failed} | {r.skipped} | {procs} | {len(r.shm_zombies)} / "
+                     f"{len(r.shm_ports)} |" + (f" {r.note}" if r.note else ""))
     failing = sorted(((tid, t) for tid, t in tests.items() if t.failures),
                      key=lambda item: (-item[1].failures, item[0]))
     total_fail = sum(t.failures for t in tests.values())
@@ -341,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[flake-hunt] run {k}/{args.runs} ({'load' if rec.loaded else 'no load'}"
                   f"{'' if seed is None else f', seed {seed}'}): exit {rec.exit_code}, {rec.tests} tests, "
                   f"{rec.failed} failed, {rec.skipped} skipped in {rec.seconds:.0f} s; leftover processes "
-                  f"{len(rec.leftover_processes)}, /dev/shm files left {len(rec.shm_left_ours)}"
+                  f"{len(rec.leftover_processes)}, ownerless /dev/shm segments {len(rec.shm_zombies)}"
                   + (f"; {rec.note}" if rec.note else ""), file=sys.stderr)
             tests = tally(per_run)
             (out / "flake-hunt.md").write_text(markdown(meta, runs, tests))
