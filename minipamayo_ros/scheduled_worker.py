@@ -75,6 +75,8 @@ class ScheduledWorker(Generic[T, R]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._thread.ident is None:
+            return True  # never started
         if threading.current_thread() is self._thread:
             return False  # closed from inside process(): that item is still running
         self._thread.join(timeout)

@@ -225,6 +225,25 @@ def test_worker_thread_processes_latest_and_survives_errors() -> None:
     assert w.counts().dropped_busy == 97  # frames 2..98 replaced while frame 0 ran
 
 
+def test_close_says_whether_the_frame_in_process_has_returned() -> None:
+    """What the nodes' shutdown relies on before freeing the backend (issue 20): False while a frame
+    is still inside ``process`` after the timeout, True once it returned (and for a worker never
+    started). Failed before: close() returned None either way."""
+    entered, release = threading.Event(), threading.Event()
+
+    def process(_: int) -> None:
+        entered.set()
+        release.wait(10.0)
+
+    assert FrameWorker(process, max_rate_hz=100.0).close(0.01) is True
+    w: FrameWorker[int] = FrameWorker(process, max_rate_hz=100.0).start()
+    w.offer(1)
+    assert entered.wait(10.0)
+    assert w.close(0.05) is False
+    release.set()
+    assert w.close(10.0) is True
+
+
 # --- model contract / loading -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def probe_manifest(tmp_path_factory) -> str:
