@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty
 from std_srvs.srv import Trigger
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.ros
 TEXT = "minipamayo_ros.nodes.text_node"
 POLICY = "minipamayo_ros.nodes.policy_node"
 CONTEXT_DIM = 96
+OBSERVER_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100)
 
 
 class TextRig:
@@ -225,7 +226,9 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
     odom_pub = node.create_publisher(Odometry, "/odom", 10)
     image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
     trajs: list[Trajectory] = []
-    node.create_subscription(Trajectory, "/vla/trajectory", trajs.append, TRAJECTORY_QOS)
+    # counts every trajectory: a deep reliable reader (TRAJECTORY_QOS, the follower's depth 1, keeps
+    # only the newest if the test's executor falls a frame behind, and the count would miss one)
+    node.create_subscription(Trajectory, "/vla/trajectory", trajs.append, OBSERVER_QOS)
     policy = spawn(module=POLICY, args=ros_args(parameters={"backend": "onnxruntime"}), name="policy")
     assert spin_until(executor, lambda: image_pub.get_subscription_count() > 0 or policy.poll() is not None,
                       60)
