@@ -177,7 +177,12 @@ def test_max_rate_caps_generations_under_a_storm(ros_node, spawn) -> None:
                                             for d in rig.diag_history()[-1:]), 10.0)
     d = rig.diag()
     started, requested = int(d["started"]), int(d["requested"])
-    assert 2 <= started <= 2.0 * storm_s + 2 and requested > 5 * started
+    allowed = 2.0 * storm_s + 2
+    # the cap held, and it was what limited the starts: the node saw at least twice as many requests
+    # as the cap allows (uncapped, nearly each would have started: a generation takes ~15 ms). Not
+    # "requested > 5 * started": the requests a SCHED_IDLE node takes from its keep-last-10 topic
+    # depend on the machine's load (38 in 3.1 s seen under load, against 8 allowed)
+    assert 2 <= started <= allowed and requested >= 2 * allowed
     assert int(d["replaced"]) > 0 and int(d["generated"]) == started == len(rig.explanations)
 
 
@@ -237,6 +242,7 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
 
     def phase() -> list[Trajectory]:
         start = len(trajs)
+        sent: list[tuple[float, float]] = []  # (time.monotonic() when sent, stamp) of each odometry
         for i, img in enumerate(frames):
             t_img = time.monotonic() + (1.3 if i == 0 else 0.25)  # first: the 1 s state history fills
             while time.monotonic() < t_img:  # 50 Hz odometry at 3 m/s, straight
@@ -246,10 +252,16 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
                 msg.pose.pose.orientation.w = 1.0
                 msg.twist.twist.linear.x = 3.0
                 odom_pub.publish(msg)
+                sent.append((time.monotonic(), time_to_sec(msg.header.stamp)))
                 rig.req_pub.publish(Empty())  # text storm (ignored once the text node is gone)
                 spin_until(executor, lambda: False, 0.02)
             image = Image(height=128, width=128, encoding="rgb8", step=384)
-            image.header.stamp = sec_to_time(rig.now())
+            # stamped at an odometry sample sent >= 0.1 s ago, so the node's state history at the
+            # image stamp needs only odometry it has had for 0.1 s. Stamped "now", it needed the
+            # sample sent just before the image: topics are not ordered with each other, and a
+            # loaded test process left 136 / 152 ms between its last odometry and the image (> the
+            # node's 100 ms extrapolation limit): the frame was skipped and the counts differed
+            image.header.stamp = sec_to_time(max(st for t, st in sent if t <= time.monotonic() - 0.1))
             image.data = img.tobytes()
             image_pub.publish(image)
         spin_until(executor, lambda: len(trajs) >= start + len(frames), 5.0)
