@@ -66,13 +66,21 @@ class ScheduledWorker(Generic[T, R]):
     def now(self) -> float:
         return self._clock()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop taking items and join the thread (the item running, if any, finishes first)."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop taking items and wait up to ``timeout`` [s] for the item running, if any, to return.
+
+        Returns True once the thread has ended, False if an item is still running: then whatever
+        ``process`` uses (an inference backend) must not be freed, the call is still inside it.
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if self._thread.ident is None:
+            return True  # never started
+        if threading.current_thread() is self._thread:
+            return False  # closed from inside process(): that item is still running
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:

@@ -131,7 +131,7 @@ def test_event_storm_counts_add_up_and_the_slot_never_holds_more_than_one() -> N
         slot.offer(_req(now - rng.uniform(0.0, 0.7), i))
         assert slot.waiting <= 1
         if slot.running and rng.random() < 0.05:
-            slot.finished(rng.choice(["generated", "generated", "abandoned", "failed"]))
+            slot.finished(rng.choice(["generated", "generated", "abandoned", "failed", "no_context"]))
         if rng.random() < 0.3:
             r = slot.take(now)
             if r is not None:
@@ -139,8 +139,10 @@ def test_event_storm_counts_add_up_and_the_slot_never_holds_more_than_one() -> N
         c = slot.counts
         assert c.requested == c.replaced + c.dropped_stale + c.started + slot.waiting
         assert c.started == c.generated + c.abandoned + c.failed + int(slot.running)
+        assert c.no_context <= c.failed
     c = slot.counts
     assert c.replaced > 1000 and c.dropped_stale > 10 and c.generated > 10 and c.abandoned > 0
+    assert 0 < c.no_context < c.failed
     assert taken == sorted(taken)  # latest wins: nothing older than a started request starts later
 
 
@@ -154,7 +156,7 @@ def test_latest_wins_and_stale_requests_are_dropped_before_generation() -> None:
     slot.finished("generated")
     assert slot.take(11.31) is None  # 3 is 1.01 s old now: dropped, not started
     assert slot.counts.as_dict() == {"requested": 3, "replaced": 1, "dropped_stale": 1, "started": 1,
-                                     "generated": 1, "abandoned": 0, "failed": 0}
+                                     "generated": 1, "abandoned": 0, "failed": 0, "no_context": 0}
     with pytest.raises(RuntimeError):
         slot.finished("generated")
 

@@ -27,7 +27,6 @@ import math
 import sys
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -44,12 +43,12 @@ from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import odometry_to_fields, trajectory_to_msg
 from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status
 from minipamayo_ros.nodes.image_conversions import compressed_to_frame, image_to_frame
-from minipamayo_ros.nodes.node_main import run_node
+from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.model_loader import PolicyModelError
-from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size
+from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
 from minipamayo_ros.safety.input_monitor import InputMonitor
@@ -114,12 +113,8 @@ class PolicyNode(Node):
     def _on_config(self, cfg: PolicyConfig) -> None:
         self.config = cfg
         self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
-        self.pipeline.max_image_age = cfg.max_image_age
-        self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
-        self.pipeline.expected_size = expected_size(cfg)
-        self.pipeline.odometry_limits = cfg.odometry_limits()
-        limits = replace(self.pipeline.trajectory_limits, max_speed=cfg.plan_max_speed)
-        self.pipeline.trajectory_limits = limits
+        # one snapshot, swapped whole: a frame in inference finishes on the settings it started with
+        self.pipeline.configure(PipelineSettings.from_config(cfg))
         with self._monitor_lock:
             self.image_monitor.stale_after = cfg.max_image_age
             self.image_monitor.min_rate_hz = cfg.image_min_rate_hz
@@ -228,9 +223,11 @@ class PolicyNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def close(self) -> None:
-        self.worker.close()
-        self.backend.close()
+    def close(self, timeout: float = WORKER_STOP_TIMEOUT_S) -> bool:
+        """Stop inference; free the backend once the frame in progress has returned (False: still
+        running after ``timeout`` [s], nothing freed; ``run_node`` then exits non-zero)."""
+        return close_worker_then_release(self.worker.close, self.backend.close, self.get_logger(),
+                                         "policy inference", timeout)
 
 
 def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:

@@ -35,7 +35,7 @@ from minipamayo_ros.msg import Explanation, PolicyContext, Trajectory
 from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import msg_to_trajectory_fields, sec_to_time, time_to_sec
 from minipamayo_ros.nodes.diagnostics import diagnostic_name
-from minipamayo_ros.nodes.node_main import run_node
+from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.safety.context_input import check_context
@@ -78,7 +78,10 @@ class TextNode(Node):
         self._lock = threading.Condition()
         self._contexts: OrderedDict[int, tuple[float, np.ndarray]] = OrderedDict()
         self._last_traj: tuple[float, int] | None = None   # (stamp, sequence) of the newest trajectory
-        self._skipped: dict[str, int] = {"invalid_trajectory": 0, "no_context": 0, "bad_context": 0}
+        # counters: the executor thread's own (inputs dropped on arrival); requests without a context
+        # vector are counted by the slot (no_context), atomically with their failed outcome
+        self._skipped: dict[str, int] = {"invalid_trajectory": 0, "bad_context": 0}
+        self._stats_lock = threading.Lock()  # the worker writes these, the diagnostics timer reads them
         self._latency = LatencyWindow(cfg.diagnostics_window)
         self._last_text = ""
         self._problems_reported = 0
@@ -157,8 +160,8 @@ class TextNode(Node):
         return resp
 
     # --- worker thread -----------------------------------------------------------------------------
-    def _context_for(self, req: ExplanationRequest) -> np.ndarray | None:
-        deadline = time.monotonic() + self.config.context_wait
+    def _context_for(self, req: ExplanationRequest, wait: float) -> np.ndarray | None:
+        deadline = time.monotonic() + wait
         with self._lock:
             while True:
                 entry = self._contexts.get(req.sequence)
@@ -170,13 +173,12 @@ class TextNode(Node):
                 self._lock.wait(left)
 
     def _generate(self, req: ExplanationRequest) -> str:
-        cfg = self.config
-        context = self._context_for(req)
+        cfg = self.config  # one snapshot for the whole request
+        context = self._context_for(req, cfg.context_wait)
         if context is None:
-            self._skipped["no_context"] += 1
             self._warn("context", f"no context vector for trajectory {req.sequence} within "
                                   f"{cfg.context_wait:g} s (is the policy publishing {cfg.context_topic}?)")
-            return "failed"
+            return "no_context"
         age_ms = (self._ros_now() - req.stamp) * 1e3  # when generation starts
         cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms)
         if cap.abandoned:
@@ -191,8 +193,9 @@ class TextNode(Node):
         msg.header.frame_id = "base_link"
         msg.token_ids = [int(t) for t in cap.token_ids]
         self._pub.publish(msg)
-        self._latency.add(cap.latency_ms)
-        self._last_text = cap.text
+        with self._stats_lock:
+            self._latency.add(cap.latency_ms)
+            self._last_text = cap.text
         return "generated"
 
     def _on_worker_error(self, exc: BaseException) -> None:
@@ -205,17 +208,20 @@ class TextNode(Node):
     # --- diagnostics -------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         counts, waiting, running = self.worker.counts()
-        lat = self._latency.summary()
-        values = {**{k: str(v) for k, v in counts.as_dict().items()}, "waiting": str(waiting),
+        with self._stats_lock:
+            lat, last_text = self._latency.summary(), self._last_text
+        slot = counts.as_dict()
+        skipped = {**self._skipped, "no_context": slot.pop("no_context")}
+        values = {**{k: str(v) for k, v in slot.items()}, "waiting": str(waiting),
                   "running": str(running).lower(),
                   **{k: str(v) for k, v in self.detector.counts().items()},
-                  **{f"skipped_{k}": str(v) for k, v in self._skipped.items()},
+                  **{f"skipped_{k}": str(v) for k, v in skipped.items()},
                   "generation_ms_p50": f"{lat.p50:.1f}", "generation_ms_p95": f"{lat.p95:.1f}",
                   "generation_ms_p99": f"{lat.p99:.1f}", "cpu_priority": self.priority.policy,
                   "cpu_affinity": ",".join(map(str, self.priority.affinity)),
-                  "situation": self.detector.situation().name, "last_text": self._last_text,
+                  "situation": self.detector.situation().name, "last_text": last_text,
                   **{f"backend_{k}": v for k, v in self.backend_info.items()}}
-        problems = counts.failed + counts.abandoned + sum(self._skipped.values())
+        problems = counts.failed + counts.abandoned + sum(self._skipped.values())  # no_context: in failed
         # WARN while problems occur (since the previous report), OK again once they stop
         level = DiagnosticStatus.WARN if problems > self._problems_reported else DiagnosticStatus.OK
         self._problems_reported = problems
@@ -229,9 +235,11 @@ class TextNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def close(self) -> None:
-        self.worker.close()
-        self.generator.backend.close()
+    def close(self, timeout: float = WORKER_STOP_TIMEOUT_S) -> bool:
+        """Stop generating; free the backend once the generation in progress has returned (False:
+        still running after ``timeout`` [s], nothing freed; ``run_node`` then exits non-zero)."""
+        return close_worker_then_release(self.worker.close, self.generator.backend.close, self.get_logger(),
+                                         "text generation", timeout)
 
 
 def main(args: list[str] | None = None) -> int:

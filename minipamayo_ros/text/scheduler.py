@@ -14,10 +14,11 @@
   every idle cycle slows the policy through caches, memory and DDS (``docs/text.md``, measured);
   on the steady clock the bound holds under ``use_sim_time`` at any real-time factor;
 * :meth:`finished`: the worker reports ``generated``, ``abandoned`` (over ``max_generation_ms``,
-  see ``generator``) or ``failed``.
+  see ``generator``), ``failed``, or ``no_context`` (no context vector for the trajectory: counted
+  as ``failed`` and as ``no_context``, in one step, so no reader ever sees one without the other).
 
-Accounting (checked by the tests): ``requested == replaced + dropped_stale + started + waiting``
-and ``started == generated + abandoned + failed + running``.
+Accounting (checked by the tests): ``requested == replaced + dropped_stale + started + waiting``,
+``started == generated + abandoned + failed + running`` and ``no_context <= failed``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SlotCounts:
     generated: int = 0
     abandoned: int = 0
     failed: int = 0
+    no_context: int = 0     # of ``failed``: no context vector for the explained trajectory
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -62,7 +64,7 @@ class ExplanationSlot(Generic[R]):
     on the ROS clock; ``ros_clock()`` reads that clock [s] when the worker asks (None: the steady
     ``now`` passed to :meth:`take` serves for both, as in tests)."""
 
-    OUTCOMES = ("generated", "abandoned", "failed")
+    OUTCOMES = ("generated", "abandoned", "failed", "no_context")
 
     def __init__(self, max_event_age: float, stamp_of: Callable[[R], float], min_period: float = 0.0,
                  ros_clock: Callable[[], float] | None = None) -> None:
@@ -116,6 +118,8 @@ class ExplanationSlot(Generic[R]):
         if not self.running:
             raise RuntimeError("finished() without a running generation")
         self.running = False
+        if outcome == "no_context":  # a failure with a known cause: both counters, in one step
+            self.counts.failed += 1
         setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
 
     # --- the Schedule protocol, for ScheduledWorker ----------------------------------------
@@ -171,5 +175,6 @@ class ExplanationWorker(Generic[R]):
         return self._worker.locked(
             lambda: (SlotCounts(**self._slot.counts.as_dict()), self._slot.waiting, self._slot.running))
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._worker.close(timeout)
+    def close(self, timeout: float = 5.0) -> bool:
+        """False while a generation is still running after ``timeout`` [s] (see ScheduledWorker)."""
+        return self._worker.close(timeout)
