@@ -394,7 +394,7 @@ def storm_source(hz: float) -> None:
     from rclpy.node import Node
     from std_msgs.msg import Empty
 
-    from minipamayo_ros.text.priority import lower_process_priority
+    from minipamayo_ros.realtime import lower_process_priority
 
     rclpy.init()
     node = Node("text_bench_storm")

@@ -274,7 +274,7 @@ def test_wrong_model_kind_is_refused() -> None:
 def test_lower_process_priority_applies_to_every_thread() -> None:
     code = ("import threading, time, os\n"
             "t = threading.Thread(target=time.sleep, args=(1,)); t.start()\n"
-            "from minipamayo_ros.text.priority import lower_process_priority\n"
+            "from minipamayo_ros.realtime import lower_process_priority\n"
             "r = lower_process_priority([sorted(os.sched_getaffinity(0))[0]])\n"
             "tids = [int(x) for x in os.listdir('/proc/self/task')]\n"
             "idle = all(os.sched_getscheduler(t) == os.SCHED_IDLE for t in tids)\n"

@@ -49,6 +49,7 @@ from minipamayo_ros.nodes.diagnostics import input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.realtime import PriorityResult, apply_process_priority
 from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor
 from minipamayo_ros.safety.rejection import Rejection
 
@@ -90,6 +91,24 @@ class FollowerNode(Node):
         self.get_logger().info(
             f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
             f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
+        self.priority = self._apply_process_priority()
+
+    def _apply_process_priority(self) -> PriorityResult:
+        """The real-time request (every thread: the DDS threads exist by now; later ones inherit)."""
+        cfg = self.config
+        try:
+            prio = apply_process_priority(cfg.scheduling_policy, cfg.scheduling_priority, cfg.cpus(),
+                                          cfg.lock_memory)
+        except ValueError as exc:
+            raise ParameterError(f"parameter 'cpu_affinity' = {cfg.cpu_affinity!r}: {exc}") from exc
+        got = (f"{prio.policy} on {prio.threads} threads, CPUs {list(prio.affinity) or 'any'}, memory "
+               f"{'locked' if prio.memory_locked else 'not locked'}")
+        if prio.detail:
+            self.get_logger().warning(f"real-time request not fully granted: {prio.detail}; running with "
+                                      f"{got}")
+        else:
+            self.get_logger().info(f"process priority: {got}")
+        return prio
 
     def publish_shutdown_stop(self) -> bool:
         """Publish the zero-speed SHUTDOWN command once; False if it could not be published.
@@ -260,7 +279,10 @@ class FollowerNode(Node):
                                     f"longest gap {t.longest_gap_ms:.0f} ms since start)")
         else:
             level, message = OK, f"{t.ticks} ticks, none late since the last report"
-        return status_msg(f"{name}: control loop", level, message, t.as_values())
+        values = {**t.as_values(), "scheduling": self.priority.policy,
+                  "cpu_affinity": ",".join(map(str, self.priority.affinity)),
+                  "memory_locked": str(self.priority.memory_locked).lower()}
+        return status_msg(f"{name}: control loop", level, message, values)
 
 
 def main(args: list[str] | None = None) -> int:

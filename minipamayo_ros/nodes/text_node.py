@@ -32,6 +32,7 @@ from minipamayo_ros.nodes.conversions import msg_to_trajectory_fields, sec_to_ti
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.realtime import current_policy, lower_process_priority
 from minipamayo_ros.safety.context_input import check_context
 from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.stamps import check_stamp
@@ -39,7 +40,6 @@ from minipamayo_ros.safety.trajectory_input import TrajectoryLimits, check_traje
 from minipamayo_ros.text.config import TextConfig
 from minipamayo_ros.text.events import EventDetector
 from minipamayo_ros.text.generator import TextModelError, load_text_generator
-from minipamayo_ros.text.priority import current_policy, lower_process_priority
 from minipamayo_ros.text.scheduler import ExplanationRequest, ExplanationSlot, ExplanationWorker
 
 WARN_PERIOD_S = 2.0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from minipamayo_ros.events import Event
 from minipamayo_ros.params import ParameterError, param
+from minipamayo_ros.realtime import parse_cpus
 from minipamayo_ros.text.events import DetectorSettings, Threshold
 
 DEFAULT_MANIFEST = "engines/minipamayo-tiny-text-step.manifest.json"
@@ -106,14 +107,7 @@ class TextConfig:
 
     def affinity(self) -> list[int]:
         """``cpu_affinity`` as CPU ids (empty = no pinning)."""
-        try:
-            cpus = [int(c) for c in self.cpu_affinity.replace(" ", "").split(",") if c]
-        except ValueError:
-            raise ParameterError(f"parameter 'cpu_affinity' = {self.cpu_affinity!r} must be comma-separated "
-                                 "CPU ids, e.g. '1' or '2,3' ('' = any CPU)") from None
-        if any(c < 0 for c in cpus):
-            raise ParameterError(f"parameter 'cpu_affinity' = {self.cpu_affinity!r}: CPU ids are >= 0")
-        return cpus
+        return parse_cpus(self.cpu_affinity)
 
     def detector_settings(self) -> DetectorSettings:
         """Detector thresholds for the enabled kinds (STOP's feature is stop_speed - last speed)."""
