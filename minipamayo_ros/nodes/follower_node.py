@@ -40,10 +40,11 @@ from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCom
 from minipamayo_ros.latency import LoopTiming
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import (
-    command_to_msg,
+    fill_command_msg,
     msg_to_trajectory_fields,
     odometry_to_fields,
     sec_to_time,
+    set_time,
 )
 from minipamayo_ros.nodes.diagnostics import input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
@@ -84,6 +85,15 @@ class FollowerNode(Node):
             self._twist_pub = self.create_publisher(Twist, "/cmd_vel", 10)
         elif self.config.cmd_vel_type == "twist_stamped":
             self._twist_pub = self.create_publisher(TwistStamped, "/cmd_vel", 10)
+        # one message of each kind, refilled every tick (publish serialises it at once)
+        self._control_msg = ControlCommand()
+        self._control_msg.header.frame_id = BASE_FRAME
+        self._point_msg = PointStamped()
+        self._point_msg.header.frame_id = BASE_FRAME
+        self._twist_msg: Twist | TwistStamped = (TwistStamped() if self.config.cmd_vel_type == "twist_stamped"
+                                                 else Twist())
+        if isinstance(self._twist_msg, TwistStamped):
+            self._twist_msg.header.frame_id = BASE_FRAME
         # the node clock: ROS time, i.e. /clock when use_sim_time is true
         self._timer = self.create_timer(self.config.period, self.tick)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -123,7 +133,7 @@ class FollowerNode(Node):
         now = self._now()
         cmd = self.follower.shutdown_command(now)
         try:
-            self._publish_command(cmd, sec_to_time(now))
+            self._publish_command(cmd, now)
             for pub in (self._control_pub, self._twist_pub):
                 if pub is not None:
                     pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
@@ -190,14 +200,13 @@ class FollowerNode(Node):
         self._observe_clock(now)
         cmd = self.follower.update(now)
         self._last_cmd = cmd
-        stamp = sec_to_time(now)
-        self._publish_command(cmd, stamp)
+        self._publish_command(cmd, now)
         self._last_speed = cmd.speed
-        point = PointStamped()
-        point.header.stamp = stamp
-        point.header.frame_id = BASE_FRAME
-        point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
-        self._lookahead_pub.publish(point)
+        if self._lookahead_pub.get_subscription_count() > 0:  # an RViz marker: only when displayed
+            point = self._point_msg
+            set_time(point.header.stamp, now)
+            point.point.x, point.point.y = float(cmd.lookahead_x), float(cmd.lookahead_y)
+            self._lookahead_pub.publish(point)
         if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
             self._last_fault_log = time.monotonic()
             self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
@@ -208,20 +217,18 @@ class FollowerNode(Node):
                 self._log_status(cmd)
             self._last_status = cmd.status
 
-    def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
-        """``cmd`` on /vla/control and (per ``cmd_vel_type``) /cmd_vel."""
-        self._control_pub.publish(command_to_msg(cmd, stamp, BASE_FRAME))
-        if self._twist_pub is not None:
-            twist = Twist()
-            twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
-            if self.config.cmd_vel_type == "twist_stamped":
-                stamped = TwistStamped()
-                stamped.header.stamp = stamp
-                stamped.header.frame_id = BASE_FRAME
-                stamped.twist = twist
-                self._twist_pub.publish(stamped)
+    def _publish_command(self, cmd: FollowerCommand, stamp: float) -> None:
+        """``cmd`` on /vla/control and (per ``cmd_vel_type``, when anyone subscribes) /cmd_vel, stamped
+        ``stamp`` [s, node clock]. The messages are reused every tick (no garbage per tick)."""
+        self._control_pub.publish(fill_command_msg(self._control_msg, cmd, stamp))
+        if self._twist_pub is not None and self._twist_pub.get_subscription_count() > 0:
+            if isinstance(self._twist_msg, TwistStamped):
+                set_time(self._twist_msg.header.stamp, stamp)
+                twist = self._twist_msg.twist
             else:
-                self._twist_pub.publish(twist)
+                twist = self._twist_msg
+            twist.linear.x, twist.angular.z = float(cmd.speed), float(cmd.yaw_rate)
+            self._twist_pub.publish(self._twist_msg)
 
     def _log_status(self, cmd: FollowerCommand) -> None:
         reason = self.follower.status_reason(cmd.stamp)
