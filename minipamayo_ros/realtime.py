@@ -24,7 +24,6 @@ missing permission so that the node can log it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import resource
@@ -130,10 +129,7 @@ def set_scheduler(policy: str, priority: int = 0) -> tuple[int, str]:
 
 def lock_memory() -> str:
     """``mlockall(MCL_CURRENT | MCL_FUTURE)``; returns '' on success, else why (naming the permission)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return "mlockall: libc not found"
-    libc = ctypes.CDLL(name, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's mlockall
     if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
         return ""
     err = ctypes.get_errno()
