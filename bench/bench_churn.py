@@ -24,11 +24,16 @@ header stamps (max, |gap - 10 ms| p99, gaps > 50 ms); the follower's own late ti
 tick interval (``follower: control loop`` in /diagnostics, steady clock inside the node: tells a
 stalled follower from commands lost on the way); every stall with its time since the last churn
 event. Bars (issue 23): churn, no policy sample > 100 ms, no control gap > 50 ms, 0 late ticks.
+
+``MINIPAMAYO_BENCH_SHM_HEALTHY_CHECK_MS=1000`` runs every process with Fast DDS's default shared-memory
+health check instead of the shipped 60 ms (the A/B of docs/latency.md); ``MINIPAMAYO_BENCH_FOLLOWER_RT=0``
+runs the follower without its real-time option.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.bench_follower import FOLLOWER_RT, follower_rt_enabled
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.latency import summarize
@@ -45,8 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 1000.0
 CHURN_PERIOD_S, CHURN_LIFE_S = 5.0, 4.0  # [s] a participant starts every period and lives this long
 E2E_BAR_MS, GAP_BAR_MS = 100.0, 50.0
-#: the follower's real-time request in this benchmark (docs/follower.md "Real-time")
-FOLLOWER_RT = {"scheduling_policy": "fifo", "scheduling_priority": 50, "lock_memory": True}
 #: what each participant prints once it is up and talking (checked in its log after the run)
 UP_MARKERS = {"topic_echo": "sequence:", "node_list": "/follower", "recorder": "recorder:",
               "request_source": "publishing #"}
@@ -57,10 +61,6 @@ CHURN_COMMANDS: list[tuple[str, list[str]]] = [
     ("request_source", ["ros2", "topic", "pub", "-r", "2", "/vla/explain_request", "std_msgs/msg/Empty",
                         "{}"]),
 ]
-
-
-def follower_rt_enabled() -> bool:
-    return os.environ.get("MINIPAMAYO_BENCH_FOLLOWER_RT", "1") != "0"
 
 
 class ChurnStack:
@@ -249,6 +249,14 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env
 
     os.environ.update(loopback_dds_env(lease_domain_id()))
+    override = os.environ.get("MINIPAMAYO_BENCH_SHM_HEALTHY_CHECK_MS")
+    if override:  # A/B against Fast DDS's default (1000): every process of the run uses this copy
+        profile = Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"])
+        text = re.sub(r"<healthy_check_timeout_ms>\d+<", f"<healthy_check_timeout_ms>{int(override)}<",
+                      profile.read_text())
+        copy = out_dir / f"fastdds_healthy_check_{int(override)}.xml"
+        copy.write_text(text)
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(copy)
     rounds, steady_s, churn_s = (1, 8.0, 12.0) if quick else (10, 30.0, 60.0)
     log_dir = out_dir / "churn_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -283,6 +291,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                     f"{CHURN_PERIOD_S:g} s living {CHURN_LIFE_S:g} s",
         "follower_scheduling": scheduling,
         "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", ""),
+        "shm_healthy_check_timeout_ms": int(re.search(r"<healthy_check_timeout_ms>(\d+)<", Path(
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text()).group(1)),
         "churn_participants_up": len(up),
         "churn_participants_up_by_kind": {k: up.count(k) for k in UP_MARKERS},
     }
@@ -311,7 +321,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     md = (f"{metrics['cpus']} CPUs, load average {metrics['loadavg_before']} before / "
           f"{metrics['loadavg_after']} after; {metrics['schedule']}; follower {scheduling}; text node "
           "shipped config under a 1 kHz "
-          f"request storm; Fast DDS profile {Path(metrics['fastdds_profile']).name}; churn participants up "
+          f"request storm; Fast DDS profile {Path(metrics['fastdds_profile']).name} (SHM health check "
+          f"{metrics['shm_healthy_check_timeout_ms']} ms); churn participants up "
           f"(output seen) {len(up)} of {len(stack.churn_logs)}.\n\n" + "\n".join(rows)
           + "\n\nStalls (policy sample > 100 ms, control gap > 50 ms):\n"
           + ("\n".join(stall_lines) if stall_lines else "none"))

@@ -34,8 +34,15 @@ from minipamayo_ros.trajectory import PlannedTrajectory
 
 TIMER_HZ = 100.0
 FOLLOWER_MODULE = "minipamayo_ros.nodes.follower_node"
-#: the follower's real-time option in the ``*_rt`` cases (docs/follower.md "Real-time")
+#: the follower's real-time option in the ``*_rt`` cases here and in the whole-stack benchmarks (text,
+#: churn; off there with MINIPAMAYO_BENCH_FOLLOWER_RT=0) (docs/follower.md "Real-time")
 FOLLOWER_RT = {"scheduling_policy": "fifo", "scheduling_priority": 50, "lock_memory": True}
+
+
+def follower_rt_enabled() -> bool:
+    """The whole-stack benchmarks run the follower with :data:`FOLLOWER_RT` unless the environment
+    says ``MINIPAMAYO_BENCH_FOLLOWER_RT=0`` (to report the same run without it)."""
+    return os.environ.get("MINIPAMAYO_BENCH_FOLLOWER_RT", "1") != "0"
 
 
 def _feed(f: Follower, t_end: float, seconds: float = 3.0) -> None:

@@ -89,3 +89,18 @@ def test_a_process_keeps_one_lease() -> None:
     from minipamayo_ros.dds_env import lease_domain_id
 
     assert lease_domain_id() == lease_domain_id()
+
+
+@pytest.mark.parametrize("profile", [FASTDDS_LOOPBACK_PROFILE,
+                                     FASTDDS_LOOPBACK_PROFILE.with_name("fastdds_vehicle.xml")])
+def test_shipped_profiles_bound_the_shared_memory_health_check_sleep(profile: Path) -> None:
+    """Opening a new participant's SHM port can sleep healthy_check_timeout_ms / 3 in the DDS receive
+    thread while publish() waits (docs/latency.md): the ~330 ms stall with Fast DDS's default 1000."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(profile).getroot()
+    shm = [d for d in root.iterfind(".//f:transport_descriptor", ns) if d.findtext("f:type", "", ns) == "SHM"]
+    used = {e.text for e in root.iterfind(".//f:participant/f:rtps/f:userTransports/f:transport_id", ns)}
+    assert len(shm) == 1 and shm[0].findtext("f:transport_id", "", ns) in used
+    assert int(shm[0].findtext("f:healthy_check_timeout_ms", "1000", ns)) <= 60
