@@ -199,6 +199,12 @@ class ChurnStack:
                 p.stop()
 
 
+def shm_healthy_check_ms(profile: Path) -> int:
+    """The profile's SHM ``healthy_check_timeout_ms`` (Fast DDS's default 1000 when absent)."""
+    m = re.search(r"<healthy_check_timeout_ms>(\d+)<", profile.read_text())
+    return int(m.group(1)) if m else 1000
+
+
 def _since_event(t: float, events: list[tuple[float, str]]) -> str:
     before = [(t - te, what) for te, what in events if te <= t]
     if not before:
@@ -270,9 +276,9 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     loads: list[float] = []
     stack = ChurnStack(drive, log_dir)
     try:
-        for r in range(rounds):  # interleaved, so that the machine's drift hits both cases alike
+        for i in range(rounds):  # interleaved, so that the machine's drift hits both cases alike
             for case, seconds in (("steady", steady_s), ("churn", churn_s)):
-                print(f"[bench churn] round {r + 1}/{rounds}: {case} ({seconds:.0f} s) ...", flush=True)
+                print(f"[bench churn] round {i + 1}/{rounds}: {case} ({seconds:.0f} s) ...", flush=True)
                 windows[case].append(stack.run_window(seconds, churn=case == "churn"))
                 loads.append(os.getloadavg()[0])
     finally:
@@ -291,8 +297,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                     f"{CHURN_PERIOD_S:g} s living {CHURN_LIFE_S:g} s",
         "follower_scheduling": scheduling,
         "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", ""),
-        "shm_healthy_check_timeout_ms": int(re.search(r"<healthy_check_timeout_ms>(\d+)<", Path(
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text()).group(1)),
+        "shm_healthy_check_timeout_ms": shm_healthy_check_ms(
+            Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"])),
         "churn_participants_up": len(up),
         "churn_participants_up_by_kind": {k: up.count(k) for k in UP_MARKERS},
     }
@@ -316,8 +322,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                     f"{r['control_gaps_over_50ms']} | {r['control_dev_p99_ms']} | "
                     f"{r['follower_late_ticks_in_node']} | {r['follower_tick_interval_max_ms']} | "
                     f"{r['churn_participants']} |")
-    stall_lines = [f"- {case}: {s['kind']} {s['ms']} ms, {s['when']}" for case, r in results.items()
-                   for s in r["stalls"]]
+    stall_lines = [f"- {case}: {st['kind']} {st['ms']} ms, {st['when']}" for case, r in results.items()
+                   for st in r["stalls"]]
     md = (f"{metrics['cpus']} CPUs, load average {metrics['loadavg_before']} before / "
           f"{metrics['loadavg_after']} after; {metrics['schedule']}; follower {scheduling}; text node "
           "shipped config under a 1 kHz "
@@ -348,11 +354,12 @@ def replay_source(drive: Path) -> None:
     clock = node.get_clock()
     image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
     odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
-    st = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": clock.now().nanoseconds * 1e-9}
+    idx = {"frame": 0, "odom": 0}
+    st = {"x": 0.0, "y": 0.0, "yaw": 0.0, "t": clock.now().nanoseconds * 1e-9}
 
     def pub_odom() -> None:
-        _, v, r = odom[st["odom"] % len(odom)]
-        st["odom"] += 1
+        _, v, r = odom[idx["odom"] % len(odom)]
+        idx["odom"] += 1
         t = clock.now().nanoseconds * 1e-9
         dt = min(t - st["t"], 0.1)
         st["t"] = t
@@ -370,8 +377,8 @@ def replay_source(drive: Path) -> None:
 
     def pub_image() -> None:
         msg = Image(height=int(h), width=int(w), encoding="rgb8", step=3 * int(w))
-        msg.data = frames[st["frame"] % len(frames)]
-        st["frame"] += 1
+        msg.data = frames[idx["frame"] % len(frames)]
+        idx["frame"] += 1
         msg.header.stamp = clock.now().to_msg()
         msg.header.frame_id = "camera"
         image_pub.publish(msg)
