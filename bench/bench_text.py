@@ -401,12 +401,12 @@ def storm_source(hz: float) -> None:
     from rclpy.node import Node
     from std_msgs.msg import Empty
 
-    from minipamayo_ros.realtime import lower_process_priority
+    from minipamayo_ros.realtime import lower_thread_priority
 
     rclpy.init()
     node = Node("text_bench_storm")
     pub = node.create_publisher(Empty, "/vla/explain_request", 10)
-    prio = lower_process_priority()
+    prio = lower_thread_priority()  # the publishing loop's thread; DDS threads stay normal
     print(f"storm source: {hz:g} Hz, {prio.policy}", flush=True)
     period, n = 1.0 / hz, 0
     try:

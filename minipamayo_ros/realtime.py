@@ -14,7 +14,8 @@ What each request needs (docs/follower.md, "Real-time"):
   memory (``limits.conf``: ``memlock``; systemd: ``LimitMEMLOCK=``). Locked pages never page out
   (no major fault in the control loop).
 * ``SCHED_IDLE`` (runs only when a CPU has nothing else to do) and nice 19 are allowed to anyone,
-  though container seccomp profiles may refuse ``SCHED_IDLE``; nice 19 is its fallback.
+  though container seccomp profiles may refuse ``SCHED_IDLE``; nice 19 is its fallback. It is
+  applied to one thread only (:func:`lower_thread_priority`), never to a process's DDS threads.
 * CPU affinity: any CPU in the process's current set (cgroup/cpuset).
 
 A refused request is never fatal: the result says what was granted, and ``detail`` names the
@@ -27,6 +28,7 @@ import ctypes
 import errno
 import os
 import resource
+import threading
 from dataclasses import dataclass
 
 from minipamayo_ros.params import ParameterError
@@ -98,6 +100,10 @@ def set_scheduler(policy: str, priority: int = 0) -> tuple[int, str]:
     Returns ``(threads changed, why refused)``; ``why`` is '' on success and names the missing
     permission (``RLIMIT_RTPRIO`` / CAP_SYS_NICE) when the kernel said no.
     """
+    return _set_scheduler(thread_ids(), policy, priority)
+
+
+def _set_scheduler(tids: list[int], policy: str, priority: int) -> tuple[int, str]:
     if policy not in POLICIES:
         raise ValueError(f"scheduling policy must be one of {POLICIES}, got {policy!r}")
     realtime = policy in ("fifo", "rr")
@@ -108,7 +114,7 @@ def set_scheduler(policy: str, priority: int = 0) -> tuple[int, str]:
         return 0, f"{_POLICY_CONSTANTS[policy]} is not available on this platform"
     param = os.sched_param(priority if realtime else 0)
     changed = 0
-    for tid in thread_ids():
+    for tid in tids:
         try:
             os.sched_setscheduler(tid, constant, param)
             changed += 1
@@ -162,28 +168,26 @@ def apply_process_priority(policy: str = "other", priority: int = 0, cpus: list[
     return PriorityResult(current_policy(), threads, affinity, "; ".join(refused), locked)
 
 
-def lower_process_priority(cpus: list[int] | None = None, lowest: bool = True) -> PriorityResult:
-    """The text node's request: SCHED_IDLE (else nice 19) and optionally a CPU affinity, all threads.
+def lower_thread_priority(lowest: bool = True) -> PriorityResult:
+    """The text node's request for its generation thread: SCHED_IDLE (else nice 19), calling thread only.
 
-    Raises ``ValueError`` if ``cpus`` names CPUs this process may not use (a configuration error).
+    Only the thread doing the heavy work is lowered: a DDS thread at SCHED_IDLE can be starved for
+    hundreds of ms while it holds Fast DDS's inter-process lock of another participant's
+    shared-memory port (taken while opening it, across its health check), and every other process
+    opening that port then waits for it (docs/latency.md). ``affinity`` is the process's CPU set.
     """
-    affinity = set_affinity(list(cpus or []))
+    affinity = set_affinity([])
     if not lowest:
         return PriorityResult("unchanged", 0, affinity, "lower_priority is false")
-    changed, why = set_scheduler("idle")
+    tid = threading.get_native_id()
+    changed, why = _set_scheduler([tid], "idle", 0)
     if not why:
         return PriorityResult("SCHED_IDLE", changed, affinity)
-    details = [why]
-    changed = 0
-    for tid in thread_ids():
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, 19)  # on Linux PRIO_PROCESS with a tid is per thread
-            changed += 1
-        except (ProcessLookupError, PermissionError):
-            pass
-        except OSError as exc:
-            details.append(f"nice 19 failed for thread {tid} ({exc})")
-    return PriorityResult("nice 19" if changed else "unchanged", changed, affinity, "; ".join(details))
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, 19)  # on Linux PRIO_PROCESS with a tid is per thread
+    except OSError as exc:
+        return PriorityResult("unchanged", 0, affinity, f"{why}; nice 19 failed ({exc})")
+    return PriorityResult("nice 19", 1, affinity, why)
 
 
 def current_policy() -> str:

@@ -35,9 +35,9 @@ class TextConfig:
     verify_model_hash: bool = param(True, "check the model file's sha256 against the manifest at startup",
                                     read_only=True)
     # --- process priority -------------------------------------------------------------------------
-    lower_priority: bool = param(True, "run every thread of this process at the lowest CPU priority "
-                                 "available: SCHED_IDLE where permitted, else nice 19 (logged)",
-                                 read_only=True)
+    lower_priority: bool = param(True, "run the generation thread at the lowest CPU priority available: "
+                                 "SCHED_IDLE where permitted, else nice 19 (logged); the DDS and executor "
+                                 "threads keep normal priority (docs/text.md)", read_only=True)
     cpu_affinity: str = param("", "comma-separated CPU ids this process may run on ('' = any)",
                               read_only=True)
     # --- generation and drop policy ---------------------------------------------------------------
