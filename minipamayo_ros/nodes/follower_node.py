@@ -6,12 +6,14 @@ SingleThreadedExecutor and nothing else in this process, so that the timer is no
 other Python work (the GIL).
 
 Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-data QoS).
-Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
-(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
-(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature), and
+Publishes every tick ``/vla/control`` (ControlCommand) and, while they have subscribers,
+``/vla/lookahead_point`` (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``,
+``/cmd_vel`` (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
+— one preallocated message of each, refilled per tick; and
 ``/diagnostics`` every ``diagnostics_period``: the control state, one status per input topic
 (watchdog OK / stale / never received / rate too low, rejection counters) and the control loop's
-own timing on the steady clock (tick interval / work percentiles, late ticks: WARN).
+own timing on the steady clock (tick interval / work percentiles, late ticks: WARN) with the
+process priority obtained (``scheduling_policy`` etc.: real-time where permitted, docs/follower.md).
 
 Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
 sample is counted and logged once per 2 s per kind with the field and value. A command that fails
