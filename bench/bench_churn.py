@@ -252,17 +252,17 @@ def case_figures(windows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(out_dir: Path, quick: bool) -> BenchResult:
     from bench.bench_text import record_drive
-    from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env
+    from minipamayo_ros.dds_env import PROFILE_VARIABLES, lease_domain_id, loopback_dds_env
 
     os.environ.update(loopback_dds_env(lease_domain_id()))
     override = os.environ.get("MINIPAMAYO_BENCH_SHM_HEALTHY_CHECK_MS")
     if override:  # A/B against Fast DDS's default (1000): every process of the run uses this copy
-        profile = Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"])
+        profile = Path(os.environ[PROFILE_VARIABLES[0]])
         text = re.sub(r"<healthy_check_timeout_ms>\d+<", f"<healthy_check_timeout_ms>{int(override)}<",
                       profile.read_text())
         copy = out_dir / f"fastdds_healthy_check_{int(override)}.xml"
         copy.write_text(text)
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(copy)
+        os.environ.update({name: str(copy) for name in PROFILE_VARIABLES})
     rounds, steady_s, churn_s = (1, 8.0, 12.0) if quick else (10, 30.0, 60.0)
     log_dir = out_dir / "churn_logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -296,9 +296,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         "schedule": f"{rounds} rounds x (steady {steady_s:g} s, churn {churn_s:g} s); a participant every "
                     f"{CHURN_PERIOD_S:g} s living {CHURN_LIFE_S:g} s",
         "follower_scheduling": scheduling,
-        "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", ""),
-        "shm_healthy_check_timeout_ms": shm_healthy_check_ms(
-            Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"])),
+        "fastdds_profile": os.environ.get(PROFILE_VARIABLES[0], ""),
+        "shm_healthy_check_timeout_ms": shm_healthy_check_ms(Path(os.environ[PROFILE_VARIABLES[0]])),
         "churn_participants_up": len(up),
         "churn_participants_up_by_kind": {k: up.count(k) for k in UP_MARKERS},
     }
