@@ -165,7 +165,9 @@ def measure(manifest: str, max_rate_hz: float, duration: float, log_path: Path) 
         "images_sent": float(sent),
         "trajectories": float(len(a)),
         "frames_received_total": float(diag.get("frames_received", "nan")),
-        "frames_dropped_total": float(diag.get("frames_dropped", "nan")),
+        # replaced while busy + skipped over the rate budget (the node reports the two separately)
+        "frames_dropped_total": (float(diag.get("frames_dropped_busy", "nan"))
+                                 + float(diag.get("frames_skipped_rate_cap", "nan"))),
     }
     for name, s in (("end_to_end", e2e), ("inference", inf), ("overhead", ovh), ("receive", recv)):
         for k in ("p50", "p95", "p99", "max"):

@@ -43,8 +43,10 @@ class ScheduledWorker(Generic[T, R]):
     """
 
     def __init__(self, process: Callable[[T], R], schedule: Schedule[T, R], clock: Callable[[], float],
-                 on_error: Callable[[BaseException], None] | None = None, name: str = "worker") -> None:
+                 on_error: Callable[[BaseException], None] | None = None, name: str = "worker",
+                 on_start: Callable[[], None] | None = None) -> None:
         self._process = process
+        self._on_start = on_start  # runs first on the worker thread (e.g. its scheduling priority)
         self._schedule = schedule
         self._clock = clock
         self._on_error = on_error
@@ -83,6 +85,8 @@ class ScheduledWorker(Generic[T, R]):
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while True:
             with self._cond:
                 while True:

@@ -340,7 +340,7 @@ def test_closed_loop_without_motion_compensation_is_worse(monkeypatch: pytest.Mo
     import minipamayo_ros.control.follower as follower_mod
     from minipamayo_ros.control.motion_compensation import CompensatedPath, plan_polyline
 
-    def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None):
+    def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None, geometry=None):
         return CompensatedPath(plan_polyline(traj, extension), Pose2D())
 
     settings = ClosedLoopSettings(latency=0.3)

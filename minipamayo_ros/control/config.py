@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from minipamayo_ros.params import ParameterError, param
+from minipamayo_ros.realtime import parse_cpus
 from minipamayo_ros.safety.input_limits import InputLimitParams
 
 CMD_VEL_TYPES = ("twist", "twist_stamped", "none")
+SCHEDULING_POLICIES = ("other", "fifo", "rr")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,17 @@ class FollowerConfig(InputLimitParams):
                                       read_only=True)
     cmd_vel_type: str = param("twist", "what to publish on /cmd_vel (linear.x = speed, angular.z = "
                               "speed * curvature)", choices=CMD_VEL_TYPES, read_only=True)
+    # --- real-time process (docs/follower.md "Real-time"; refused requests are logged, never fatal) --
+    scheduling_policy: str = param(
+        "other", "scheduling policy of every thread of the process: other (the default time sharing), "
+        "fifo / rr (real-time, needs RLIMIT_RTPRIO >= scheduling_priority or CAP_SYS_NICE)",
+        choices=SCHEDULING_POLICIES, read_only=True)
+    scheduling_priority: int = param(50, "real-time priority for fifo / rr (higher runs first)",
+                                     min=1, max=99, read_only=True)
+    cpu_affinity: str = param("", "comma-separated CPU ids this process may run on ('' = any)",
+                              read_only=True)
+    lock_memory: bool = param(False, "mlockall(MCL_CURRENT | MCL_FUTURE): no page faults in the control "
+                              "loop (needs RLIMIT_MEMLOCK or CAP_IPC_LOCK)", read_only=True)
 
     def __post_init__(self) -> None:
         if self.min_lookahead > self.max_lookahead:
@@ -75,6 +88,11 @@ class FollowerConfig(InputLimitParams):
             raise ParameterError(
                 f"parameter 'odom_stop_after' ({self.odom_stop_after} s) must be < 'trajectory_timeout' "
                 f"({self.trajectory_timeout} s): odometry comes at >= 20 Hz, trajectories at 5-10 Hz")
+        self.cpus()  # a malformed cpu_affinity is a configuration error
+
+    def cpus(self) -> list[int]:
+        """``cpu_affinity`` as CPU ids (empty = no pinning)."""
+        return parse_cpus(self.cpu_affinity)
 
     @property
     def period(self) -> float:

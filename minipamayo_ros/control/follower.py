@@ -40,7 +40,7 @@ import numpy as np
 
 from minipamayo_ros.control import regulation as reg
 from minipamayo_ros.control.config import FollowerConfig
-from minipamayo_ros.control.motion_compensation import compensate
+from minipamayo_ros.control.motion_compensation import PlanGeometry, compensate, plan_geometry
 from minipamayo_ros.control.pure_pursuit import lookahead_point
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.safety.command_guard import command_violation
@@ -107,6 +107,7 @@ class Follower:
         self.history.clear()
         self.odometry_gate.reset()
         self.trajectory: PlannedTrajectory | None = None
+        self._plan: tuple[PlannedTrajectory, PlanGeometry, list[float]] | None = None  # per-trajectory cache
         self.planned_stop_since: float | None = None  # [s] standing at a planned stop since
         self._last_time: float | None = None
         self._steer = 0.0
@@ -264,6 +265,27 @@ class Follower:
             trajectory_stamp=traj.stamp if traj is not None else 0.0,
             trajectory_sequence=traj.sequence if traj is not None else 0)
 
+    def _plan_of(self, traj: PlannedTrajectory) -> tuple[PlanGeometry, list[float]]:
+        """Per-trajectory values the ticks reuse: the polyline geometry and the suffix maxima of the
+        planned speeds (``[i]`` = max of ``speeds[i:]``), computed once per trajectory."""
+        if self._plan is None or self._plan[0] is not traj:
+            speeds = [float(v) for v in traj.speeds]
+            suffix = speeds[:]
+            for i in range(len(suffix) - 2, -1, -1):
+                suffix[i] = max(suffix[i], suffix[i + 1])
+            self._plan = (traj, plan_geometry(traj), suffix)
+        return self._plan[1], self._plan[2]
+
+    def _remaining_max(self, traj: PlannedTrajectory, t: float) -> list[float]:
+        """The speed profile at ``t`` s after the stamp and the largest planned speed after it
+        (what ``is_planned_stop`` needs of the remaining plan), without building the remaining list."""
+        suffix = self._plan_of(traj)[1]
+        k = 0
+        while k < len(suffix) and (k + 1) * traj.dt <= t:  # first waypoint later than t
+            k += 1
+        now_speed = _speed_at(traj, t)
+        return [now_speed, suffix[k]] if k < len(suffix) else [now_speed]
+
     def _control(self, now: float, dt: float, first_tick: bool) -> FollowerCommand:
         """The control law proper (module docstring, steps 1-4)."""
         cfg = self.config
@@ -276,7 +298,8 @@ class Follower:
         traj = self.trajectory
         path = None
         if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
-            path = compensate(traj, self.history, now, cfg.odom_stop_after, cfg.max_lookahead + 1.0, current)
+            path = compensate(traj, self.history, now, cfg.odom_stop_after, cfg.max_lookahead + 1.0, current,
+                              geometry=self._plan_of(traj)[0])
             if path is None and status == ControlStatus.TRACKING:
                 status = ControlStatus.NO_ODOMETRY  # odometry does not cover the trajectory stamp
 
@@ -298,7 +321,7 @@ class Follower:
             if self._status != ControlStatus.TRACKING:  # resume from where the vehicle is
                 self._speed = min(max(0.0, measured_speed), cfg.max_speed)
             target = _speed_at(traj, now - traj.stamp + cfg.lookahead_time)
-            if reg.is_planned_stop(_remaining_speeds(traj, now - traj.stamp), cfg.planned_stop_speed):
+            if reg.is_planned_stop(self._remaining_max(traj, now - traj.stamp), cfg.planned_stop_speed):
                 target = 0.0
                 if measured_speed >= STANDING_MPS:
                     self.planned_stop_since = None  # still braking (or rolling)
@@ -330,12 +353,6 @@ class Follower:
             lookahead_y=la_y,
             lookahead_distance=la_d,
         )
-
-
-def _remaining_speeds(traj: PlannedTrajectory, t: float) -> list[float]:
-    """Planned speeds [m/s] from ``t`` s after the stamp to the end of the horizon."""
-    later = [float(v) for i, v in enumerate(traj.speeds) if (i + 1) * traj.dt > t]
-    return [_speed_at(traj, t), *later]
 
 
 def _speed_at(traj: PlannedTrajectory, t: float) -> float:

@@ -42,8 +42,14 @@ def sec_to_time(seconds: float) -> Time:
     """float seconds (>= 0) -> builtin_interfaces/Time (rounded to the nanosecond)."""
     from builtin_interfaces.msg import Time
 
+    return set_time(Time(), seconds)
+
+
+def set_time(t: Time, seconds: float) -> Time:
+    """Write float seconds (>= 0) into an existing Time (a reused message: no object per call)."""
     ns = int(round(seconds * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    t.sec, t.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+    return t
 
 
 def odometry_to_fields(msg: Odometry) -> OdometryFields:
@@ -154,15 +160,24 @@ def command_to_msg(cmd: FollowerCommand, stamp: Time | None = None,
     from minipamayo_ros.msg import ControlCommand
 
     msg = ControlCommand()
-    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
     msg.header.frame_id = frame_id
+    fill_command_msg(msg, cmd, cmd.stamp)
+    if stamp is not None:
+        msg.header.stamp = stamp
+    return msg
+
+
+def fill_command_msg(msg: ControlCommand, cmd: FollowerCommand, stamp: float) -> ControlCommand:
+    """Write ``cmd`` into an existing ControlCommand, header stamp ``stamp`` [s] (``header.frame_id``
+    is left as set): the follower reuses one message per tick instead of building one."""
+    set_time(msg.header.stamp, stamp)
     msg.status = int(cmd.status)
     msg.steering_angle = float(cmd.steering_angle)
     msg.curvature = float(cmd.curvature)
     msg.speed = float(cmd.speed)
     msg.acceleration = float(cmd.acceleration)
     msg.yaw_rate = float(cmd.yaw_rate)
-    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
+    set_time(msg.trajectory_stamp, cmd.trajectory_stamp)
     msg.trajectory_sequence = int(cmd.trajectory_sequence)
     msg.lookahead_point.x = float(cmd.lookahead_x)
     msg.lookahead_point.y = float(cmd.lookahead_y)

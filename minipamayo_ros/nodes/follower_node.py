@@ -7,12 +7,14 @@ other Python work (the GIL).
 
 Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
 ``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable, keep-last 1) and ``odom``
-(sensor-data QoS). Publishes every tick ``vla/control`` (ControlCommand), ``vla/lookahead_point``
-(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``cmd_vel``
-(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature), and
+(sensor-data QoS). Publishes every tick ``vla/control`` (ControlCommand) and, while they have subscribers,
+``vla/lookahead_point`` (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``,
+``cmd_vel`` (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
+— one preallocated message of each, refilled per tick; and
 ``/diagnostics`` every ``diagnostics_period`` (steady clock): the control state, one status per input topic
 (watchdog OK / stale / never received / rate too low, rejection counters) and the control loop's
-own timing on the steady clock (tick interval / work percentiles, late ticks: WARN).
+own timing on the steady clock (tick interval / work percentiles, late ticks: WARN) with the
+process priority obtained (``scheduling_policy`` etc.: real-time where permitted, docs/follower.md).
 
 Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
 sample is counted and logged once per 2 s per kind with the field and value. A command that fails
@@ -43,15 +45,17 @@ from minipamayo_ros.latency import LoopTiming
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import (
-    command_to_msg,
+    fill_command_msg,
     msg_to_trajectory_fields,
     odometry_to_fields,
     sec_to_time,
+    set_time,
 )
 from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.realtime import PriorityResult, apply_process_priority
 from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor
 from minipamayo_ros.safety.rejection import Rejection
 
@@ -89,6 +93,15 @@ class FollowerNode(Node):
             self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
         elif self.config.cmd_vel_type == "twist_stamped":
             self._twist_pub = self.create_publisher(TwistStamped, "cmd_vel", 10)
+        # one message of each kind, refilled every tick (publish serialises it at once)
+        self._control_msg = ControlCommand()
+        self._control_msg.header.frame_id = BASE_FRAME
+        self._point_msg = PointStamped()
+        self._point_msg.header.frame_id = BASE_FRAME
+        self._twist_msg: Twist | TwistStamped = (TwistStamped() if self.config.cmd_vel_type == "twist_stamped"
+                                                 else Twist())
+        if isinstance(self._twist_msg, TwistStamped):
+            self._twist_msg.header.frame_id = BASE_FRAME
         # the control tick runs on the ROS clock (/clock under use_sim_time): it is the controller's
         # sample period in the vehicle's time, so a simulation at any real-time factor is
         # controlled at rate_hz of its own time. Diagnostics are a duty cycle: steady clock.
@@ -101,6 +114,24 @@ class FollowerNode(Node):
             f"{self.odom_monitor.topic} -> {self._control_pub.topic_name}, trajectory_timeout "
             f"{self.config.trajectory_timeout} s, stop_decel {self.config.stop_decel} m/s^2, cmd_vel: "
             f"{self.config.cmd_vel_type}")
+        self.priority = self._apply_process_priority()
+
+    def _apply_process_priority(self) -> PriorityResult:
+        """The real-time request (every thread: the DDS threads exist by now; later ones inherit)."""
+        cfg = self.config
+        try:
+            prio = apply_process_priority(cfg.scheduling_policy, cfg.scheduling_priority, cfg.cpus(),
+                                          cfg.lock_memory)
+        except ValueError as exc:
+            raise ParameterError(f"parameter 'cpu_affinity' = {cfg.cpu_affinity!r}: {exc}") from exc
+        got = (f"{prio.policy} on {prio.threads} threads, CPUs {list(prio.affinity) or 'any'}, memory "
+               f"{'locked' if prio.memory_locked else 'not locked'}")
+        if prio.detail:
+            self.get_logger().warning(f"real-time request not fully granted: {prio.detail}; running with "
+                                      f"{got}")
+        else:
+            self.get_logger().info(f"process priority: {got}")
+        return prio
 
     def publish_shutdown_stop(self) -> bool:
         """Publish the zero-speed SHUTDOWN command once; False if it could not be published.
@@ -115,7 +146,7 @@ class FollowerNode(Node):
         now = self._ros_now()
         cmd = self.follower.shutdown_command(now)
         try:
-            self._publish_command(cmd, sec_to_time(now))
+            self._publish_command(cmd, now)
             for pub in (self._control_pub, self._twist_pub):
                 if pub is not None:
                     pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
@@ -183,14 +214,13 @@ class FollowerNode(Node):
         self._observe_clock(now)
         cmd = self.follower.update(now)
         self._last_cmd = cmd
-        stamp = sec_to_time(now)
-        self._publish_command(cmd, stamp)
+        self._publish_command(cmd, now)
         self._last_speed = cmd.speed
-        point = PointStamped()
-        point.header.stamp = stamp
-        point.header.frame_id = BASE_FRAME
-        point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
-        self._lookahead_pub.publish(point)
+        if self._lookahead_pub.get_subscription_count() > 0:  # an RViz marker: only when displayed
+            point = self._point_msg
+            set_time(point.header.stamp, now)
+            point.point.x, point.point.y = float(cmd.lookahead_x), float(cmd.lookahead_y)
+            self._lookahead_pub.publish(point)
         if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
             self._last_fault_log = time.monotonic()
             self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
@@ -201,20 +231,18 @@ class FollowerNode(Node):
                 self._log_status(cmd)
             self._last_status = cmd.status
 
-    def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
-        """``cmd`` on /vla/control and (per ``cmd_vel_type``) /cmd_vel."""
-        self._control_pub.publish(command_to_msg(cmd, stamp, BASE_FRAME))
-        if self._twist_pub is not None:
-            twist = Twist()
-            twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
-            if self.config.cmd_vel_type == "twist_stamped":
-                stamped = TwistStamped()
-                stamped.header.stamp = stamp
-                stamped.header.frame_id = BASE_FRAME
-                stamped.twist = twist
-                self._twist_pub.publish(stamped)
+    def _publish_command(self, cmd: FollowerCommand, stamp: float) -> None:
+        """``cmd`` on /vla/control and (per ``cmd_vel_type``, when anyone subscribes) /cmd_vel, stamped
+        ``stamp`` [s, node clock]. The messages are reused every tick (no garbage per tick)."""
+        self._control_pub.publish(fill_command_msg(self._control_msg, cmd, stamp))
+        if self._twist_pub is not None and self._twist_pub.get_subscription_count() > 0:
+            if isinstance(self._twist_msg, TwistStamped):
+                set_time(self._twist_msg.header.stamp, stamp)
+                twist = self._twist_msg.twist
             else:
-                self._twist_pub.publish(twist)
+                twist = self._twist_msg
+            twist.linear.x, twist.angular.z = float(cmd.speed), float(cmd.yaw_rate)
+            self._twist_pub.publish(self._twist_msg)
 
     def _log_status(self, cmd: FollowerCommand) -> None:
         reason = self.follower.status_reason(cmd.stamp)
@@ -272,7 +300,10 @@ class FollowerNode(Node):
                                     f"longest gap {t.longest_gap_ms:.0f} ms since start)")
         else:
             level, message = OK, f"{t.ticks} ticks, none late since the last report"
-        return status_msg(f"{name}: control loop", level, message, t.as_values())
+        values = {**t.as_values(), "scheduling": self.priority.policy,
+                  "cpu_affinity": ",".join(map(str, self.priority.affinity)),
+                  "memory_locked": str(self.priority.memory_locked).lower()}
+        return status_msg(f"{name}: control loop", level, message, values)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ handler runs.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -189,6 +190,20 @@ def _init_without_rclpy_signal_handlers(args: list[str] | None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
+def freeze_startup_objects() -> None:
+    """Collect once, then move every object alive after start-up to the permanent generation.
+
+    Why: CPython's full (generation 2) collection walks every tracked object; a node holds ~40k of
+    them after start-up (rclpy, numpy, message classes, the model wrapper) and the per-tick garbage
+    of a 100 Hz loop triggers such a collection every few tens of seconds: measured 33 ms for the
+    follower on the loaded dev VM, i.e. late control ticks. Frozen objects are never scanned again
+    (``gc.freeze``), so a full collection only walks what was allocated since (measured < 0.1 ms).
+    Objects created later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseException], ...],
              args: list[str] | None = None, *, config: type | None = None) -> int:
     """Run the node ``make_node()`` builds until a stop signal; returns the process exit code.
@@ -225,6 +240,7 @@ def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseExcepti
             return EXIT_CONFIG_ERROR
         stop.shutdown_rclpy()
         raise
+    freeze_startup_objects()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

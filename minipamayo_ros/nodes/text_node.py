@@ -38,6 +38,7 @@ from minipamayo_ros.nodes.diagnostics import diagnostic_name
 from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.realtime import PriorityResult, current_policy, lower_thread_priority, set_affinity
 from minipamayo_ros.safety.context_input import check_context
 from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.stamps import check_stamp
@@ -45,7 +46,6 @@ from minipamayo_ros.safety.trajectory_input import TrajectoryLimits, check_traje
 from minipamayo_ros.text.config import TextConfig
 from minipamayo_ros.text.events import EventDetector
 from minipamayo_ros.text.generator import TextModelError, load_text_generator
-from minipamayo_ros.text.priority import current_policy, lower_process_priority
 from minipamayo_ros.text.scheduler import ExplanationRequest, ExplanationSlot, ExplanationWorker
 
 WARN_PERIOD_S = 2.0
@@ -58,13 +58,11 @@ class TextNode(Node):
         self.config = cfg
         self._warnings = LogLimiter(WARN_PERIOD_S)
         try:
-            prio = lower_process_priority(cfg.affinity(), cfg.lower_priority)
+            affinity = set_affinity(cfg.affinity())
         except ValueError as exc:
             raise ParameterError(f"parameter 'cpu_affinity' = {cfg.cpu_affinity!r}: {exc}") from exc
-        self.priority = prio
-        self.get_logger().info(
-            f"CPU priority: {prio.policy} on {prio.threads} threads (now {current_policy()}), CPUs "
-            f"{list(prio.affinity) or 'any'}" + (f"; {prio.detail}" if prio.detail else ""))
+        # the generation thread's priority: set by that thread when it starts (_lower_worker_priority)
+        self.priority = PriorityResult("not started", 0, affinity)
         options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
                                  inter_op_threads=cfg.inter_op_threads, warmup_runs=1)
         t0 = time.monotonic()
@@ -88,7 +86,8 @@ class TextNode(Node):
         slot: ExplanationSlot[ExplanationRequest] = ExplanationSlot(
             cfg.max_event_age, lambda r: r.stamp, cfg.min_generation_period, ros_clock=self._ros_now)
         # the rate cap on the steady clock: under use_sim_time it must not scale with the sim speed
-        self.worker = ExplanationWorker(self._generate, slot, time.monotonic, self._on_worker_error).start()
+        self.worker = ExplanationWorker(self._generate, slot, time.monotonic, self._on_worker_error,
+                                        on_start=self._lower_worker_priority).start()
 
         self._pub = self.create_publisher(Explanation, cfg.explanation_topic, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -206,6 +205,15 @@ class TextNode(Node):
             self.get_logger().warning(text)
 
     # --- diagnostics -------------------------------------------------------------------------------
+    def _lower_worker_priority(self) -> None:
+        """On the generation thread: SCHED_IDLE (else nice 19) for it alone; the DDS and executor
+        threads keep their priority (docs/text.md "Priority")."""
+        prio = lower_thread_priority(self.config.lower_priority)
+        self.priority = prio
+        self.get_logger().info(
+            f"CPU priority of the generation thread: {prio.policy} (now {current_policy()}), CPUs "
+            f"{list(prio.affinity) or 'any'}" + (f"; {prio.detail}" if prio.detail else ""))
+
     def _publish_diagnostics(self) -> None:
         counts, waiting, running = self.worker.counts()
         with self._stats_lock:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from minipamayo_ros.events import Event
 from minipamayo_ros.params import ParameterError, param
+from minipamayo_ros.realtime import parse_cpus
 from minipamayo_ros.text.events import DetectorSettings, Threshold
 
 DEFAULT_MANIFEST = "engines/minipamayo-tiny-text-step.manifest.json"
@@ -34,9 +35,9 @@ class TextConfig:
     verify_model_hash: bool = param(True, "check the model file's sha256 against the manifest at startup",
                                     read_only=True)
     # --- process priority -------------------------------------------------------------------------
-    lower_priority: bool = param(True, "run every thread of this process at the lowest CPU priority "
-                                 "available: SCHED_IDLE where permitted, else nice 19 (logged)",
-                                 read_only=True)
+    lower_priority: bool = param(True, "run the generation thread at the lowest CPU priority available: "
+                                 "SCHED_IDLE where permitted, else nice 19 (logged); the DDS and executor "
+                                 "threads keep normal priority (docs/text.md)", read_only=True)
     cpu_affinity: str = param("", "comma-separated CPU ids this process may run on ('' = any)",
                               read_only=True)
     # --- generation and drop policy ---------------------------------------------------------------
@@ -106,14 +107,7 @@ class TextConfig:
 
     def affinity(self) -> list[int]:
         """``cpu_affinity`` as CPU ids (empty = no pinning)."""
-        try:
-            cpus = [int(c) for c in self.cpu_affinity.replace(" ", "").split(",") if c]
-        except ValueError:
-            raise ParameterError(f"parameter 'cpu_affinity' = {self.cpu_affinity!r} must be comma-separated "
-                                 "CPU ids, e.g. '1' or '2,3' ('' = any CPU)") from None
-        if any(c < 0 for c in cpus):
-            raise ParameterError(f"parameter 'cpu_affinity' = {self.cpu_affinity!r}: CPU ids are >= 0")
-        return cpus
+        return parse_cpus(self.cpu_affinity)
 
     def detector_settings(self) -> DetectorSettings:
         """Detector thresholds for the enabled kinds (STOP's feature is stop_speed - last speed)."""

@@ -152,9 +152,10 @@ class ExplanationWorker(Generic[R]):
     """
 
     def __init__(self, process: Callable[[R], str], slot: ExplanationSlot[R], now: Callable[[], float],
-                 on_error: Callable[[BaseException], None] | None = None, name: str = "text-worker") -> None:
+                 on_error: Callable[[BaseException], None] | None = None, name: str = "text-worker",
+                 on_start: Callable[[], None] | None = None) -> None:
         self._slot = slot
-        self._worker: ScheduledWorker[R, str] = ScheduledWorker(process, slot, now, on_error, name)
+        self._worker: ScheduledWorker[R, str] = ScheduledWorker(process, slot, now, on_error, name, on_start)
 
     def start(self) -> ExplanationWorker[R]:
         self._worker.start()
