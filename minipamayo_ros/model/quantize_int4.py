@@ -96,7 +96,7 @@ def int4_candidates(fp32_path: str | Path) -> list[str]:
 
 
 def sensitive_int4_nodes(fp32_path: str | Path, calib: Any, block_size: int = 16, n_score: int = 400,
-                         target: float = 0.03, seed: int = 0, log: Any = print) -> dict[str, float]:
+                         target: float = 0.015, seed: int = 0, log: Any = print) -> dict[str, float]:
     """MatMuls to keep float so that INT4 raises ADE by <= ``target`` (relative), scored on
     ``n_score`` samples of ``calib`` (training roads, never validation): the INT8 recipe's greedy
     fallback (``quantize.keep_float_until``) with the MatMulNBits form (same weights as the Q/DQ one)."""
@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calib-data", required=True,
                     help="training dataset dir: per-node sensitivity (which MatMuls stay float)")
     ap.add_argument("--block-size", type=int, default=16)
-    ap.add_argument("--target", type=float, default=0.03,
+    ap.add_argument("--target", type=float, default=0.015,
                     help="relative ADE change allowed on the training-road samples (float fallback)")
     ap.add_argument("--limit", type=int, help="validation samples to score")
-    ap.add_argument("--max-ade-change", type=float, default=0.05)
+    ap.add_argument("--max-ade-change", type=float, default=0.03)
     a = ap.parse_args(argv)
     from minipamayo_ros.manifest import load_manifest
     from minipamayo_ros.model.evaluate import evaluate, onnx_policy_fn
