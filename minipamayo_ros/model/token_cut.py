@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--time-budget-s", type=float, default=0.0)
+    ap.add_argument("--steps", type=int, default=0, help="> 0: exactly this many steps (e.g. a control "
+                    "run matching another run's schedule; overrides --time-budget-s)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     from minipamayo_ros.model.evaluate import evaluate
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
           f"before fine-tuning {before['ade_m']:.4f} m; {len(train_ds.images)} training samples", flush=True)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, warmup_steps=20,
                      time_budget_s=a.time_budget_s, log_every=10, text_eval_limit=256)
-    history = train(model, train_ds, val_ds, tc, "cpu", log=lambda m: print(m, flush=True))
+    history = train(model, train_ds, val_ds, tc, "cpu", log=lambda m: print(m, flush=True),
+                    max_steps=a.steps or None)
     a.out.mkdir(parents=True, exist_ok=True)
     plot_curves(history, a.out / "loss_curves.png")
     training: dict[str, Any] = {
