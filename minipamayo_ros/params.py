@@ -118,17 +118,40 @@ def param_specs(config_cls: type) -> list[ParamSpec]:
         meta = f.metadata.get("param")
         if meta is None:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # param() always sets one
+            raise TypeError(f"{config_cls.__name__}.{f.name}: a parameter needs a default")
         specs.append(ParamSpec(name=f.name, default=default, **meta))
     return specs
+
+
+def renamed_params(config_cls: type) -> dict[str, str]:
+    """Old parameter names of ``config_cls`` -> their new names (the class's ``RENAMED``)."""
+    return dict(getattr(config_cls, "RENAMED", {}))
+
+
+def renamed_error(config_cls: type, old: str) -> ParameterError:
+    """The error for a parameter file that still sets a renamed parameter: a safety threshold set
+    under its old name must not be silently ignored (nor guessed: the meaning was split)."""
+    new = renamed_params(config_cls)[old]
+    spec = next(s for s in param_specs(config_cls) if s.name == new)
+    return ParameterError(f"parameter '{old}' was renamed '{new}' ({spec.full_description}): rename it "
+                          "in your parameter file")
 
 
 def build_config(config_cls: type[T], values: Mapping[str, Any] | None = None) -> T:
     """Validate ``values`` (missing ones take their defaults) and build the config.
 
-    Unknown names are an error too: a misspelt parameter in a YAML file must not be ignored.
+    Unknown names are an error too: a misspelt parameter in a YAML file must not be ignored; a
+    renamed one names its new name.
     """
     values = dict(values or {})
+    for old in renamed_params(config_cls):
+        if old in values:
+            raise renamed_error(config_cls, old)
     specs = {s.name: s for s in param_specs(config_cls)}
     unknown = sorted(set(values) - set(specs))
     if unknown:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 
 def ros_args(
@@ -23,12 +24,15 @@ def ros_args(
     node_name: str | None = None,
     namespace: str | None = None,
 ) -> list[str]:
-    """Command-line ``--ros-args`` for a node (parameter files first, then overrides)."""
+    """Command-line ``--ros-args`` for a node (parameter files first, then overrides).
+
+    ``namespace`` may be given with or without its leading ``/`` (``car7`` = ``/car7``, as
+    ``launch_ros`` takes it; rcl itself accepts only the absolute form)."""
     args = ["--ros-args"]
     if node_name:
         args += ["-r", f"__node:={node_name}"]
-    if namespace:
-        args += ["-r", f"__ns:={namespace}"]
+    if namespace and namespace.strip("/"):
+        args += ["-r", f"__ns:=/{namespace.strip('/')}"]
     for f in params_files:
         args += ["--params-file", str(f)]
     for name, value in (parameters or {}).items():
@@ -60,7 +64,7 @@ class NodeProcess:
         self.name = name or Path(self.cmd[-1]).name
         self._env = dict(env) if env is not None else None
         self._log_path = Path(log_path) if log_path else None
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -77,7 +81,7 @@ class NodeProcess:
                    log_path)
 
     def start(self) -> NodeProcess:
-        out = subprocess.DEVNULL
+        out: int | IO[bytes] = subprocess.DEVNULL
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in stop()

@@ -1,7 +1,9 @@
 """A listener node for closed-loop runs: records what the stack and the simulator publish.
 
-Runs inside the demo / evaluation process (not part of the vehicle stack). Everything is stored
-as plain numbers so ``bringup.report`` (ROS-free) can compute metrics and draw the report.
+Runs inside the demo / evaluation process (not part of the vehicle stack), in the stack's
+namespace: it subscribes the same relative names the stack's nodes use, and of the global
+``/diagnostics`` only its own stack's statuses. Everything is stored as plain numbers so
+``bringup.report`` (ROS-free) can compute metrics and draw the report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
+from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -51,19 +54,25 @@ class Recording:
 class RecorderNode(Node):
     """Subscribes to ground truth, trajectories, control, camera, metrics and diagnostics."""
 
-    def __init__(self, snapshot_times: list[float], context: object | None = None) -> None:
-        super().__init__("demo_recorder", context=context,
+    def __init__(self, snapshot_times: list[float], context: Context | None = None,
+                 namespace: str = "") -> None:
+        super().__init__("demo_recorder", context=context, namespace=namespace,
                          parameter_overrides=[Parameter("use_sim_time", value=True)])
         self.rec = Recording()
         self._pending_snapshots = sorted(snapshot_times)  # [s] since the first sim time
         self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=30)
-        self.create_subscription(Odometry, "/sim/ground_truth/odom", self._on_truth, 50)
-        self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
-        self.create_subscription(ControlCommand, "/vla/control", self._on_control, 200)
-        self.create_subscription(Image, "/camera/image_raw", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_sim_metrics, 10)
+        # the statuses of this stack's nodes on the global /diagnostics (nodes.diagnostics)
+        prefix = self.get_namespace().strip("/")
+        prefix = f"{prefix}/" if prefix else ""
+        self._status_names = {f"{prefix}policy: policy inference": "policy",
+                              f"{prefix}text: text explanations": "text"}
+        self.create_subscription(Odometry, "sim/ground_truth/odom", self._on_truth, 50)
+        self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, 10)
+        self.create_subscription(ControlCommand, "vla/control", self._on_control, 200)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(DiagnosticArray, "sim/metrics", self._on_sim_metrics, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.create_subscription(Explanation, "/vla/explanation", self._on_explanation, 50)
+        self.create_subscription(Explanation, "vla/explanation", self._on_explanation, 50)
 
     def sim_time(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -110,9 +119,10 @@ class RecorderNode(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.endswith("policy inference"):
+            node = self._status_names.get(status.name)
+            if node == "policy":
                 self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}
-            elif "text explanations" in status.name:
+            elif node == "text":
                 self.rec.text_diagnostics = {kv.key: kv.value for kv in status.values}
             elif is_follower_trajectory_input(status.name):
                 self.rec.follower_trajectory_diagnostics = {kv.key: kv.value for kv in status.values}

@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -44,6 +44,9 @@ from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, buil
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 
+if TYPE_CHECKING:
+    from rclpy.context import Context
+
 SOAK_DOMAIN_BASE = 120  # soaks use ROS domains 120..219: a long run must not share one with a test
 LATENCY_START_S = 30.0   # [s] after the first trajectory: latency windows start (connect + warm-up)
 EPISODE_LINE = re.compile(
@@ -51,8 +54,9 @@ EPISODE_LINE = re.compile(
     r"collisions (\d+), stop-line violations (\d+)")
 
 
-def _listener(context: object) -> Any:
-    """A node recording what the soak needs (built lazily: rclpy only once the soak runs)."""
+def _listener(context: Context, namespace: str = "") -> Any:
+    """A node recording what the soak needs (built lazily: rclpy only once the soak runs), in the
+    stack's namespace (the stack's relative topic names resolve there for it too)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -63,7 +67,7 @@ def _listener(context: object) -> Any:
 
     class SoakListener(Node):
         def __init__(self) -> None:
-            super().__init__("soak_listener", context=context,
+            super().__init__("soak_listener", context=context, namespace=namespace,
                              parameter_overrides=[Parameter("use_sim_time", value=True)])
             self.t0 = time.monotonic()
             self.first_trajectory: float | None = None
@@ -78,10 +82,10 @@ def _listener(context: object) -> Any:
             self.policy_counts = soak_report.CounterTotals()
             self.follower_counts = soak_report.CounterTotals()
             self._last_control: float | None = None
-            self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
+            self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, 10)
             self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-            self.create_subscription(ControlCommand, "/vla/control", self._on_control, 100)
-            self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_metrics, 10)
+            self.create_subscription(ControlCommand, "vla/control", self._on_control, 100)
+            self.create_subscription(DiagnosticArray, "sim/metrics", self._on_metrics, 10)
 
         def wall(self) -> float:
             return time.monotonic() - self.t0
@@ -179,10 +183,10 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     specs = with_parameters(build_specs(args), "simulator", {"episode_seconds": args.episode_seconds})
     context = rclpy.Context()
     rclpy.init(context=context)
-    listener = _listener(context)
+    listener = _listener(context, args.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
-    runner = StackRunner(specs, env, log_dir=log_dir)
+    runner = StackRunner(specs, env, log_dir=log_dir, namespace=args.namespace)
     rss: dict[str, tuple[list[float], list[float]]] = {s.name: ([], []) for s in specs}
     crashes: list[dict[str, Any]] = []
     restarts = 0

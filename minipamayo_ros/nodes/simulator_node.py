@@ -1,19 +1,26 @@
 """Simulator node: the built-in road world on ROS topics, owning the sim clock (see docs/simulator.md).
 
-Thin wiring around :class:`minipamayo_ros.sim.session.SimSession`. A wall-clock timer advances
+Thin wiring around :class:`minipamayo_ros.sim.session.SimSession`. A steady-clock timer advances
 sim time by ``elapsed * real_time_factor`` (at most ``MAX_ADVANCE_WALL`` of wall time per tick:
 if the process stalls, the simulation slows down instead of jumping) and publishes
 
-* ``/clock`` (rosgraph_msgs/Clock) every tick: run every other node with ``use_sim_time``;
-* ``/camera/image_raw`` (sensor_msgs/Image rgb8, ``camera_rate_hz``, sensor-data QoS);
-* ``/odom`` (nav_msgs/Odometry, ``odom_rate_hz``, odom -> base_link, sensor-data QoS);
-* ground truth: ``/sim/ground_truth/odom`` (Odometry without noise), ``/sim/expert_trajectory``
-  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``/sim/metrics``
+* ``/clock`` (rosgraph_msgs/Clock, global: one clock per ROS domain) every tick: run every other
+  node with ``use_sim_time``;
+* ``camera/image_raw`` (sensor_msgs/Image rgb8, ``camera_rate_hz``, sensor-data QoS);
+* ``odom`` (nav_msgs/Odometry, ``odom_rate_hz``, odom -> base_link, sensor-data QoS);
+* ground truth: ``sim/ground_truth/odom`` (Odometry without noise), ``sim/expert_trajectory``
+  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``sim/metrics``
   (diagnostic_msgs/DiagnosticArray, episode metrics + expert event/caption).
 
-Subscribes ``/vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``/cmd_vel``
-(geometry_msgs/Twist) and ``/sim/reset`` (std_msgs/Int64: new episode with that seed, or the
-current seed if negative). The node itself runs on wall time (it is the clock).
+Subscribes ``vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``cmd_vel``
+(geometry_msgs/Twist) and ``sim/reset`` (std_msgs/Int64: new episode with that seed, or the
+current seed if negative). Names without a leading ``/`` resolve in the node's namespace
+(``/car7/odom`` under ``car7``): two simulated cars on one domain do not mix.
+
+``use_sim_time:=true`` makes this simulator follow the ``/clock`` of another one (or of a bag)
+instead of publishing its own: a second car on the same domain shares the one clock every
+``use_sim_time`` node listens to. It then advances its world to each new clock value
+(``real_time_factor`` is the clock owner's) and starts at the first clock it sees.
 """
 
 from __future__ import annotations
@@ -33,24 +40,28 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Int64
 
 from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import rgb_to_image, sample_to_odometry, sec_to_time, trajectory_to_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.plan_source import new_instance_id
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
 
 MAX_ADVANCE_WALL = 0.1  # [s] wall time one tick may catch up
+MAX_FOLLOW_LAG = 1.0    # [s] of /clock a following simulator may fall behind before it skips ahead
 WARN_PERIOD_S = 2.0
 
 
 class SimulatorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("simulator", **kwargs)
-        if self.get_parameter("use_sim_time").value:
-            raise ParameterError("parameter 'use_sim_time' must be false for the simulator: it "
-                                 "publishes /clock itself")
+        #: follow another simulator's /clock (use_sim_time) instead of publishing one
+        self.follows_clock = bool(self.get_parameter("use_sim_time").value)
+        self._followed: float | None = None  # [s] the /clock value the world was last advanced to
+        self._warnings = LogLimiter(WARN_PERIOD_S)
         self.config: SimulatorConfig = declare_config(self, SimulatorConfig, self._on_config)
         cfg = self.config
         self.session = SimSession(cfg)
@@ -62,24 +73,28 @@ class SimulatorNode(Node):
         self._last_wall = time.monotonic()
         self._rtf_window: list[tuple[float, float]] = []
 
-        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self._image_pub = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-        self._odom_pub = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        # /clock is global (one per domain); everything else relative to the node's namespace
+        self._clock_pub = None if self.follows_clock else self.create_publisher(Clock, "/clock", 10)
+        self._image_pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        self._odom_pub = self.create_publisher(Odometry, "odom", qos_profile_sensor_data)
         self._gt_pub = self._plan_pub = None
         if cfg.publish_ground_truth:
-            self._gt_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
-            self._plan_pub = self.create_publisher(Trajectory, "/sim/expert_trajectory", 10)
-        self._metrics_pub = self.create_publisher(DiagnosticArray, "/sim/metrics", 10)
-        self.create_subscription(ControlCommand, "/vla/control", self._on_control, 10)
-        self.create_subscription(Twist, "/cmd_vel", self._on_twist, 10)
-        self.create_subscription(Int64, "/sim/reset", self._on_reset, 10)
-        self._timer = self.create_timer(1.0 / cfg.tick_rate_hz, self._tick)
-        self._metrics_timer = self.create_timer(1.0 / cfg.metrics_rate_hz, self._publish_metrics)
+            self._gt_pub = self.create_publisher(Odometry, "sim/ground_truth/odom", 10)
+            self._plan_pub = self.create_publisher(Trajectory, "sim/expert_trajectory", 10)
+        self._metrics_pub = self.create_publisher(DiagnosticArray, "sim/metrics", 10)
+        self.create_subscription(ControlCommand, "vla/control", self._on_control, 10)
+        self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
+        self.create_subscription(Int64, "sim/reset", self._on_reset, 10)
+        # the loop is a duty cycle on the steady clock (wall time, immune to system clock steps)
+        self._timer = steady_timer(self, 1.0 / cfg.tick_rate_hz, self._tick)
+        self._metrics_timer = steady_timer(self, 1.0 / cfg.metrics_rate_hz, self._publish_metrics)
         self._publish_clock()
+        clock = ("follows /clock (use_sim_time)" if self.follows_clock else
+                 f"publishes /clock at real-time factor {cfg.real_time_factor:g}")
         self.get_logger().info(
             f"simulator: seed {cfg.seed}, {cfg.image_width}x{cfg.image_height} px at "
-            f"{cfg.camera_rate_hz:g} Hz, odom {cfg.odom_rate_hz:g} Hz, real-time factor "
-            f"{cfg.real_time_factor:g}, control from {cfg.control_source}")
+            f"{cfg.camera_rate_hz:g} Hz on {self._image_pub.topic_name}, odom {cfg.odom_rate_hz:g} Hz, "
+            f"{clock}, control from {cfg.control_source}")
 
     # ------------------------------------------------------------------ parameters / inputs
     def _on_config(self, cfg: SimulatorConfig) -> None:
@@ -88,18 +103,21 @@ class SimulatorNode(Node):
 
     def _on_control(self, msg: ControlCommand) -> None:
         if not self.session.command_control(float(msg.steering_angle), float(msg.speed)):
-            self.get_logger().warning("ignoring ControlCommand with non-finite steering/speed",
-                                      throttle_duration_sec=WARN_PERIOD_S)
+            self._warn("control", "ignoring ControlCommand with non-finite steering/speed")
 
     def _on_twist(self, msg: Twist) -> None:
         if not self.session.command_twist(float(msg.linear.x), float(msg.angular.z)):
-            self.get_logger().warning("ignoring /cmd_vel with non-finite values",
-                                      throttle_duration_sec=WARN_PERIOD_S)
+            self._warn("twist", "ignoring cmd_vel with non-finite values")
+
+    def _warn(self, key: str, text: str) -> None:
+        """Rate-limited warning per kind (steady clock, like every node's log limits)."""
+        if self._warnings.allow(key, time.monotonic()) is not None:
+            self.get_logger().warning(text)
 
     def _on_reset(self, msg: Int64) -> None:
         seed = None if msg.data < 0 else int(msg.data)
         if seed is not None and seed >= 2**31:
-            self.get_logger().warning(f"/sim/reset seed {seed} out of range (0..2^31-1): ignored")
+            self.get_logger().warning(f"sim/reset seed {seed} out of range (0..2^31-1): ignored")
             return
         seed = self.session.reset(seed)
         if self.session.last_episode is not None:
@@ -112,7 +130,13 @@ class SimulatorNode(Node):
         wall = min(now - self._last_wall, MAX_ADVANCE_WALL)
         self._last_wall = now
         sim_before = self.session.sim_time
-        out = self.session.advance(wall * self.config.real_time_factor)
+        if self.follows_clock:
+            step = self._follow_clock()
+            if step is None:
+                return
+            out = self.session.advance(step)
+        else:
+            out = self.session.advance(wall * self.config.real_time_factor)
         # /clock first: a node on sim time must never see a message stamped after its own "now"
         # (that would make its latency figures negative)
         self._publish_clock()
@@ -124,12 +148,30 @@ class SimulatorNode(Node):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
         if self.session.braking:
-            self.get_logger().warning(
-                f"no command for > {self.config.command_timeout} s on /vla/control or /cmd_vel: "
-                "braking to a stop", throttle_duration_sec=WARN_PERIOD_S)
+            self._warn("braking", f"no command for > {self.config.command_timeout} s on vla/control or "
+                                  "cmd_vel: braking to a stop")
         self._rtf_window = (self._rtf_window + [(now, self.session.sim_time - sim_before)])[-200:]
 
+    def _follow_clock(self) -> float | None:
+        """[s] of sim time to advance to reach the followed /clock (None: no /clock yet)."""
+        clock = ros_now(self)
+        if clock <= 0.0:
+            self._warn("no_clock", "use_sim_time: waiting for /clock from another simulator (or "
+                                   "`ros2 bag play --clock`) on this ROS domain; none published yet")
+            return None
+        if self._followed is None or not -MAX_FOLLOW_LAG <= clock - self._followed <= MAX_FOLLOW_LAG:
+            if self._followed is not None:
+                self.get_logger().warning(f"/clock jumped from {self._followed:.3f} to {clock:.3f} s: "
+                                          "following from there")
+            self.session.anchor(clock)
+            self._followed = clock
+            return 0.0
+        step, self._followed = max(0.0, clock - self._followed), max(clock, self._followed)
+        return step
+
     def _publish_clock(self) -> None:
+        if self._clock_pub is None:
+            return
         msg = Clock()
         msg.clock = sec_to_time(self.session.sim_time)
         self._clock_pub.publish(msg)

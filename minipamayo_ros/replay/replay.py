@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--odom-topic", default=None, help="odometry topic in the bag (default: policy odom_topic)"
     )
+    p.add_argument(
+        "--namespace",
+        default="",
+        help="the stack's namespace (car7): the policy's relative topic names resolve in it -- "
+        "lockstep: where the recorded stack ran; realtime: where the running stack runs (root-level "
+        "bag topics are published into it; its outputs are read there)",
+    )
     p.add_argument("--start", type=float, default=0.0, help="[s] after the bag start")
     p.add_argument("--end", type=float, default=float("inf"), help="[s] after the bag start")
     lk = p.add_argument_group("lockstep")
@@ -144,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 follower_latency=a.follower_latency,
                 start_offset=a.start,
                 end_offset=a.end,
+                namespace=a.namespace,
             )
             result = lockstep.run_lockstep(a.bag, settings, progress=a.progress)
             outputs, stats = result.outputs, result.stats.as_dict()
@@ -151,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"[replay] {stats['frames']} frames ({stats['trajectories']} trajectories, "
                 f"{stats['dropped_rate']} over the rate cap, skips {stats['skips']}) in "
                 f"{stats['wall_seconds']:.2f} s: {stats['frames_per_s']:.0f} frames/s, "
-                f"{stats['x_real_time']:.1f}x real time",
+                f"{stats['x_real_time']:.1f}x real time; rejected at the node's input checks: "
+                f"{stats['rejected'] or 'none'}",
                 file=sys.stderr,
             )
             if result.topics.skipped:
@@ -170,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 settle=a.settle,
                 wait_subscribers=a.wait_subscribers,
                 progress=a.progress,
+                namespace=a.namespace,
             )
             print(realtime.describe_stats(stats), file=sys.stderr)
         outputs.write(a.out / "replayed.jsonl")

@@ -31,7 +31,7 @@ class InputLimitParams:
         20.0, "odometry whose speed implies more acceleration than this from the last sample is "
         "rejected (unless the next sample confirms the step)", "m/s^2", min=1.0, max=500.0)
     max_stamp_future: float = param(
-        0.1, "input stamps further ahead of the node clock than this are rejected (clock mismatch)",
+        0.1, "input stamps further ahead of the ROS clock than this are rejected (clock mismatch)",
         "s", min=0.0, max=5.0)
     # --- the vehicle and what a plan may ask of it (safety.plan_checks; docs/follower.md) -----------
     wheelbase: float = param(2.7, "distance rear axle - front axle (odometry is the rear axle); with "

@@ -144,3 +144,10 @@ def check_trajectory(f: TrajectoryFields, limits: TrajectoryLimits | None = None
                          f"is reachable in dt {f.dt:g} s at plan_max_speed")
     return check_plan(x, y, v, f.dt, lim.plan)
 
+
+def trajectory_error(traj: PlannedTrajectory) -> str | None:
+    """Why the core trajectory ``traj`` must not be followed, or None if it is usable: the content
+    rules of :func:`check_trajectory` with the default limits, in ``traj``'s own frame."""
+    limits = TrajectoryLimits(frame_id=traj.frame_id)
+    bad = check_trajectory(TrajectoryFields.from_trajectory(traj), limits)
+    return None if bad is None else str(bad)

@@ -169,7 +169,7 @@ class World:
         self.odometry_model.update(pose, v, yaw_rate, dt)
         self._update_scenario()
         offsets = corner_offsets(self.proj.d, pose.yaw - self.proj.heading, self.proj.curvature,
-                                 self._corners)  # type: ignore[arg-type]
+                                 self._corners)
         self.departed = max(abs(o) for o in offsets) > self.road.lane_width / 2
         self.colliding = self._check_collision()
         self.tracker.update(dt, cross_track=self.proj.d, speed=v, yaw_rate=yaw_rate,
@@ -210,7 +210,7 @@ class World:
 
     def _footprint(self) -> list[tuple[float, float]]:
         pts = self.state.pose.transform_points(np.array(self._corners))
-        return [tuple(p) for p in pts]  # type: ignore[misc]
+        return [tuple(p) for p in pts]
 
     def _check_collision(self) -> bool:
         near = [o.obstacle for o in self._obstacles
@@ -224,6 +224,6 @@ class World:
             box = Pose2D(float(centre[0]), float(centre[1]), yaw).transform_points(np.array(
                 [[-ob.length / 2, -ob.width / 2], [ob.length / 2, -ob.width / 2],
                  [ob.length / 2, ob.width / 2], [-ob.length / 2, ob.width / 2]]))
-            if rectangles_overlap(mine, [tuple(p) for p in box]):  # type: ignore[misc]
+            if rectangles_overlap(mine, [tuple(p) for p in box]):
                 return True
         return False
