@@ -231,7 +231,7 @@ def test_stale_request_is_dropped_before_generation(ros_node, spawn) -> None:
         return resp.success
 
     assert spin_until(executor, queued, 10.0), replies
-    assert replies[-1] == f"explanation of trajectory {old.sequence} queued"
+    assert replies[-1] == f"accepted: explanation of trajectory {old.sequence} queued"
     assert spin_until(executor, lambda: rig.diags and rig.diag()["dropped_stale"] == "1", 5.0)
     d = rig.diag()
     assert not rig.explanations and d["started"] == "0" and d["requested"] == "1"
