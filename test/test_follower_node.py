@@ -578,7 +578,7 @@ def test_only_its_own_policy_is_followed_and_intruders_are_named(ros_node, spawn
 
     intruder = Node("intruder", context=node.context)
     executor.add_node(intruder)
-    pub = intruder.create_publisher(Trajectory, "/vla/trajectory", RELIABLE_1)
+    pub = intruder.create_publisher(Trajectory, "vla/trajectory", RELIABLE_1)  # relative, as the nodes
     n, t0 = len(d.diags), time.monotonic()
     d.wait(lambda: any(level == 2 and "2 publishers" in msg and "/intruder" in msg
                        for _, level, msg in _status(d, "trajectory source", n)), 10.0, proc)

@@ -114,7 +114,7 @@ class SourceMonitor:
     producer / instance / conflicting plan was rejected within the last ``hold`` seconds, or while
     the graph shows more than one publisher on the topic; OK otherwise.
 
-    ``hold`` [s] on the node clock; ``publishers``: node names from the last graph check.
+    ``hold`` [s] on the ROS clock; ``publishers``: node names from the last graph check.
     """
 
     producer: str
