@@ -55,7 +55,10 @@ def _feed(f: Follower, t_end: float, seconds: float = 3.0) -> None:
         f.add_odometry(OdometrySample(float(t), pose, v, v * k))
     s = v * 0.1 * np.arange(1, 21)
     pts = np.stack((np.sin(k * s) / k, (1 - np.cos(k * s)) / k), 1)
-    f.set_trajectory(PlannedTrajectory(stamp=t_end - 0.15, points=pts, speeds=np.full(20, v)), now=t_end)
+    # named as the follower's own producer (the node's follows only its policy: safety.plan_source)
+    plan = PlannedTrajectory(stamp=t_end - 0.15, points=pts, speeds=np.full(20, v), producer=f.producer or "")
+    rejection = f.set_trajectory(plan, now=t_end)
+    assert rejection is None, f"benchmark plan rejected: {rejection}"
 
 
 def bench_tick_core(n: int) -> np.ndarray:
@@ -199,7 +202,7 @@ def measure_timer(duration: float, log_path: Path, parameters: dict[str, object]
             t = 0.1 * np.arange(1, 21)
             traj_pub.publish(trajectory_to_msg(PlannedTrajectory(
                 stamp=time.time() - 0.15, points=np.stack((5.0 * t, 0.1 * t**2), 1),
-                speeds=np.full(20, 5.0))))
+                speeds=np.full(20, 5.0), producer="/policy")))  # as the follower's default producer
 
         node.create_timer(0.02, odom)
         node.create_timer(0.1, traj)

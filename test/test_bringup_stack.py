@@ -97,3 +97,23 @@ def test_launch_files_use_the_shared_description() -> None:
         text = (LAUNCH / name).read_text()
         assert "stack_launch_description" in text and builder in text
         compile(text, name, "exec")
+
+
+def test_sros2_policy_lets_only_the_policy_publish_trajectories() -> None:
+    """The documented SROS 2 access control (config/sros2/minipamayo.policy.xml, docs/follower.md):
+    one enclave per drive node; only the policy's may publish vla/trajectory, only the follower's
+    the vehicle commands. (sros2 itself does not run here: the file is checked as data.)"""
+    import xml.etree.ElementTree as ET
+
+    path = Path(__file__).resolve().parents[1] / "config" / "sros2" / "minipamayo.policy.xml"
+    root = ET.parse(path).getroot()
+    assert root.tag == "policy" and root.get("version") == "0.2.0"
+    publishes: dict[str, set[str]] = {}
+    for enclave in root.iter("enclave"):
+        profile = enclave.find("profiles/profile")
+        assert profile is not None and enclave.get("path") == f"/minipamayo/{profile.get('node')}"
+        publishes[profile.get("node") or ""] = {t.text or "" for topics in profile.findall("topics")
+                                                if topics.get("publish") == "ALLOW" for t in topics}
+    assert set(publishes) == {"policy", "follower", "text"}
+    assert [n for n, topics in publishes.items() if "vla/trajectory" in topics] == ["policy"]
+    assert [n for n, topics in publishes.items() if {"vla/control", "cmd_vel"} & topics] == ["follower"]

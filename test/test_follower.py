@@ -109,7 +109,7 @@ def test_a_crawl_plan_is_a_planned_stop() -> None:
     for threshold, expect_stop in ((cfg.planned_stop_speed, True), (0.0, False)):
         late = Follower(replace(cfg, planned_stop_speed=threshold))
         _drive_odom(late, 0.0, 2.0, 0.2)
-        late.set_trajectory(_crawl(2.0, np.r_[np.full(3, 1.0), np.full(17, 0.1)]), now=2.0)
+        late.set_trajectory(_crawl(2.0, np.r_[1.0, 0.7, 0.4, np.full(17, 0.1)]), now=2.0)  # -3 m/s^2
         first = late.update(2.0)
         assert first.status == ControlStatus.TRACKING and first.speed > 0.0
         _drive_odom(late, 2.02, 2.4, 0.2)
@@ -142,8 +142,11 @@ def test_standing_at_a_planned_stop_is_timed_and_a_go_plan_resets_it() -> None:
 def test_steering_clamped_and_rate_limited_speed_accel_limited() -> None:
     f = Follower()
     _drive_odom(f, 0.0, 1.0, 2.0)
-    sharp = PlannedTrajectory(stamp=1.0, points=np.array([[1.0, 1.0], [1.0, 3.0], [1.0, 6.0]]),
-                              speeds=np.full(3, 10.0))
+    # a left arc at 5 m/s with the curvature the steering allows (0.2 of 0.2023 1/m): the car,
+    # driving straight at 2 m/s, falls outside it and pure pursuit asks for more than max_steer
+    theta = 5.0 * 0.1 * np.arange(1, 21) / 5.0
+    sharp = PlannedTrajectory(stamp=1.0, points=np.stack((5.0 * np.sin(theta), 5.0 * (1 - np.cos(theta))), 1),
+                              speeds=np.full(20, 5.0))
     assert f.set_trajectory(sharp, now=1.0) is None
     steer = []
     for i in range(40):
@@ -242,16 +245,17 @@ def test_restarted_follower_on_moving_vehicle_ramps_down_from_measured_speed() -
 @pytest.mark.parametrize(
     ("points", "speeds", "stamp", "kind", "fragment"),
     [
-        ([[1.0, np.nan], [2.0, 0.0]], [1.0, 1.0], 1.0, "non_finite", "y[0] = nan"),
-        ([[1.0, 0.0], [2.0, np.inf]], [1.0, 1.0], 1.0, "non_finite", "y[1] = inf"),
-        ([[1.0, 0.0]], [1.0], 1.0, "bad_shape", "at least 2 waypoints"),
-        ([[-1.0, 0.0], [-2.0, 0.0]], [1.0, 1.0], 1.0, "implausible", "backwards"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, -1.0], 1.0, "out_of_range", "negative speed"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1e6, 1e6], 1.0, "out_of_range", "plan_max_speed"),
-        ([[1.0, 0.0], [3e5, 0.0]], [1.0, 1.0], 1.0, "implausible", "reachable"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the ROS clock"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.3, "old_stamp", "old"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.85, "out_of_order", "older than the trajectory held"),
+        ([[0.1, np.nan], [0.2, 0.0]], [1.0, 1.0], 1.0, "non_finite", "y[0] = nan"),
+        ([[0.1, 0.0], [0.2, np.inf]], [1.0, 1.0], 1.0, "non_finite", "y[1] = inf"),
+        ([[0.1, 0.0]], [1.0], 1.0, "bad_shape", "at least 2 waypoints"),
+        ([[-0.5, 0.0], [-1.0, 0.0]], [5.0, 5.0], 1.0, "backwards", "heading 180 deg"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, -1.0], 1.0, "out_of_range", "negative speed"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1e6, 1e6], 1.0, "out_of_range", "plan_max_speed"),
+        ([[0.1, 0.0], [3e5, 0.0]], [1.0, 1.0], 1.0, "implausible", "reachable"),
+        ([[0.0, 0.0], [0.0, 0.0]], [8.0, 8.0], 1.0, "speed_mismatch", "length 0 m: the speeds cover 0.8 m"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the ROS clock"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, 1.0], 0.3, "old_stamp", "old"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, 1.0], 0.85, "out_of_order", "older than the trajectory held"),
     ],
 )
 def test_bad_trajectories_rejected_and_current_one_kept(points, speeds, stamp, kind, fragment) -> None:
@@ -343,7 +347,10 @@ def test_closed_loop_without_motion_compensation_is_worse(monkeypatch: pytest.Mo
     def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None, geometry=None):
         return CompensatedPath(plan_polyline(traj, extension), Pose2D())
 
-    settings = ClosedLoopSettings(latency=0.3)
+    # the centreline stand-in plans from the lane centre, not from the vehicle: once the car is
+    # ~1 m off, its plans jump sideways (inconsistent with their speeds, rejected by the follower's
+    # plan checks). Loosened here: this test is about compensation, not about those checks
+    settings = ClosedLoopSettings(latency=0.3, follower=replace(CFG, plan_distance_tolerance=5.0))
     good = track(reference_road(0.1), speed=5.0, settings=settings)
     monkeypatch.setattr(follower_mod, "compensate", uncompensated)  # ablation, not a mock
     bad = track(reference_road(0.1), speed=5.0, settings=settings)

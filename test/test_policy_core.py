@@ -317,7 +317,10 @@ def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_an
     o = _outputs()
     o["waypoints"][0, 5, 1] = np.nan
     assert output_check(o) == "y[5] = nan: not finite"
-    assert "backwards" in output_check(_outputs(-1.0))
+    assert "the speeds cover only 0 m" in output_check(_outputs(-1.0))  # speeds clipped to 0: standing
+    back = _outputs(5.0)
+    back["waypoints"][0, :, 0] *= -1.0
+    assert "x/y[0] = heading 180 deg" in output_check(back)
     # plan_max_speed above the follower's default: 45 m/s plans pass when the node allows them
     assert output_check(_outputs(45.0), TrajectoryLimits(max_speed=50.0)) == "None"
     assert "plan_max_speed 40" in output_check(_outputs(45.0))

@@ -21,6 +21,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from minipamayo_ros.bringup.report import is_follower_trajectory_input
 from minipamayo_ros.events import Event
 from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
@@ -41,6 +42,8 @@ class Recording:
     sim_metrics: dict[str, str] = field(default_factory=dict)     # latest /sim/metrics values
     policy_diagnostics: dict[str, str] = field(default_factory=dict)  # latest policy /diagnostics
     text_diagnostics: dict[str, str] = field(default_factory=dict)    # latest text node /diagnostics
+    #: latest follower /diagnostics of its trajectory input (received, rejected, rejected.<kind>)
+    follower_trajectory_diagnostics: dict[str, str] = field(default_factory=dict)
     #: one dict per /vla/explanation: stamp (= explained trajectory's, sim s), received (sim s),
     #: sequence, event, situation, text, tokens, truncated, generation_ms, event_age_ms
     explanations: list[dict[str, object]] = field(default_factory=list)
@@ -121,6 +124,8 @@ class RecorderNode(Node):
                 self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}
             elif node == "text":
                 self.rec.text_diagnostics = {kv.key: kv.value for kv in status.values}
+            elif is_follower_trajectory_input(status.name):
+                self.rec.follower_trajectory_diagnostics = {kv.key: kv.value for kv in status.values}
 
     def _on_explanation(self, msg: Explanation) -> None:
         def name(v: int) -> str:

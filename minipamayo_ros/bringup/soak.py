@@ -39,6 +39,7 @@ import psutil
 
 from minipamayo_ros.bringup import soak_report
 from minipamayo_ros.bringup.processes import NodeProcess
+from minipamayo_ros.bringup.report import plan_rejections
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
@@ -60,6 +61,7 @@ def _listener(context: Context, namespace: str = "") -> Any:
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
+    from minipamayo_ros.bringup.report import is_follower_trajectory_input
     from minipamayo_ros.msg import ControlCommand, Trajectory
     from minipamayo_ros.nodes.conversions import time_to_sec
 
@@ -75,8 +77,13 @@ def _listener(context: Context, namespace: str = "") -> Any:
             self.sim_metrics: dict[str, str] = {}
             self.longest_standstill = 0.0  # [s] over all episodes (/sim/metrics)
             self.controls = 0
+            self.trajectories = 0
+            # plans withheld by the policy's output check / refused by the follower (/diagnostics)
+            self.policy_counts = soak_report.CounterTotals()
+            self.follower_counts = soak_report.CounterTotals()
             self._last_control: float | None = None
             self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, 10)
+            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
             self.create_subscription(ControlCommand, "vla/control", self._on_control, 100)
             self.create_subscription(DiagnosticArray, "sim/metrics", self._on_metrics, 10)
 
@@ -89,6 +96,7 @@ def _listener(context: Context, namespace: str = "") -> Any:
             v.append(float(value))
 
         def _on_trajectory(self, msg: Trajectory) -> None:
+            self.trajectories += 1
             if self.first_trajectory is None:
                 self.first_trajectory = self.wall()
             self._add("policy end-to-end latency", msg.end_to_end_latency_ms)
@@ -100,6 +108,14 @@ def _listener(context: Context, namespace: str = "") -> Any:
             if self._last_control is not None and 0.0 < stamp - self._last_control < 1.0:
                 self._add("follower command period (sim clock)", (stamp - self._last_control) * 1e3)
             self._last_control = stamp
+
+        def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.endswith("policy inference"):
+                    self.policy_counts.update(values)
+                elif is_follower_trajectory_input(status.name):
+                    self.follower_counts.update(values)
 
         def _on_metrics(self, msg: DiagnosticArray) -> None:
             for status in msg.status:
@@ -243,6 +259,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "crashes": crashes, "restarts": restarts,
         "driving": {**driving_totals(parse_episodes(sim_logs), listener.sim_metrics),
                     "longest_standstill_s": round(listener.longest_standstill, 1)},
+        "plans": plan_rejections(listener.policy_counts.totals(), listener.follower_counts.totals(),
+                                 listener.trajectories),
         "rss": {k: (asdict(g) if g is not None else None) for k, g in growth.items()},
         "latency": latency,
         "rss_samples": {k: {"wall_s": t, "rss_mb": r} for k, (t, r) in rss.items()},

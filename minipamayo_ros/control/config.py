@@ -36,9 +36,6 @@ class FollowerConfig(InputLimitParams):
         "time the speed profile is sampled", "s", min=0.0, max=5.0)
     min_lookahead: float = param(2.0, "smallest lookahead distance", "m", min=0.1, max=50.0)
     max_lookahead: float = param(15.0, "largest lookahead distance", "m", min=0.1, max=100.0)
-    wheelbase: float = param(2.7, "distance rear axle - front axle (odometry is the rear axle)", "m",
-                             min=0.05, max=10.0)
-    max_steer: float = param(0.5, "front-wheel steering angle limit", "rad", min=0.01, max=1.5)
     max_steer_rate: float = param(1.0, "steering angle rate limit", "rad/s", min=0.01, max=20.0)
     max_speed: float = param(15.0, "commanded speed limit", "m/s", min=0.0, max=60.0)
     max_lateral_accel: float = param(3.0, "speed cap v <= sqrt(a / |curvature|)", "m/s^2",
@@ -59,6 +56,10 @@ class FollowerConfig(InputLimitParams):
     # --- input validation (docs/follower.md "Input validation") ---------------------------------
     base_frame: str = param("base_link", "frame trajectories must be expressed in (header.frame_id); "
                             "others are rejected", read_only=True)
+    trajectory_producer: str = param(
+        "", "the node whose plans are followed (Trajectory.producer); '' = 'policy' in the follower's "
+        "own namespace, a relative name resolves in that namespace; other producers' plans are "
+        "rejected", read_only=True)
     odom_min_rate_hz: float = param(10.0, "/diagnostics: /odom below this rate is RATE_TOO_LOW", "Hz",
                                     min=0.1, max=1000.0)
     trajectory_min_rate_hz: float = param(2.0, "/diagnostics: /vla/trajectory below this rate is "

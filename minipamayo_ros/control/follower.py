@@ -45,9 +45,10 @@ from minipamayo_ros.control.pure_pursuit import lookahead_point
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.safety.command_guard import command_violation
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate
-from minipamayo_ros.safety.rejection import OUT_OF_ORDER, Rejection
+from minipamayo_ros.safety.plan_source import check_source
+from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
-from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, check_trajectory
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 #: Seconds of odometry kept for motion compensation (>= the largest trajectory_timeout); older
@@ -92,8 +93,12 @@ class FollowerCommand:
 class Follower:
     """Holds the latest valid trajectory and the odometry history; computes commands."""
 
-    def __init__(self, config: FollowerConfig | None = None) -> None:
+    def __init__(self, config: FollowerConfig | None = None, producer: str | None = None) -> None:
+        """``producer``: the fully qualified name of the node whose plans are followed (the node
+        resolves ``trajectory_producer`` in its namespace); None accepts any producer, for offline
+        callers that feed one source by construction (closed loop, replay)."""
         self.config = config or FollowerConfig()
+        self.producer = producer
         self.history = PoseHistory(max_age=HISTORY_SECONDS, max_samples=4000)
         self.clock = ClockJumpDetector()
         self.odometry_gate = OdometryGate()
@@ -118,7 +123,7 @@ class Follower:
         """Apply new (already validated) parameters from the next sample / tick on."""
         self.config = config
         self.odometry_gate.limits = config.odometry_limits(max_age=HISTORY_SECONDS)
-        self.trajectory_limits = TrajectoryLimits(frame_id=config.base_frame, max_speed=config.plan_max_speed)
+        self.trajectory_limits = config.trajectory_limits(config.base_frame)
 
     def observe_clock(self, now: float) -> bool:
         """Feed the ROS clock; True (and everything reset) if it jumped back (sim restart, bag loop)."""
@@ -149,19 +154,22 @@ class Follower:
         """Take ``traj`` as the one to follow; returns why it was rejected, or None if accepted.
 
         Rejected: content (``safety.trajectory_input``: frame, shapes, NaN/inf, impossible speeds or
-        steps, backwards), stamp more than ``max_stamp_future`` ahead or ``trajectory_timeout``
-        behind the ROS clock, or older than the trajectory already held (out-of-order delivery).
+        steps, then ``safety.plan_checks``: speeds vs spacing, direction, curvature, accelerations,
+        jerk), stamp more than ``max_stamp_future`` ahead or ``trajectory_timeout`` behind the ROS
+        clock, then the source (``safety.plan_source``: another producer, another live instance,
+        older than the trajectory held, the same stamp with other content). A rejected plan changes
+        nothing: the last good one is tracked until it goes stale.
         """
         self.observe_clock(now)
         fields = traj if isinstance(traj, TrajectoryFields) else TrajectoryFields.from_trajectory(traj)
         cfg = self.config
         bad = check_trajectory(fields, self.trajectory_limits) or check_stamp(
-            fields.stamp, now, cfg.max_stamp_future, cfg.trajectory_timeout)
+            fields.stamp, now, cfg.max_stamp_future, cfg.trajectory_timeout) or check_source(
+            fields.producer, fields.producer_instance, fields.sequence, fields.stamp,
+            (fields.x, fields.y, fields.speed, fields.dt), self.trajectory, self.producer, now,
+            cfg.trajectory_timeout)
         if bad is not None:
             return bad
-        if self.trajectory is not None and fields.stamp < self.trajectory.stamp:
-            return Rejection(OUT_OF_ORDER, "header.stamp", fields.stamp,
-                             f"{self.trajectory.stamp - fields.stamp:.3f} s older than the trajectory held")
         self.trajectory = fields.to_trajectory()
         return None
 

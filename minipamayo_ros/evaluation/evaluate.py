@@ -18,9 +18,12 @@ report of a released model only (``minipamayo_ros/seeds.py``).
 
 Writes ``summary.json``, ``summary.md`` (table + verdict) and ``summary.png`` (per-seed error).
 The bar: >= 95 % of runs clean (no lane departure, no collision, no stop-line violation, no
-standstill over ``bringup.report.MAX_STANDSTILL_S``), median cross-track RMS <= 0.25 m;
-over DDS also the policy rate within 10 % of max_rate_hz and the follower at its configured rate.
-Exit status 0 = pass, 1 = fail.
+standstill over ``bringup.report.MAX_STANDSTILL_S``), median cross-track RMS <= 0.25 m, and no
+plan of the policy rejected (``plans_rejected``: withheld by the policy's output check or refused
+by the follower, e.g. by the consistency / physics checks of ``safety.plan_checks``); over DDS also
+the policy rate within 10 % of max_rate_hz and the follower at its configured rate. Offline, the
+summary also gives how close the plans came to each plan check's limit (``plan_limit_use``: the
+worst value / the limit, 1 = at it). Exit status 0 = pass, 1 = fail.
 """
 
 from __future__ import annotations
@@ -53,9 +56,16 @@ def verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
     rms = [r["driving"]["cross_track_rms_m"] for r in runs if r["driving"]["cross_track_rms_m"] is not None]
     median_rms = statistics.median(rms) if rms else float("nan")
     clean_frac = len(clean) / max(len(runs), 1)
+    plans = [r["plans"] for r in runs if "plans" in r]
+    rejected = sum(p["rejected_output_check"] + p["rejected_by_follower"] for p in plans)
     out: dict[str, Any] = {"runs": len(runs), "clean_fraction": clean_frac,
-                           "median_cross_track_rms_m": median_rms}
-    ok = clean_frac >= MIN_CLEAN_FRACTION and median_rms <= MAX_MEDIAN_RMS_M
+                           "median_cross_track_rms_m": median_rms,
+                           "plans_published": sum(p["published"] for p in plans),
+                           "plans_rejected": rejected}
+    use = [p["limit_use"] for p in plans if p.get("limit_use")]
+    if use:
+        out["plan_limit_use"] = {k: round(max(u.get(k, 0.0) for u in use), 4) for k in use[0]}
+    ok = clean_frac >= MIN_CLEAN_FRACTION and median_rms <= MAX_MEDIAN_RMS_M and rejected == 0
     for check, key in (("policy_rate_within_10pct", "policy_rate_ok_all_runs"),
                        ("follower_rate_within_10pct", "follower_rate_ok_all_runs")):
         values = [r["checks"][check] for r in runs if check in r["checks"]]
@@ -72,9 +82,11 @@ def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1) -
     r = run_episode(seed, policy, world_config=dds_world(duration),
                     settings=ClosedLoopSettings(max_seconds=duration, latency=latency))
     m = r.metrics.as_dict()
+    plans = {"published": r.trajectories, "rejected_output_check": r.skipped.get("invalid_output", 0),
+             "rejected_by_follower": r.rejected_trajectories, "limit_use": r.plan_limit_use}
     return {"seed": seed, "latency_s": latency, "driving": m, "finished": r.finished,
             "policy_calls": r.policy_calls, "skipped": r.skipped,
-            "rejected_trajectories": r.rejected_trajectories, "checks": driving_checks(m)}
+            "rejected_trajectories": r.rejected_trajectories, "plans": plans, "checks": driving_checks(m)}
 
 
 def dds_world(duration: float) -> WorldConfig:
@@ -85,9 +97,9 @@ def dds_world(duration: float) -> WorldConfig:
 
 def table(runs: list[dict[str, Any]]) -> str:
     head = ("| seed | split | latency s | distance m | xtrack RMS m | xtrack max m | departures | collisions "
-            "| stop viol. | longest standstill s "
+            "| stop viol. | longest standstill s | plans rejected "
             "| policy Hz (sim) | e2e p95 ms (steady) | follower Hz (sim) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in runs:
         d, p, f = r["driving"], r.get("policy"), r.get("follower")
@@ -98,11 +110,18 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"{d['distance_m']:.0f} | "
             f"{d['cross_track_rms_m']:.3f} | {d['cross_track_max_m']:.3f} | {d['lane_departures']:.0f} | "
             f"{d['collisions']:.0f} | {d['stop_line_violations']:.0f} | "
-            f"{(d.get('longest_standstill_s') or 0.0):.1f} | {rates} |")
+            f"{(d.get('longest_standstill_s') or 0.0):.1f} | {_rejected(r)} | {rates} |")
     note = ("\nRates are counted over sim time; e2e p95 is the steady-clock time inside the policy node "
             "from receiving the image to publishing (Trajectory.end_to_end_latency_ms; transport not "
-            "measurable under sim time).")
+            "measurable under sim time). Plans rejected: withheld by the policy's output check / "
+            "refused by the follower.")
     return "\n".join([head, *rows]) + "\n" + note
+
+
+def _rejected(run: dict[str, Any]) -> str:
+    """``withheld by the output check / refused by the follower`` of one run's plans."""
+    p = run.get("plans")
+    return f"{p['rejected_output_check']} / {p['rejected_by_follower']}" if p else "-"
 
 
 def plot(runs: list[dict[str, Any]], path: Path, title: str) -> bool:

@@ -81,6 +81,8 @@ def trajectory_to_msg(traj: PlannedTrajectory) -> Trajectory:
     msg.header.stamp = sec_to_time(traj.stamp)
     msg.header.frame_id = traj.frame_id
     msg.sequence = int(traj.sequence)
+    msg.producer = traj.producer
+    msg.producer_instance = int(traj.producer_instance)
     msg.dt = float(traj.dt)
     msg.horizon = float(traj.horizon)
     pts = np.asarray(traj.points, dtype=np.float32)
@@ -109,6 +111,9 @@ def msg_to_trajectory_fields(msg: Trajectory) -> TrajectoryFields:
         model_id=msg.model_id,
         inference_latency_ms=float(msg.inference_latency_ms),
         end_to_end_latency_ms=float(msg.end_to_end_latency_ms),
+        horizon=float(msg.horizon),
+        producer=msg.producer,
+        producer_instance=int(msg.producer_instance),
     )
 
 

@@ -12,9 +12,16 @@ Topic names are relative, resolved in the node's namespace (``/car7/odom`` under
 ``cmd_vel`` (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
 — one preallocated message of each, refilled per tick; and
 ``/diagnostics`` every ``diagnostics_period`` (steady clock): the control state, one status per input topic
-(watchdog OK / stale / never received / rate too low, rejection counters) and the control loop's
-own timing on the steady clock (tick interval / work percentiles, late ticks: WARN) with the
-process priority obtained (``scheduling_policy`` etc.: real-time where permitted, docs/follower.md).
+(watchdog OK / stale / never received / rate too low, rejection counters), the trajectory source
+(ERROR naming another producer whose plans were rejected, or more than one publisher on the topic:
+published at once) and the control loop's own timing on the steady clock (tick interval / work
+percentiles, late ticks: WARN) with the process priority obtained (``scheduling_policy`` etc.:
+real-time where permitted, docs/follower.md).
+
+Only the plans of one producer are followed: ``trajectory_producer`` resolved in this node's
+namespace (default ``<namespace>/policy``; ``safety.plan_source``), and only plans that pass the
+consistency and physics checks (``safety.plan_checks``); a rejected plan leaves the last good one
+in place until it goes stale.
 
 Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
 sample is counted and logged once per 2 s per kind with the field and value. A command that fails
@@ -28,6 +35,7 @@ zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``vla
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -57,24 +65,31 @@ from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.realtime import PriorityResult, apply_process_priority
 from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor
+from minipamayo_ros.safety.log_limit import LogLimiter
+from minipamayo_ros.safety.plan_source import SourceMonitor, resolve_producer
 from minipamayo_ros.safety.rejection import Rejection
 
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             depth=1)
 BASE_FRAME = "base_link"
 STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown stop command
+WARN_PERIOD_S = 2.0  # [s] wall clock: each kind of repeated warning at most this often
+GRAPH_CHECK_PERIOD = 0.2  # [s] how often the publishers on the trajectory topic are counted
+EVENT_REPORT_PERIOD = 0.2  # [s] wall clock: /diagnostics published on an event at most this often
 
 
 class FollowerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("follower", **kwargs)
         self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
-        self.follower = Follower(self.config)
+        # the one producer whose plans are followed ("policy" of this namespace unless configured)
+        producer = resolve_producer(self.config.trajectory_producer, self.get_namespace())
+        self.follower = Follower(self.config, producer=producer)
         self._last_status: ControlStatus | None = None
         self._stop_sent = False
         self._last_speed = 0.0  # [m/s] of the last command published by tick()
         self._last_cmd: FollowerCommand | None = None
-        self._last_fault_log = -1e9
+        self._warnings = LogLimiter(WARN_PERIOD_S)
         self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
         self._late_reported = 0
         # relative names: resolved in the node's namespace (/car7/vla/trajectory under namespace car7)
@@ -84,7 +99,13 @@ class FollowerNode(Node):
                                                self.config.trajectory_timeout,
                                                self.config.trajectory_min_rate_hz)
 
-        self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
+        self._traj_sub = self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory,
+                                                  TRAJECTORY_QOS)
+        # the resolved name (namespace, remapping): the graph check counts its publishers
+        self.source = SourceMonitor(producer, self._traj_sub.topic_name)
+        self._publishers_seen = 0
+        self._event_report_due = False
+        self._last_event_report = -math.inf  # [s] time.monotonic()
         self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
         self._control_pub = self.create_publisher(ControlCommand, "vla/control", 10)
         self._lookahead_pub = self.create_publisher(PointStamped, "vla/lookahead_point", 1)
@@ -108,12 +129,13 @@ class FollowerNode(Node):
         self._timer = self.create_timer(self.config.period, self.tick)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = steady_timer(self, self.config.diagnostics_period, self.publish_diagnostics)
+        self._graph_timer = steady_timer(self, GRAPH_CHECK_PERIOD, self._check_graph)  # a duty cycle
         # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
             f"follower at {self.config.rate_hz:g} Hz: {self.trajectory_monitor.topic} + "
             f"{self.odom_monitor.topic} -> {self._control_pub.topic_name}, trajectory_timeout "
             f"{self.config.trajectory_timeout} s, stop_decel {self.config.stop_decel} m/s^2, cmd_vel: "
-            f"{self.config.cmd_vel_type}")
+            f"{self.config.cmd_vel_type}; follows {producer!r}")
         self.priority = self._apply_process_priority()
 
     def _apply_process_priority(self) -> PriorityResult:
@@ -178,14 +200,55 @@ class FollowerNode(Node):
         if self.follower.observe_clock(now):
             self.odom_monitor.clock_reset()
             self.trajectory_monitor.clock_reset()
-            self.get_logger().warning("node clock jumped back (sim restart / bag loop): trajectory and "
-                                      "odometry history cleared")
+            self.source.clock_reset()
+            self._warn("clock", "node clock jumped back (sim restart / bag loop): trajectory and odometry "
+                                "history cleared")
+
+    def _warn(self, key: str, text: str, error: bool = False) -> None:
+        """Rate-limited log line, per kind of problem (WARN_PERIOD_S), with how many were held back."""
+        more = self._warnings.allow(key, time.monotonic())
+        if more is not None:
+            text += f" ({more} more since the last message)" if more else ""
+            (self.get_logger().error if error else self.get_logger().warning)(text)
 
     def _on_trajectory(self, msg: Trajectory) -> None:
         now = self._ros_now()
         self._observe_clock(now)
-        rejection = self.follower.set_trajectory(msg_to_trajectory_fields(msg), now)
+        fields = msg_to_trajectory_fields(msg)
+        rejection = self.follower.set_trajectory(fields, now)
         self._count(self.trajectory_monitor, rejection, now)
+        if rejection is not None and self.source.rejected(rejection, fields.producer,
+                                                          fields.producer_instance, now):
+            self._report_now()  # an intruder: ERROR now, not at the next period
+
+    def _report_now(self) -> None:
+        """Publish /diagnostics for an event at once, at most every EVENT_REPORT_PERIOD (an intruder
+        varying its name must not make every one of its plans a /diagnostics message); a report
+        held back goes out with the next graph check."""
+        if time.monotonic() - self._last_event_report >= EVENT_REPORT_PERIOD:
+            self._last_event_report = time.monotonic()
+            self._event_report_due = False
+            self.publish_diagnostics()
+        else:
+            self._event_report_due = True
+
+    def _check_graph(self) -> None:
+        """More than one publisher on the trajectory topic is an ERROR whatever they send."""
+        if self._event_report_due:
+            self._report_now()
+        topic = self._traj_sub.topic_name
+        count = self.count_publishers(topic)
+        if count == self._publishers_seen:
+            return
+        self._publishers_seen = count
+        names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                 for i in self.get_publishers_info_by_topic(topic)]
+        if not self.source.graph(names):
+            return
+        if len(names) > 1:
+            self._warn("graph", f"{len(names)} publishers on {topic}: {', '.join(names)}; following only "
+                                f"{self.source.producer!r}", error=True)
+        self._report_now()
 
     def _on_odom(self, msg: Odometry) -> None:
         now = self._ros_now()
@@ -221,11 +284,10 @@ class FollowerNode(Node):
             set_time(point.header.stamp, now)
             point.point.x, point.point.y = float(cmd.lookahead_x), float(cmd.lookahead_y)
             self._lookahead_pub.publish(point)
-        if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
-            self._last_fault_log = time.monotonic()
-            self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
-                                    f"controlled stop at {self.config.stop_decel} m/s^2 "
-                                    f"({self.follower.faults} so far)")
+        if cmd.status == ControlStatus.FAULT_STOP:
+            self._warn("fault", f"command rejected by the output guard ({self.follower.last_fault}): "
+                                f"controlled stop at {self.config.stop_decel} m/s^2 "
+                                f"({self.follower.faults} so far)", error=True)
         if cmd.status != self._last_status:
             if cmd.status != ControlStatus.FAULT_STOP:
                 self._log_status(cmd)
@@ -285,6 +347,7 @@ class FollowerNode(Node):
             status_msg(f"{name}: control", level, message, values),
             input_status(name, self.odom_monitor, now),
             input_status(name, self.trajectory_monitor, now),
+            status_msg(f"{name}: trajectory source", *self.source.report(now, self.follower.trajectory)),
             self._loop_status(name),
         ])
         arr.header.stamp = sec_to_time(max(now, 0.0))

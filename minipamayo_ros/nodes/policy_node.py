@@ -75,7 +75,8 @@ class PolicyNode(Node):
         self.get_logger().info(f"loading policy model {cfg.manifest_path} (backend {cfg.backend}) ...")
         t0 = time.monotonic()
         # the one constructor the offline closed loop, DAgger and bag replay use too
-        self.pipeline = create_pipeline(cfg, logger=self.get_logger())
+        self.pipeline = create_pipeline(cfg, logger=self.get_logger(),
+                                        producer=self.get_fully_qualified_name())
         self.manifest, self.backend, io = self.pipeline.manifest, self.pipeline.backend, self.pipeline.io
         self.backend_info = self.backend.describe()
         self.get_logger().info(
@@ -160,8 +161,7 @@ class PolicyNode(Node):
             with self._monitor_lock:
                 self.image_monitor.clock_reset()
                 self.odom_monitor.clock_reset()
-            self.get_logger().warning("node clock jumped back (sim restart / bag loop): odometry history "
-                                      "cleared")
+            self._warn("clock", "node clock jumped back (sim restart / bag loop): odometry history cleared")
         rejection = self.pipeline.add_odometry(odometry_to_fields(msg), now)
         with self._monitor_lock:
             if rejection is None:
@@ -206,9 +206,11 @@ class PolicyNode(Node):
         self._warn("error", f"inference failed: {type(exc).__name__}: {exc}")
 
     def _warn(self, key: str, text: str) -> None:
-        """Rate-limited warning, per kind of problem (one bad-image flood does not hide odometry)."""
-        if self._warnings.allow(key, time.monotonic()) is not None:
-            self.get_logger().warning(text)
+        """Rate-limited warning, per kind of problem (one bad-image flood does not hide odometry),
+        with how many were held back since the last one."""
+        more = self._warnings.allow(key, time.monotonic())
+        if more is not None:
+            self.get_logger().warning(text + (f" ({more} more since the last message)" if more else ""))
 
     # --- diagnostics --------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

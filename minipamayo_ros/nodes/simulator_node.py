@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -45,6 +46,7 @@ from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.safety.log_limit import LogLimiter
+from minipamayo_ros.safety.plan_source import new_instance_id
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
 
@@ -64,6 +66,9 @@ class SimulatorNode(Node):
         cfg = self.config
         self.session = SimSession(cfg)
         self._plan_seq = 0
+        # the expert plans name their producer like the policy's: a follower can be pointed at them
+        # (trajectory_producer:=/simulator)
+        self._producer, self._instance = self.get_fully_qualified_name(), new_instance_id()
         self._frames = 0
         self._last_wall = time.monotonic()
         self._rtf_window: list[tuple[float, float]] = []
@@ -182,7 +187,9 @@ class SimulatorNode(Node):
         self._frames += 1
         if self._plan_pub is not None:
             self._plan_seq += 1
-            self._plan_pub.publish(trajectory_to_msg(f.plan.to_trajectory(self._plan_seq)))
+            plan = replace(f.plan.to_trajectory(self._plan_seq), producer=self._producer,
+                           producer_instance=self._instance)
+            self._plan_pub.publish(trajectory_to_msg(plan))
         self._last_plan = f.plan
 
     def _publish_metrics(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Empty
 from std_srvs.srv import Trigger
 
@@ -49,6 +50,12 @@ from minipamayo_ros.text.generator import TextModelError, load_text_generator
 from minipamayo_ros.text.scheduler import ExplanationRequest, ExplanationSlot, ExplanationWorker
 
 WARN_PERIOD_S = 2.0
+#: The explain service's request/response queues. rclpy's default (keep-last 10) overwrote all but
+#: the last 10 requests of a burst before this low-priority node's executor took them: those calls
+#: were never answered (1000-call burst: 14 answers). Each call is answered in microseconds, so a
+#: deep queue costs nothing but bounded memory; a client bursting more calls than its own QoS depth
+#: (rclpy default 10) loses responses on its side.
+REQUEST_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1000)
 
 
 class TextNode(Node):
@@ -94,7 +101,7 @@ class TextNode(Node):
         self.create_subscription(Trajectory, cfg.trajectory_topic, self._on_trajectory, 10)
         self.create_subscription(PolicyContext, cfg.context_topic, self._on_context, 10)
         if cfg.request_service:
-            self.create_service(Trigger, cfg.request_service, self._on_trigger)
+            self.create_service(Trigger, cfg.request_service, self._on_trigger, qos_profile=REQUEST_QOS)
         if cfg.request_topic:
             self.create_subscription(Empty, cfg.request_topic, self._on_request_msg, 10)
         steady_timer(self, cfg.diagnostics_period, self._publish_diagnostics)
@@ -147,12 +154,16 @@ class TextNode(Node):
         self._request()
 
     def _request(self) -> tuple[bool, str]:
+        """Queue an explanation of the newest trajectory; the answer says what became of the call:
+        ``accepted`` (queued), ``coalesced`` (it replaced a request still waiting: one generation
+        serves both) or ``refused`` (nothing to explain yet). Never blocks."""
         if self._last_traj is None:
-            return False, "no trajectory received yet"
+            return False, "refused: no trajectory received yet"
         stamp, seq = self._last_traj
         request = ExplanationRequest(Event.REQUESTED, stamp, seq, self.detector.situation())
-        replaced = self.worker.offer(request)
-        return True, f"explanation of trajectory {seq} queued" + (" (replaced one)" if replaced else "")
+        if self.worker.offer(request):
+            return True, f"coalesced: explanation of trajectory {seq} queued, replacing the waiting request"
+        return True, f"accepted: explanation of trajectory {seq} queued"
 
     def _on_trigger(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         resp.success, resp.message = self._request()

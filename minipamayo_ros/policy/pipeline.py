@@ -30,10 +30,14 @@ from minipamayo_ros.policy.model_loader import PolicyIO, load_policy
 from minipamayo_ros.policy.outputs import OutputError, PolicyOutput, parse_policy_outputs
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
+from minipamayo_ros.safety.plan_source import new_instance_id
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
+
+#: Trajectory.producer of offline pipelines: the policy node's name without a namespace
+DEFAULT_PRODUCER = "/policy"
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class PipelineSettings:
         return PipelineSettings(
             max_image_age=cfg.max_image_age, max_extrapolation=cfg.odom_max_extrapolation,
             expected_size=expected_size(cfg), odometry_limits=cfg.odometry_limits(),
-            trajectory_limits=TrajectoryLimits(frame_id=cfg.base_frame, max_speed=cfg.plan_max_speed))
+            trajectory_limits=cfg.trajectory_limits(cfg.base_frame))
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,15 @@ class PolicyPipeline:
         settings: PipelineSettings | None = None,
         odom_history: float = 2.0,
         frame_id: str = "base_link",
+        producer: str = DEFAULT_PRODUCER,
     ) -> None:
         self.manifest = manifest
         self.backend = backend
         self.io = io
         self.frame_id = frame_id
         self.sequence = 0  # of the last published trajectory
+        self.producer = producer  # the publishing node's fully qualified name (Trajectory.producer)
+        self.instance = new_instance_id()  # Trajectory.producer_instance: new at each (re)start
         self._history = PoseHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
         self._gate = OdometryGate(OdometryLimits(max_age=odom_history))
         self.clock = ClockJumpDetector()
@@ -171,8 +178,10 @@ class PolicyPipeline:
             return None
 
     def restart(self) -> None:
-        """A new drive on a restarted clock (an offline episode): no history, sequence from 0."""
+        """A new drive on a restarted clock (an offline episode): no history, sequence from 0 of a
+        new producer instance."""
         with self._lock:
+            self.instance = new_instance_id()
             self._history.clear()
             self._gate.reset()
             self.clock = ClockJumpDetector()
@@ -242,6 +251,8 @@ class PolicyPipeline:
             with np.errstate(all="ignore"):
                 out = parse_policy_outputs(outputs, frame.stamp, self.sequence + 1, self.manifest.model_id,
                                            self.backend.last_infer_ms, self.frame_id)
+            out = replace(out, trajectory=replace(out.trajectory, producer=self.producer,
+                                                  producer_instance=self.instance))
         except OutputError as exc:
             return Skip("invalid_output", str(exc))
         published = TrajectoryFields.from_trajectory(out.trajectory).as_published()  # float32 on the wire
@@ -252,11 +263,13 @@ class PolicyPipeline:
         return Result(out, inputs, preprocess_ms, (started_steady - frame.received_steady) * 1e3)
 
 
-def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPipeline:
+def create_pipeline(cfg: PolicyConfig, logger: object | None = None,
+                    producer: str = DEFAULT_PRODUCER) -> PolicyPipeline:
     """The policy node's pipeline from its parameters: model loaded, checked and warmed up.
 
     The one constructor for every user (the node, the offline closed loop, DAgger rollouts, bag
-    replay), so that a frame gives the same trajectory wherever it comes from. Raises
+    replay), so that a frame gives the same trajectory wherever it comes from. ``producer``: the
+    node's fully qualified name (offline: the policy node's default, ``/policy``). Raises
     :class:`~minipamayo_ros.policy.model_loader.PolicyModelError` on any model problem.
     """
     options = BackendOptions(backend=cfg.backend, intra_op_threads=cfg.intra_op_threads,
@@ -264,7 +277,7 @@ def create_pipeline(cfg: PolicyConfig, logger: object | None = None) -> PolicyPi
                              warmup_runs=cfg.warmup_runs)
     manifest, backend, io = load_policy(cfg.manifest_path, options, cfg.verify_model_hash, logger=logger)
     return PolicyPipeline(manifest, backend, io, PipelineSettings.from_config(cfg),
-                          odom_history=cfg.odom_history, frame_id=cfg.base_frame)
+                          odom_history=cfg.odom_history, frame_id=cfg.base_frame, producer=producer)
 
 
 def expected_size(cfg: PolicyConfig) -> tuple[int, int] | None:

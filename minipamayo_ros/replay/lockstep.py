@@ -49,7 +49,7 @@ import numpy as np
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
 from minipamayo_ros.nodes.conversions import odometry_to_fields
-from minipamayo_ros.params import build_config, config_dir, load_node_yaml
+from minipamayo_ros.params import build_config, config_dir, load_node_yaml, param_specs
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
@@ -83,7 +83,7 @@ def load_node_config(
     for name in (base_file, config_file):
         path = Path(name) if Path(name).is_absolute() else cfg / name
         if path.exists():
-            values.update(load_node_yaml(path, node))
+            values.update(load_node_yaml(path, node, [s.name for s in param_specs(cls)]))
     values.update(overrides or {})
     values.pop("use_sim_time", None)
     return build_config(cls, values)

@@ -54,6 +54,17 @@ def write_output_bag(outputs: Outputs, path: Path, storage: str = "mcap") -> Non
             w.write("/vla/explanation", EXPLANATION, e.stamp_ns, explanation_msg(e))
 
 
+def no_trajectory_reasons(outputs: Outputs) -> str:
+    """Why the frames produced nothing: per skip category its count and last reason."""
+    if not outputs.skips:
+        return "no camera frame was replayed (check --image-topic, --start/--end)"
+    last: dict[str, tuple[int, str]] = {}
+    for s in outputs.skips:
+        n, _ = last.get(s.category, (0, ""))
+        last[s.category] = (n + 1, s.reason)
+    return "skipped: " + "; ".join(f"{cat} x{n} (last: {reason or '-'})" for cat, (n, reason) in last.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", type=Path, nargs="+", help="bag folder(s) (several = one split recording)")
@@ -177,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             write_output_bag(outputs, a.out / "replayed.mcap")
     except (BagError, ParameterError, RuntimeError) as exc:
         print(f"[replay] error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not outputs.trajectories:  # nothing to compare or to trust: say why, fail
+        print(f"[replay] error: no frame of the bag produced a trajectory; {no_trajectory_reasons(outputs)} "
+              f"(outputs in {a.out / 'replayed.jsonl'})", file=sys.stderr)
         return EXIT_ERROR
     print(f"[replay] outputs: {a.out / 'replayed.jsonl'}", file=sys.stderr)
     if a.golden is None:
