@@ -91,7 +91,7 @@ class CutInSpec:
 
     count: tuple[int, int] = _range((1, 1), 0, 3, True)
     time_gap: tuple[float, float] = _range((0.6, 1.5), 0.3, 5.0)    # [s] of our speed at the merge
-    speed_delta: tuple[float, float] = _range((-1.0, 1.5), -5.0, 5.0)  # [m/s] its speed - ours
+    speed_delta: tuple[float, float] = _range((0.5, 3.0), -5.0, 5.0)  # [m/s] its speed - ours
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,54 @@ class SceneState:
 
     def agent(self, agent_id: int) -> AgentState | None:
         return next((a for a in self.agents if a.id == agent_id), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the expert reads from the traffic (privileged, route coordinates; built by sim.traffic)
+
+
+@dataclass(frozen=True)
+class StopTarget:
+    """The ego's front bumper must stop before route ``s`` [m] (a red light's stop line, the
+    line a pedestrian crosses, a blocking parked car, an occupied intersection)."""
+
+    s: float
+    reason: int              # events.Reason value
+    standing_ok: bool = True  # False: a target that may vanish any moment (caption "waiting")
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """The nearest vehicle ahead in the ego's path (route s of its rear [m], speed, accel)."""
+
+    agent_id: int
+    rear_s: float
+    speed: float
+    accel: float
+    cut_in_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Bump:
+    """A lateral offset of the ego's path [m, left +]: ramps in over [s0, s1], holds to s2, ramps
+    out to s3 (smoothstep ramps: continuous slope)."""
+
+    s0: float
+    s1: float
+    s2: float
+    s3: float
+    amplitude: float
+    reason: int = 0          # events.Reason value
+
+
+@dataclass(frozen=True)
+class TrafficView:
+    """Everything of the traffic the expert reacts to at one instant."""
+
+    stops: tuple[StopTarget, ...] = ()
+    lead: LeadView | None = None
+    bumps: tuple[Bump, ...] = ()
+    green_light_s: float | None = None   # [m] stop line of a green light just ahead / just passed
+    turn: tuple[float, int] | None = None  # (route s of the next turn's start, +1 left / -1 right)
+    speed_cap: float | None = None       # [m/s] caution (a vehicle drifting into our lane)
+    time: float = 0.0                    # [s] episode time of the view

@@ -104,6 +104,8 @@ class Intersection:
     stop_line: float
     cycle: LightCycle
     crosswalk: Crosswalk | None = None
+    s_turn_start: float = 0.0   # [m] route s where the turn (or the box crossing) starts
+    s_turn_end: float = 0.0     # [m] and ends
 
     @property
     def axes(self) -> tuple[tuple[float, float], tuple[float, float]]:
