@@ -23,6 +23,7 @@ from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, buil
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.params import build_config, config_dir, load_node_yaml
+from minipamayo_ros.scoring.frames import SCENE_FILE, write_frames
 
 DEFAULT_SEED = 0          # the embedded default road
 DEFAULT_DURATION = 60.0   # [s] sim time
@@ -124,6 +125,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     report.plot_birdseye(world.road, rec, out_dir / "birdseye.png")
     report.save_camera_frames(rec, sim_config.world_config().camera, out_dir)
     report.plot_latency(rec, out_dir / "latency.png")
+    write_frames(out_dir / SCENE_FILE, rec.scene_frames)
     report.write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -8,8 +8,10 @@ if the process stalls, the simulation slows down instead of jumping) and publish
 * ``/camera/image_raw`` (sensor_msgs/Image rgb8, ``camera_rate_hz``, sensor-data QoS);
 * ``/odom`` (nav_msgs/Odometry, ``odom_rate_hz``, odom -> base_link, sensor-data QoS);
 * ground truth: ``/sim/ground_truth/odom`` (Odometry without noise), ``/sim/expert_trajectory``
-  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``/sim/metrics``
-  (diagnostic_msgs/DiagnosticArray, episode metrics + expert event/caption).
+  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``/sim/ground_truth/scene``
+  (std_msgs/String: a JSON scene frame every 50 ms of sim time, what a run is scored from:
+  ``scoring.frames``), ``/sim/metrics`` (diagnostic_msgs/DiagnosticArray, episode metrics +
+  expert event/caption).
 
 Subscribes ``/vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``/cmd_vel``
 (geometry_msgs/Twist) and ``/sim/reset`` (std_msgs/Int64: new episode with that seed, or the
@@ -29,13 +31,15 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from std_msgs.msg import Int64
+from std_msgs.msg import Int64, String
 
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import rgb_to_image, sample_to_odometry, sec_to_time, trajectory_to_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
+from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
 
@@ -60,10 +64,12 @@ class SimulatorNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         self._image_pub = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        self._gt_pub = self._plan_pub = None
+        self._gt_pub = self._plan_pub = self._scene_pub = None
         if cfg.publish_ground_truth:
             self._gt_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
             self._plan_pub = self.create_publisher(Trajectory, "/sim/expert_trajectory", 10)
+            self._scene_pub = self.create_publisher(String, SCENE_TOPIC, 50)  # reliable: scored
+        self._scene_sampler = FrameSampler()
         self._metrics_pub = self.create_publisher(DiagnosticArray, "/sim/metrics", 10)
         self.create_subscription(ControlCommand, "/vla/control", self._on_control, 10)
         self.create_subscription(Twist, "/cmd_vel", self._on_twist, 10)
@@ -115,6 +121,11 @@ class SimulatorNode(Node):
             self._publish_odom(o)
         for f in out.frames:
             self._publish_frame(f)
+        if self._scene_pub is not None:
+            s = self.session
+            scene = self._scene_sampler.sample(s.world, s.sim_time, s.episode)
+            if scene is not None:
+                self._scene_pub.publish(String(data=scene))
         for done, seed in zip(out.finished, out.resets, strict=True):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
