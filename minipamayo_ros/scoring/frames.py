@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -148,6 +148,23 @@ def load_frames(path: Path) -> list[SceneFrame]:
     if not path.exists():
         return []
     return [from_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def iter_episodes(path: Path) -> Iterator[list[SceneFrame]]:
+    """The frames of a :func:`write_frames` file one episode at a time (streamed: a long soak's
+    file never has to fit in memory at once)."""
+    episode: list[SceneFrame] = []
+    with path.open() as f:
+        for line in f:
+            if not line.strip():
+                continue
+            frame = from_json(line)
+            if episode and frame.episode != episode[-1].episode:
+                yield episode
+                episode = []
+            episode.append(frame)
+    if episode:
+        yield episode
 
 
 def world_id(world: World) -> WorldId:
