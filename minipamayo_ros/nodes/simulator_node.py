@@ -41,7 +41,7 @@ from minipamayo_ros.params import ParameterError
 from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
 from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.sim.config import SimulatorConfig
-from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
+from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession, StepOutputs
 
 MAX_ADVANCE_WALL = 0.1  # [s] wall time one tick may catch up
 WARN_PERIOD_S = 2.0
@@ -113,7 +113,7 @@ class SimulatorNode(Node):
         wall = min(now - self._last_wall, MAX_ADVANCE_WALL)
         self._last_wall = now
         sim_before = self.session.sim_time
-        out = self.session.advance(wall * self.config.real_time_factor)
+        out, scenes = self._advance(wall * self.config.real_time_factor)
         # /clock first: a node on sim time must never see a message stamped after its own "now"
         # (that would make its latency figures negative)
         self._publish_clock()
@@ -121,11 +121,8 @@ class SimulatorNode(Node):
             self._publish_odom(o)
         for f in out.frames:
             self._publish_frame(f)
-        if self._scene_pub is not None:
-            s = self.session
-            scene = self._scene_sampler.sample(s.world, s.sim_time, s.episode)
-            if scene is not None:
-                self._scene_pub.publish(String(data=scene))
+        for scene in scenes:
+            self._scene_pub.publish(String(data=scene))  # type: ignore[union-attr]
         for done, seed in zip(out.finished, out.resets, strict=True):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
@@ -134,6 +131,28 @@ class SimulatorNode(Node):
                 f"no command for > {self.config.command_timeout} s on /vla/control or /cmd_vel: "
                 "braking to a stop", throttle_duration_sec=WARN_PERIOD_S)
         self._rtf_window = (self._rtf_window + [(now, self.session.sim_time - sim_before)])[-200:]
+
+    def _advance(self, sim_seconds: float) -> tuple[StepOutputs, list[str]]:
+        """Advance in pieces that end where a scene frame is due, so that a tick that catches up
+        (up to ``MAX_ADVANCE_WALL`` x real-time factor) still yields every frame on time."""
+        s, out, scenes = self.session, StepOutputs(), []
+        remaining = sim_seconds
+        while True:
+            chunk = remaining
+            if self._scene_pub is not None:
+                chunk = min(remaining, max(s.physics_dt, self._scene_sampler.due_in(s.world, s.episode)))
+            remaining -= chunk
+            part = s.advance(chunk)
+            out.odom += part.odom
+            out.frames += part.frames
+            out.resets += part.resets
+            out.finished += part.finished
+            if self._scene_pub is not None:
+                scene = self._scene_sampler.sample(s.world, s.sim_time, s.episode)
+                if scene is not None:
+                    scenes.append(scene)
+            if remaining <= 1e-9:
+                return out, scenes
 
     def _publish_clock(self) -> None:
         msg = Clock()

@@ -183,6 +183,12 @@ class FrameSampler:
         self._next = 0.0
         self._sent = 0
 
+    def due_in(self, world: World, episode: int = 0) -> float:
+        """[s] of episode time until the next frame of ``world`` is due (0: now)."""
+        if world is not self._world or episode != self._episode:
+            return 0.0
+        return max(0.0, self._next - world.time)
+
     def sample(self, world: World, stamp: float | None = None, episode: int = 0) -> str | None:
         """The JSON frame if one is due at ``world.time`` (else None); ``stamp`` = node clock [s]
         (default: episode time)."""

@@ -388,5 +388,6 @@ def score_frames(frames: Sequence[SceneFrame], start_stamp: float | None = None,
         raise ValueError("no scene frames to score")
     offset = fs[0].stamp - fs[0].time   # node clock - episode time
     start = fs[0].time if start_stamp is None else max(fs[0].time, start_stamp - offset)
-    end = fs[-1].time if end_stamp is None else min(fs[-1].time, end_stamp - offset)
+    within = [f.time for f in fs if end_stamp is None or f.time <= end_stamp - offset + 1e-9]
+    end = within[-1] if within else fs[0].time     # the window's last frame: what both paths see
     return score_run(fs, expert_progress(fs[0].world, max(0.0, end - start)), start, end)
