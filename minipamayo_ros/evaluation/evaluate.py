@@ -38,7 +38,13 @@ from minipamayo_ros import seeds as seedsplit
 from minipamayo_ros.bringup.demo import run_closed_loop, sim_overrides
 from minipamayo_ros.bringup.report import driving_checks
 from minipamayo_ros.bringup.runner import add_stack_arguments
-from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings, load_policy, run_episode
+from minipamayo_ros.evaluation.closed_loop import (
+    ClosedLoopSettings,
+    add_scenario_arguments,
+    load_policy,
+    run_episode,
+    scenario_world,
+)
 from minipamayo_ros.policy.config import DEFAULT_MANIFEST
 from minipamayo_ros.sim.world import WorldConfig
 
@@ -66,13 +72,19 @@ def verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1) -> dict[str, Any]:
+def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1,
+                world: WorldConfig | None = None) -> dict[str, Any]:
     """One ROS-free episode as a run record (the DDS report's ``driving`` / ``checks`` keys);
-    ``latency`` [s]: image stamp -> trajectory at the follower."""
-    r = run_episode(seed, policy, world_config=dds_world(duration),
+    ``latency`` [s]: image stamp -> trajectory at the follower; ``world``: the scenario mix
+    (default classic) on the DDS evaluation's road length."""
+    cfg = dds_world(duration)
+    if world is not None:
+        cfg = replace(cfg, scenarios=world.scenarios)
+    r = run_episode(seed, policy, world_config=cfg,
                     settings=ClosedLoopSettings(max_seconds=duration, latency=latency))
     m = r.metrics.as_dict()
-    return {"seed": seed, "latency_s": latency, "driving": m, "finished": r.finished,
+    return {"seed": seed, "scenario": r.scenario, "latency_s": latency, "driving": m, "finished": r.finished,
+            "incidents": list(r.incidents),
             "policy_calls": r.policy_calls, "skipped": r.skipped,
             "rejected_trajectories": r.rejected_trajectories, "checks": driving_checks(m)}
 
@@ -145,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", default="0.02,0.1",
                         help="offline: image -> follower latencies [s], comma-separated (each seed at each)")
     parser.add_argument("--out", type=Path, default=None)
+    add_scenario_arguments(parser)
     add_stack_arguments(parser)
     parser.set_defaults(backend="onnxruntime", stack="sim")
     args = parser.parse_args(argv)
+    world = scenario_world(parser, args)
     seeds = (seedsplit.parse_seeds(args.seeds) if args.seeds else seedsplit.first(args.split, args.episodes))
     out = args.out or Path("reports") / time.strftime("eval-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -158,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for i, (seed, lat) in enumerate(jobs):
         at = f", latency {lat:g} s" if lat is not None else ""
-        print(f"[eval] run {i + 1}/{len(jobs)}: seed {seed} ({args.via}{at})", file=sys.stderr, flush=True)
+        kind = world.scenarios.for_seed(seed).name if world.scenarios else "classic"
+        print(f"[eval] run {i + 1}/{len(jobs)}: seed {seed} ({args.via}{at}, {kind})", file=sys.stderr,
+              flush=True)
         if lat is not None:
-            m = offline_run(seed, policy, args.duration, lat)
+            m = offline_run(seed, policy, args.duration, lat, world)
         else:
             m = run_closed_loop(seed, args.duration, out / f"seed{seed}", args, snapshot_count=2,
                                 progress=False)
@@ -173,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{d['stop_line_violations']}, longest standstill {d.get('longest_standstill_s') or 0.0:.1f} s"
               + (f"  FAILED: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     v = {**verdict(runs), "via": args.via, "seeds": seedsplit.format_seeds(seeds),
+         "scenario_mix": args.scenario or args.scenario_mix,
          "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}),
          "model": args.engine or DEFAULT_MANIFEST}
     (out / "summary.json").write_text(json.dumps({"verdict": v, "runs": runs}, indent=2, default=str))

@@ -265,11 +265,13 @@ class TrafficRenderer(Renderer):
         lit = self.lighting.lamps_lit
         if vis[0]:   # back face: tail / brake lamps
             brake = a.braking()
-            red = (255, 30, 30) if brake else ((200, 20, 20) if lit else self._shade((150, 20, 25), light, haze))
+            dim = self._shade((150, 20, 25), light, haze)
+            red = (255, 30, 30) if brake else ((200, 20, 20) if lit else dim)
             for side in (-1, 1):
                 yo = side * (W - 0.3)
-                self._quad(img, pose, x, y, yaw, [[-L - 0.01, yo - 0.22, zl0], [-L - 0.01, yo + 0.22, zl0],
-                                                  [-L - 0.01, yo + 0.22, zl1], [-L - 0.01, yo - 0.22, zl1]], red)
+                xb = -L - 0.01
+                self._quad(img, pose, x, y, yaw, [[xb, yo - 0.22, zl0], [xb, yo + 0.22, zl0],
+                                                  [xb, yo + 0.22, zl1], [xb, yo - 0.22, zl1]], red)
         if vis[1] and lit:   # front face: headlamps
             for side in (-1, 1):
                 yo = side * (W - 0.35)
@@ -286,11 +288,13 @@ class TrafficRenderer(Renderer):
     def _pedestrian(self, img: NDArray[np.uint8], pose: Pose2D, a: Agent, light: float, haze: float) -> None:
         x, y, yaw = a.pose()
         H = a.height
-        self._cuboid(img, pose, x, y, yaw, (-0.12, 0.12, -0.17, 0.17, 0.0, 0.47 * H), (45, 45, 55), light, haze)
-        self._cuboid(img, pose, x, y, yaw, (-0.15, 0.15, -0.25, 0.25, 0.47 * H, 0.86 * H), a.color, light, haze)
+        for box, color in (((-0.12, 0.12, -0.17, 0.17, 0.0, 0.47 * H), (45, 45, 55)),
+                           ((-0.15, 0.15, -0.25, 0.25, 0.47 * H, 0.86 * H), a.color)):
+            self._cuboid(img, pose, x, y, yaw, box, color, light, haze)
         self._cuboid(img, pose, x, y, yaw, (-0.1, 0.1, -0.1, 0.1, 0.87 * H, H), SKIN, light, haze)
 
-    def _signal(self, img: NDArray[np.uint8], pose: Pose2D, road: Road, ix: Intersection, time: float) -> None:
+    def _signal(self, img: NDArray[np.uint8], pose: Pose2D, road: Road, ix: Intersection,
+                time: float) -> None:
         """Pole head at the right of the stop line and an overhead head on a mast arm over our lane."""
         lw = road.lane_width
         s = ix.stop_line
@@ -305,7 +309,8 @@ class TrafficRenderer(Renderer):
         self._cuboid(img, pose, px, py, h, (-0.05, 0.05, 0.0, lw / 2 + 1.2, 5.45, 5.6), pole, 1.0, 0.0)
         night = self._night
         for dy, z0 in ((0.0, 2.2), (lw / 2 + 1.2, 4.3)):   # pole head, overhead head (above our lane)
-            self._cuboid(img, pose, px, py, h, (-0.12, 0.12, dy - 0.2, dy + 0.2, z0, z0 + 1.05), dark, light, haze)
+            self._cuboid(img, pose, px, py, h, (-0.12, 0.12, dy - 0.2, dy + 0.2, z0, z0 + 1.05), dark, light,
+                         haze)
             for k, lamp in enumerate((LightState.RED, LightState.AMBER, LightState.GREEN)):
                 zc = z0 + 0.85 - k * 0.33
                 on = lamp == state
@@ -342,7 +347,8 @@ class TrafficRenderer(Renderer):
             w = _LINE_W / 2
             right = -lw / 2 - merge_w
             cols = np.stack([right - 0.7, np.full_like(s, 1.5 * lw + 0.7), right, np.full_like(s, 1.5 * lw),
-                             right - w, right + w, np.full_like(s, 1.5 * lw - w), np.full_like(s, 1.5 * lw + w),
+                             right - w, right + w, np.full_like(s, 1.5 * lw - w),
+                             np.full_like(s, 1.5 * lw + w),
                              np.full_like(s, lw / 2 - w), np.full_like(s, lw / 2 + w),
                              np.full_like(s, -lw / 2 - w), np.full_like(s, -lw / 2 + w)], axis=1)
             wx, wy = self._world(road, s, cols)
@@ -420,7 +426,8 @@ class TrafficRenderer(Renderer):
         def add(x: float, y: float, radius: float, draw: Callable[[float, float], None]) -> None:
             bx, by = self._to_body(pose, np.array([x, y]))
             depth = float(bx) - cam.x_offset
-            if depth < -radius or depth > cam.max_range + radius or abs(float(by)) > depth * tan_half + radius + 1.0:
+            outside = abs(float(by)) > depth * tan_half + radius + 1.0
+            if depth < -radius or depth > cam.max_range + radius or outside:
                 return
             light, haze = self._light_and_haze(float(bx), float(by))
             items.append((depth, lambda: draw(light, haze)))
@@ -428,8 +435,8 @@ class TrafficRenderer(Renderer):
         for ob in obstacles:
             if s_vehicle - 5.0 < ob.s < s_end:
                 c = road.points_at(ob.s, ob.d)
-                add(float(c[0]), float(c[1]), 1.5, lambda light, haze, ob=ob: self._obstacle(img, road, pose, ob,
-                                                                                             light, haze))
+                add(float(c[0]), float(c[1]), 1.5,
+                    lambda light, haze, ob=ob: self._obstacle(img, road, pose, ob, light, haze))
         for sl in stop_lines:
             if s_vehicle - 5.0 < sl < s_end:
                 c = road.points_at(sl, -road.lane_width / 2 - 1.3)
@@ -438,7 +445,8 @@ class TrafficRenderer(Renderer):
         for ix in traffic.layout.intersections:
             if s_vehicle - 5.0 < ix.stop_line < s_end:
                 c = road.points_at(ix.stop_line, -road.lane_width / 2 - 1.2)
-                add(float(c[0]), float(c[1]), 3.0, lambda light, haze, ix=ix: self._signal(img, pose, road, ix, time))
+                add(float(c[0]), float(c[1]), 3.0,
+                    lambda light, haze, ix=ix: self._signal(img, pose, road, ix, time))
         for a in traffic.agents:
             if not a.active:
                 continue
@@ -447,7 +455,8 @@ class TrafficRenderer(Renderer):
                 assert isinstance(a, Pedestrian)
                 add(x, y, 0.5, lambda light, haze, a=a: self._pedestrian(img, pose, a, light, haze))
             else:
-                add(x, y, a.length / 2, lambda light, haze, a=a: self._vehicle(img, pose, a, time, light, haze))
+                add(x, y, a.length / 2,
+                    lambda light, haze, a=a: self._vehicle(img, pose, a, time, light, haze))
         for _, draw in sorted(items, key=lambda it: -it[0]):
             draw()
 
