@@ -13,6 +13,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int64, String
+from visualization_msgs.msg import Marker, MarkerArray
 
 from conftest import REPO_ROOT, spin_until
 from minipamayo_ros.bringup.processes import ros_args
@@ -108,6 +109,32 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     twist_timer = node.create_timer(0.05, lambda: twist_pub.publish(Twist(linear=Vector3(x=3.0))))
     assert spin_until(executor, lambda: odoms[-1].twist.twist.linear.x > 1.5, 30.0)
     twist_timer.cancel()
+
+
+def test_ground_truth_objects_as_markers(ros_node, spawn) -> None:
+    """Traffic world (scenario urban, seed 0: a lead vehicle ahead, a signalised intersection): the
+    agents and light states arrive as a MarkerArray on sim/ground_truth/objects."""
+    node, executor = ros_node
+    spawn(module=MODULE, args=ros_args(
+        params_files=[REPO_ROOT / "config" / "simulator.yaml"],
+        parameters={"seed": 0, "scenario": "urban", "real_time_factor": 3.0, "camera_rate_hz": 10.0}))
+    arrays: list[MarkerArray] = []
+    metrics: list[DiagnosticArray] = []
+    node.create_subscription(MarkerArray, "/sim/ground_truth/objects", arrays.append, 10)
+    node.create_subscription(DiagnosticArray, "/sim/metrics", metrics.append, 10)
+    assert spin_until(executor, lambda: len(arrays) >= 2 and len(metrics) >= 1, 30.0), \
+        (len(arrays), len(metrics))
+    markers = arrays[-1].markers
+    assert markers[0].action == Marker.DELETEALL  # agents come and go
+    by_ns = {m.ns: m for m in markers[1:]}
+    lead = by_ns["lead"]
+    assert lead.type == Marker.CUBE and lead.header.frame_id == "odom"
+    assert 3.5 < lead.scale.x < 6.5 and 1.5 < lead.scale.y < 2.2 and lead.pose.position.x > 10.0  # ahead
+    light = by_ns["traffic_lights"]
+    assert light.type == Marker.SPHERE and light.text.split()[0] in ("green", "amber", "red")
+    assert {"pedestrian", "parked", "crosswalks", "stop_lines"} <= set(by_ns)
+    values = {kv.key: kv.value for kv in metrics[-1].status[0].values}
+    assert values["scenario"] == "urban" and "at_fault_collisions" in values
 
 
 def test_invalid_configuration_fails_fast(spawn) -> None:

@@ -35,6 +35,24 @@ def sim_overrides(duration: float, cruise_speed: float = 8.0) -> dict[str, objec
     return {"auto_reset": False, "road_length": round(road_length, 1)}
 
 
+def scenario_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Simulator parameters of ``--scenario`` / ``--scenario-mix`` (none given: the yaml's)."""
+    out: dict[str, object] = {}
+    if getattr(args, "scenario", ""):
+        out["scenario"] = args.scenario
+    if getattr(args, "scenario_mix", None):
+        out["scenario_mix"] = args.scenario_mix
+    return out
+
+
+def add_scenario_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", default="",
+                        help="one scenario type of config/scenarios.yaml for the run, "
+                             "e.g. pedestrian_crossing")
+    parser.add_argument("--scenario-mix", default=None,
+                        help="scenario mix (default: config/simulator.yaml's scenario_mix)")
+
+
 def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Namespace,
                     snapshot_count: int = 4, progress: bool = True) -> dict[str, Any]:
     """Run the stack once and write the report into ``out_dir``; returns the metrics."""
@@ -51,7 +69,8 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     domain = args.domain_id if args.domain_id is not None else lease_domain_id()
     env = use_loopback_dds(domain)  # the recorder in this process joins the same loopback domain
 
-    specs = with_parameters(build_specs(args), "simulator", sim_overrides(duration))
+    specs = with_parameters(build_specs(args), "simulator", {**sim_overrides(duration),
+                                                             **scenario_overrides(args)})
     simulator = next(s for s in specs if s.name == "simulator")
     cfg = config_dir()
     sim_values = {**load_node_yaml(cfg / "simulator.yaml", "simulator"), **simulator.parameters}
@@ -203,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-images", choices=("png", "jpeg", "raw"), default="png",
                         help="camera in the bag: PNG/JPEG CompressedImage (<topic>/compressed) or raw Image")
     add_stack_arguments(parser)
+    add_scenario_options(parser)
     parser.add_argument("--text", action="store_true",
                         help="also run the text node (explanations on events; same as --enable-text)")
     parser.set_defaults(seed=DEFAULT_SEED, backend="onnxruntime", stack="sim", log_dir=None)
@@ -210,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     args.enable_text = args.enable_text or args.text
     if args.duration <= 0:
         parser.error("--duration must be > 0 s")
+    from minipamayo_ros.sim.scenario import DEFAULT_MIX, ScenarioError, load_mix
+
+    try:  # a bad name fails here, not in the simulator process
+        load_mix(args.scenario_mix or DEFAULT_MIX, args.scenario)
+    except ScenarioError as e:
+        parser.error(str(e))
     out = args.out or Path("reports") / time.strftime(f"demo-seed{args.seed}-%Y%m%d-%H%M%S")
     print(f"[demo] seed {args.seed}, {args.duration:.0f} s sim time, backend {args.backend}; "
           f"report -> {out}", file=sys.stderr)

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +43,7 @@ from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.metrics import EpisodeMetrics
 from minipamayo_ros.sim.road import Road
+from minipamayo_ros.sim.scenario import CLASSIC, ScenarioError, load_mix
 from minipamayo_ros.sim.world import World, WorldConfig
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -152,6 +153,9 @@ class EpisodeResult:
     #: per follower tick: t [s], x, y [m], speed [m/s], cross-track [m] (left +), station s [m],
     #: 1.0 if the follower was TRACKING a trajectory else 0.0
     path: NDArray[np.float64] | None = None
+    scenario: str = "classic"          # the seed's scenario type (``sim.scenario``)
+    #: contacts and rule events (``sim.metrics.Incident.as_dict``)
+    incidents: tuple[dict[str, object], ...] = ()
     #: [s] episode time the follower got its first trajectory (the driver took over)
     first_trajectory_s: float | None = None
     #: the run's ground truth as JSON scene frames (``scoring.frames``; ``record_frames``)
@@ -225,7 +229,8 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     return EpisodeResult(seed=int(seed), finished=world.done, metrics=world.metrics(), policy_calls=calls,
                          trajectories=produced, skipped=dict(skipped), rejected_trajectories=rejected,
                          policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"),
-                         path=np.array(trace) if record_path else None, first_trajectory_s=first,
+                         path=np.array(trace) if record_path else None, scenario=world.scenario_name,
+                         incidents=tuple(i.as_dict() for i in world.incidents()), first_trajectory_s=first,
                          frames=frames)
 
 
@@ -263,8 +268,27 @@ def load_policy(spec: str = "", threads: int = 1) -> Policy:
 
 def episode_record(r: EpisodeResult) -> dict[str, object]:
     """One episode as JSON-ready dict (no path)."""
-    return {**{k: v for k, v in asdict(r).items() if k not in ("path", "metrics", "frames")},
-            "metrics": r.metrics.as_dict()}
+    return {**{k: v for k, v in asdict(r).items() if k not in ("path", "metrics", "incidents", "frames")},
+            "metrics": r.metrics.as_dict(), "incidents": list(r.incidents)}
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scenario-mix`` / ``--scenario`` (``config/scenarios.yaml``), shared by the evaluators."""
+    parser.add_argument("--scenario-mix", default=CLASSIC,
+                        help="scenario mix of config/scenarios.yaml: the scenario type of each seed "
+                             "(classic = the original empty-road world; traffic = all traffic types)")
+    parser.add_argument("--scenario", default="",
+                        help="one scenario type for every seed, e.g. pedestrian_crossing (focused runs)")
+
+
+def scenario_world(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                   base: WorldConfig | None = None) -> WorldConfig:
+    """``base`` (default ``WorldConfig()``) with the scenario mix of ``args``; a bad name is a usage error."""
+    try:
+        mix = load_mix(args.scenario_mix, args.scenario)
+    except ScenarioError as e:
+        parser.error(str(e))
+    return replace(base or WorldConfig(), scenarios=mix)
 
 
 def main(argv: list[str] | None = None, progress: Callable[[str], None] | None = None) -> int:
@@ -277,17 +301,20 @@ def main(argv: list[str] | None = None, progress: Callable[[str], None] | None =
     parser.add_argument("--duration", type=float, default=ClosedLoopSettings.max_seconds,
                         help="sim seconds per episode at most [s]")
     parser.add_argument("--json", type=str, default="", help="write per-episode results here")
+    add_scenario_arguments(parser)
     args = parser.parse_args(argv)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     seeds = parse_seeds(args.seeds)
     settings = ClosedLoopSettings(policy_rate_hz=args.rate, latency=args.latency, max_seconds=args.duration)
+    world = scenario_world(parser, args)
     policy = load_policy(args.policy)
     results = []
     for i, seed in enumerate(seeds):
-        r = run_episode(seed, policy, settings=settings)
+        r = run_episode(seed, policy, world_config=world, settings=settings)
         results.append(r)
         m = r.metrics
-        say(f"[{i + 1}/{len(seeds)}] seed {seed}: {'finished' if r.finished else 'NOT finished'}, "
+        say(f"[{i + 1}/{len(seeds)}] seed {seed} ({r.scenario}): "
+            f"{'finished' if r.finished else 'NOT finished'}, "
             f"{m.distance_m:.0f} m, cte rms {m.cross_track_rms_m:.3f} m, departures {m.lane_departures}, "
             f"collisions {m.collisions}, stop violations {m.stop_line_violations}")
     summary = summarize_results(results)

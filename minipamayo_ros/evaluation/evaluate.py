@@ -49,11 +49,17 @@ from minipamayo_ros.bringup.demo import run_closed_loop, sim_overrides
 from minipamayo_ros.bringup.report import driving_checks
 from minipamayo_ros.bringup.runner import add_stack_arguments
 from minipamayo_ros.evaluation import scenario_table
-from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings, ExpertPolicy, load_policy, run_episode
+from minipamayo_ros.evaluation.closed_loop import (
+    ClosedLoopSettings,
+    ExpertPolicy,
+    add_scenario_arguments,
+    load_policy,
+    run_episode,
+    scenario_world,
+)
 from minipamayo_ros.policy.config import DEFAULT_MANIFEST
 from minipamayo_ros.scoring.frames import SCENE_FILE, SceneFrame, from_json, load_frames
 from minipamayo_ros.scoring.score import score_frames
-from minipamayo_ros.sim.scenario import DEFAULT_MIX, ScenarioMix, load_mix
 from minipamayo_ros.sim.world import WorldConfig
 
 #: the bar (bringup issue): share of clean runs, median cross-track RMS [m]
@@ -83,26 +89,30 @@ def verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1,
-                scenarios: ScenarioMix | None = None, driver: str = "policy"
+                world: WorldConfig | None = None, driver: str = "policy"
                 ) -> tuple[dict[str, Any], list[SceneFrame]]:
     """One ROS-free episode as a run record (the DDS report's ``driving`` / ``checks`` / ``score``
-    keys) and its scene frames; ``latency`` [s]: image stamp -> trajectory at the follower."""
-    r = run_episode(seed, policy, world_config=dds_world(duration, scenarios),
+    keys) and its scene frames; ``latency`` [s]: image stamp -> trajectory at the follower;
+    ``world``: the scenario mix (default classic) on the DDS evaluation's road length."""
+    cfg = dds_world(duration)
+    if world is not None:
+        cfg = replace(cfg, scenarios=world.scenarios)
+    r = run_episode(seed, policy, world_config=cfg,
                     settings=ClosedLoopSettings(max_seconds=duration, latency=latency), record_frames=True)
     frames = [from_json(text) for text in r.frames or []]
     score = score_frames(frames, start_stamp=r.first_trajectory_s).as_dict()
     m = dict(frames[-1].metrics)
-    return {"seed": seed, "latency_s": latency, "driver": driver, "driving": m, "finished": r.finished,
+    return {"seed": seed, "scenario": r.scenario, "latency_s": latency, "driver": driver, "driving": m,
+            "finished": r.finished, "incidents": list(r.incidents),
             "policy_calls": r.policy_calls, "skipped": r.skipped,
             "rejected_trajectories": r.rejected_trajectories, "checks": driving_checks(m),
             "score": score}, frames
 
 
-def dds_world(duration: float, scenarios: ScenarioMix | None = None) -> WorldConfig:
+def dds_world(duration: float) -> WorldConfig:
     """The world the DDS evaluation drives (``bringup.demo.sim_overrides``): one long road."""
     cfg = WorldConfig()
-    return replace(cfg, road=replace(cfg.road, length=float(sim_overrides(duration)["road_length"])),
-                   scenarios=scenarios)
+    return replace(cfg, road=replace(cfg.road, length=float(sim_overrides(duration)["road_length"])))
 
 
 def table(runs: list[dict[str, Any]]) -> str:
@@ -180,22 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="sim seconds per run")
     parser.add_argument("--latency", default="0.02,0.1",
                         help="offline: image -> follower latencies [s], comma-separated (each seed at each)")
-    parser.add_argument("--scenario", default="",
-                        help="every seed gets this scenario type (config/scenarios.yaml)")
-    parser.add_argument("--scenario-mix", default=DEFAULT_MIX, help="the mix that picks each seed's type")
     parser.add_argument("--no-expert", action="store_true", help="do not drive the expert beside the policy")
     parser.add_argument("--out", type=Path, default=None)
+    add_scenario_arguments(parser)
     add_stack_arguments(parser)
     parser.set_defaults(backend="onnxruntime", stack="sim")
     args = parser.parse_args(argv)
-    try:
-        mix = load_mix(args.scenario_mix, args.scenario)
-    except ValueError as e:
-        parser.error(str(e))
-    scenarios = None if mix.is_classic else mix
-    if args.via == "dds" and scenarios is not None:
-        parser.error("--via dds drives the simulator node's configured world: no --scenario / "
-                     "--scenario-mix yet")
+    world = scenario_world(parser, args)
+    mix = args.scenario or args.scenario_mix
     seeds = (seedsplit.parse_seeds(args.seeds) if args.seeds else seedsplit.first(args.split, args.episodes))
     out = args.out or Path("reports") / time.strftime("eval-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -207,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     snapshots: list[Path] = []
     for i, (seed, lat) in enumerate(jobs):
         at = f", latency {lat:g} s" if lat is not None else ""
-        print(f"[eval] run {i + 1}/{len(jobs)}: seed {seed} ({args.via}{at})", file=sys.stderr, flush=True)
+        kind = world.scenarios.for_seed(seed).name if world.scenarios else "classic"
+        print(f"[eval] run {i + 1}/{len(jobs)}: seed {seed} ({args.via}{at}, {kind})", file=sys.stderr,
+              flush=True)
         if lat is not None:
-            m, frames = offline_run(seed, policy, args.duration, lat, scenarios)
+            m, frames = offline_run(seed, policy, args.duration, lat, world)
         else:
             m = run_closed_loop(seed, args.duration, out / f"seed{seed}", args, snapshot_count=2,
                                 progress=False)
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [(m, frames)]
         if not args.no_expert:
             records.append(offline_run(seed, ExpertPolicy(), args.duration,
-                                       EXPERT_LATENCY if lat is None else lat, scenarios, driver="expert"))
+                                       EXPERT_LATENCY if lat is None else lat, world, driver="expert"))
         for rec, fr in records:
             if rec.get("score") is None:
                 continue
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             snapshots += scenario_table.snapshot_failures(rec, fr, out / "failures")
     policy_runs = [r for r in runs if r["driver"] == "policy"]
     v = {**verdict(policy_runs), "via": args.via, "seeds": seedsplit.format_seeds(seeds),
-         "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}), "scenario_mix": mix.name,
+         "splits": sorted({str(seedsplit.split_of(s)) for s in seeds}), "scenario_mix": mix,
          "model": args.engine or DEFAULT_MANIFEST}
     types = scenario_table.by_type(runs)
     (out / "summary.json").write_text(json.dumps({"verdict": v, "by_type": types, "runs": runs}, indent=2,
@@ -236,14 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{args.via}: {len(policy_runs)} runs ({', '.join(v['splits'])}), {v['model']}"
     pngs = [f"![{name}]({name}.png)" for name, ok in (
         ("summary", plot(policy_runs, out / "summary.png", title)),
-        ("scores", scenario_table.plot_scores(types, out / "scores.png", f"{args.via}, mix {mix.name}")),
+        ("scores", scenario_table.plot_scores(types, out / "scores.png", f"{args.via}, mix {mix}")),
         ("ttc", scenario_table.plot_ttc(runs, out / "ttc.png"))) if ok]
     fails = "".join(f"\n![{p.stem}](failures/{p.name})" for p in snapshots)
-    md = (f"# Closed-loop evaluation ({args.via}, mix {mix.name})\n\n## Per scenario type\n\n"
+    md = (f"# Closed-loop evaluation ({args.via}, mix {mix})\n\n## Per scenario type\n\n"
           f"{scenario_table.table(types)}\n\n## Runs\n\n{table(runs)}\n\nverdict: `{json.dumps(v)}`\n\n"
           + "\n".join(pngs) + ("\n\n## Failures\n" + fails if fails else "") + "\n")
     (out / "summary.md").write_text(md)
-    print(f"# Per scenario type ({args.via}, mix {mix.name})\n\n{scenario_table.table(types)}\n\n"
+    print(f"# Per scenario type ({args.via}, mix {mix})\n\n{scenario_table.table(types)}\n\n"
           f"verdict: `{json.dumps(v)}`\nreport: {out}/summary.md")
     return 0 if v["pass"] else 1
 

@@ -8,10 +8,12 @@ if the process stalls, the simulation slows down instead of jumping) and publish
 * ``/camera/image_raw`` (sensor_msgs/Image rgb8, ``camera_rate_hz``, sensor-data QoS);
 * ``/odom`` (nav_msgs/Odometry, ``odom_rate_hz``, odom -> base_link, sensor-data QoS);
 * ground truth: ``/sim/ground_truth/odom`` (Odometry without noise), ``/sim/expert_trajectory``
-  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``/sim/ground_truth/scene``
+  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``sim/ground_truth/objects``
+  (visualization_msgs/MarkerArray: road users, obstacles, traffic lights with their state,
+  crosswalks, at each image stamp; ``nodes.scene_markers``), ``sim/ground_truth/scene``
   (std_msgs/String: a JSON scene frame every 50 ms of sim time, what a run is scored from:
   ``scoring.frames``), ``/sim/metrics`` (diagnostic_msgs/DiagnosticArray, episode metrics +
-  expert event/caption).
+  expert event/caption/reason, scenario type).
 
 Subscribes ``/vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``/cmd_vel``
 (geometry_msgs/Twist) and ``/sim/reset`` (std_msgs/Int64: new episode with that seed, or the
@@ -32,11 +34,13 @@ from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int64, String
+from visualization_msgs.msg import MarkerArray
 
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import rgb_to_image, sample_to_odometry, sec_to_time, trajectory_to_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
+from minipamayo_ros.nodes.scene_markers import scene_markers
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
 from minipamayo_ros.scoring.frames import FrameSampler
@@ -64,8 +68,9 @@ class SimulatorNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         self._image_pub = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        self._gt_pub = self._plan_pub = self._scene_pub = None
+        self._gt_pub = self._plan_pub = self._objects_pub = self._scene_pub = None
         if cfg.publish_ground_truth:
+            self._objects_pub = self.create_publisher(MarkerArray, "sim/ground_truth/objects", 10)
             self._gt_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
             self._plan_pub = self.create_publisher(Trajectory, "/sim/expert_trajectory", 10)
             self._scene_pub = self.create_publisher(String, SCENE_TOPIC, 50)  # reliable: scored
@@ -80,7 +85,9 @@ class SimulatorNode(Node):
         self.get_logger().info(
             f"simulator: seed {cfg.seed}, {cfg.image_width}x{cfg.image_height} px at "
             f"{cfg.camera_rate_hz:g} Hz, odom {cfg.odom_rate_hz:g} Hz, real-time factor "
-            f"{cfg.real_time_factor:g}, control from {cfg.control_source}")
+            f"{cfg.real_time_factor:g}, control from {cfg.control_source}, scenario "
+            f"{cfg.scenario or 'mix ' + cfg.scenario_mix} ({self.session.world.scenario_name} on seed "
+            f"{cfg.seed})")
 
     # ------------------------------------------------------------------ parameters / inputs
     def _on_config(self, cfg: SimulatorConfig) -> None:
@@ -171,6 +178,8 @@ class SimulatorNode(Node):
         if self._plan_pub is not None:
             self._plan_seq += 1
             self._plan_pub.publish(trajectory_to_msg(f.plan.to_trajectory(self._plan_seq)))
+        if self._objects_pub is not None and f.scene is not None:
+            self._objects_pub.publish(scene_markers(f.scene, self.config.odom_frame, f.stamp))
         self._last_plan = f.plan
 
     def _publish_metrics(self) -> None:
@@ -185,7 +194,9 @@ class SimulatorNode(Node):
                   "achieved_real_time_factor": rtf, "control_source": s.last_source,
                   "frames_published": self._frames,
                   "expert_event": int(plan.event) if plan else -1,
-                  "expert_caption": plan.caption if plan else ""}
+                  "expert_caption": plan.caption if plan else "",
+                  "expert_reason": plan.reason.name.lower() if plan else "",
+                  "scenario": s.world.scenario_name}
         status = DiagnosticStatus(name="simulator", hardware_id="minipamayo_sim",
                                   level=DiagnosticStatus.WARN if s.braking else DiagnosticStatus.OK,
                                   message="braking: no command" if s.braking else "running")

@@ -148,7 +148,8 @@ class Expert:
 
         return bump_offset(view.bumps, s)
 
-    def _lead_accel(self, view: TrafficView | None, s_front: float, speed: float, t: float = 0.0) -> float | None:
+    def _lead_accel(self, view: TrafficView | None, s_front: float, speed: float,
+                    t: float = 0.0) -> float | None:
         """[m/s^2] IDM acceleration behind the lead vehicle predicted ``t`` s ahead (None: no lead)."""
         if view is None or view.lead is None:
             return None
@@ -317,9 +318,11 @@ class Expert:
             text = {
                 Reason.RED_LIGHT: ("waiting at red light", "stopping at red light ahead"),
                 Reason.AMBER_LIGHT: ("waiting at red light", "stopping for amber light"),
-                Reason.PEDESTRIAN: ("waiting for pedestrian crossing", "yielding to pedestrian crossing ahead"),
+                Reason.PEDESTRIAN: ("waiting for pedestrian crossing",
+                                    "yielding to pedestrian crossing ahead"),
                 Reason.PARKED_VEHICLE: ("stopped behind parked vehicle", "slowing for parked vehicle ahead"),
-                Reason.GREEN_LIGHT: ("waiting for traffic in intersection", "slowing for traffic in intersection"),
+                Reason.GREEN_LIGHT: ("waiting for traffic in intersection",
+                                     "slowing for traffic in intersection"),
                 Reason.STOP_LINE: ("waiting at stop line", "stopping at stop line ahead"),
                 Reason.OBSTACLE: ("stopped behind obstacle in lane", "slowing for obstacle in lane ahead"),
             }[why]

@@ -60,7 +60,8 @@ class Lighting:
         s = self.surface
         # at night the ground keeps its daylight colours: the beam (renderer) darkens them
         g = s if self.time_of_day == TimeOfDay.DUSK else (lambda c: c)
-        return replace(base, sky_top=self.sky_top or base.sky_top, sky_horizon=self.sky_horizon or base.sky_horizon,
+        return replace(base, sky_top=self.sky_top or base.sky_top,
+                       sky_horizon=self.sky_horizon or base.sky_horizon,
                        grass=g(base.grass), asphalt=g(base.asphalt), shoulder=g(base.shoulder),
                        edge_line=g(base.edge_line), centre_line=g(base.centre_line),
                        stop_line=g(base.stop_line), sign=s(base.sign), pole=s(base.pole),

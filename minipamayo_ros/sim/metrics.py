@@ -263,9 +263,9 @@ def time_to_collision(ego: tuple[float, float, float, float, float, float],
     # separating axes: the ego's two and the other's two; the boxes overlap when no axis separates
     sep = np.zeros(dx.shape, dtype=bool)
     ohl, ohw = b[:, 4:5] / 2, b[:, 5:6] / 2
-    axes = [(ec, es, el / 2, ew / 2, True), (-es, ec, ew / 2, el / 2, True),
-            (oc[:, None], osn[:, None], ohl, ohw, False), (-osn[:, None], oc[:, None], ohw, ohl, False)]
-    for ax, ay, own_a, own_b, on_ego in axes:
+    axes = [(ec, es, el / 2, True), (-es, ec, ew / 2, True),
+            (oc[:, None], osn[:, None], ohl, False), (-osn[:, None], oc[:, None], ohw, False)]
+    for ax, ay, own_a, on_ego in axes:
         dist = np.abs(dx * ax + dy * ay)
         if on_ego:   # axis of the ego: the other's extent projected on it
             ca = np.abs(oc * ax + osn * ay)[:, None]

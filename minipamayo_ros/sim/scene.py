@@ -34,8 +34,9 @@ class CrosswalkView:
     id: int
     s: float                 # [m] route arc length of its centre line
     width: float             # [m] along the road
-    x: float                 # [m] world position of its centre on the ego-lane centre line
+    x: float                 # [m] world position of its centre (middle of the road)
     y: float
+    heading: float = 0.0     # [rad] road heading there
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ KERB = 1.2               # [m] pedestrians wait this far beyond the edge line
 AMBER_DECEL = 3.0        # [m/s^2] on amber, stop if this deceleration suffices (else go)
 PASS_CLEARANCE = 0.4     # [m] ego side -> parked vehicle side when passing
 MAX_PASS_OFFSET = 0.7    # [m] largest offset inside the lane (ego stays inside its lane lines)
+MAX_SHY_OFFSET = 0.45    # [m] largest shift away from a drifting oncoming car (on curves too)
 EGO_HALF_WIDTH = 0.9     # [m]
 CURVE_LAT_ACCEL = 2.0    # [m/s^2] agents' curve speed
 CROSS_START = 60.0       # [m] cross paths start this far before the intersection centre
@@ -116,7 +117,8 @@ class Traffic:
                 v = float(rng.uniform(*ls.speed))
                 self._add(LeadVehicle(self._next_id, self.route, s, 0.0, min(v, self._curve_limit(s, v)),
                                       desired_speed=v, rng=r, role=Role.LEAD, speed_range=ls.speed,
-                                      speed_change_rate=ls.speed_change_rate, hard_brake_rate=ls.hard_brake_rate,
+                                      speed_change_rate=ls.speed_change_rate,
+                                      hard_brake_rate=ls.hard_brake_rate,
                                       hard_brake_decel=ls.hard_brake_decel,
                                       stop_probability=ls.stop_probability, **body))
                 s += float(body["length"]) / 2  # type: ignore[arg-type]
@@ -143,7 +145,8 @@ class Traffic:
                 self._add(Pedestrian(
                     self._next_id, self.route, sc + float(r.uniform(-0.8, 0.8)),
                     d_right if from_right else d_left, d_left if from_right else d_right,
-                    walk_speed=float(r.uniform(*pe.speed)), trigger_distance=float(r.uniform(*pe.trigger_distance)),
+                    walk_speed=float(r.uniform(*pe.speed)),
+                    trigger_distance=float(r.uniform(*pe.trigger_distance)),
                     hesitate=bool(r.random() < pe.hesitate), stop_halfway=bool(r.random() < pe.stop_halfway),
                     pause_d=lw / 2, rng=r, crosswalk_id=cw, length=0.45, width=0.6, height=height,
                     color=CLOTHES[int(r.integers(len(CLOTHES)))]))
@@ -164,7 +167,8 @@ class Traffic:
             s += 15.0
         if s > self.road.length - 5.0:
             return
-        self._add(OncomingVehicle(self._next_id, self.route, s, self.lane_width, min(v, self._curve_limit(s, v)),
+        v0 = min(v, self._curve_limit(s, v, -1))
+        self._add(OncomingVehicle(self._next_id, self.route, s, self.lane_width, v0,
                                   desired_speed=v, rng=r, role=Role.ONCOMING, direction=-1, drift=drift,
                                   drift_trigger=float(r.uniform(25.0, 70.0)), **body))
 
@@ -249,7 +253,8 @@ class Traffic:
             if delta > 0.0:   # faster: starts beside our front and overtakes
                 s = self.ego.front_s + float(r.uniform(-2.0, 4.0)) + length / 2
             else:             # slower: ahead, merges at once
-                s = self.ego.front_s + max(5.0, time_gap * self.ego.speed) + float(r.uniform(0.0, 6.0)) + length / 2
+                gap = max(5.0, time_gap * self.ego.speed) + float(r.uniform(0.0, 6.0))
+                s = self.ego.front_s + gap + length / 2
             s = max(s, ml.s_start + length / 2)
             self._add(CutInVehicle(self._next_id, self.route, s, -self.lane_width, v, desired_speed=v, rng=r,
                                    role=Role.CUT_IN, lane_d=-self.lane_width, time_gap=time_gap,
@@ -297,7 +302,6 @@ class Traffic:
             if best is None or gap < best.gap:
                 best = Leader(gap, speed, accel)
 
-        lw = self.lane_width
         if isinstance(agent, CrossVehicle):
             front = agent.s + agent.length / 2
             ix: Intersection = agent.intersection  # type: ignore[attr-defined]
@@ -343,7 +347,8 @@ class Traffic:
                 if dist < -0.5 or dist > 80.0:
                     continue
                 st = ix.cycle.state(time)
-                if st == LightState.RED or (st == LightState.AMBER and dist > agent.speed**2 / (2 * AMBER_DECEL)):
+                can_stop = dist > agent.speed**2 / (2 * AMBER_DECEL)
+                if st == LightState.RED or (st == LightState.AMBER and can_stop):
                     consider(max(dist - 0.5, 0.05))
             for sl in self.road.stop_lines:
                 dist = sl - front
@@ -447,8 +452,7 @@ class Traffic:
                 rear, front = a.s - a.length / 2, a.s + a.length / 2
                 if front < e.rear_s - 2.0:
                     continue
-                if need > MAX_PASS_OFFSET:
-                    if rear > e.front_s - 0.5:
+                if need > MAX_PASS_OFFSET and rear > e.front_s - 0.5:
                         stops.append(StopTarget(rear - 3.0, int(Reason.PARKED_VEHICLE)))
                 continue
             if not a.on_route:
@@ -457,7 +461,7 @@ class Traffic:
                 inner = a.d - a._half_extent_lateral(a.heading())
                 gap = a.s - a.length / 2 - e.front_s
                 if inner < lw / 2 + 0.3 and -5.0 < gap < 60.0:
-                    shift = max(-MAX_PASS_OFFSET, min(0.0, inner - 1.0 - EGO_HALF_WIDTH))
+                    shift = max(-MAX_SHY_OFFSET, min(0.0, inner - 1.0 - EGO_HALF_WIDTH))
                     meet = e.front_s + max(gap, 0.0) * e.speed / max(e.speed + a.speed, 0.5)
                     bumps.append(Bump(meet - 18.0, meet - 6.0, meet + 6.0, meet + 14.0, shift,
                                       int(Reason.ONCOMING)))
@@ -469,9 +473,9 @@ class Traffic:
                 continue
             half = a._half_extent_lateral(a.heading())
             committed = isinstance(a, CutInVehicle) and a.move is not None
-            if abs(a.d) - half < EGO_HALF_WIDTH + 0.3 or committed:
-                if lead is None or rear < lead.rear_s:
-                    lead = LeadView(a.id, rear, a.speed, a.accel, a.cut_in_time)
+            in_path = abs(a.d) - half < EGO_HALF_WIDTH + 0.3 or committed
+            if in_path and (lead is None or rear < lead.rear_s):
+                lead = LeadView(a.id, rear, a.speed, a.accel, a.cut_in_time)
         bumps += [b for b in self._parked_bumps() if b.s3 > e.rear_s - 2.0]
         return TrafficView(stops=tuple(stops), lead=lead, bumps=tuple(bumps), green_light_s=green,
                            turn=turn, speed_cap=speed_cap, time=time)
@@ -490,7 +494,8 @@ class Traffic:
             if not a.on_route and abs(st.x) + abs(st.y) < math.inf:
                 ex = self.route.pose(self.ego.s, self.ego.d)
                 if math.hypot(st.x - ex[0], st.y - ex[1]) < 40.0:
-                    pr = self.road.project(st.x, st.y, hint=int(self.ego.s / (self.road.s[1] - self.road.s[0])))
+                    hint = int(self.ego.s / (self.road.s[1] - self.road.s[0]))
+                    pr = self.road.project(st.x, st.y, hint=hint)
                     from dataclasses import replace
 
                     st = replace(st, s=pr.s, d=pr.d, in_ego_lane=abs(pr.d) - st.width / 2 < lw / 2)
@@ -508,8 +513,8 @@ class Traffic:
     def crosswalk_views(self) -> list[CrosswalkView]:
         out = []
         for c in self.layout.crosswalks:
-            x, y, _ = self.route.pose(c.s, 0.0)
-            out.append(CrosswalkView(c.id, c.s, c.width, x, y))
+            x, y, h = self.route.pose(c.s, self.lane_width / 2)
+            out.append(CrosswalkView(c.id, c.s, c.width, x, y, h))
         return out
 
     def colliding(self, ego_corners: list[tuple[float, float]], cx: float, cy: float) -> list[Agent]:

@@ -169,7 +169,8 @@ class World:
         """The ego's footprint (centre of its box, heading, speed) as an agent state."""
         b, p = self.config.body, self.state.pose
         off = b.front - b.length / 2
-        return AgentState(0, AgentKind.VEHICLE, Role.EGO, p.x + off * np.cos(p.yaw), p.y + off * np.sin(p.yaw),
+        return AgentState(0, AgentKind.VEHICLE, Role.EGO, p.x + off * np.cos(p.yaw),
+                          p.y + off * np.sin(p.yaw),
                           p.yaw, b.length, b.width, 1.5, self.state.speed, 0.0, self.proj.s + off,
                           self.proj.d, not self.departed, True)
 
@@ -189,7 +190,8 @@ class World:
             return SceneState(self.time, CLASSIC, self.road.lane_width, self.ego_state(), tuple(agents),
                               stop_lines=tuple(self.road.stop_lines))
         agents += tr.states(self.time)
-        return SceneState(self.time, self.scenario_name, self.road.lane_width, self.ego_state(), tuple(agents),
+        return SceneState(self.time, self.scenario_name, self.road.lane_width, self.ego_state(),
+                          tuple(agents),
                           tuple(tr.light_views(self.time)), tuple(self.road.stop_lines),
                           tuple(tr.crosswalk_views()))
 
@@ -254,9 +256,11 @@ class World:
         was_colliding = self.colliding
         self.colliding = self._check_collision()
         if self.colliding and not was_colliding:
-            self.tracker.contact(Incident(self.time, "collision", agent_kind="obstacle", agent_role="obstacle",
-                                          at_fault=v >= _STILL, reason="ego" if v >= _STILL else "ego_standing",
-                                          ego_speed=v), count=False)
+            moving = v >= _STILL
+            self.tracker.contact(Incident(self.time, "collision", agent_kind="obstacle",
+                                          agent_role="obstacle", at_fault=moving,
+                                          reason="ego" if moving else "ego_standing", ego_speed=v),
+                                 count=False)
         self.tracker.update(dt, cross_track=self.proj.d, speed=v, yaw_rate=yaw_rate,
                             departed=self.departed, colliding=self.colliding)
         self._samples(v)
@@ -293,7 +297,8 @@ class World:
             if aid in self._contacts:
                 continue
             if agent is None:
-                fault, why, kind, role = v >= _STILL, "ego" if v >= _STILL else "ego_standing", "obstacle", "obstacle"
+                fault, kind, role = v >= _STILL, "obstacle", "obstacle"
+                why = "ego" if fault else "ego_standing"
             else:
                 other = agent.state(self.road.lane_width, self.time)
                 p = self.state.pose
@@ -314,7 +319,9 @@ class World:
         standing = v < _STILL
         if standing:
             _, v_cmd = self.expert_command()
-            self.tracker.stall_sample(_SAMPLE_DT, True, v_cmd > 0.5)
+            # from standstill the expert's command is its first acceleration step (0.45 m/s), never
+            # its cruise speed: above the follower's planned-stop speed (0.3 m/s) it would move
+            self.tracker.stall_sample(_SAMPLE_DT, True, v_cmd > 0.3)
             return
         self.tracker.stall_sample(_SAMPLE_DT, False, False)
         ego = self.ego_state()
@@ -334,7 +341,8 @@ class World:
                 o = ob.obstacle
                 c = self.road.points_at(o.s, o.d)
                 out.append(AgentState(-1, AgentKind.OBSTACLE, Role.OBSTACLE, float(c[0]), float(c[1]),
-                                      float(self.road.heading_at(o.s)), o.length, o.width, o.height, 0.0, 0.0))
+                                      float(self.road.heading_at(o.s)), o.length, o.width, o.height, 0.0,
+                                      0.0))
         if self.traffic is not None:
             out += [a.state(self.road.lane_width, self.time) for a in self.traffic.agents if a.active]
         return out
