@@ -4,9 +4,9 @@
 
 Starts the sim stack with the runner (every node its own process, same description as
 ``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
-sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
-``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
-``latency.png``, node logs; with ``--record [BAG]`` also a rosbag2 of the run (camera, odometry,
+sim time, stops everything, and writes a report folder: ``metrics.json`` (with the run's score,
+``scoring.score``), ``birdseye.png``, ``camera_*.png`` (predicted trajectory drawn into the frame it
+was computed from), ``latency.png``, ``scene.jsonl`` (the scene frames), node logs; with ``--record [BAG]`` also a rosbag2 of the run (camera, odometry,
 /clock, the stack's outputs; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
 completed run (the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 """
@@ -194,6 +194,12 @@ def summary_text(m: dict[str, Any], out_dir: Path) -> str:
         f"ticks per status {f['status_ticks']}",
         f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
     ]
+    if m.get("score"):
+        s = m["score"]
+        lines.append(f"  score     {s['score']:.3f} ({s['scenario']}; "
+                     + " ".join(f"{k}={v:.2f}" for k, v in s["subscores"].items())
+                     + f"; progress {s['progress_m']:.0f} of the expert's {s['reference_progress_m']:.0f} m)")
+        lines += [f"            {f['time']:6.2f} s  {f['check']}: {f['what']}" for f in s["failures"]]
     if "text" in m:
         t = m["text"]
         c = t["counters"]
