@@ -6,8 +6,9 @@ Starts the sim stack with the runner (every node its own process, same descripti
 ``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
 sim time, stops everything, and writes a report folder: ``metrics.json`` (with the run's score,
 ``scoring.score``), ``birdseye.png``, ``camera_*.png`` (predicted trajectory drawn into the frame it
-was computed from), ``latency.png``, ``scene.jsonl`` (the scene frames), node logs; with ``--record [BAG]`` also a rosbag2 of the run (camera, odometry,
-/clock, the stack's outputs; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
+was computed from), ``latency.png``, ``scene.jsonl`` (the scene frames), node logs; with
+``--record [BAG]`` also a rosbag2 of the run (camera, odometry, /clock, the stack's outputs, the
+scene frames; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
 completed run (the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 """
 
