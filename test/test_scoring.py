@@ -243,3 +243,20 @@ def test_offline_run_and_a_bag_of_it_score_the_same(tmp_path: Path) -> None:
     frames, _ = read_bag(tmp_path / "bag")
     (bagged,) = score_bag(frames, start=r.first_trajectory_s)
     assert bagged.as_dict() == offline.as_dict()
+
+
+def test_the_evaluator_prints_the_per_type_table_with_the_expert(tmp_path: Path, capsys) -> None:
+    """Wiring of ``evaluation.evaluate``: the shipped policy and the expert on one short seed of a
+    traffic type, scored, tabled per type, plotted."""
+    from minipamayo_ros.evaluation import evaluate
+
+    evaluate.main(["--seeds", "1003:1004", "--latency", "0.02", "--duration", "4", "--scenario",
+                   "pedestrian_crossing", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "| pedestrian_crossing | " in printed and "| **all** |" in printed
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    row = summary["by_type"]["pedestrian_crossing"]
+    assert row["policy"]["runs"] == 1 and row["expert"]["runs"] == 1
+    assert {r["driver"] for r in summary["runs"]} == {"policy", "expert"}
+    assert all(0.0 <= r["score"]["score"] <= 1.0 for r in summary["runs"])
+    assert (tmp_path / "scores.png").exists() and (tmp_path / "ttc.png").exists()

@@ -115,3 +115,6 @@ def test_two_minute_soak(tmp_path, ros_env, fault_env) -> None:  # noqa: F811
     assert (out / "soak.png").stat().st_size > 10_000
     summary = (out / "summary.md").read_text()
     assert "RSS per node" in summary and "Verdict" in summary
+    # every episode scored from the simulator's scene frames (roads of seed 0, 1, ...)
+    assert [s["seed"] for s in report["scores"]][:2] == [0, 1] and "Score per episode" in summary
+    assert all(0.0 <= s["score"] <= 1.0 and s["scenario"] == "classic" for s in report["scores"])

@@ -170,7 +170,11 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str) -> bool:
 
 
 def _say(rec: dict[str, Any]) -> None:
-    d, s = rec["driving"], rec["score"]
+    d, s = rec["driving"], rec.get("score")
+    if s is None:  # a simulator without scene frames (publish_ground_truth false): no score
+        print(f"[eval]   {rec['driver']:<6} NOT SCORED (no scene frames); checks {rec['checks']}",
+              file=sys.stderr, flush=True)
+        return
     failed = [f"{f['check']} @ {f['time']:.1f} s ({f['what']})" for f in s["failures"]]
     print(f"[eval]   {rec['driver']:<6} {s['scenario']}: distance {d['distance_m']:.0f} m, xtrack RMS "
           f"{d['cross_track_rms_m']:.3f} m, collisions {d['collisions']} (at fault "
@@ -225,8 +229,6 @@ def main(argv: list[str] | None = None) -> int:
             records.append(offline_run(seed, ExpertPolicy(), args.duration,
                                        EXPERT_LATENCY if lat is None else lat, world, driver="expert"))
         for rec, fr in records:
-            if rec.get("score") is None:
-                continue
             runs.append(rec)
             _say(rec)
             snapshots += scenario_table.snapshot_failures(rec, fr, out / "failures")

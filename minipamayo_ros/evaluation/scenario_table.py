@@ -50,7 +50,9 @@ def _stats(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def by_type(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{scenario type: {driver: stats}}`` plus the row ``all``; types sorted by name."""
+    """``{scenario type: {driver: stats}}`` plus the row ``all``; types sorted by name (runs
+    without a score are left out)."""
+    runs = [r for r in runs if r.get("score")]
     out: dict[str, dict[str, dict[str, Any]]] = {}
     types = sorted({r["score"]["scenario"] for r in runs})
     for name in [*types, "all"]:
@@ -130,7 +132,7 @@ def plot_ttc(runs: Sequence[dict[str, Any]], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
     bins = np.arange(0.0, 5.25, 0.25)
     for driver, colour in (("policy", "tab:blue"), ("expert", "0.6")):
-        ttc = [min(r["score"]["min_ttc_s"], 5.0) for r in runs if r["driver"] == driver]
+        ttc = [min(r["score"]["min_ttc_s"], 5.0) for r in runs if r["driver"] == driver and r.get("score")]
         if ttc:
             ax.hist(ttc, bins=bins, color=colour, alpha=0.6, label=f"{driver} ({len(ttc)} runs)")
     ax.axvline(TTC_BOUND, color="r", ls="--", lw=1, label=f"bound {TTC_BOUND:g} s")
@@ -144,8 +146,8 @@ def plot_ttc(runs: Sequence[dict[str, Any]], path: Path) -> bool:
 
 def snapshot_failures(record: dict[str, Any], frames: Sequence[SceneFrame], out_dir: Path) -> list[Path]:
     """One bird's-eye PNG per failure of a run (its ``score["failures"]``); the paths."""
-    s = record["score"]
-    if not s["failures"] or not frames:
+    s = record.get("score")
+    if not s or not s["failures"] or not frames:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     road = World(frames[0].world.seed, world_config(frames[0].world)).road
