@@ -5,12 +5,19 @@ RunScore.as_dict(), ...}``). Output: :func:`by_type` (the numbers, for ``summary
 :func:`table` (markdown, printed and in ``summary.md``), and the plots: mean score per type
 (:func:`plot_scores`), minimum time-to-collision per run (:func:`plot_ttc`) and a bird's-eye
 snapshot of every failure (:func:`snapshot_failures`, ``bringup.report.plot_scene``).
+
+One table from several evaluations (e.g. one ``--scenario`` run per type)::
+
+    python -m minipamayo_ros.evaluation.scenario_table reports/eval-*/summary.json [--out DIR]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,3 +168,25 @@ def snapshot_failures(record: dict[str, Any], frames: Sequence[SceneFrame], out_
                    highlight=partners.get(round(f["time"], 3)))
         paths.append(p)
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="One per-type table from evaluation summaries")
+    p.add_argument("summaries", nargs="+", type=Path, help="summary.json files of evaluation.evaluate")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write DIR/by_type.json, table.md, scores.png, ttc.png")
+    a = p.parse_args(argv)
+    runs = [r for path in a.summaries for r in json.loads(path.read_text())["runs"]]
+    types = by_type(runs)
+    print(table(types))
+    if a.out is not None:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "by_type.json").write_text(json.dumps(types, indent=2))
+        (a.out / "table.md").write_text(table(types) + "\n")
+        plot_scores(types, a.out / "scores.png", f"{len(runs)} runs from {len(a.summaries)} evaluations")
+        plot_ttc(runs, a.out / "ttc.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
