@@ -177,14 +177,20 @@ def failures(frames: Sequence[SceneFrame]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- comfort
 def _savgol(y: NDArray[np.float64], dt: float, half: int, deriv: int, order: int = 2) -> NDArray[np.float64]:
     """``deriv``-th derivative of ``y`` by a local polynomial fit over +-``half`` samples
-    (Savitzky-Golay; edges padded with the end values)."""
-    half = max(1, min(half, (len(y) - 1) // 2)) if len(y) >= 3 else 0
-    if half == 0:
+    (Savitzky-Golay; the first and last ``half`` samples from the fit of the first / last full
+    window, like scipy's ``mode="interp"``: padding would put a kink, i.e. jerk, at the ends)."""
+    half = min(half, (len(y) - 1) // 2)
+    if half < 1 or order >= 2 * half + 1:
         return np.zeros_like(y)
     k = np.arange(-half, half + 1, dtype=np.float64)
-    coeff = np.linalg.pinv(np.vander(k, order + 1, increasing=True))[deriv] * math.factorial(deriv)
-    padded = np.concatenate((np.full(half, y[0]), y, np.full(half, y[-1])))
-    return np.convolve(padded, coeff[::-1], mode="valid") / dt**deriv
+    pinv = np.linalg.pinv(np.vander(k, order + 1, increasing=True))   # (order+1, window)
+    out = np.convolve(y, (pinv[deriv] * math.factorial(deriv))[::-1], mode="same")
+    for ends, centre in ((slice(0, half), half), (slice(len(y) - half, len(y)), len(y) - 1 - half)):
+        poly = pinv @ y[centre - half:centre + half + 1]                # coefficients in k
+        at = np.arange(ends.start, ends.stop) - centre
+        out[ends] = sum(poly[j] * math.perm(j, deriv) * at ** (j - deriv)
+                        for j in range(deriv, order + 1))
+    return out / dt**deriv
 
 
 @dataclass(frozen=True)
@@ -225,13 +231,17 @@ def comfort_signals(frames: Sequence[SceneFrame]) -> ComfortSignals:
                           yaw_rate, _savgol(yaw, dt, h2, 2, order=3))
 
 
-def comfort(frames: Sequence[SceneFrame], window: float = COMFORT_WINDOW) -> float:
-    """Share of ``window``-s windows (the last one if >= 1 s) with every signal within bounds."""
+def comfort(frames: Sequence[SceneFrame], start: float | None = None,
+            window: float = COMFORT_WINDOW) -> float:
+    """Share of ``window``-s windows from ``start`` (episode time; default the first frame; the
+    last window counts if >= 1 s) with every signal within bounds. The signals are derived from all
+    the frames, so that the window's edges are not edges of the derivatives."""
     sig = comfort_signals(frames)
-    if len(sig.t) < 2:
+    keep = sig.t >= (sig.t[0] if start is None or not len(sig.t) else start) - 1e-9
+    if keep.sum() < 2:
         return 1.0
-    ok = sig.within_bounds()
-    index = np.floor((sig.t - sig.t[0]) / window + 1e-9).astype(int)
+    ok, t = sig.within_bounds()[keep], sig.t[keep]
+    index = np.floor((t - t[0]) / window + 1e-9).astype(int)
     verdicts = [bool(ok[index == k].all()) for k in range(int(index[-1]) + 1)
                 if (index == k).sum() * COMFORT_SAMPLE >= min(1.0, window) - 1e-9]
     return float(np.mean(verdicts)) if verdicts else 1.0
@@ -358,7 +368,7 @@ def score_run(frames: Sequence[SceneFrame], reference_progress: float, start: fl
         "ego_progress": progress_ratio(progress, reference_progress),
         "ttc_within_bound": ttc_within_bound(float(m.get("min_ttc_s", math.inf))),
         "lane_keeping": lane_keeping(m),
-        "comfort": comfort(window),
+        "comfort": comfort(fs, t0),
         "driving_direction": driving_direction(oncoming),
     }
     first = fs[0]
