@@ -117,15 +117,59 @@ def test_drivable_area_is_left_over_the_right_edge_not_the_centre_line() -> None
     assert sc.drivable_area_compliance(left) == 1.0 and sc.drivable_area_compliance(frames) == 1.0
 
 
-def test_traffic_rules_lane_keeping_and_ttc_from_the_worlds_facts() -> None:
+def test_traffic_rules_and_lane_keeping_from_the_worlds_facts() -> None:
     assert sc.traffic_rule_compliance({"red_light_violations": 1}) == 0.0
     assert sc.traffic_rule_compliance({"stop_line_violations": 1}) == 0.0
     assert sc.traffic_rule_compliance(QUIET) == 1.0
     assert sc.lane_keeping({"lane_departures": 1}) == 0.0 and sc.lane_keeping(QUIET) == 1.0
-    assert sc.ttc_within_bound(0.9) == 0.0 and sc.ttc_within_bound(sc.TTC_BOUND) == 1.0
     s = _score(_drive(metrics={"red_light_violations": 1, "min_ttc_s": 0.5}))
-    assert s.subscores["traffic_rule_compliance"] == 0.0 and s.subscores["ttc_within_bound"] == 0.0
-    assert s.score == 0.0 and not s.checks["no_red_light_violation"]
+    assert s.subscores["traffic_rule_compliance"] == 0.0 and s.score == 0.0
+    assert not s.checks["no_red_light_violation"] and s.min_ttc_s == 0.5
+
+
+def _with(frames: list[SceneFrame], agent) -> list[SceneFrame]:
+    """``frames`` with the agent ``agent(t)`` (an AgentState or None) in each."""
+    return [replace(f, scene=replace(f.scene, agents=tuple(a for a in [agent(f.time)] if a))) for f in frames]
+
+
+def _car(x: float, y: float = 0.0, yaw: float = 0.0, speed: float = 0.0, role: Role = Role.LEAD
+         ) -> AgentState:
+    return AgentState(9, AgentKind.VEHICLE, role, x, y, yaw, 4.5, 1.8, 1.5, speed, 0.0)
+
+
+def test_ttc_conflict_is_the_ego_at_its_velocity_against_the_agents_actual_future() -> None:
+    drive = _drive(seconds=12.0)                           # 8 m/s along x
+    # a car standing 40 m ahead, touched (centres 4.5 m apart) at 4.44 s: a conflict from 0.9 s before
+    # until it is no longer ahead (the synthetic ego drives through it)
+    standing = _with(drive, lambda t: _car(40.0))
+    conflicts = sc.ttc_conflicts(standing)
+    assert {a for _, a in conflicts} == {9} and 3.5 < conflicts[0][0] < 3.6 and conflicts[-1][0] < 5.0
+    assert sc.ttc_within_bound(standing) == pytest.approx(1 / 3)   # windows 0-4 s and 4-8 s fail
+    # the same car driving away at our speed: never a conflict
+    assert sc.ttc_conflicts(_with(drive, lambda t: _car(40.0 + 8.0 * t, speed=8.0))) == []
+    # an oncoming car in its own lane that is extrapolated into us: not a conflict (its actual path
+    # stays 3.5 m to the left); one that really comes into our lane is
+    oncoming = _with(drive, lambda t: _car(96.0 - 8.0 * t, 3.5, math.pi - 0.2, 8.0, Role.ONCOMING))
+    assert sc.ttc_conflicts(oncoming) == []
+    head_on = _with(drive, lambda t: _car(96.0 - 8.0 * t, 0.3, math.pi, 8.0, Role.ONCOMING))
+    assert sc.ttc_conflicts(head_on) and sc.ttc_within_bound(head_on) < 1.0
+    # a pedestrian about to step into our path: a conflict already before it moves (its actual future)
+    def walker(t: float) -> AgentState:
+        return AgentState(9, AgentKind.PEDESTRIAN, Role.PEDESTRIAN, 47.0, 2.0 - 1.5 * max(0.0, t - 5.0),
+                          -math.pi / 2, 0.5, 0.6, 1.7, 1.5 if t >= 5.0 else 0.0, 0.0)
+    assert 4.6 < sc.ttc_conflicts(_with(drive, walker))[0][0] < 5.0    # it starts walking at 5 s
+    # beside us (not ahead) while we keep our lane, or after the contact (NC's, not TTC's): none
+    assert sc.ttc_conflicts(_with(drive, lambda t: _car(8.0 * t - 1.0, 1.9, speed=8.0))) == []
+    hit = Incident(4.0, "collision", 9, "vehicle", "lead", True, "ego", 8.0)
+    touched = [replace(f, incidents=(hit,)) if f.time == 4.0 else f for f in standing]
+    assert all(time < 4.0 for time, _ in sc.ttc_conflicts(touched))
+
+
+def test_making_progress_multiplies() -> None:
+    frames = _drive(seconds=10.0, speed=1.0)               # 10 m
+    assert _score(frames, reference=40.0).subscores["making_progress"] == 1.0
+    s = _score(frames, reference=60.0)                     # 1/6 of the expert's progress: a crawl
+    assert s.subscores["making_progress"] == 0.0 and s.score == 0.0 and s.clean
 
 
 def test_progress_against_the_expert() -> None:
@@ -137,6 +181,7 @@ def test_progress_against_the_expert() -> None:
     assert sc.progress_ratio(0.0, 4.0) == 1.0           # the expert did not move either
     s = _score(frames, reference=80.0)
     assert s.score == pytest.approx((5 * 0.5 + 11) / 16)
+    assert _score(frames, reference=201.0).score == 0.0    # < 20 % of the expert's: MP = 0
 
 
 def test_driving_direction_counts_distance_in_the_oncoming_lane_within_one_second() -> None:
@@ -175,6 +220,8 @@ def test_the_combination_is_multipliers_times_the_weighted_average() -> None:
     assert sum(sc.WEIGHTS.values()) == 16.0
     assert sc.pdm_score({**sub, "ego_progress": 0.0}) == pytest.approx(11 / 16)
     assert sc.pdm_score({**sub, "ttc_within_bound": 0.0, "comfort": 0.5}) == pytest.approx(10 / 16)
+    assert sc.MULTIPLIERS == ("no_at_fault_collision", "drivable_area_compliance", "traffic_rule_compliance",
+                              "making_progress")
     half = sc.pdm_score({**sub, "no_at_fault_collision": 0.5, "lane_keeping": 0.0})
     assert half == pytest.approx(0.5 * 14 / 16)
     for k in sc.MULTIPLIERS:

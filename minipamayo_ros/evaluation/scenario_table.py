@@ -28,14 +28,15 @@ import numpy as np
 from minipamayo_ros.bringup.report import plot_scene
 from minipamayo_ros.scoring.frames import SceneFrame
 from minipamayo_ros.scoring.reference import world_config
-from minipamayo_ros.scoring.score import MULTIPLIERS, TTC_BOUND, WEIGHTS
+from minipamayo_ros.scoring.score import MULTIPLIERS, WEIGHTS
 from minipamayo_ros.sim.world import World
 
 DRIVERS = ("policy", "expert")
 SUBSCORES = (*MULTIPLIERS, *WEIGHTS)
 #: short column names of the sub-scores (NAVSIM's abbreviations)
 ABBREVIATIONS = {"no_at_fault_collision": "NC", "drivable_area_compliance": "DAC",
-                 "traffic_rule_compliance": "TRC", "ego_progress": "EP", "ttc_within_bound": "TTC",
+                 "traffic_rule_compliance": "TRC", "making_progress": "MP", "ego_progress": "EP",
+                 "ttc_within_bound": "TTC",
                  "lane_keeping": "LK", "comfort": "C", "driving_direction": "DDC"}
 
 
@@ -95,8 +96,8 @@ def table(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
         rows.append(f"| {label} | {_cell(p, 'clean')} | {_cell(p, 'score')} | {_cell(e, 'clean')} | "
                     f"{_cell(e, 'score')} | {subs} | {fails or '-'} |")
     note = ("\nclean = no at-fault collision, lane departure, stop-line or red-light violation, no stall "
-            "(sim.metrics.clean_checks); score = NC x DAC x TRC x (5 EP + 5 TTC + 2 LK + 2 C + 2 DDC) / 16 "
-            "(docs/closed-loop-evaluation.md); sub-score columns: the policy's means.")
+            "(sim.metrics.clean_checks); score = NC x DAC x TRC x MP x (5 EP + 5 TTC + 2 LK + 2 C + 2 DDC) "
+            "/ 16 (docs/closed-loop-evaluation.md); sub-score columns: the policy's means.")
     return "\n".join([head, *rows]) + "\n" + note
 
 
@@ -128,7 +129,8 @@ def plot_scores(summary: dict[str, dict[str, dict[str, Any]]], path: Path, title
 
 
 def plot_ttc(runs: Sequence[dict[str, Any]], path: Path) -> bool:
-    """Histogram of each run's minimum time-to-collision, policy and expert, with the bound."""
+    """Histogram of each run's minimum time-to-collision (the world's: both at constant velocity),
+    policy and expert, with NAVSIM's 1 s horizon marked."""
     try:
         import matplotlib
 
@@ -142,7 +144,7 @@ def plot_ttc(runs: Sequence[dict[str, Any]], path: Path) -> bool:
         ttc = [min(r["score"]["min_ttc_s"], 5.0) for r in runs if r["driver"] == driver and r.get("score")]
         if ttc:
             ax.hist(ttc, bins=bins, color=colour, alpha=0.6, label=f"{driver} ({len(ttc)} runs)")
-    ax.axvline(TTC_BOUND, color="r", ls="--", lw=1, label=f"bound {TTC_BOUND:g} s")
+    ax.axvline(1.0, color="r", ls="--", lw=1, label="1 s")
     ax.set(xlabel="minimum time-to-collision of the run [s] (5 = none within the horizon)", ylabel="runs")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -4,7 +4,7 @@ After NAVSIM's PDM score (``navsim/evaluate/pdm_score.py``, ``pdm_scorer.py``; t
 EPDMS adds traffic-light compliance, lane keeping and driving direction) and nuPlan's closed-loop
 score, applied to a whole closed-loop run rather than a 4 s open-loop proposal::
 
-    score = NC * DAC * TRC * (5 EP + 5 TTC + 2 LK + 2 C + 2 DDC) / 16
+    score = NC * DAC * TRC * MP * (5 EP + 5 TTC + 2 LK + 2 C + 2 DDC) / 16
 
 Multipliers (a run that breaks one scores 0, or half for NC against a static object):
 
@@ -16,13 +16,17 @@ Multipliers (a run that breaks one scores 0, or half for NC against a static obj
   frames: the ego is out of its lane (``in_own_lane`` false) on the right of its lane centre.
 * TRC, traffic-rule compliance (NAVSIM's traffic-light compliance, with stop signs): 0 after a
   red-light or a stop-line violation.
+* MP, making progress (nuPlan's closed-loop multiplier): 0 if EP < 0.2 -- without it a car that
+  never drives breaks nothing and scores 11/16.
 
 Weighted average (each in [0, 1]):
 
 * EP, ego progress: route distance driven over the scored window / the expert's in the same time
   on the same seed (``scoring.reference``), capped at 1; 1 when the expert itself gets < 5 m.
-* TTC within bound: 1 if the run's minimum time-to-collision (``EpisodeMetrics.min_ttc_s``,
-  constant velocities, agents ahead, while moving) is >= ``TTC_BOUND`` (1 s), else 0 (nuPlan).
+* TTC within bound: share of the run's 4 s windows without a NAVSIM time-to-collision conflict
+  (:func:`ttc_conflicts`: the ego, keeping its velocity, overlapping a road user's actual future
+  footprint within 1 s). The world's ``min_ttc_s`` (both at constant velocity) is reported beside
+  it; extrapolating the other's velocity too reads a drifting oncoming car as a head-on crash.
 * LK, lane keeping: 1 without a lane departure (a footprint corner over a lane line), else 0.
 * C, comfort: share of the run's 4 s windows in which longitudinal / lateral acceleration,
   longitudinal jerk, jerk magnitude, yaw rate and yaw acceleration stay within NAVSIM's bounds.
@@ -50,7 +54,8 @@ from minipamayo_ros.scoring.reference import expert_progress
 from minipamayo_ros.sim.metrics import MAX_STALL_S, Incident, clean_checks
 
 #: the combination (NAVSIM names in comments)
-MULTIPLIERS = ("no_at_fault_collision", "drivable_area_compliance", "traffic_rule_compliance")
+MULTIPLIERS = ("no_at_fault_collision", "drivable_area_compliance", "traffic_rule_compliance",
+               "making_progress")
 WEIGHTS: dict[str, float] = {
     "ego_progress": 5.0,          # EP
     "ttc_within_bound": 5.0,      # TTC
@@ -59,11 +64,14 @@ WEIGHTS: dict[str, float] = {
     "driving_direction": 2.0,     # DDC (a weighted metric in NAVSIM v1, a multiplier in EPDMS)
 }
 
-TTC_BOUND = 1.0                   # [s] NAVSIM's 1 s horizon (nuPlan: 0.95 s)
+TTC_HORIZON = (0.0, 0.3, 0.6, 0.9)  # [s] NAVSIM's TTC: the ego's footprint this far ahead in time
+TTC_AHEAD_DEG = 30.0              # nuPlan's is_agent_ahead / is_agent_behind cone half-angle [deg]
+TTC_MOVING_MPS = 5e-3             # [m/s] NAVSIM: a standing ego has no TTC conflict
+MIN_PROGRESS_RATIO = 0.2          # nuPlan's ego_is_making_progress multiplier
 PROGRESS_MIN_REFERENCE = 5.0      # [m] below this the expert did not move: EP = 1 (NAVSIM)
 DDC_WINDOW = 1.0                  # [s]
 DDC_THRESHOLDS = (2.0, 6.0)       # [m] compliant below the first, half below the second
-COMFORT_WINDOW = 4.0              # [s] NAVSIM's horizon: comfort is judged per window
+SCORE_WINDOW = 4.0                # [s] NAVSIM's horizon: TTC and comfort are judged per window
 COMFORT_SAMPLE = 0.1              # [s] signals resampled at NAVSIM's 10 Hz
 #: [s] Savitzky-Golay windows (5 and 9 samples): of the accelerations; of the jerks and yaw rates.
 #: NAVSIM smooths its 4 s plans over 0.8 / 1.5 s, which here hides a 1 Hz +-0.6 m/s speed wobble
@@ -174,6 +182,87 @@ def failures(frames: Sequence[SceneFrame]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda x: x["time"])
 
 
+def _box_overlaps(box: tuple[float, float, float, float, float], others: NDArray[np.float64]
+                  ) -> NDArray[np.bool_]:
+    """Separating-axis test of one box ``(x, y, yaw, length, width)`` against ``others`` (N, 5)."""
+    x, y, yaw, length, width = box
+    c, s = math.cos(yaw), math.sin(yaw)
+    oc, os_ = np.cos(others[:, 2]), np.sin(others[:, 2])
+    dx, dy = others[:, 0] - x, others[:, 1] - y
+    ohl, ohw = others[:, 3] / 2, others[:, 4] / 2
+    separated = np.zeros(len(others), dtype=bool)
+    for ax, ay, own in ((c, s, length / 2), (-s, c, width / 2)):          # the ego's axes
+        reach = own + ohl * np.abs(oc * ax + os_ * ay) + ohw * np.abs(-os_ * ax + oc * ay)
+        separated |= np.abs(dx * ax + dy * ay) > reach
+    for ax, ay, own in ((oc, os_, ohl), (-os_, oc, ohw)):                 # the others' axes
+        reach = own + length / 2 * np.abs(c * ax + s * ay) + width / 2 * np.abs(-s * ax + c * ay)
+        separated |= np.abs(dx * ax + dy * ay) > reach
+    return ~separated
+
+
+def ttc_conflicts(frames: Sequence[SceneFrame]) -> list[tuple[float, int]]:
+    """(time, agent id) of each frame at which the ego, keeping its velocity, would overlap a road
+    user's *actual* footprint within ~1 s (NAVSIM's time-to-collision test: the ego at +0, 0.3, 0.6,
+    0.9 s against the agents of the frames at those times). Counted for agents ahead (within 30 deg
+    of the ego's heading), or not behind while the ego is out of its lane; never for a standing
+    ego or an agent it already touched (that is NC's)."""
+    if not frames:
+        return []
+    t = np.array([f.time for f in frames])
+    touched: set[int] = set()
+    out = []
+    cone = math.cos(math.radians(TTC_AHEAD_DEG))
+    for f in frames:
+        touched |= {i.agent_id for i in f.incidents if i.kind == "collision"}
+        ego = f.scene.ego
+        if ego.speed < TTC_MOVING_MPS:
+            continue
+        c, s = math.cos(ego.yaw), math.sin(ego.yaw)
+        hit = None
+        for dt in TTC_HORIZON:
+            later = frames[int(np.clip(np.searchsorted(t, f.time + dt - 1e-6), 0, len(frames) - 1))]
+            agents = [a for a in later.scene.agents if a.id not in touched]
+            if not agents:
+                continue
+            boxes = np.array([(a.x, a.y, a.yaw, a.length, a.width) for a in agents])
+            ego_box = (ego.x + c * ego.speed * dt, ego.y + s * ego.speed * dt, ego.yaw, ego.length, ego.width)
+            rel = boxes[:, :2] - (ego.x, ego.y)
+            along = (rel[:, 0] * c + rel[:, 1] * s) / np.maximum(np.hypot(rel[:, 0], rel[:, 1]), 1e-9)
+            counted = (along > cone) if ego.in_own_lane else (along > -cone)
+            overlap = _box_overlaps(ego_box, boxes) & counted
+            if overlap.any():
+                hit = agents[int(np.argmax(overlap))].id
+                break
+        if hit is not None:
+            out.append((f.time, hit))
+    return out
+
+
+def window_share(times: NDArray[np.float64], ok: NDArray[np.bool_], start: float,
+                 window: float = SCORE_WINDOW) -> float:
+    """Share of the ``window``-s windows from ``start`` (the last one if it holds >= 1 s of
+    samples) in which every sample is ``ok`` (NAVSIM judges 4 s scenes; a run is many)."""
+    keep = times >= start - 1e-9
+    if keep.sum() < 2:
+        return 1.0
+    t, ok = times[keep], ok[keep]
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    index = np.floor((t - t[0]) / window + 1e-9).astype(int)
+    verdicts = [bool(ok[index == k].all()) for k in range(int(index[-1]) + 1)
+                if (index == k).sum() * step >= min(1.0, window) - 1e-9]
+    return float(np.mean(verdicts)) if verdicts else 1.0
+
+
+def ttc_within_bound(frames: Sequence[SceneFrame], start: float | None = None) -> float:
+    """TTC: share of the run's 4 s windows without a time-to-collision conflict."""
+    if not frames:
+        return 1.0
+    t = np.array([f.time for f in frames])
+    bad = {round(x, 6) for x, _ in ttc_conflicts(frames)}
+    ok = np.array([round(x, 6) not in bad for x in t])
+    return window_share(t, ok, t[0] if start is None else start)
+
+
 # --------------------------------------------------------------------------- comfort
 def _savgol(y: NDArray[np.float64], dt: float, half: int, deriv: int, order: int = 2) -> NDArray[np.float64]:
     """``deriv``-th derivative of ``y`` by a local polynomial fit over +-``half`` samples
@@ -231,20 +320,14 @@ def comfort_signals(frames: Sequence[SceneFrame]) -> ComfortSignals:
                           yaw_rate, _savgol(yaw, dt, h2, 2, order=3))
 
 
-def comfort(frames: Sequence[SceneFrame], start: float | None = None,
-            window: float = COMFORT_WINDOW) -> float:
-    """Share of ``window``-s windows from ``start`` (episode time; default the first frame; the
-    last window counts if >= 1 s) with every signal within bounds. The signals are derived from all
-    the frames, so that the window's edges are not edges of the derivatives."""
+def comfort(frames: Sequence[SceneFrame], start: float | None = None) -> float:
+    """C: share of the run's 4 s windows from ``start`` (episode time; default the first frame)
+    with every signal within bounds. The signals are derived from all the frames, so that the
+    window's edges are not edges of the derivatives."""
     sig = comfort_signals(frames)
-    keep = sig.t >= (sig.t[0] if start is None or not len(sig.t) else start) - 1e-9
-    if keep.sum() < 2:
+    if len(sig.t) < 2:
         return 1.0
-    ok, t = sig.within_bounds()[keep], sig.t[keep]
-    index = np.floor((t - t[0]) / window + 1e-9).astype(int)
-    verdicts = [bool(ok[index == k].all()) for k in range(int(index[-1]) + 1)
-                if (index == k).sum() * COMFORT_SAMPLE >= min(1.0, window) - 1e-9]
-    return float(np.mean(verdicts)) if verdicts else 1.0
+    return window_share(sig.t, sig.within_bounds(), sig.t[0] if start is None else start)
 
 
 # --------------------------------------------------------------------------- sub-scores
@@ -273,9 +356,10 @@ def progress_ratio(progress: float, reference: float) -> float:
     return float(min(1.0, max(0.0, progress / reference)))
 
 
-def ttc_within_bound(min_ttc: float) -> float:
-    """TTC: 1 if the smallest time-to-collision stayed >= ``TTC_BOUND``."""
-    return 1.0 if min_ttc >= TTC_BOUND - 1e-9 else 0.0
+def making_progress(ratio: float) -> float:
+    """nuPlan's multiplier: 0 if the ego made less than ``MIN_PROGRESS_RATIO`` of the expert's
+    progress (a car that crawls or waits scores nothing, whatever else it did not break)."""
+    return 1.0 if ratio >= MIN_PROGRESS_RATIO else 0.0
 
 
 def lane_keeping(metrics: Mapping[str, float]) -> float:
@@ -316,7 +400,8 @@ class RunScore:
     drivable_area_departures: int
     red_light_violations: int
     stop_line_violations: int
-    min_ttc_s: float
+    min_ttc_s: float               # the world's (both at constant velocity), for the TTC histogram
+    ttc_conflicts: list[dict[str, Any]]  # NAVSIM TTC conflicts: the first frame per agent (time, id)
     progress_m: float
     reference_progress_m: float    # the expert's in the same time (scoring.reference)
     oncoming_lane_max_m: float     # [m] worst 1 s in the oncoming lane
@@ -361,12 +446,17 @@ def score_run(frames: Sequence[SceneFrame], reference_progress: float, start: fl
     fault = [i for i in hits if i.at_fault]
     progress = ego_progress(fs, t0)
     oncoming = oncoming_lane_distance(window)
+    ratio = progress_ratio(progress, reference_progress)
+    conflicts: dict[int, float] = {}
+    for time, agent in ttc_conflicts([f for f in fs if f.time >= t0 - 1e-9]):
+        conflicts.setdefault(agent, time)
     sub = {
         "no_at_fault_collision": no_at_fault_collision(fault),
         "drivable_area_compliance": drivable_area_compliance(fs),
         "traffic_rule_compliance": traffic_rule_compliance(m),
-        "ego_progress": progress_ratio(progress, reference_progress),
-        "ttc_within_bound": ttc_within_bound(float(m.get("min_ttc_s", math.inf))),
+        "making_progress": making_progress(ratio),
+        "ego_progress": ratio,
+        "ttc_within_bound": ttc_within_bound(fs, t0),
         "lane_keeping": lane_keeping(m),
         "comfort": comfort(fs, t0),
         "driving_direction": driving_direction(oncoming),
@@ -380,7 +470,9 @@ def score_run(frames: Sequence[SceneFrame], reference_progress: float, start: fl
         drivable_area_departures=drivable_area_departures(fs),
         red_light_violations=int(m.get("red_light_violations", 0) or 0),
         stop_line_violations=int(m.get("stop_line_violations", 0) or 0),
-        min_ttc_s=float(m.get("min_ttc_s", math.inf)), progress_m=progress,
+        min_ttc_s=float(m.get("min_ttc_s", math.inf)),
+        ttc_conflicts=[{"time": t, "agent_id": a} for a, t in sorted(conflicts.items(), key=lambda x: x[1])],
+        progress_m=progress,
         reference_progress_m=reference_progress, oncoming_lane_max_m=oncoming,
         longest_stall_s=float(m.get("longest_stall_s", 0.0) or 0.0),
         longest_standstill_s=float(m.get("longest_standstill_s", 0.0) or 0.0),
