@@ -26,8 +26,9 @@ expert would drive (sampled at 10 Hz). :func:`clean_checks` is the clean-run tes
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class Incident:
         return asdict(self)
 
 
-def clean_checks(m: dict[str, float | int | None]) -> dict[str, bool]:
+def clean_checks(m: Mapping[str, float | int | None]) -> dict[str, bool]:
     """The clean-run test of one run's metrics (``EpisodeMetrics.as_dict``): every one must hold."""
     return {
         "no_at_fault_collision": (m.get("at_fault_collisions") or 0) == 0,
@@ -263,8 +264,9 @@ def time_to_collision(ego: tuple[float, float, float, float, float, float],
     # separating axes: the ego's two and the other's two; the boxes overlap when no axis separates
     sep = np.zeros(dx.shape, dtype=bool)
     ohl, ohw = b[:, 4:5] / 2, b[:, 5:6] / 2
-    axes = [(ec, es, el / 2, True), (-es, ec, ew / 2, True),
-            (oc[:, None], osn[:, None], ohl, False), (-osn[:, None], oc[:, None], ohw, False)]
+    axes: list[tuple[Any, Any, Any, bool]] = [(ec, es, el / 2, True), (-es, ec, ew / 2, True),
+                                              (oc[:, None], osn[:, None], ohl, False),
+                                              (-osn[:, None], oc[:, None], ohw, False)]
     for ax, ay, own_a, on_ego in axes:
         dist = np.abs(dx * ax + dy * ay)
         if on_ego:   # axis of the ego: the other's extent projected on it
