@@ -404,8 +404,10 @@ class TrafficRenderer(Renderer):
             edges = np.arange(-lw / 2 + 0.15, 1.5 * lw - 0.3, 1.0)
             wx, wy = self._world(road, ss, np.stack((edges, edges + 0.5), axis=1).ravel())
             uv_c, ok_c = self._uv(pose, wx, wy)
-            for k in range(len(edges)):
-                marks += self._runs(uv_c, ok_c, 2 * k, 2 * k + 1)
+            pix = np.round(np.clip(uv_c, -1e5, 1e5) * _SCALE).astype(np.int32)
+            for k in range(len(edges)):   # a stripe: all 8 corners in front of the camera
+                if ok_c[:, 2 * k].all() and ok_c[:, 2 * k + 1].all():
+                    marks.append(np.concatenate((pix[:, 2 * k], pix[::-1, 2 * k + 1])))
         lines_s = [sl for sl in stop_lines if s_vehicle - 5.0 < sl < s_end]
         lines_s += [ix.stop_line for ix in layout.intersections if s_vehicle - 5.0 < ix.stop_line < s_end]
         for sl in lines_s:
