@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import cv2
 import numpy as np
@@ -302,8 +303,8 @@ class TrafficRenderer(Renderer):
                            ((-0.1, 0.1, -0.1, 0.1, 0.87 * H, H), SKIN)):
             self._cuboid(img, fr, box, color, light, haze)
 
-    def _signal(self, img: NDArray[np.uint8], pose: Pose2D, road: Road, ix: Intersection,
-                time: float) -> None:
+    def _signal(self, img: NDArray[np.uint8], pose: Pose2D, road: Road, ix: Intersection, time: float,
+                light: float = 1.0, haze: float = 0.0) -> None:
         """Pole head at the right of the stop line and an overhead head on a mast arm over our lane."""
         lw = road.lane_width
         s = ix.stop_line
@@ -311,7 +312,6 @@ class TrafficRenderer(Renderer):
         h = float(road.heading_at(s))
         px, py = road.points_at(s, -lw / 2 - 1.2)
         fr = self._frame(pose, float(px), float(py), h)
-        light, haze = self._light_and_haze(fr[0], fr[1])
         pole = self._shade(self.base_palette.pole, light, haze)
         arm = lw / 2 + 1.2
         self._cuboid(img, fr, (-0.07, 0.07, -0.07, 0.07, 0.0, 5.6), pole, 1.0, 0.0)
@@ -404,8 +404,10 @@ class TrafficRenderer(Renderer):
             edges = np.arange(-lw / 2 + 0.15, 1.5 * lw - 0.3, 1.0)
             wx, wy = self._world(road, ss, np.stack((edges, edges + 0.5), axis=1).ravel())
             uv_c, ok_c = self._uv(pose, wx, wy)
-            for k in range(len(edges)):
-                marks += self._runs(uv_c, ok_c, 2 * k, 2 * k + 1)
+            pix = np.round(np.clip(uv_c, -1e5, 1e5) * _SCALE).astype(np.int32)
+            for k in range(len(edges)):   # a stripe: all 8 corners in front of the camera
+                if ok_c[:, 2 * k].all() and ok_c[:, 2 * k + 1].all():
+                    marks.append(np.concatenate((pix[:, 2 * k], pix[::-1, 2 * k + 1])))
         lines_s = [sl for sl in stop_lines if s_vehicle - 5.0 < sl < s_end]
         lines_s += [ix.stop_line for ix in layout.intersections if s_vehicle - 5.0 < ix.stop_line < s_end]
         for sl in lines_s:
@@ -440,33 +442,29 @@ class TrafficRenderer(Renderer):
             if depth < -radius or depth > cam.max_range + radius or outside:
                 return
             light, haze = self._light_and_haze(bx, by)
-            items.append((depth, lambda: draw(light, haze)))
+            items.append((depth, partial(draw, light, haze)))
 
         for ob in obstacles:
             if s_vehicle - 5.0 < ob.s < s_end:
                 c = road.points_at(ob.s, ob.d)
-                add(float(c[0]), float(c[1]), 1.5,
-                    lambda light, haze, ob=ob: self._obstacle(img, road, pose, ob, light, haze))
+                add(float(c[0]), float(c[1]), 1.5, partial(self._obstacle, img, road, pose, ob))
         for sl in stop_lines:
             if s_vehicle - 5.0 < sl < s_end:
                 c = road.points_at(sl, -road.lane_width / 2 - 1.3)
-                add(float(c[0]), float(c[1]), 0.5, lambda light, haze, sl=sl: self._sign(img, road, pose, sl,
-                                                                                         light, haze))
+                add(float(c[0]), float(c[1]), 0.5, partial(self._sign, img, road, pose, sl))
         for ix in traffic.layout.intersections:
             if s_vehicle - 5.0 < ix.stop_line < s_end:
                 c = road.points_at(ix.stop_line, -road.lane_width / 2 - 1.2)
-                add(float(c[0]), float(c[1]), 3.0,
-                    lambda light, haze, ix=ix: self._signal(img, pose, road, ix, time))
+                add(float(c[0]), float(c[1]), 3.0, partial(self._signal, img, pose, road, ix, time))
         for a in traffic.agents:
             if not a.active:
                 continue
             x, y, _ = a.pose()
             if a.kind == AgentKind.PEDESTRIAN:
                 assert isinstance(a, Pedestrian)
-                add(x, y, 0.5, lambda light, haze, a=a: self._pedestrian(img, pose, a, light, haze))
+                add(x, y, 0.5, partial(self._pedestrian, img, pose, a))
             else:
-                add(x, y, a.length / 2,
-                    lambda light, haze, a=a: self._vehicle(img, pose, a, time, light, haze))
+                add(x, y, a.length / 2, partial(self._vehicle, img, pose, a, time))
         for _, draw in sorted(items, key=lambda it: -it[0]):
             draw()
 
@@ -488,9 +486,10 @@ class TrafficRenderer(Renderer):
     def _sensor(self, img: NDArray[np.uint8], time: float) -> NDArray[np.uint8]:
         """Exposure gain and per-frame noise."""
         g = self.lighting.gain(time)
+        out: NDArray[np.uint8] = img
         if abs(g - 1.0) > 1e-3:
-            img = cv2.convertScaleAbs(img, alpha=g)
+            out = np.asarray(cv2.convertScaleAbs(out, alpha=g), dtype=np.uint8)
         if self._noise:
             pos, neg = self._noise[int(round(time / FRAME_PERIOD)) % len(self._noise)]
-            img = cv2.subtract(cv2.add(img, pos), neg)
-        return img
+            out = np.asarray(cv2.subtract(cv2.add(out, pos), neg), dtype=np.uint8)
+        return out
