@@ -39,6 +39,9 @@ _WORDS = (
     # system / text node
     "plan", "confidence", "requested", "explanation", "scene", "model", "reason", "because",
     "event", "visible", "gone", "moved", "again", "now",
+    # traffic world (appended: the ids above never change)
+    "red", "amber", "green", "light", "pedestrian", "crossing", "lead", "gap", "cutting", "parked",
+    "oncoming", "moving", "turning", "traffic",
 )
 
 #: id -> word; the index of a word is its token id

@@ -4,10 +4,11 @@
 
 Starts the sim stack with the runner (every node its own process, same description as
 ``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
-sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
-``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
-``latency.png``, node logs; with ``--record [BAG]`` also a rosbag2 of the run (camera, odometry,
-/clock, the stack's outputs; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
+sim time, stops everything, and writes a report folder: ``metrics.json`` (with the run's score,
+``scoring.score``), ``birdseye.png``, ``camera_*.png`` (predicted trajectory drawn into the frame it
+was computed from), ``latency.png``, ``scene.jsonl`` (the scene frames), node logs; with
+``--record [BAG]`` also a rosbag2 of the run (camera, odometry, /clock, the stack's outputs, the
+scene frames; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
 completed run (the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 With ``--namespace car7`` the stack, the recorder and the bag recorder run under ``/car7`` (topics
 ``/car7/vla/trajectory`` ...; ``/clock`` stays global).
@@ -25,6 +26,7 @@ from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, buil
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.params import build_config, config_dir, load_node_yaml
+from minipamayo_ros.scoring.frames import SCENE_FILE, write_frames
 
 DEFAULT_SEED = 0          # the embedded default road
 DEFAULT_DURATION = 60.0   # [s] sim time
@@ -38,6 +40,24 @@ def episode_road_length(duration: float, cruise_speed: float = 8.0) -> float:
 def sim_overrides(duration: float, cruise_speed: float = 8.0) -> dict[str, object]:
     """Simulator parameters for one long episode (no automatic reset during the run)."""
     return {"auto_reset": False, "road_length": episode_road_length(duration, cruise_speed)}
+
+
+def scenario_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Simulator parameters of ``--scenario`` / ``--scenario-mix`` (none given: the yaml's)."""
+    out: dict[str, object] = {}
+    if getattr(args, "scenario", ""):
+        out["scenario"] = args.scenario
+    if getattr(args, "scenario_mix", None):
+        out["scenario_mix"] = args.scenario_mix
+    return out
+
+
+def add_scenario_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", default="",
+                        help="one scenario type of config/scenarios.yaml for the run, "
+                             "e.g. pedestrian_crossing")
+    parser.add_argument("--scenario-mix", default=None,
+                        help="scenario mix (default: config/simulator.yaml's scenario_mix)")
 
 
 def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Namespace,
@@ -56,7 +76,8 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     domain = args.domain_id if args.domain_id is not None else lease_domain_id()
     env = use_loopback_dds(domain)  # the recorder in this process joins the same loopback domain
 
-    specs = with_parameters(build_specs(args), "simulator", sim_overrides(duration))
+    specs = with_parameters(build_specs(args), "simulator", {**sim_overrides(duration),
+                                                             **scenario_overrides(args)})
     simulator = next(s for s in specs if s.name == "simulator")
     cfg = config_dir()
     sim_values = {**load_node_yaml(cfg / "simulator.yaml", "simulator"), **simulator.parameters}
@@ -130,6 +151,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     report.plot_birdseye(world.road, rec, out_dir / "birdseye.png")
     report.save_camera_frames(rec, sim_config.world_config().camera, out_dir)
     report.plot_latency(rec, out_dir / "latency.png")
+    write_frames(out_dir / SCENE_FILE, rec.scene_frames)
     report.write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -180,6 +202,12 @@ def summary_text(m: dict[str, Any], out_dir: Path) -> str:
         f"ticks per status {f['status_ticks']}",
         f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
     ]
+    if m.get("score"):
+        s = m["score"]
+        lines.append(f"  score     {s['score']:.3f} ({s['scenario']}; "
+                     + " ".join(f"{k}={v:.2f}" for k, v in s["subscores"].items())
+                     + f"; progress {s['progress_m']:.0f} of the expert's {s['reference_progress_m']:.0f} m)")
+        lines += [f"            {f['time']:6.2f} s  {f['check']}: {f['what']}" for f in s["failures"]]
     if "text" in m:
         t = m["text"]
         c = t["counters"]
@@ -208,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-images", choices=("png", "jpeg", "raw"), default="png",
                         help="camera in the bag: PNG/JPEG CompressedImage (<topic>/compressed) or raw Image")
     add_stack_arguments(parser)
+    add_scenario_options(parser)
     parser.add_argument("--text", action="store_true",
                         help="also run the text node (explanations on events; same as --enable-text)")
     parser.set_defaults(seed=DEFAULT_SEED, backend="onnxruntime", stack="sim", log_dir=None)
@@ -215,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     args.enable_text = args.enable_text or args.text
     if args.duration <= 0:
         parser.error("--duration must be > 0 s")
+    from minipamayo_ros.sim.scenario import DEFAULT_MIX, ScenarioError, load_mix
+
+    try:  # a bad name fails here, not in the simulator process
+        load_mix(args.scenario_mix or DEFAULT_MIX, args.scenario)
+    except ScenarioError as e:
+        parser.error(str(e))
     out = args.out or Path("reports") / time.strftime(f"demo-seed{args.seed}-%Y%m%d-%H%M%S")
     print(f"[demo] seed {args.seed}, {args.duration:.0f} s sim time, backend {args.backend}; "
           f"report -> {out}", file=sys.stderr)

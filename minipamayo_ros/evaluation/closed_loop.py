@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -41,9 +41,11 @@ from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip, create_p
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.plan_checks import PLAN_CHECKS, Plan, PlanLimits, limit_use
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields
+from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.metrics import EpisodeMetrics
 from minipamayo_ros.sim.road import Road
+from minipamayo_ros.sim.scenario import CLASSIC, ScenarioError, load_mix
 from minipamayo_ros.sim.world import World, WorldConfig
 from minipamayo_ros.trajectory import PlannedTrajectory
 
@@ -155,15 +157,23 @@ class EpisodeResult:
     #: per follower tick: t [s], x, y [m], speed [m/s], cross-track [m] (left +), station s [m],
     #: 1.0 if the follower was TRACKING a trajectory else 0.0
     path: NDArray[np.float64] | None = None
+    scenario: str = "classic"          # the seed's scenario type (``sim.scenario``)
+    #: contacts and rule events (``sim.metrics.Incident.as_dict``)
+    incidents: tuple[dict[str, object], ...] = ()
+    #: [s] episode time the follower got its first trajectory (the driver took over)
+    first_trajectory_s: float | None = None
+    #: the run's ground truth as JSON scene frames (``scoring.frames``; ``record_frames``)
+    frames: list[str] | None = None
 
 
 def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = None,
                 settings: ClosedLoopSettings | None = None, record_path: bool = False,
-                road: Road | None = None) -> EpisodeResult:
+                road: Road | None = None, record_frames: bool = False) -> EpisodeResult:
     """Drive one episode of ``seed`` with ``policy`` and the follower.
 
     ``record_path`` keeps the driven path (every follower tick) in the result, e.g. for plots and
-    tracking figures; ``road`` replaces the seed's road (e.g. ``sim.road.reference_road``).
+    tracking figures; ``road`` replaces the seed's road (e.g. ``sim.road.reference_road``);
+    ``record_frames`` keeps the scene frames the run is scored from (``scoring``).
     """
     st = settings or ClosedLoopSettings()
     world = World(seed, world_config or WorldConfig(), road)
@@ -183,10 +193,15 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     wall = 0.0
     k = 0
     trace: list[tuple[float, ...]] = []
+    sampler = FrameSampler() if record_frames else None
+    frames = [sampler.sample(world) or ""] if sampler else None
+    first: float | None = None
     while not world.done and world.time < st.max_seconds:
         world.step(steer, speed, phys)
         k += 1
         now = world.time
+        if sampler is not None and (text := sampler.sample(world)) is not None:
+            frames.append(text)  # type: ignore[union-attr]
         if k % n_odom == 0:
             sample = world.odometry()
             policy.add_odometry(sample)
@@ -210,6 +225,8 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
             _, traj = pending.popleft()
             if follower.set_trajectory(traj, now) is not None:
                 rejected += 1
+            elif first is None:
+                first = now
         if k % n_follow == 0:
             cmd = follower.update(now)
             steer, speed = cmd.steering_angle, cmd.speed
@@ -220,7 +237,10 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     return EpisodeResult(seed=int(seed), finished=world.done, metrics=world.metrics(), policy_calls=calls,
                          trajectories=produced, skipped=dict(skipped), rejected_trajectories=rejected,
                          policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"),
-                         plan_limit_use=limit_use, path=np.array(trace) if record_path else None)
+                         plan_limit_use=limit_use, path=np.array(trace) if record_path else None,
+                         scenario=world.scenario_name,
+                         incidents=tuple(i.as_dict() for i in world.incidents()), first_trajectory_s=first,
+                         frames=frames)
 
 
 def plan_limit_use(traj: PlannedTrajectory, limits: PlanLimits) -> dict[str, float]:
@@ -265,8 +285,27 @@ def load_policy(spec: str = "", threads: int = 1) -> Policy:
 
 def episode_record(r: EpisodeResult) -> dict[str, object]:
     """One episode as JSON-ready dict (no path)."""
-    return {**{k: v for k, v in asdict(r).items() if k not in ("path", "metrics")},
-            "metrics": r.metrics.as_dict()}
+    return {**{k: v for k, v in asdict(r).items() if k not in ("path", "metrics", "incidents", "frames")},
+            "metrics": r.metrics.as_dict(), "incidents": list(r.incidents)}
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scenario-mix`` / ``--scenario`` (``config/scenarios.yaml``), shared by the evaluators."""
+    parser.add_argument("--scenario-mix", default=CLASSIC,
+                        help="scenario mix of config/scenarios.yaml: the scenario type of each seed "
+                             "(classic = the original empty-road world; traffic = all traffic types)")
+    parser.add_argument("--scenario", default="",
+                        help="one scenario type for every seed, e.g. pedestrian_crossing (focused runs)")
+
+
+def scenario_world(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                   base: WorldConfig | None = None) -> WorldConfig:
+    """``base`` (default ``WorldConfig()``) with the scenario mix of ``args``; a bad name is a usage error."""
+    try:
+        mix = load_mix(args.scenario_mix, args.scenario)
+    except ScenarioError as e:
+        parser.error(str(e))
+    return replace(base or WorldConfig(), scenarios=mix)
 
 
 def main(argv: list[str] | None = None, progress: Callable[[str], None] | None = None) -> int:
@@ -279,17 +318,20 @@ def main(argv: list[str] | None = None, progress: Callable[[str], None] | None =
     parser.add_argument("--duration", type=float, default=ClosedLoopSettings.max_seconds,
                         help="sim seconds per episode at most [s]")
     parser.add_argument("--json", type=str, default="", help="write per-episode results here")
+    add_scenario_arguments(parser)
     args = parser.parse_args(argv)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     seeds = parse_seeds(args.seeds)
     settings = ClosedLoopSettings(policy_rate_hz=args.rate, latency=args.latency, max_seconds=args.duration)
+    world = scenario_world(parser, args)
     policy = load_policy(args.policy)
     results = []
     for i, seed in enumerate(seeds):
-        r = run_episode(seed, policy, settings=settings)
+        r = run_episode(seed, policy, world_config=world, settings=settings)
         results.append(r)
         m = r.metrics
-        say(f"[{i + 1}/{len(seeds)}] seed {seed}: {'finished' if r.finished else 'NOT finished'}, "
+        say(f"[{i + 1}/{len(seeds)}] seed {seed} ({r.scenario}): "
+            f"{'finished' if r.finished else 'NOT finished'}, "
             f"{m.distance_m:.0f} m, cte rms {m.cross_track_rms_m:.3f} m, departures {m.lane_departures}, "
             f"collisions {m.collisions}, stop violations {m.stop_line_violations}")
     summary = summarize_results(results)

@@ -9,8 +9,12 @@ if the process stalls, the simulation slows down instead of jumping) and publish
 * ``camera/image_raw`` (sensor_msgs/Image rgb8, ``camera_rate_hz``, sensor-data QoS);
 * ``odom`` (nav_msgs/Odometry, ``odom_rate_hz``, odom -> base_link, sensor-data QoS);
 * ground truth: ``sim/ground_truth/odom`` (Odometry without noise), ``sim/expert_trajectory``
-  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``sim/metrics``
-  (diagnostic_msgs/DiagnosticArray, episode metrics + expert event/caption).
+  (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``sim/ground_truth/objects``
+  (visualization_msgs/MarkerArray: road users, obstacles, traffic lights with their state,
+  crosswalks, at each image stamp; ``nodes.scene_markers``), ``sim/ground_truth/scene``
+  (std_msgs/String: a JSON scene frame every 50 ms of sim time, what a run is scored from:
+  ``scoring.frames``), ``sim/metrics`` (diagnostic_msgs/DiagnosticArray, episode metrics +
+  expert event/caption/reason, scenario type).
 
 Subscribes ``vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``cmd_vel``
 (geometry_msgs/Twist) and ``sim/reset`` (std_msgs/Int64: new episode with that seed, or the
@@ -37,18 +41,22 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from std_msgs.msg import Int64
+from std_msgs.msg import Int64, String
+from visualization_msgs.msg import MarkerArray
 
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import rgb_to_image, sample_to_odometry, sec_to_time, trajectory_to_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
+from minipamayo_ros.nodes.scene_markers import scene_markers
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.plan_source import new_instance_id
+from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
+from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.sim.config import SimulatorConfig
-from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
+from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession, StepOutputs
 
 MAX_ADVANCE_WALL = 0.1  # [s] wall time one tick may catch up
 MAX_FOLLOW_LAG = 1.0    # [s] of /clock a following simulator may fall behind before it skips ahead
@@ -77,10 +85,13 @@ class SimulatorNode(Node):
         self._clock_pub = None if self.follows_clock else self.create_publisher(Clock, "/clock", 10)
         self._image_pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, "odom", qos_profile_sensor_data)
-        self._gt_pub = self._plan_pub = None
+        self._gt_pub = self._plan_pub = self._objects_pub = self._scene_pub = None
         if cfg.publish_ground_truth:
+            self._objects_pub = self.create_publisher(MarkerArray, "sim/ground_truth/objects", 10)
             self._gt_pub = self.create_publisher(Odometry, "sim/ground_truth/odom", 10)
             self._plan_pub = self.create_publisher(Trajectory, "sim/expert_trajectory", 10)
+            self._scene_pub = self.create_publisher(String, SCENE_TOPIC, 50)  # reliable: scored
+        self._scene_sampler = FrameSampler()
         self._metrics_pub = self.create_publisher(DiagnosticArray, "sim/metrics", 10)
         self.create_subscription(ControlCommand, "vla/control", self._on_control, 10)
         self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
@@ -94,7 +105,9 @@ class SimulatorNode(Node):
         self.get_logger().info(
             f"simulator: seed {cfg.seed}, {cfg.image_width}x{cfg.image_height} px at "
             f"{cfg.camera_rate_hz:g} Hz on {self._image_pub.topic_name}, odom {cfg.odom_rate_hz:g} Hz, "
-            f"{clock}, control from {cfg.control_source}")
+            f"{clock}, control from {cfg.control_source}, scenario "
+            f"{cfg.scenario or 'mix ' + cfg.scenario_mix} ({self.session.world.scenario_name} on seed "
+            f"{cfg.seed})")
 
     # ------------------------------------------------------------------ parameters / inputs
     def _on_config(self, cfg: SimulatorConfig) -> None:
@@ -134,9 +147,9 @@ class SimulatorNode(Node):
             step = self._follow_clock()
             if step is None:
                 return
-            out = self.session.advance(step)
         else:
-            out = self.session.advance(wall * self.config.real_time_factor)
+            step = wall * self.config.real_time_factor
+        out, scenes = self._advance(step)
         # /clock first: a node on sim time must never see a message stamped after its own "now"
         # (that would make its latency figures negative)
         self._publish_clock()
@@ -144,6 +157,8 @@ class SimulatorNode(Node):
             self._publish_odom(o)
         for f in out.frames:
             self._publish_frame(f)
+        for scene in scenes:
+            self._scene_pub.publish(String(data=scene))  # type: ignore[union-attr]
         for done, seed in zip(out.finished, out.resets, strict=True):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
@@ -169,6 +184,28 @@ class SimulatorNode(Node):
         step, self._followed = max(0.0, clock - self._followed), max(clock, self._followed)
         return step
 
+    def _advance(self, sim_seconds: float) -> tuple[StepOutputs, list[str]]:
+        """Advance in pieces that end where a scene frame is due, so that a tick that catches up
+        (up to ``MAX_ADVANCE_WALL`` x real-time factor) still yields every frame on time."""
+        s, out, scenes = self.session, StepOutputs(), []
+        remaining = sim_seconds
+        while True:
+            chunk = remaining
+            if self._scene_pub is not None:
+                chunk = min(remaining, max(s.physics_dt, self._scene_sampler.due_in(s.world, s.episode)))
+            remaining -= chunk
+            part = s.advance(chunk)
+            out.odom += part.odom
+            out.frames += part.frames
+            out.resets += part.resets
+            out.finished += part.finished
+            if self._scene_pub is not None:
+                scene = self._scene_sampler.sample(s.world, s.sim_time, s.episode)
+                if scene is not None:
+                    scenes.append(scene)
+            if remaining <= 1e-9:
+                return out, scenes
+
     def _publish_clock(self) -> None:
         if self._clock_pub is None:
             return
@@ -190,6 +227,8 @@ class SimulatorNode(Node):
             plan = replace(f.plan.to_trajectory(self._plan_seq), producer=self._producer,
                            producer_instance=self._instance)
             self._plan_pub.publish(trajectory_to_msg(plan))
+        if self._objects_pub is not None and f.scene is not None:
+            self._objects_pub.publish(scene_markers(f.scene, self.config.odom_frame, f.stamp))
         self._last_plan = f.plan
 
     def _publish_metrics(self) -> None:
@@ -204,7 +243,9 @@ class SimulatorNode(Node):
                   "achieved_real_time_factor": rtf, "control_source": s.last_source,
                   "frames_published": self._frames,
                   "expert_event": int(plan.event) if plan else -1,
-                  "expert_caption": plan.caption if plan else ""}
+                  "expert_caption": plan.caption if plan else "",
+                  "expert_reason": plan.reason.name.lower() if plan else "",
+                  "scenario": s.world.scenario_name}
         status = DiagnosticStatus(name="simulator", hardware_id="minipamayo_sim",
                                   level=DiagnosticStatus.WARN if s.braking else DiagnosticStatus.OK,
                                   message="braking: no command" if s.braking else "running")

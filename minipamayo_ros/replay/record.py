@@ -41,6 +41,7 @@ DEFAULT_TOPICS = (
     "vla/explanation",
     "vla/control",
     "sim/ground_truth/odom",
+    "sim/ground_truth/scene",
 )
 
 

@@ -15,6 +15,7 @@ from minipamayo_ros.sim.camera import CameraConfig
 from minipamayo_ros.sim.expert import ExpertConfig
 from minipamayo_ros.sim.odometry import OdometryNoise
 from minipamayo_ros.sim.road import RoadConfig
+from minipamayo_ros.sim.scenario import ScenarioError, ScenarioMix, load_mix
 from minipamayo_ros.sim.world import WorldConfig
 
 CONTROL_SOURCES = ("auto", "vla_control", "cmd_vel", "expert")
@@ -75,6 +76,11 @@ class SimulatorConfig:
                                        read_only=True)
     metrics_rate_hz: float = param(1.0, "rate of /sim/metrics (steady clock)", "Hz", min=0.1, max=10.0,
                                    read_only=True)
+    scenario_mix: str = param("classic", "scenario mix of config/scenarios.yaml: which scenario type each "
+                              "seed gets (classic = the original empty-road world)", read_only=True)
+    scenario: str = param("", "one scenario type for every seed (e.g. pedestrian_crossing); '' = use "
+                          "scenario_mix", read_only=True)
+    scenario_file: str = param("", "scenario file ('' = the package's config/scenarios.yaml)", read_only=True)
 
     def __post_init__(self) -> None:
         if self.odom_rate_hz > self.physics_rate_hz:
@@ -83,6 +89,15 @@ class SimulatorConfig:
                 f"({self.physics_rate_hz} Hz): odometry is sampled from physics steps")
         if self.camera_rate_hz > self.physics_rate_hz:
             raise ParameterError("parameter 'camera_rate_hz' must be <= 'physics_rate_hz'")
+        self.scenarios()  # a bad scenario selection or file fails at startup
+
+    def scenarios(self) -> ScenarioMix:
+        """The scenario mix these parameters select (``sim.scenario``)."""
+        try:
+            return load_mix(self.scenario_mix, self.scenario, self.scenario_file or None)
+        except ScenarioError as e:
+            name = "scenario" if self.scenario else "scenario_mix"
+            raise ParameterError(f"parameter '{name}' / 'scenario_file': {e}") from None
 
     def world_config(self) -> WorldConfig:
         """The core configuration these parameters describe."""
@@ -99,4 +114,5 @@ class SimulatorConfig:
                                    speed_scale=self.odom_speed_scale,
                                    yaw_rate_bias=self.odom_yaw_rate_bias),
             physics_dt=1.0 / self.physics_rate_hz,
+            scenarios=self.scenarios(),
         )

@@ -13,7 +13,12 @@ events             (N,) int64          ``events.Event`` value
 caption_tokens     (N, 32) int32       caption ids (``language``), PAD-padded, no BOS/EOS
 caption_lengths    (N,) int32          number of caption tokens
 episode_seeds      (N,) int64          world seed of the sample's episode
+reasons            (N,) int64          ``events.Reason`` value: what the expert reacts to (traffic
+                                       world; derived from ``events`` for older datasets)
 =================  ==================  =====================================================
+
+The world is ``WorldConfig`` (``--scenario-mix`` / ``--scenario``: which traffic scenario type each
+seed gets, ``sim.scenario``); the index records the mix and each episode's type.
 
 On disk: ``<out>/dataset.json`` (index + generation settings) and one compressed
 ``episodes/ep_<seed>.npz`` per episode. Perturbations (off-centre / misaligned starts, steering
@@ -47,10 +52,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros import language
+from minipamayo_ros.events import EVENT_REASON, Event, Reason
 from minipamayo_ros.image_preprocess import resize_to_model
 from minipamayo_ros.pose_history import PoseHistory
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.expert import ExpertPlan
+from minipamayo_ros.sim.scenario import CLASSIC, ScenarioError, load_mix
 from minipamayo_ros.sim.world import World, WorldConfig
 from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
 from minipamayo_ros.trajectory import NUM_WAYPOINTS
@@ -64,6 +71,9 @@ VERSION = 1
 #: 5 = the expert leaves a stop line after 0.8 s of standing (was 2 s; ``WorldConfig.expert_stop_hold``);
 #:     policy drivers (``evaluation.dagger``) added
 GENERATOR_VERSION = 5
+#: the generator version of datasets from a traffic mix (any non-classic scenario type); classic-only
+#: datasets keep ``GENERATOR_VERSION`` (their samples are unchanged). 6 = first traffic world (#21)
+TRAFFIC_GENERATOR_VERSION = 6
 EXPERT_DRIVER = "expert"
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
@@ -72,7 +82,7 @@ CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
 EpisodeFn = Callable[[int, float, float, tuple[int, int], WorldConfig | None, "Perturbation | None"],
                      dict[str, np.ndarray]]
 ARRAYS = ("images", "state", "waypoints", "speeds", "events", "caption_tokens", "caption_lengths",
-          "episode_seeds")
+          "episode_seeds", "reasons")
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class DrivingDataset:
     caption_tokens: NDArray[np.int32]
     caption_lengths: NDArray[np.int32]
     episode_seeds: NDArray[np.int64]
+    reasons: NDArray[np.int64]
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -190,6 +201,7 @@ def append_sample(rows: dict[str, list[Any]], seed: int, image: NDArray[np.uint8
     rows["caption_tokens"].append(language.pad_tokens(ids))
     rows["caption_lengths"].append(np.int32(len(ids)))
     rows["episode_seeds"].append(np.int64(seed))
+    rows["reasons"].append(np.int64(int(plan.reason)))
 
 
 def stack_rows(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -197,7 +209,8 @@ def stack_rows(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[
     empty = {"images": ((0, h, w, 3), np.uint8), "state": ((0, 10, 3), np.float32),
              "waypoints": ((0, NUM_WAYPOINTS, 2), np.float32), "speeds": ((0, NUM_WAYPOINTS), np.float32),
              "events": ((0,), np.int64), "caption_tokens": ((0, language.MAX_CAPTION_TOKENS), np.int32),
-             "caption_lengths": ((0,), np.int32), "episode_seeds": ((0,), np.int64)}
+             "caption_lengths": ((0,), np.int32), "episode_seeds": ((0,), np.int64),
+             "reasons": ((0,), np.int64)}
     out = {}
     for k in ARRAYS:
         shape, dtype = empty[k]
@@ -276,8 +289,13 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
             collect(pool.imap(_episode_job, jobs))
     else:
         collect(map(_episode_job, jobs))
+    mix = world_config.scenarios
+    classic = mix is None or mix.is_classic
     index = {
-        "format": FORMAT, "version": VERSION, "generator_version": GENERATOR_VERSION, **driver_info,
+        "format": FORMAT, "version": VERSION,
+        "generator_version": GENERATOR_VERSION if classic else TRAFFIC_GENERATOR_VERSION, **driver_info,
+        "scenario_mix": CLASSIC if mix is None else mix.name,
+        "scenario_types": {} if mix is None or classic else {str(s): mix.for_seed(s).name for s in seeds},
         "image_size": list(image_size),
         "episode_seconds": episode_seconds, "sample_period": sample_period,
         "samples": total, "vocab_size": language.VOCAB_SIZE,
@@ -312,11 +330,19 @@ def load_dataset(path: str | Path, seeds: Iterable[int] | None = None) -> Drivin
             continue
         with np.load(root / ep["file"], allow_pickle=False) as data:
             for k in ARRAYS:
+                if k == "reasons" and k not in data:  # before the traffic world: derived from events
+                    parts[k].append(reasons_of_events(data["events"]))
+                    continue
                 parts[k].append(data[k])
     h, w = index["image_size"]
     arrays = {k: (np.concatenate(v) if v else stack_rows({k2: [] for k2 in ARRAYS}, (h, w))[k])
               for k, v in parts.items()}
     return DrivingDataset(**arrays, meta=index)
+
+
+def reasons_of_events(events: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``Reason`` values standing for classic ``Event`` labels (datasets without reasons)."""
+    return np.array([int(EVENT_REASON.get(Event(int(e)), Reason.NONE)) for e in events], dtype=np.int64)
 
 
 def concatenate(datasets: Sequence[DrivingDataset]) -> DrivingDataset:
@@ -343,11 +369,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, nargs="+", default=[128],
                         help="model input size: S (square) or H W [px]")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument("--scenario-mix", default=CLASSIC,
+                        help="scenario mix of config/scenarios.yaml (classic = the original world, traffic)")
+    parser.add_argument("--scenario", default="", help="one scenario type for every seed (e.g. cut_in)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     size = (args.image_size[0], args.image_size[-1])
+    try:
+        world = replace(WorldConfig(), scenarios=load_mix(args.scenario_mix, args.scenario))
+    except ScenarioError as e:
+        parser.error(str(e))
     out = generate_dataset(args.out, parse_seeds(args.seeds), args.episode_seconds, args.sample_period,
-                           size, workers=args.workers, progress=not args.no_progress)
+                           size, world_config=world, workers=args.workers, progress=not args.no_progress)
     index = json.loads((out / INDEX_FILE).read_text())
     print(f"wrote {index['samples']} samples from {len(index['episodes'])} episodes to {out}")
     return 0

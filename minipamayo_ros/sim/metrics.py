@@ -13,14 +13,30 @@ returns the episode figures. Definitions:
   0.8 s at a stop line and 3 s behind an obstacle);
 * comfort: max |lateral acceleration| = |speed * yaw rate| [m/s^2]; longitudinal jerk [m/s^3]
   from speed sampled every ``jerk_dt`` (0.1 s, so integration steps do not show as jerk).
+
+Per-run facts for scorers (traffic world, ``docs/traffic-world.md``): every contact with a road user
+or obstacle is an :class:`Incident` (who, at fault or not and why: ``agents.fault``);
+``at_fault_collisions`` counts those that were the ego's fault; ``red_light_violations``: the front
+bumper crossing a stop line while its light is red; ``min_ttc_s``: the smallest time-to-collision
+(agents ahead of the rear axle, capped at ``TTC_HORIZON``, sampled at 10 Hz while moving): along
+the road for road users on it (:func:`route_time_to_collision`), at constant world velocity for
+the others (:func:`time_to_collision`); ``longest_stall_s``: the longest standstill while the
+expert would drive (sampled at 10 Hz). :func:`clean_checks` is the clean-run test.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
 
 STANDSTILL_MPS = 0.1  # [m/s] below this the car stands still (the world's stop rule uses it too)
+TTC_HORIZON = 5.0     # [s] time-to-collision is reported up to this (larger = no conflict)
+TTC_STEP = 0.1        # [s] extrapolation step of the time-to-collision
+MAX_STALL_S = 10.0    # [s] a standstill longer than this while the expert would drive is a stall
 
 
 @dataclass(frozen=True)
@@ -39,9 +55,42 @@ class EpisodeMetrics:
     max_long_jerk_mps3: float
     rms_long_jerk_mps3: float
     longest_standstill_s: float
+    at_fault_collisions: int = 0
+    red_light_violations: int = 0
+    red_lights_passed: int = 0         # stop lines of signals crossed on green / amber
+    min_ttc_s: float = TTC_HORIZON
+    longest_stall_s: float = 0.0       # standstill while the expert would drive
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One contact of the ego with a road user or obstacle (or another rule event)."""
+
+    time: float              # [s] episode time
+    kind: str                # "collision", "red_light"
+    agent_id: int = -1       # -1: a classic static obstacle / no agent
+    agent_kind: str = ""     # "vehicle", "pedestrian", "obstacle"
+    agent_role: str = ""     # "lead", "oncoming", "cut_in", "parked", "cross", "pedestrian", "obstacle"
+    at_fault: bool = True
+    reason: str = ""         # agents.fault reason ("ego", "ego_standing", "rear_ended", ...)
+    ego_speed: float = 0.0   # [m/s]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def clean_checks(m: Mapping[str, float | int | None]) -> dict[str, bool]:
+    """The clean-run test of one run's metrics (``EpisodeMetrics.as_dict``): every one must hold."""
+    return {
+        "no_at_fault_collision": (m.get("at_fault_collisions") or 0) == 0,
+        "no_lane_departure": (m.get("lane_departures") or 0) == 0,
+        "no_stop_line_violation": (m.get("stop_line_violations") or 0) == 0,
+        "no_red_light_violation": (m.get("red_light_violations") or 0) == 0,
+        "no_stall": (m.get("longest_stall_s") or 0.0) <= MAX_STALL_S,
+    }
 
 
 class MetricsTracker:
@@ -72,6 +121,13 @@ class MetricsTracker:
         self.max_jerk = 0.0
         self._standstill = 0.0
         self.longest_standstill = 0.0
+        self.incidents: list[Incident] = []
+        self.at_fault_collisions = 0
+        self.red_light_violations = 0
+        self.red_lights_passed = 0
+        self.min_ttc = TTC_HORIZON
+        self._stall = 0.0
+        self.longest_stall = 0.0
 
     def update(self, dt: float, *, cross_track: float, speed: float, yaw_rate: float,
                departed: bool, colliding: bool) -> None:
@@ -108,6 +164,30 @@ class MetricsTracker:
         else:
             self.stop_line_violations += 1
 
+    def contact(self, incident: Incident, count: bool = True) -> None:
+        """A new contact (``count``: also count it in ``collisions``; the classic world counts its
+        contacts through :meth:`update`)."""
+        self.incidents.append(incident)
+        if count:
+            self.collisions += 1
+        if incident.at_fault:
+            self.at_fault_collisions += 1
+
+    def light_passed(self, time: float, red: bool, speed: float) -> None:
+        if red:
+            self.red_light_violations += 1
+            self.incidents.append(Incident(time, "red_light", ego_speed=speed))
+        else:
+            self.red_lights_passed += 1
+
+    def ttc(self, value: float) -> None:
+        self.min_ttc = min(self.min_ttc, value)
+
+    def stall_sample(self, dt: float, standing: bool, expert_would_drive: bool) -> None:
+        """Every ``dt`` [s]: a standstill counts as a stall while the expert would drive."""
+        self._stall = self._stall + dt if standing and expert_would_drive else 0.0
+        self.longest_stall = max(self.longest_stall, self._stall)
+
     def summary(self) -> EpisodeMetrics:
         t = max(self.time, 1e-9)
         return EpisodeMetrics(
@@ -125,6 +205,11 @@ class MetricsTracker:
             max_long_jerk_mps3=self.max_jerk,
             rms_long_jerk_mps3=math.sqrt(self._jerk_sq / self._jerk_n) if self._jerk_n else 0.0,
             longest_standstill_s=self.longest_standstill,
+            at_fault_collisions=self.at_fault_collisions,
+            red_light_violations=self.red_light_violations,
+            red_lights_passed=self.red_lights_passed,
+            min_ttc_s=self.min_ttc,
+            longest_stall_s=self.longest_stall,
         )
 
 
@@ -154,3 +239,72 @@ def rectangles_overlap(a: list[tuple[float, float]], b: list[tuple[float, float]
             if max(pa) < min(pb) or max(pb) < min(pa):
                 return False
     return True
+
+
+def time_to_collision(ego: tuple[float, float, float, float, float, float],
+                      others: Sequence[tuple[float, float, float, float, float, float]],
+                      horizon: float = TTC_HORIZON, step: float = TTC_STEP) -> float:
+    """[s] first time the ego's box overlaps another's, all moving at constant velocity.
+
+    Boxes: ``(x, y, yaw, speed, length, width)`` (centre, world frame). Returns ``horizon`` when
+    no overlap happens within it (0.0 when they overlap now). Vectorised separating-axis test
+    over all boxes and times.
+    """
+    if not others:
+        return horizon
+    t = np.arange(0.0, horizon + 1e-9, step)                          # (T,)
+    b = np.asarray(others, dtype=np.float64)                         # (N, 6)
+    ex, ey, eyaw, ev, el, ew = ego
+    ec, es = math.cos(eyaw), math.sin(eyaw)
+    # centres over time
+    ecx, ecy = ex + ec * ev * t, ey + es * ev * t                   # (T,)
+    oc, osn = np.cos(b[:, 2]), np.sin(b[:, 2])                       # (N,)
+    ocx = b[:, 0:1] + (oc * b[:, 3])[:, None] * t                    # (N, T)
+    ocy = b[:, 1:2] + (osn * b[:, 3])[:, None] * t
+    dx, dy = ocx - ecx, ocy - ecy                                     # (N, T)
+    # separating axes: the ego's two and the other's two; the boxes overlap when no axis separates
+    sep = np.zeros(dx.shape, dtype=bool)
+    ohl, ohw = b[:, 4:5] / 2, b[:, 5:6] / 2
+    axes: list[tuple[Any, Any, Any, bool]] = [(ec, es, el / 2, True), (-es, ec, ew / 2, True),
+                                              (oc[:, None], osn[:, None], ohl, False),
+                                              (-osn[:, None], oc[:, None], ohw, False)]
+    for ax, ay, own_a, on_ego in axes:
+        dist = np.abs(dx * ax + dy * ay)
+        if on_ego:   # axis of the ego: the other's extent projected on it
+            ca = np.abs(oc * ax + osn * ay)[:, None]
+            sa = np.abs(-osn * ax + oc * ay)[:, None]
+            reach = own_a + ohl * ca + ohw * sa
+        else:        # axis of the other: the ego's extent projected on it
+            ca = np.abs(ec * ax + es * ay)
+            sa = np.abs(-es * ax + ec * ay)
+            reach = own_a + (el / 2) * ca + (ew / 2) * sa
+        sep |= dist > reach
+    hit = ~sep                                                        # (N, T)
+    if not hit.any():
+        return horizon
+    first = np.argmax(hit, axis=1)[hit.any(axis=1)]
+    return float(t[first.min()])
+
+
+def route_time_to_collision(ego: tuple[float, float, float, float, float, float],
+                            others: Sequence[tuple[float, float, float, float, float, float]],
+                            horizon: float = TTC_HORIZON, step: float = TTC_STEP) -> float:
+    """[s] first time the ego's box overlaps another's when both keep their velocity *along the
+    road* (route coordinates: arc length ``s``, lateral offset ``d``).
+
+    Boxes: ``(s, d, v_s, v_d, length, width)`` [m, m, m/s, m/s, m, m], centre. Unlike
+    :func:`time_to_collision` a car following its curved lane never seems to leave it (no false
+    conflicts with oncoming traffic in curves). Returns ``horizon`` without overlap.
+    """
+    if not others:
+        return horizon
+    t = np.arange(0.0, horizon + 1e-9, step)
+    b = np.asarray(others, dtype=np.float64)
+    es, ed, evs, evd, el, ew = ego
+    ds = (b[:, 0:1] + b[:, 2:3] * t) - (es + evs * t)          # (N, T)
+    dd = (b[:, 1:2] + b[:, 3:4] * t) - (ed + evd * t)
+    hit = (np.abs(ds) < (el + b[:, 4:5]) / 2) & (np.abs(dd) < (ew + b[:, 5:6]) / 2)
+    if not hit.any():
+        return horizon
+    first = np.argmax(hit, axis=1)[hit.any(axis=1)]
+    return float(t[first.min()])

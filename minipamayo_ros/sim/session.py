@@ -23,6 +23,7 @@ from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.expert import ExpertPlan
 from minipamayo_ros.sim.metrics import EpisodeMetrics
+from minipamayo_ros.sim.scene import SceneState
 from minipamayo_ros.sim.world import World
 
 CLOCK_START = 1.0        # [s] first sim time (time 0 means "no clock yet" to ROS nodes)
@@ -42,6 +43,7 @@ class FrameOutput:
     stamp: float
     image: NDArray[np.uint8]
     plan: ExpertPlan        # ground-truth plan at the image stamp (stamp in node time)
+    scene: SceneState | None = None  # ground-truth scene (agents, lights) when ``publish_ground_truth``
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ class SimSession:
                 self._next_frame += 1.0 / cfg.camera_rate_hz
                 stamp = self.sim_time
                 plan = w.expert_plan()
-                out.frames.append(FrameOutput(stamp, w.render(), _replan_stamp(plan, stamp)))
+                scene = w.scene_state() if cfg.publish_ground_truth else None
+                out.frames.append(FrameOutput(stamp, w.render(), _replan_stamp(plan, stamp), scene))
             if self._episode_over():
                 out.resets.append(self.reset(self.seed + cfg.reset_seed_step))
                 assert self.last_episode is not None
@@ -212,4 +215,5 @@ def _restamp(s: OdometrySample, stamp: float) -> OdometrySample:
 
 
 def _replan_stamp(p: ExpertPlan, stamp: float) -> ExpertPlan:
-    return ExpertPlan(stamp=stamp, points=p.points, speeds=p.speeds, event=p.event, caption=p.caption)
+    return ExpertPlan(stamp=stamp, points=p.points, speeds=p.speeds, event=p.event, caption=p.caption,
+                      reason=p.reason)
