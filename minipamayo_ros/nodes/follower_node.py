@@ -6,10 +6,11 @@ SingleThreadedExecutor and nothing else in this process, so that the timer is no
 other Python work (the GIL).
 
 Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
-``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable, keep-last 1) and ``odom``
-(sensor-data QoS). Publishes every tick ``vla/control`` (ControlCommand) and, while they have subscribers,
-``vla/lookahead_point`` (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``,
-``cmd_vel`` (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
+``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable) and ``odom`` (sensor-data QoS),
+both taken by the tick (``PolledSubscription``: no executor wake-up per message). Publishes every
+tick ``vla/control`` (ControlCommand) and, while they have subscribers, ``vla/lookahead_point``
+(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``cmd_vel``
+(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
 — one preallocated message of each, refilled per tick; and
 ``/diagnostics`` every ``diagnostics_period`` (steady clock): the control state, one status per input topic
 (watchdog OK / stale / never received / rate too low, rejection counters), the trajectory source
