@@ -21,11 +21,13 @@ class ClockWatch:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
+        from rclpy.signals import SignalHandlerOptions  # Humble and later
         from rosgraph_msgs.msg import Clock
 
         self._latest: float | None = None
         self._context = rclpy.Context()
-        rclpy.init(context=self._context)
+        # the runner handles SIGINT/SIGTERM itself: rclpy's handlers would shut this context down
+        rclpy.init(context=self._context, signal_handler_options=SignalHandlerOptions.NO)
         self._node = Node(f"runner_clock_watch_{os.getpid()}", context=self._context,
                           start_parameter_services=False)
         self._node.create_subscription(Clock, "/clock", self._on_clock, 10)
