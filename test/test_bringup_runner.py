@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 import psutil
 import pytest
 from fault_support import fault_env  # noqa: F401 - fixture
@@ -109,3 +110,29 @@ def test_supervise_returns_0_on_request() -> None:
         assert runner.supervise(lambda: True) == 0
     finally:
         runner.stop()
+
+
+def test_grace_on_the_node_clock_lasts_its_node_seconds_with_a_stalled_clock_and_hang_bounds() -> None:
+    """The follower's stop takes /clock seconds: a simulator at 1/4 of real time gets 4x the wall
+    time; a /clock that stopped (simulator dead) ends the grace after the wall grace; no /clock:
+    wall time; a crawling /clock: the hang guard."""
+    from minipamayo_ros.bringup.runner import CLOCK_STALL_S, GRACE_HANG_FACTOR, Grace
+
+    sim = {"t": 100.0}
+    slow = Grace(6.5, 6.5, lambda: sim["t"], wall_now=0.0)
+    for wall in np.arange(0.1, 30.0, 0.1):
+        sim["t"] = 100.0 + 0.25 * wall
+        if slow.over(wall):
+            break
+    assert wall == pytest.approx(26.0, abs=0.11)  # 6.5 s of /clock at a quarter of real time
+
+    stalled = Grace(6.5, 6.5, lambda: 100.0, wall_now=0.0)
+    assert not stalled.over(6.4) and stalled.over(6.5 + CLOCK_STALL_S)
+    assert Grace(6.5, 6.5, lambda: None, wall_now=0.0).over(6.5)
+    assert not Grace(6.5, 6.5, None, wall_now=0.0).over(6.4)
+    crawl = Grace(6.5, 6.5, lambda: sim["t"], wall_now=0.0)
+    for wall in np.arange(0.1, 100.0, 0.1):
+        sim["t"] += 1e-4
+        if crawl.over(wall):
+            break
+    assert wall == pytest.approx(GRACE_HANG_FACTOR * 6.5, abs=0.11)

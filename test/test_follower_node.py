@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -27,6 +28,7 @@ from minipamayo_ros.trajectory import PlannedTrajectory
 pytestmark = pytest.mark.ros
 
 MODULE = "minipamayo_ros.nodes.follower_node"
+ODOMETRY_SOURCE = REPO_ROOT / "test" / "helpers" / "odometry_source.py"
 RELIABLE_1 = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1)
 RELIABLE_100 = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                           depth=100)
@@ -64,14 +66,11 @@ def test_tracks_at_rate_then_stale_stop(ros_node, spawn) -> None:
     node.create_subscription(ControlCommand, "/vla/control", commands.append, RELIABLE_100)
     node.create_subscription(TwistStamped, "/cmd_vel", twists.append, 10)
     node.create_subscription(PointStamped, "/vla/lookahead_point", points.append, 10)
-    odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+    # odometry from its own process: a timer of this executor paused whenever the test computed
+    # between spins, and a loaded box made that > odom_stop_after (a rightful NO_ODOMETRY)
+    spawn([sys.executable, "-u", str(ODOMETRY_SOURCE), str(SPEED), "50"], name="odometry_source")
     traj_pub = node.create_publisher(Trajectory, "/vla/trajectory", RELIABLE_1)
-    t0 = time.time()
     sent: list[float] = []
-
-    def publish_odom() -> None:
-        now = time.time()
-        odom_pub.publish(_odom(now, SPEED * (now - t0), SPEED))
 
     def publish_trajectory() -> None:
         stamp = time.time() - 0.1  # "image" taken 100 ms ago
@@ -81,7 +80,6 @@ def test_tracks_at_rate_then_stale_stop(ros_node, spawn) -> None:
         traj_pub.publish(trajectory_to_msg(traj))
         sent.append(stamp)
 
-    node.create_timer(0.02, publish_odom)
     traj_timer = node.create_timer(0.1, publish_trajectory)
 
     def tracking() -> bool:

@@ -7,6 +7,8 @@ node fed the right pixels (channel order) and odometry, not only that "something
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -191,6 +193,8 @@ def test_compressed_jpeg_and_png(spawn, ros_node, probe_manifest) -> None:
 
 
 def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, probe_manifest) -> None:
+    """No odometry: no trajectory, the reason in /diagnostics; then it recovers, also after being
+    held up with odometry and an image queued."""
     node, executor = ros_node
     rig = Rig(node, executor)
     proc = _start(spawn, probe_manifest)
@@ -204,6 +208,22 @@ def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, prob
     rig.run(20.0, image=lambda: _raw(_red(), "rgb8"), until=lambda: len(rig.trajs) >= 2)
     assert len(rig.trajs) >= 2  # recovers once odometry covers the history
     assert "WARN" in proc.read_log() and "no odometry" in proc.read_log()
+
+    # The node's process held up 0.5 s (SIGSTOP: what a loaded CPU does to it) while odometry and
+    # then an image arrive: the frame runs on the odometry that arrived before it. (rclpy takes one
+    # message per subscription per wait: the image went first and the frame was skipped, "newest
+    # sample 524 ms before the image"; 2.7 s once in test_text_node's kill test.)
+    rig.run(1.2)
+    n = len(rig.trajs)
+    os.kill(proc.proc.pid, signal.SIGSTOP)
+    try:
+        rig.run(0.5)  # queued in the stopped node's reader (odom_qos_depth 50: 1 s)
+        stamp = rig.image(_raw(_red(), "rgb8"))
+        rig.run(0.05)
+    finally:
+        os.kill(proc.proc.pid, signal.SIGCONT)
+    rig.run(10.0, until=lambda: len(rig.trajs) > n)
+    assert [time_to_sec(t.header.stamp) for t in rig.trajs[n:]] == [stamp], proc.read_log()[-2000:]
 
 
 def test_input_watchdog_states_per_topic(spawn, ros_node, probe_manifest) -> None:

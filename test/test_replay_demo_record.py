@@ -12,7 +12,7 @@ import pytest
 
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import compare, lockstep
-from minipamayo_ros.replay.bagio import bag_info
+from minipamayo_ros.replay.bagio import BagReader, bag_info, stamp_ns
 from minipamayo_ros.replay.score_bag import read_bag, score_bag
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -49,6 +49,15 @@ def test_demo_records_a_replayable_bag(ros_env: dict[str, str], tmp_path: Path) 
     assert info.storage == "mcap" and info.versions == (9,)
     assert counts["/camera/image_raw/compressed"] >= 40 and counts["/odom"] >= 100
     assert counts["/vla/trajectory"] >= 10 and counts["/vla/control"] >= 100 and counts["/clock"] > 0
+    # odometry from the simulator's first tick on (the recorder did not wait to discover it): the
+    # ground truth, published in the same tick, starts no earlier
+    with BagReader(out / "bag") as bag:
+        first = {}
+        for topic, _, _, msg in bag.messages(["/odom", "/sim/ground_truth/odom"]):
+            first.setdefault(topic, stamp_ns(msg.header))
+            if len(first) == 2:
+                break
+    assert first["/odom"] <= first["/sim/ground_truth/odom"] + 20_000_000, first
 
     # the bag scores what the demo reported live (same frames, same window, same code)
     live_score = json.loads((out / "metrics.json").read_text())["score"]

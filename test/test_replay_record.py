@@ -103,3 +103,35 @@ def test_recorded_bag_holds_what_was_published(
         assert got["odom"][k].stamp == pytest.approx(samples[k].stamp, abs=1e-9)
         assert got["odom"][k].pose.yaw == pytest.approx(samples[k].pose.yaw, abs=1e-12)
         assert got["traj"][k].sequence == k + 1 and got["traj"][k].x == list(trajs[k].points[:, 0])
+
+
+def test_known_types_are_subscribed_before_any_publisher(ros_node: tuple, tmp_path: Path) -> None:
+    """A recorder started with the stack (the demo) subscribes at once: the bag has the stack's first
+    messages, best effort matching a sensor-data publisher; the demo's types are those of every
+    default topic."""
+    from nav_msgs.msg import Odometry
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+
+    from minipamayo_ros.nodes.conversions import sample_to_odometry
+    from minipamayo_ros.replay.record import DEFAULT_TOPICS, STACK_TYPES
+
+    assert set(STACK_TYPES) == set(DEFAULT_TOPICS)
+    node, executor = ros_node
+    rec_node = Node("bag_recorder_early", context=node.context)
+    executor.add_node(rec_node)
+    topic = "/rec_early/odom"
+    rec = BagRecorder(rec_node, tmp_path / "bag", [topic], types={topic: STACK_TYPES["odom"]})
+    try:
+        assert rec.subscribed == {"/rec_early/odom": "nav_msgs/msg/Odometry"}  # no publisher yet
+        pub = node.create_publisher(Odometry, "/rec_early/odom", qos_profile_sensor_data)
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 10.0)
+        for k in range(N):
+            sample = OdometrySample(1.0 + 0.02 * k, Pose2D(0.1 * k, 0.0, 0.0), 5.0, 0.0)
+            pub.publish(sample_to_odometry(sample))
+        spin_until(executor, lambda: rec.writer.counts.get("/rec_early/odom", 0) >= N, 10.0)
+    finally:
+        counts = rec.close()
+        executor.remove_node(rec_node)
+        rec_node.destroy_node()
+    assert counts == {"/rec_early/odom": N}

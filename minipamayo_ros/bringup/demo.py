@@ -164,14 +164,15 @@ def _start_bag(args: argparse.Namespace, out_dir: Path, context: Any, executor: 
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
-    from minipamayo_ros.replay.record import DEFAULT_TOPICS, BagRecorder
+    from minipamayo_ros.replay.record import DEFAULT_TOPICS, STACK_TYPES, BagRecorder
 
     node = Node("bag_recorder", context=context, namespace=args.namespace,
                 parameter_overrides=[Parameter("use_sim_time", value=True)])
     executor.add_node(node)
     images = "" if args.record_images == "raw" else args.record_images
     bag = Path(path) if path else out_dir / "bag"
-    return BagRecorder(node, bag, DEFAULT_TOPICS, args.record_storage, images)
+    # subscribed before the stack starts: the bag holds its first messages (no wait for discovery)
+    return BagRecorder(node, bag, DEFAULT_TOPICS, args.record_storage, images, types=STACK_TYPES)
 
 
 def summary_text(m: dict[str, Any], out_dir: Path) -> str:

@@ -16,7 +16,7 @@ from launch_ros.actions import Node
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from minipamayo_ros.bringup.launch_stop import stop_handlers
+from minipamayo_ros.bringup.launch_stop import sigint_through_launch_only, stop_handlers
 from minipamayo_ros.bringup.stack import PACKAGE, NodeSpec, StackArgs, resolve_params_file
 from minipamayo_ros.bringup.stop_policy import stack_stop_grace
 
@@ -69,6 +69,7 @@ def stack_launch_description(
     names = [*defaults, *extra_arguments]
 
     def _launch(context: LaunchContext) -> list[object]:
+        sigint_through_launch_only()  # no SIGINT half-handled by a KeyboardInterrupt (launch_stop)
         values = {n: LaunchConfiguration(n).perform(context) for n in names}
         args = StackArgs.from_strings(values)
         specs = build(args, values)

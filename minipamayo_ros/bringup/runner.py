@@ -9,7 +9,11 @@ remappings the launch files use; forwards SIGINT/SIGTERM; stops everything clean
 non-zero when any node dies (a vehicle stack with a dead node must not look alive). When a node
 other than the follower dies, the rest keeps running for the follower's controlled stop first
 (``bringup.stop_policy``: ``trajectory_timeout + max_speed / stop_decel + 1 s``, 6.5 s with the
-shipped parameters; ``--stop-grace`` overrides it); a second signal cuts that wait short.
+shipped parameters; ``--stop-grace`` overrides it); a second signal cuts that wait short. When the
+follower runs on ``/clock`` (the sim stack) the grace is counted on ``/clock`` (a loaded machine's
+simulator runs slower than the wall clock), bounded by :data:`GRACE_HANG_FACTOR` times the wall
+grace, and ends after the wall grace once ``/clock`` has stood still for :data:`CLOCK_STALL_S`
+(the simulator died: node time stopped, nothing more will happen).
 On this machine it also applies loopback-only DDS (``--loopback``, default on).
 """
 
@@ -30,9 +34,39 @@ from minipamayo_ros.bringup.stack import (
     resolve_params_file,
     sim_stack,
 )
-from minipamayo_ros.bringup.stop_policy import FOLLOWER, stack_stop_grace
-from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env
+from minipamayo_ros.bringup.stop_policy import FOLLOWER, on_sim_time, stack_stop_grace
+from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.params import config_dir
+
+GRACE_HANG_FACTOR = 10.0  # a grace on /clock ends after this many wall graces at most (hang guard)
+CLOCK_STALL_S = 1.0       # [s wall] /clock standing still this long: its publisher is gone
+
+
+class Grace:
+    """When the controlled-stop grace that began at a node's death is over (ROS-free).
+
+    ``node_clock()`` [s] is the follower's clock (``/clock``) or None (not on sim time / none seen
+    yet): then ``wall_s`` of wall time. Otherwise ``node_s`` of node time, or ``wall_s`` once the
+    node clock has stood still for ``CLOCK_STALL_S``, or ``GRACE_HANG_FACTOR * wall_s`` at most.
+    """
+
+    def __init__(self, node_s: float, wall_s: float, node_clock: Callable[[], float | None] | None,
+                 wall_now: float) -> None:
+        self.node_s, self.wall_s, self.clock = node_s, wall_s, node_clock
+        self.wall0 = wall_now
+        self.node0 = node_clock() if node_clock is not None else None
+        self._last_node, self._last_change = self.node0, wall_now
+
+    def over(self, wall_now: float) -> bool:
+        wall = wall_now - self.wall0
+        node = self.clock() if self.clock is not None else None
+        if node is None or self.node0 is None:
+            return wall >= self.wall_s
+        if node != self._last_node:
+            self._last_node, self._last_change = node, wall_now
+        stalled = wall_now - self._last_change >= CLOCK_STALL_S
+        return (node - self.node0 >= self.node_s or (wall >= self.wall_s and stalled)
+                or wall >= GRACE_HANG_FACTOR * self.wall_s)
 
 
 def node_command_args(spec: NodeSpec, cfg_dir: Path, namespace: str = "") -> list[str]:
@@ -48,8 +82,11 @@ class StackRunner:
     def __init__(self, specs: Sequence[NodeSpec], env: dict[str, str], log_dir: Path | None = None,
                  namespace: str = "", cfg_dir: Path | None = None, stop_grace: float | None = None) -> None:
         cfg = cfg_dir or config_dir()
-        #: [s] how long the rest of the stack outlives a dead node (follower's controlled stop)
+        #: [s wall] how long the rest of the stack outlives a dead node (follower's controlled stop)
         self.stop_grace = stack_stop_grace(specs, cfg) if stop_grace is None else stop_grace
+        #: [s] the same on the follower's clock (counted there when supervise() is given that clock)
+        self.node_stop_grace = (stack_stop_grace(specs, cfg, node_clock=True) if stop_grace is None
+                                else stop_grace)
         self.processes = [
             NodeProcess.python_module(
                 spec.module, node_command_args(spec, cfg, namespace), env, spec.name,
@@ -69,30 +106,34 @@ class StackRunner:
     def follower_alive(self) -> bool:
         return any(p.name == FOLLOWER and p.poll() is None for p in self.processes)
 
-    def supervise(self, should_stop: Callable[[], bool], poll_s: float = 0.1) -> int:
+    def supervise(self, should_stop: Callable[[], bool], poll_s: float = 0.1,
+                  node_clock: Callable[[], float | None] | None = None) -> int:
         """Watch the processes until ``should_stop()`` or a node dies; returns the exit code.
 
         0 on request; 1 when a node died, after the controlled-stop grace if the follower is
-        still alive (``should_stop()`` during the grace cuts it short). Does not stop anything.
+        still alive (``should_stop()`` during the grace cuts it short; on ``node_clock``, the
+        follower's /clock [s], when given: :class:`Grace`). Does not stop anything.
         """
         reported: set[str] = set()
-        deadline: float | None = None
+        grace: Grace | None = None
         while True:
             dead = [(n, rc) for n, rc in self.dead() if n not in reported]
             if dead:
                 reported.update(n for n, _ in dead)
-                if deadline is None and self.follower_alive() and self.stop_grace > 0:
-                    deadline = time.monotonic() + self.stop_grace
-                    _say(f"node(s) died: {dead}; keeping the rest running {self.stop_grace:.1f} s "
-                         "for the follower's controlled stop, then stopping the stack")
+                if grace is None and self.follower_alive() and self.stop_grace > 0:
+                    grace = Grace(self.node_stop_grace, self.stop_grace, node_clock, time.monotonic())
+                    clock = (f"{self.node_stop_grace:.1f} s of /clock" if grace.node0 is not None
+                             else f"{self.stop_grace:.1f} s")
+                    _say(f"node(s) died: {dead}; keeping the rest running {clock} for the follower's "
+                         "controlled stop, then stopping the stack")
                 else:
                     _say(f"node(s) died: {dead}; stopping the stack")
                     return 1
-            if deadline is not None and (time.monotonic() >= deadline or not self.follower_alive()):
+            if grace is not None and (grace.over(time.monotonic()) or not self.follower_alive()):
                 _say("controlled-stop grace over; stopping the stack")
                 return 1
             if should_stop():
-                return 1 if deadline is not None else 0
+                return 1 if grace is not None else 0
             time.sleep(poll_s)
 
     def stop(self) -> None:
@@ -153,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     env = dict(os.environ)
-    if args.loopback:
-        env = loopback_dds_env(args.domain_id if args.domain_id is not None else lease_domain_id(), env)
+    if args.loopback:  # this process too: its /clock watch joins the stack's domain
+        env = use_loopback_dds(args.domain_id if args.domain_id is not None else lease_domain_id())
     specs = build_specs(args)
     runner = StackRunner(specs, env, args.log_dir, args.namespace, stop_grace=args.stop_grace)
     stop = {"signal": 0}
@@ -165,11 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"[runner] starting {[s.name for s in specs]}", file=sys.stderr)
+    clock = None
+    if on_sim_time(specs):  # the follower's stop takes /clock seconds: so does its grace
+        from minipamayo_ros.bringup.clock_watch import ClockWatch
+
+        clock = ClockWatch()
     runner.start()
     try:
-        rc = runner.supervise(lambda: stop["signal"] != 0)
+        rc = runner.supervise(lambda: stop["signal"] != 0, node_clock=clock.now if clock else None)
     finally:
         runner.stop()
+        if clock is not None:
+            clock.close()
     _say("stopped")
     return rc
 

@@ -24,6 +24,11 @@ FOLLOWER = "follower"
 STOP_MARGIN_S = 1.0  # [s] beyond the worst-case stop: process start-up jitter, one last tick
 
 
+def on_sim_time(specs: Sequence[NodeSpec]) -> bool:
+    """Whether the stack's follower runs on ``/clock`` (``use_sim_time``: the sim stack, a bag)."""
+    return any(s.name == FOLLOWER and s.parameters.get("use_sim_time") is True for s in specs)
+
+
 def follower_config(spec: NodeSpec, cfg_dir: Path) -> FollowerConfig:
     """The follower's configuration as its node will build it (files in order, then overrides).
 
@@ -51,11 +56,15 @@ def controlled_stop_grace(config: FollowerConfig, real_time_factor: float = 1.0)
     return node_clock_s / min(max(real_time_factor, 1e-3), 1.0)
 
 
-def stack_stop_grace(specs: Sequence[NodeSpec], cfg_dir: Path) -> float:
-    """:func:`controlled_stop_grace` of a stack (0 if it has no follower)."""
+def stack_stop_grace(specs: Sequence[NodeSpec], cfg_dir: Path, node_clock: bool = False) -> float:
+    """:func:`controlled_stop_grace` of a stack (0 if it has no follower); ``node_clock``: in the
+    follower's own clock seconds (``/clock`` when it runs on sim time), not stretched for a wall
+    clock by the simulator's real-time factor."""
     follower = next((s for s in specs if s.name == FOLLOWER), None)
     if follower is None:
         return 0.0
+    if node_clock:
+        return controlled_stop_grace(follower_config(follower, cfg_dir))
     rtf = 1.0
     for s in specs:
         if "real_time_factor" in s.parameters:

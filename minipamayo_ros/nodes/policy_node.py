@@ -109,6 +109,7 @@ class PolicyNode(Node):
         else:
             image_sub = self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
         odom_sub = self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
+        self._odom_sub = odom_sub
         self._diag_timer = steady_timer(self, cfg.diagnostics_period, self._publish_diagnostics)
         # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
@@ -128,13 +129,31 @@ class PolicyNode(Node):
             self.odom_monitor.min_rate_hz = cfg.odom_min_rate_hz
 
     # --- executor thread: never waits for inference ---------------------------------------------
+    def _take_queued_odometry(self) -> None:
+        """Handle the odometry already queued before an image is (at most ``odom_qos_depth``).
+
+        rclpy's executor takes one message per subscription per wait: after this process was held
+        up (a loaded CPU; 0.3 s was enough) an image was handled while the odometry that had
+        arrived before it still waited, and the frame was skipped ("newest sample 227 ms before
+        the image", 2.7 s once) although its odometry was there. Nothing queued: one empty take.
+        """
+        sub = self._odom_sub
+        for _ in range(self.config.odom_qos_depth):
+            with sub.handle:
+                taken = sub.handle.take_message(sub.msg_type, sub.raw)
+            if taken is None:
+                return
+            self._on_odom(taken[0])
+
     def _on_image(self, msg: Image) -> None:
+        self._take_queued_odometry()
         # cheap checks first: a bad frame must not displace a valid pending one (decoding waits)
         cfg = self.config
         self._offer(*image_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
                                     cfg.encoding_override, received_steady=time.monotonic()))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        self._take_queued_odometry()
         cfg = self.config
         self._offer(*compressed_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
                                          received_steady=time.monotonic()))

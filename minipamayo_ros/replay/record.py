@@ -25,7 +25,7 @@ import importlib
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,19 @@ DEFAULT_TOPICS = (
     "sim/ground_truth/scene",
 )
 
+#: the types the stack publishes DEFAULT_TOPICS with: a recorder started together with the stack
+#: (the demo) passes them as ``types`` so that it subscribes before the stack's first message
+STACK_TYPES = {
+    "/clock": "rosgraph_msgs/msg/Clock",
+    "camera/image_raw": "sensor_msgs/msg/Image",
+    "odom": "nav_msgs/msg/Odometry",
+    "vla/trajectory": "minipamayo_ros/msg/Trajectory",
+    "vla/explanation": "minipamayo_ros/msg/Explanation",
+    "vla/control": "minipamayo_ros/msg/ControlCommand",
+    "sim/ground_truth/odom": "nav_msgs/msg/Odometry",
+    "sim/ground_truth/scene": "std_msgs/msg/String",
+}
+
 
 def msg_class(msgtype: str) -> Any:
     """``pkg/msg/Name`` -> the rclpy message class (``rosidl_runtime_py`` is not in the PyPI wheels)."""
@@ -52,7 +65,13 @@ def msg_class(msgtype: str) -> Any:
 
 
 class BagRecorder:
-    """Subscriptions of one rclpy node -> a :class:`BagWriter`. Call :meth:`poll_graph` now and then."""
+    """Subscriptions of one rclpy node -> a :class:`BagWriter`. Call :meth:`poll_graph` now and then.
+
+    ``types`` (topic -> ``pkg/msg/Name``): topics subscribed at once, before any publisher is seen
+    (best effort: matches every publisher). For a recorder started with the stack it records: the
+    stack's first messages precede its discovery, which took up to seconds on a loaded box (a demo
+    bag began 0.5 s of /odom late; the test's bag had < 100 of its ~300 odometry samples).
+    """
 
     def __init__(
         self,
@@ -62,10 +81,12 @@ class BagRecorder:
         storage: str = "mcap",
         compress_images: str = "",
         jpeg_quality: int = 90,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         self.node = node
         self.writer = BagWriter(out, storage)
         self.wanted = list(dict.fromkeys(node.resolve_topic_name(t) for t in topics))
+        self.known = {node.resolve_topic_name(t): msgtype for t, msgtype in (types or {}).items()}
         self.compress = compress_images
         self.jpeg_quality = jpeg_quality
         self._last_poll = -float("inf")
@@ -97,9 +118,11 @@ class BagRecorder:
         self._last_poll = now
         graph = dict(self.node.get_topic_names_and_types())
         for topic in self.wanted:
-            if topic in self.subscribed or topic in self.skipped or topic not in graph:
+            if topic in self.subscribed or topic in self.skipped:
                 continue
-            types = graph[topic]
+            types = graph.get(topic) or ([self.known[topic]] if topic in self.known else None)
+            if not types:
+                continue
             msgtype = types[0]
             if len(types) > 1:
                 self.skipped[topic] = f"several types {types}"
