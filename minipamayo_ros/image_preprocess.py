@@ -7,6 +7,8 @@ exported graph). The simulator's dataset generator and the policy node both call
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -34,4 +36,5 @@ def resize_to_model(image_rgb: NDArray[np.uint8], size: tuple[int, int]) -> NDAr
             image_rgb = image_rgb[y0:y0 + ch]
     if image_rgb.shape[:2] == (th, tw):
         return np.ascontiguousarray(image_rgb)
-    return cv2.resize(image_rgb, (tw, th), interpolation=cv2.INTER_AREA)
+    # cv2 keeps the input's dtype (its stubs type every image as integer | floating)
+    return cast(NDArray[np.uint8], cv2.resize(image_rgb, (tw, th), interpolation=cv2.INTER_AREA))

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: the source checkout (manifests relative to it are found when running from a checkout)
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
 
 class ManifestError(RuntimeError):
     """A manifest or its model file is missing, corrupt or inconsistent (says what to fix)."""
@@ -81,6 +84,25 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def resolve_manifest_path(path: str) -> Path:
+    """Absolute manifest path: as given, else relative to the working dir, the package share, the repo."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    candidates = [Path.cwd() / p]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("minipamayo_ros")) / p)
+    except Exception:  # not installed through colcon (plain checkout): fall through
+        pass
+    candidates.append(SOURCE_ROOT / p)
+    for c in candidates:
+        if c.exists():
+            return c.resolve()
+    return candidates[0]
 
 
 def load_manifest(path: str | Path, verify_hash: bool = True) -> ModelManifest:

@@ -118,7 +118,12 @@ def param_specs(config_cls: type) -> list[ParamSpec]:
         meta = f.metadata.get("param")
         if meta is None:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # param() always sets one
+            raise TypeError(f"{config_cls.__name__}.{f.name}: a parameter needs a default")
         specs.append(ParamSpec(name=f.name, default=default, **meta))
     return specs
 

@@ -36,20 +36,3 @@ class PlannedTrajectory:
     @property
     def horizon(self) -> float:
         return len(self.points) * self.dt
-
-    def validation_error(self) -> str | None:
-        """Why this trajectory must not be followed, or None if it is usable.
-
-        The content rules of :func:`minipamayo_ros.safety.trajectory_input.check_trajectory` with
-        the default limits (shapes, NaN/inf, dt, speeds, reachable steps, forward path) in this
-        trajectory's own frame.
-        """
-        from minipamayo_ros.safety.trajectory_input import (  # the one trajectory check
-            TrajectoryFields,
-            TrajectoryLimits,
-            check_trajectory,
-        )
-
-        limits = TrajectoryLimits(frame_id=self.frame_id)
-        bad = check_trajectory(TrajectoryFields.from_trajectory(self), limits)
-        return None if bad is None else str(bad)

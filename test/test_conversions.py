@@ -17,7 +17,7 @@ from minipamayo_ros.nodes.conversions import (
     trajectory_to_msg,
 )
 from minipamayo_ros.pose_history import OdometrySample
-from minipamayo_ros.safety.trajectory_input import check_trajectory
+from minipamayo_ros.safety.trajectory_input import check_trajectory, trajectory_error
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 
@@ -34,7 +34,7 @@ def test_trajectory_round_trip() -> None:
     back = msg_to_trajectory(trajectory_to_msg(traj))
     assert back.stamp == pytest.approx(5.5) and back.sequence == 3 and back.model_id == "tiny@abc"
     np.testing.assert_allclose(back.points, traj.points, rtol=1e-6)
-    assert back.horizon == pytest.approx(2.0) and back.validation_error() is None
+    assert back.horizon == pytest.approx(2.0) and trajectory_error(back) is None
 
 
 def test_mismatched_arrays_are_rejected_for_their_lengths() -> None:
@@ -44,7 +44,7 @@ def test_mismatched_arrays_are_rejected_for_their_lengths() -> None:
     rejection = check_trajectory(msg_to_trajectory_fields(msg))
     assert rejection is not None and rejection.kind == "bad_shape"
     assert "lengths 3/1/3" in str(rejection) and "equal lengths" in str(rejection)
-    assert msg_to_trajectory(msg).validation_error() is not None
+    assert trajectory_error(msg_to_trajectory(msg)) is not None
 
 
 #: heading 0.4 rad about +z (REP-103: counter-clockwise, z up) as a quaternion (x, y, z, w) =

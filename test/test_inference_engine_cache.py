@@ -200,3 +200,14 @@ def test_engine_key_from_manifest_and_gpu(tmp_path: Path) -> None:
     assert builder_flag_names("int8") == ("FP16", "INT8") and builder_flag_names("fp32") == ()
     with pytest.raises(BackendError, match="unknown TensorRT precision 'fp8'"):
         builder_flag_names("fp8")
+
+
+def test_a_stop_request_cancels_a_build_in_progress() -> None:
+    """A stop signal cannot interrupt the native build call; the node's signal watcher sets the
+    process's stop event instead, and the build's next step asks TensorRT to cancel."""
+    stop = threading.Event()
+    p = BuildProgress(lambda _line: None, stop=stop)
+    p.phase_start("Building engine", None, 3)
+    assert p.step_complete("Building engine", 0)
+    stop.set()
+    assert p.step_complete("Building engine", 1) is False

@@ -20,7 +20,12 @@ from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor, T
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
-from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
+from minipamayo_ros.safety.trajectory_input import (
+    TrajectoryFields,
+    TrajectoryLimits,
+    check_trajectory,
+    trajectory_error,
+)
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 CFG = FollowerConfig()
@@ -249,11 +254,11 @@ def test_measured_speed_above_max_speed_never_commands_above_it() -> None:
     assert all(c.speed <= 5.0 and c.status != ControlStatus.FAULT_STOP for c in cmds)
 
 
-def test_planned_trajectory_validation_error_uses_the_same_check() -> None:
+def test_trajectory_error_of_a_core_trajectory_uses_the_same_check() -> None:
     good = _plan(1.0).to_trajectory()
-    assert good.validation_error() is None
+    assert trajectory_error(good) is None
     bad = PlannedTrajectory(1.0, np.array([[1.0, NAN], [2.0, 0.0]]), np.ones(2))
-    assert "y[0] = nan" in (bad.validation_error() or "")
+    assert "y[0] = nan" in (trajectory_error(bad) or "")
 
 
 def test_policy_output_check_sees_the_float32_values_the_follower_receives() -> None:

@@ -10,6 +10,7 @@ import pytest
 from minipamayo_ros import language
 from minipamayo_ros.events import Event
 from minipamayo_ros.geometry import Pose2D
+from minipamayo_ros.safety.trajectory_input import trajectory_error
 from minipamayo_ros.sim.camera import CameraConfig, pixel_to_ground, project
 from minipamayo_ros.sim.expert import recovery_offset, speed_envelope
 from minipamayo_ros.sim.metrics import MetricsTracker, corner_offsets, rectangles_overlap
@@ -159,7 +160,7 @@ def test_expert_plan_is_what_the_expert_drives() -> None:
     for _ in range(50):
         w.step(*w.expert_command(), period)
     plan = w.expert_plan()
-    assert plan.to_trajectory().validation_error() is None
+    assert trajectory_error(plan.to_trajectory()) is None
     assert plan.points.shape == (NUM_WAYPOINTS, 2) and plan.speeds.shape == (NUM_WAYPOINTS,)
     assert language.in_vocabulary(plan.caption)
     start = w.state.pose

@@ -12,6 +12,7 @@ import pytest
 
 from minipamayo_ros import language
 from minipamayo_ros.events import Event
+from minipamayo_ros.safety.trajectory_input import trajectory_error
 from minipamayo_ros.sim.dataset import (
     GENERATOR_VERSION,
     INDEX_FILE,
@@ -62,7 +63,7 @@ def test_labels_are_valid(tmp_path: Path) -> None:
                                        image_size=(48, 48), world_config=SMALL, progress=False))
     for i in range(len(ds)):
         traj = PlannedTrajectory(stamp=0.0, points=ds.waypoints[i], speeds=ds.speeds[i])
-        assert traj.validation_error() is None
+        assert trajectory_error(traj) is None
         caption = ds.caption(i)
         assert language.in_vocabulary(caption) and caption
         assert int(ds.caption_lengths[i]) == len(language.encode(caption))

@@ -19,6 +19,7 @@ from conftest import REPO_ROOT, spin_until
 from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
+from minipamayo_ros.safety.trajectory_input import trajectory_error
 
 pytestmark = pytest.mark.ros
 
@@ -57,7 +58,7 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     assert time_to_sec(clocks[-1].clock) >= stamps[-1] - 0.05
     assert len(truths) > 0
     plan = msg_to_trajectory(plans[-1])
-    assert plan.validation_error() is None and len(plan.points) == 20
+    assert trajectory_error(plan) is None and len(plan.points) == 20
     assert plan.stamp in {time_to_sec(i.header.stamp) for i in images}  # plan at an image stamp
     keys = {kv.key for kv in metrics[-1].status[0].values}
     assert {"cross_track_rms_m", "lane_departures", "collisions", "seed"} <= keys

@@ -28,10 +28,14 @@ DEFAULT_SEED = 0          # the embedded default road
 DEFAULT_DURATION = 60.0   # [s] sim time
 
 
+def episode_road_length(duration: float, cruise_speed: float = 8.0) -> float:
+    """[m] a road long enough for one episode of ``duration`` [s] at ``cruise_speed`` [m/s]."""
+    return round(max(400.0, cruise_speed * duration * 1.3 + 150.0), 1)
+
+
 def sim_overrides(duration: float, cruise_speed: float = 8.0) -> dict[str, object]:
     """Simulator parameters for one long episode (no automatic reset during the run)."""
-    road_length = max(400.0, cruise_speed * duration * 1.3 + 150.0)
-    return {"auto_reset": False, "road_length": round(road_length, 1)}
+    return {"auto_reset": False, "road_length": episode_road_length(duration, cruise_speed)}
 
 
 def scenario_overrides(args: argparse.Namespace) -> dict[str, object]:

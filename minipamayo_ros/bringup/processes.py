@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 
 def ros_args(
@@ -60,7 +61,7 @@ class NodeProcess:
         self.name = name or Path(self.cmd[-1]).name
         self._env = dict(env) if env is not None else None
         self._log_path = Path(log_path) if log_path else None
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -77,7 +78,7 @@ class NodeProcess:
                    log_path)
 
     def start(self) -> NodeProcess:
-        out = subprocess.DEVNULL
+        out: int | IO[bytes] = subprocess.DEVNULL
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self._log_path, "wb")  # noqa: SIM115 - closed in stop()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
+from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -48,7 +49,7 @@ class Recording:
 class RecorderNode(Node):
     """Subscribes to ground truth, trajectories, control, camera, metrics and diagnostics."""
 
-    def __init__(self, snapshot_times: list[float], context: object | None = None) -> None:
+    def __init__(self, snapshot_times: list[float], context: Context | None = None) -> None:
         super().__init__("demo_recorder", context=context,
                          parameter_overrides=[Parameter("use_sim_time", value=True)])
         self.rec = Recording()

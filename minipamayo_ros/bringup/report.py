@@ -192,8 +192,8 @@ def plot_birdseye(road: Road, rec: Any, path: Path, n_predictions: int = 12) -> 
         p = np.asarray(road.points_at(obstacle.s, obstacle.d)).reshape(2)
         ax.plot(p[0], p[1], "s", color="orange", ms=6)
     for s_stop in road.stop_lines:
-        p = np.asarray(road.points_at(np.array([s_stop, s_stop]), np.array([-half, half]))).reshape(2, 2)
-        ax.plot(p[:, 0], p[:, 1], "-", color="red", lw=2)
+        line = np.asarray(road.points_at(np.array([s_stop, s_stop]), np.array([-half, half]))).reshape(2, 2)
+        ax.plot(line[:, 0], line[:, 1], "-", color="red", lw=2)
     ax.set_aspect("equal")
     ax.set_xlabel("x [m] (odom)")
     ax.set_ylabel("y [m] (odom)")

@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -43,6 +43,9 @@ from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, buil
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 
+if TYPE_CHECKING:
+    from rclpy.context import Context
+
 SOAK_DOMAIN_BASE = 120  # soaks use ROS domains 120..219: a long run must not share one with a test
 LATENCY_START_S = 30.0   # [s] after the first trajectory: latency windows start (connect + warm-up)
 EPISODE_LINE = re.compile(
@@ -50,7 +53,7 @@ EPISODE_LINE = re.compile(
     r"collisions (\d+), stop-line violations (\d+)")
 
 
-def _listener(context: object) -> Any:
+def _listener(context: Context) -> Any:
     """A node recording what the soak needs (built lazily: rclpy only once the soak runs)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node

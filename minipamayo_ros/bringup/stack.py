@@ -65,7 +65,7 @@ class StackArgs:
 
 def drive_stack(args: StackArgs) -> list[NodeSpec]:
     """Policy, follower (and text) nodes: what runs on the vehicle."""
-    sim = {"use_sim_time": args.use_sim_time}
+    sim: dict[str, object] = {"use_sim_time": args.use_sim_time}
     policy_params: dict[str, object] = {**sim, "backend": args.backend}
     if args.engine:
         policy_params["manifest_path"] = args.engine

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from minipamayo_ros import seeds as seedsplit
-from minipamayo_ros.bringup.demo import run_closed_loop, sim_overrides
+from minipamayo_ros.bringup.demo import episode_road_length, run_closed_loop
 from minipamayo_ros.bringup.report import driving_checks
 from minipamayo_ros.bringup.runner import add_stack_arguments
 from minipamayo_ros.evaluation.closed_loop import (
@@ -92,7 +92,7 @@ def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1,
 def dds_world(duration: float) -> WorldConfig:
     """The world the DDS evaluation drives (``bringup.demo.sim_overrides``): one long road."""
     cfg = WorldConfig()
-    return replace(cfg, road=replace(cfg.road, length=float(sim_overrides(duration)["road_length"])))
+    return replace(cfg, road=replace(cfg.road, length=episode_road_length(duration)))
 
 
 def table(runs: list[dict[str, Any]]) -> str:

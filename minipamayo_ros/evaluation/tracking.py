@@ -43,7 +43,7 @@ class CenterlinePolicy:
 
     def __call__(self, obs: Observation) -> PlannedTrajectory | Skip:
         world = obs.world
-        stations = world.proj.s + self.speed * WAYPOINT_DT * np.arange(1, NUM_WAYPOINTS + 1)
+        stations = world.proj.s + self.speed * WAYPOINT_DT * np.arange(1, NUM_WAYPOINTS + 1, dtype=np.float64)
         points = world.road.points_at(stations)
         if self.plan_noise > 0.0:  # shift the whole plan sideways (road normal at each point)
             normal = world.road.heading_at(stations) + np.pi / 2

@@ -6,8 +6,11 @@ threads. :class:`BuildProgress` turns that into a throttled log line such as
 
     [engine build 74 s] Building engine 2/3 > Tactic selection 41/118 (35%)
 
-and lets a caller cancel the build (``cancel()`` -> the next ``step_complete`` returns False).
-Pure Python; the TensorRT adapter lives in ``tensorrt_backend.py``.
+and lets a caller cancel the build (``cancel()`` -> the next ``step_complete`` returns False). A
+process asked to stop cancels every build at its next step (:data:`STOP_BUILDS`, set by
+``nodes.node_main`` when SIGINT/SIGTERM arrives): the build runs in native code, where the signal's
+Python handler cannot run until it returns. Pure Python; the TensorRT adapter lives in
+``tensorrt_backend.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+#: set once this process is asked to stop: every build in progress ends at its next step
+STOP_BUILDS = threading.Event()
 
 
 @dataclass
@@ -31,7 +37,7 @@ class BuildProgress:
     """Tracks the phase tree; logs on new top-level phases and at most every ``interval_s``."""
 
     def __init__(self, log: Callable[[str], Any] = print, interval_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stop: threading.Event = STOP_BUILDS) -> None:
         self._log = log
         self._interval = interval_s
         self._clock = clock
@@ -41,6 +47,7 @@ class BuildProgress:
         self._order: list[str] = []  # start order of active phases
         self._lock = threading.Lock()
         self._cancelled = False
+        self._stop = stop
         self.lines_logged = 0
 
     def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
@@ -56,7 +63,7 @@ class BuildProgress:
             if p is not None:
                 p.done = max(p.done, int(step) + 1)
             self._maybe_log(force=False)
-            return not self._cancelled
+            return not (self._cancelled or self._stop.is_set())
 
     def phase_finish(self, phase_name: str) -> None:
         with self._lock:

@@ -121,4 +121,4 @@ class OnnxRuntimeBackend(InferenceBackend):
         }
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None

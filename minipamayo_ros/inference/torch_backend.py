@@ -233,7 +233,7 @@ class TorchBackend(InferenceBackend):
         self._graph = None
         self._dev_out = ()
         self._dev_in, self._host_in, self._host_out = {}, {}, {}
-        self._module = self._fn = None  # type: ignore[assignment]
+        self._module = self._fn = None
         if self.options.compile:
             torch._dynamo.reset()  # compiled code holds references to the weights
         gc.collect()

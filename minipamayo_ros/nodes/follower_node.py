@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, Twist, TwistStamped
@@ -59,7 +60,7 @@ STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown s
 
 
 class FollowerNode(Node):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("follower", **kwargs)
         self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
         self.follower = Follower(self.config)

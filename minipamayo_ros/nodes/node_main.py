@@ -18,13 +18,22 @@ its end. So every node is destroyed while its context is still valid, and a node
 ``destroy_node()`` publishes a last message (the follower's zero-speed stop command) gets it out.
 The spin loop wakes at least every :data:`SIGNAL_POLL_S` so a signal is acted on even when no
 callback is due (e.g. a node on ``use_sim_time`` whose /clock has stopped).
+
+While the node is being built, a signal interrupts it (a clean exit 0), but a Python signal handler
+runs only when the main thread returns to Python: during a native call such as a TensorRT engine
+build (10+ minutes on the vehicle) it would wait for the call to end. So the signal also wakes a
+watcher thread (``signal.set_wakeup_fd``: written by the C-level handler at once), which cancels
+the build in progress (``inference.build_progress.STOP_BUILDS``); the build returns, and the
+handler runs.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -33,6 +42,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from minipamayo_ros.inference.build_progress import STOP_BUILDS
 from minipamayo_ros.params import param_specs
 
 EXIT_CONFIG_ERROR = 2
@@ -53,6 +63,21 @@ class StopRequest:
         self.starting = True
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
+        self._watch_from_native_code()
+
+    @staticmethod
+    def _watch_from_native_code() -> None:
+        """A stop signal cancels native builds at once (module doc), not when they return."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+        def watch() -> None:
+            while True:
+                if set(os.read(read_fd, 64)) & set(STOP_SIGNALS):
+                    STOP_BUILDS.set()
+
+        threading.Thread(target=watch, name="stop-signal-watcher", daemon=True).start()
 
     def shutdown_rclpy(self) -> None:
         """The last step of every path: ``rclpy.try_shutdown()``, then ignore stop signals.

@@ -26,11 +26,13 @@ import threading
 import time
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
+from rclpy.clock import ROSClock
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -59,7 +61,7 @@ WARN_PERIOD_S = 2.0
 
 
 class PolicyNode(Node):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("policy", **kwargs)
         cfg: PolicyConfig = declare_config(self, PolicyConfig, self._on_config)
         self.config = cfg
@@ -191,9 +193,10 @@ class PolicyNode(Node):
         msg = trajectory_to_msg(traj)
         # steady-clock work inside the node (+ the transport delay when measurable): true in every
         # clock mode, unlike a difference of sim-time stamps (policy/stats.py)
+        clock = self.get_clock()  # a node's clock is a ROSClock (use_sim_time switches it)
         end_to_end_ms, transport_ms = trajectory_latency(
             frame.received_steady, time.monotonic(), frame.received, frame.stamp,
-            sim_time=self.get_clock().ros_time_is_active)
+            sim_time=isinstance(clock, ROSClock) and clock.ros_time_is_active)
         msg.end_to_end_latency_ms = float(end_to_end_ms)
         self._traj_pub.publish(msg)
         self.stats.record_published(time.monotonic(), traj.inference_latency_ms, end_to_end_ms,

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -46,7 +47,7 @@ WARN_PERIOD_S = 2.0
 
 
 class TextNode(Node):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("text", **kwargs)
         cfg: TextConfig = declare_config(self, TextConfig, self._on_config)
         self.config = cfg
@@ -87,7 +88,7 @@ class TextNode(Node):
         if cfg.request_service:
             self.create_service(Trigger, cfg.request_service, self._on_trigger)
         if cfg.request_topic:
-            self.create_subscription(Empty, cfg.request_topic, lambda _msg: self._request(), 10)
+            self.create_subscription(Empty, cfg.request_topic, self._on_request_msg, 10)
         self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"text: events {cfg.events} on {cfg.trajectory_topic} -> "
                                f"{cfg.explanation_topic} (max {cfg.max_tokens} tokens)")
@@ -132,6 +133,9 @@ class TextNode(Node):
             while len(self._contexts) > self.config.context_buffer:
                 self._contexts.popitem(last=False)
             self._lock.notify_all()
+
+    def _on_request_msg(self, _msg: Empty) -> None:
+        self._request()
 
     def _request(self) -> tuple[bool, str]:
         if self._last_traj is None:

@@ -8,11 +8,16 @@ the training data was made with.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros.safety.image_input import raw_layout_error
+
+if TYPE_CHECKING:
+    import array
 
 #: encodings accepted on raw images, with their channel count and the OpenCV conversion to RGB
 _CONVERSIONS: dict[str, tuple[int, int | None]] = {
@@ -30,7 +35,8 @@ class ImageError(ValueError):
 
 
 def raw_to_rgb(
-    data: bytes | bytearray | memoryview | object, height: int, width: int, encoding: str, step: int = 0
+    data: bytes | bytearray | memoryview | array.array[int] | NDArray[np.uint8], height: int, width: int,
+    encoding: str, step: int = 0,
 ) -> NDArray[np.uint8]:
     """A raw image buffer -> ``(height, width, 3)`` uint8 RGB.
 
@@ -40,7 +46,7 @@ def raw_to_rgb(
     conv = _CONVERSIONS.get(encoding)
     if conv is None:
         raise ImageError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
-    buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
+    buf = np.frombuffer(data, dtype=np.uint8)
     layout = raw_layout_error(buf.size, height, width, encoding, conv[0], step)
     if layout is not None:  # the same rule the node applies at arrival (safety.image_input)
         field, value, why = layout
@@ -51,22 +57,24 @@ def raw_to_rgb(
     img = buf[: step * height].reshape(height, step)[:, :row].reshape(height, width, channels)
     if code is None:
         return img
-    return cv2.cvtColor(img, code)
+    # cv2 keeps the input's dtype (its stubs type every image as integer | floating)
+    return cast(NDArray[np.uint8], cv2.cvtColor(img, code))
 
 
-def compressed_to_rgb(data: bytes | bytearray | memoryview | object, fmt: str = "") -> NDArray[np.uint8]:
+def compressed_to_rgb(data: bytes | bytearray | memoryview | array.array[int] | NDArray[np.uint8],
+                      fmt: str = "") -> NDArray[np.uint8]:
     """JPEG/PNG bytes (``sensor_msgs/CompressedImage``) -> ``(h, w, 3)`` uint8 RGB.
 
     The format is detected from the bytes; ``fmt`` only improves the error message.
     """
-    buf = np.frombuffer(data, dtype=np.uint8)  # type: ignore[call-overload]
+    buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageError(f"empty compressed image (format '{fmt}')")
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageError(f"could not decode {buf.size} B compressed image (format '{fmt}'; "
                          "JPEG/PNG expected)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cast(NDArray[np.uint8], cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
 def channels_or_none(encoding: str) -> int | None:

@@ -7,15 +7,18 @@ as :class:`PolicyModelError` with a message that says what to fix (the node exit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from minipamayo_ros import io_contract
 from minipamayo_ros.inference import BackendError, BackendOptions, InferenceBackend, create_backend
-from minipamayo_ros.manifest import ManifestError, ModelManifest, TensorSpec, load_manifest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from minipamayo_ros.manifest import (
+    ManifestError,
+    ModelManifest,
+    TensorSpec,
+    load_manifest,
+    resolve_manifest_path,
+)
 
 
 class PolicyModelError(RuntimeError):
@@ -28,25 +31,6 @@ class PolicyIO:
 
     image_size: tuple[int, int]   # (height, width) [px] of the NHWC uint8 RGB input
     context_dim: int              # length of the context vector (0 if the model has none)
-
-
-def resolve_manifest_path(path: str) -> Path:
-    """Absolute manifest path: as given, else relative to the working dir, the package share, the repo."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p.resolve()
-    candidates = [Path.cwd() / p]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("minipamayo_ros")) / p)
-    except Exception:  # not installed through colcon (plain checkout): fall through
-        pass
-    candidates.append(REPO_ROOT / p)
-    for c in candidates:
-        if c.exists():
-            return c.resolve()
-    return candidates[0]
 
 
 def _fixed(spec: TensorSpec) -> tuple[int, ...]:

@@ -199,7 +199,8 @@ class PolicyPipeline:
             return state
         if not np.all(np.isfinite(state)):  # validated odometry cannot do this; never blame the model
             return Skip("no_odometry", "state history from odometry is not finite (odometry input)")
-        inputs = {IMAGE: resize_to_model(rgb, self.io.image_size)[None], STATE: state[None]}
+        inputs: dict[str, np.ndarray] = {IMAGE: resize_to_model(rgb, self.io.image_size)[None],
+                                         STATE: state[None]}
         preprocess_ms = (time.perf_counter() - t0) * 1e3
         outputs = self.backend.infer(inputs)
         try:

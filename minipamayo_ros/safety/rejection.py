@@ -44,10 +44,11 @@ def first_non_finite(name: str, values: object) -> Rejection | None:
     """A NON_FINITE rejection for the first NaN/inf in ``values`` (scalar or 1-D), else None."""
     import numpy as np
 
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    given = np.asarray(values, dtype=np.float64)
+    arr = given.reshape(-1)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size == 0:
         return None
     i = int(bad[0])
-    field = name if np.ndim(values) == 0 else f"{name}[{i}]"
+    field = name if given.ndim == 0 else f"{name}[{i}]"
     return Rejection(NON_FINITE, field, float(arr[i]), "not finite")

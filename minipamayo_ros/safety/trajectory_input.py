@@ -123,3 +123,11 @@ def check_trajectory(f: TrajectoryFields, limits: TrajectoryLimits | None = None
                          "path points backwards (forward driving only)")
     return None
 
+
+
+def trajectory_error(traj: PlannedTrajectory) -> str | None:
+    """Why the core trajectory ``traj`` must not be followed, or None if it is usable: the content
+    rules of :func:`check_trajectory` with the default limits, in ``traj``'s own frame."""
+    limits = TrajectoryLimits(frame_id=traj.frame_id)
+    bad = check_trajectory(TrajectoryFields.from_trajectory(traj), limits)
+    return None if bad is None else str(bad)

@@ -27,8 +27,11 @@ class SimulatorConfig:
 
     seed: int = param(0, "world seed (road, scene, colours); setting it starts a new episode", min=0,
                       max=2**31 - 1)
-    real_time_factor: float = param(1.0, "sim seconds per wall-clock second", min=0.05, max=50.0)
-    camera_rate_hz: float = param(20.0, "camera frame rate (sim time)", "Hz", min=10.0, max=30.0)
+    real_time_factor: float = param(1.0, "sim seconds per wall-clock second; a tick catches up at most "
+                                    "0.1 s of wall time (a stalled process slows the sim instead of "
+                                    "jumping)", min=0.05, max=50.0)
+    camera_rate_hz: float = param(20.0, "camera frame rate (sim time); a multiple of the policy rate, so "
+                                  "a 10 Hz policy runs exactly every 2nd frame", "Hz", min=10.0, max=30.0)
     image_width: int = param(256, "camera image width", "px", min=256, max=320, read_only=True)
     image_height: int = param(256, "camera image height", "px", min=256, max=320, read_only=True)
     camera_hfov_deg: float = param(80.0, "camera horizontal field of view", "deg", min=40.0, max=120.0,

@@ -223,7 +223,7 @@ def _episode_job(args: tuple) -> tuple[int, str, int]:
     arrays = episode(seed, episode_seconds, sample_period, image_size, world_config, perturbation)
     name = f"episodes/ep_{seed:06d}.npz"
     tmp = Path(out_dir) / f"episodes/.ep_{seed:06d}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(tmp, **arrays)
     os.replace(tmp, Path(out_dir) / name)
     return seed, name, len(arrays["images"])
 

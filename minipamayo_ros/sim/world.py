@@ -251,7 +251,7 @@ class World:
             self._traffic_substep(dt, v, yaw_rate)
             return
         offsets = corner_offsets(self.proj.d, pose.yaw - self.proj.heading, self.proj.curvature,
-                                 self._corners)  # type: ignore[arg-type]
+                                 self._corners)
         self.departed = max(abs(o) for o in offsets) > self.road.lane_width / 2
         was_colliding = self.colliding
         self.colliding = self._check_collision()
@@ -380,7 +380,7 @@ class World:
 
     def _footprint(self) -> list[tuple[float, float]]:
         pts = self.state.pose.transform_points(np.array(self._corners))
-        return [tuple(p) for p in pts]  # type: ignore[misc]
+        return [tuple(p) for p in pts]
 
     def _check_collision(self) -> bool:
         near = [o.obstacle for o in self._obstacles
@@ -394,6 +394,6 @@ class World:
             box = Pose2D(float(centre[0]), float(centre[1]), yaw).transform_points(np.array(
                 [[-ob.length / 2, -ob.width / 2], [ob.length / 2, -ob.width / 2],
                  [ob.length / 2, ob.width / 2], [-ob.length / 2, ob.width / 2]]))
-            if rectangles_overlap(mine, [tuple(p) for p in box]):  # type: ignore[misc]
+            if rectangles_overlap(mine, [tuple(p) for p in box]):
                 return True
         return False

@@ -32,7 +32,7 @@ from minipamayo_ros.inference import (
     create_backend,
     load_manifest,
 )
-from minipamayo_ros.policy.model_loader import resolve_manifest_path
+from minipamayo_ros.manifest import resolve_manifest_path
 
 TEXT_STEP_KIND = "text_step"
 
@@ -79,7 +79,7 @@ class CaptionGenerator:
             raise ValueError(f"context has {ctx.shape[1]} values, the text model needs {self.context_dim}")
         if not np.all(np.isfinite(ctx)):
             raise ValueError("context contains NaN or inf")
-        feed = {"context": ctx, "event": np.array([int(event)], np.int64)}
+        feed: dict[str, np.ndarray] = {"context": ctx, "event": np.array([int(event)], np.int64)}
         seq = [language.BOS]
         words: list[int] = []
         t0 = self._clock()
@@ -117,9 +117,9 @@ def check_text_contract(manifest: ModelManifest) -> int:
                              "parameter 'manifest_path')")
     found = {s.name: s for s in manifest.inputs + manifest.outputs}
     declared_in, declared_out = io_contract.text_step_specs()
-    problems = [io_contract.mismatch(found[d.name], d) if d.name in found else f"missing tensor '{d.name}'"
-                for d in declared_in + declared_out]
-    problems = [p for p in problems if p]
+    checks = [io_contract.mismatch(found[d.name], d) if d.name in found else f"missing tensor '{d.name}'"
+              for d in declared_in + declared_out]
+    problems = [p for p in checks if p]
     ctx, logits = found.get("context"), found.get("logits")
     if not problems and logits is not None and int(logits.shape[1]) < language.VOCAB_SIZE:
         problems.append(f"logits has {logits.shape[1]} classes, the vocabulary {language.VOCAB_SIZE} words")
