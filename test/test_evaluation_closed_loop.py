@@ -128,7 +128,7 @@ def test_pipeline_policy_feeds_the_model_what_the_node_would(tmp_path: Path) -> 
     assert isinstance(out, PlannedTrajectory)
     camera = World(1, SHORT).config.camera
     assert obs.camera().shape[:2] == (camera.height, camera.width)
-    assert inputs[IMAGE].shape == (1, 64, 64, 3) and inputs[STATE].shape == (1, 10, 3)
+    assert inputs[IMAGE].shape == (1, 64, 64, 3) and inputs[STATE].shape == (1, 10, 4)
     want = expected_outputs(inputs[IMAGE], inputs[STATE])
     np.testing.assert_allclose(out.points, want["waypoints"][0], atol=1e-5)
     assert out.frame_id == "base_link" and out.model_id.startswith("probe-policy@")
@@ -142,7 +142,7 @@ def test_dagger_labels_the_states_the_policy_visits(tmp_path: Path) -> None:
     ep = policy_episode(str(manifest), 4, episode_seconds=8.0, sample_period=0.2, image_size=(32, 32),
                         world_config=SHORT, perturbation=pert)
     n = len(ep["images"])
-    assert n >= 25 and ep["images"].shape == (n, 32, 32, 3) and ep["state"].shape == (n, 10, 3)
+    assert n >= 25 and ep["images"].shape == (n, 32, 32, 3) and ep["state"].shape == (n, 10, 4)
     # the probe holds its speed and steers by colour; the labels are the expert's plans, not its output
     probe = np.stack([expected_outputs(ep["images"][i:i + 1], ep["state"][i:i + 1])["waypoints"][0]
                       for i in range(n)])

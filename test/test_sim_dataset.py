@@ -37,7 +37,7 @@ def test_round_trip(tmp_path: Path) -> None:
     n = len(ds)
     assert n > 10
     assert ds.images.shape == (n, 64, 64, 3) and ds.images.dtype == np.uint8
-    assert ds.state.shape == (n, 10, 3) and ds.state.dtype == np.float32
+    assert ds.state.shape == (n, 10, 4) and ds.state.dtype == np.float32
     assert ds.waypoints.shape == (n, 20, 2) and ds.waypoints.dtype == np.float32
     assert ds.speeds.shape == (n, 20) and ds.speeds.dtype == np.float32
     assert ds.events.shape == (n,) and ds.events.dtype == np.int64

@@ -171,7 +171,8 @@ class TextNode(Node):
                                   f"{cfg.context_wait:g} s (is the policy publishing {cfg.context_topic}?)")
             return "failed"
         age_ms = (self._now() - req.stamp) * 1e3  # when generation starts
-        cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms)
+        cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms,
+                                      min_confidence=cfg.min_confidence)
         if cap.abandoned:
             self._warn("abandoned", f"generation abandoned after {cap.latency_ms:.0f} ms "
                                     f"(max_generation_ms {cfg.max_generation_ms:g})")

@@ -26,12 +26,12 @@ from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import ImageError
 from minipamayo_ros.policy.model_loader import PolicyIO, load_policy
 from minipamayo_ros.policy.outputs import OutputError, PolicyOutput, parse_policy_outputs
-from minipamayo_ros.pose_history import OdometrySample, PoseHistory
+from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
-from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
+from minipamayo_ros.state_features import REQUIRED_HISTORY, StateHistory, state_history
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class PolicyPipeline:
         self.expected_size = expected_size  # (height, width) [px] or None = any
         self.frame_id = frame_id
         self.sequence = 0  # of the last published trajectory
-        self._history = PoseHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
+        self._history = StateHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
         self._gate = OdometryGate(replace(odometry_limits or OdometryLimits(), max_age=odom_history))
         self.trajectory_limits = TrajectoryLimits(frame_id=frame_id, max_speed=plan_max_speed)
         self.clock = ClockJumpDetector()
@@ -149,7 +149,7 @@ class PolicyPipeline:
             self.sequence = 0
 
     def state(self, stamp: float) -> NDArray[np.float32] | Skip:
-        """The (10, 3) state history at ``stamp``, or why there is none."""
+        """The (10, 4) state history at ``stamp``, or why there is none."""
         with self._lock:
             feats = state_history(self._history, stamp, self.max_extrapolation)
             if feats is not None:
