@@ -1,6 +1,6 @@
 """The training recipe of the shipped policy, from nothing to chosen weights, in one command.
 
-    # the shipped run: one H100 + 16 CPU cores (device tool), ~9 min
+    # the shipped run: one H100/H200 + 16 CPU cores (device tool), ~8 min
     python -m minipamayo_ros.evaluation.recipe --out runs/traffic --scale full --workers 16
     # the same recipe, same data and schedule, on a CPU only (slower: docs/model.md gives the time)
     python -m minipamayo_ros.evaluation.recipe --out runs/traffic-cpu --scale full --device cpu
@@ -78,11 +78,10 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "full": Scale(classic_seeds=150, traffic_seeds=560, episode_seconds=25.0, val_data_seeds=40,
-                  calib_seeds=10, dagger_rounds=1, dagger_seeds=128, dagger_seconds=40.0, epochs_round0=6,
-                  epochs_finetune=3,
-                  batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=32, select_classic_seeds=24,
-                  select_seconds=40.0),
+    "full": Scale(classic_seeds=120, traffic_seeds=450, episode_seconds=25.0, val_data_seeds=32,
+                  calib_seeds=10, dagger_rounds=1, dagger_seeds=96, dagger_seconds=35.0, epochs_round0=6,
+                  epochs_finetune=3, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=24,
+                  select_classic_seeds=16, select_seconds=35.0),
     "small": Scale(classic_seeds=2, traffic_seeds=6, episode_seconds=8.0, val_data_seeds=2, calib_seeds=1,
                    dagger_rounds=1, dagger_seeds=2, dagger_seconds=8.0, epochs_round0=1, epochs_finetune=1,
                    batch_size=32, lr=2e-3, finetune_lr=1e-3, select_seeds=2, select_classic_seeds=1,
