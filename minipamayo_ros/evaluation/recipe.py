@@ -1,9 +1,12 @@
 """The training recipe of the shipped policy, from nothing to chosen weights, in one command.
 
-    # the shipped run: one H100/H200 + 16 CPU cores (device tool), ~8 min
-    python -m minipamayo_ros.evaluation.recipe --out runs/traffic --scale full --workers 16
+    # the shipped run: one H100/H200 + 16 CPU cores (device tool), ~6 min; round 0 starts from the
+    # policy shipped before (classic roads), its new standing-time input switched on
+    python -m minipamayo_ros.evaluation.recipe --out runs/traffic --scale full --workers 16 \\
+        --init-weights engines/minipamayo-tiny.safetensors
     # the same recipe, same data and schedule, on a CPU only (slower: docs/model.md gives the time)
-    python -m minipamayo_ros.evaluation.recipe --out runs/traffic-cpu --scale full --device cpu
+    python -m minipamayo_ros.evaluation.recipe --out runs/traffic-cpu --scale full --device cpu \\
+        --init-weights engines/minipamayo-tiny.safetensors
     # a small version that checks the whole pipeline on a laptop in minutes
     python -m minipamayo_ros.evaluation.recipe --out runs/small --scale small --workers 2
 
@@ -78,9 +81,9 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "full": Scale(classic_seeds=120, traffic_seeds=450, episode_seconds=25.0, val_data_seeds=32,
-                  calib_seeds=10, dagger_rounds=1, dagger_seeds=96, dagger_seconds=35.0, epochs_round0=6,
-                  epochs_finetune=3, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=24,
+    "full": Scale(classic_seeds=80, traffic_seeds=350, episode_seconds=25.0, val_data_seeds=24,
+                  calib_seeds=8, dagger_rounds=1, dagger_seeds=96, dagger_seconds=35.0, epochs_round0=4,
+                  epochs_finetune=2, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=24,
                   select_classic_seeds=16, select_seconds=35.0),
     "small": Scale(classic_seeds=2, traffic_seeds=6, episode_seconds=8.0, val_data_seeds=2, calib_seeds=1,
                    dagger_rounds=1, dagger_seeds=2, dagger_seconds=8.0, epochs_round0=1, epochs_finetune=1,
@@ -157,7 +160,7 @@ def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the recipe
 def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: float,
-               shipped: str = "", progress: bool = True) -> dict[str, Any]:
+               shipped: str = "", progress: bool = True, init_weights: str = "") -> dict[str, Any]:
     import torch
 
     from minipamayo_ros.model.config import load_config
@@ -182,7 +185,7 @@ def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: f
     require_split(s_classic + s_traffic + s_calib, TRAINING, "recipe expert data")
     require_split(s_val, VALIDATION, "recipe validation data")
     record: dict[str, Any] = {"scale": asdict(scale), "device": str(dev), "torch": torch.__version__,
-                              "workers": workers, "deviations": []}
+                              "workers": workers, "init_weights": init_weights or None, "deviations": []}
 
     t = st.start("expert data")
     data = out / "data"
@@ -203,7 +206,7 @@ def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: f
             budget: float) -> dict[str, Any]:
         # the schedule is in epochs (the same on any machine); ``budget`` [s] only guards the deadline
         tc = TrainConfig(epochs=epochs, batch_size=scale.batch_size, lr=lr, seed=0,
-                         time_budget_s=budget if np.isfinite(budget) else 0.0)
+                         time_budget_s=budget if np.isfinite(budget) else 0.0, fit_normalisation=init is None)
         hist = train(model, ds, val_ds, tc, dev, log=lambda m: print(f"[{name}] {m}", file=sys.stderr,
                                                                        flush=True))
         planned = epochs * max(1, len(ds) // scale.batch_size)
@@ -229,8 +232,13 @@ def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: f
 
     t = st.start("round 0")
     torch.manual_seed(0)
-    rounds.append(fit(build_model(cfg), train_ds, scale.epochs_round0, scale.lr, "round0", None,
-                      0.25 * deadline_s))
+    if init_weights:  # warm start: the previous policy, its standing-time input switched on (zero weights)
+        model0 = load_model(init_weights, cfg).train()
+        rounds.append(fit(model0, train_ds, scale.epochs_round0, scale.finetune_lr, "round0",
+                          str(init_weights), 0.25 * deadline_s))
+    else:
+        rounds.append(fit(build_model(cfg), train_ds, scale.epochs_round0, scale.lr, "round0", None,
+                          0.25 * deadline_s))
     st.end("round 0", t, **{k: rounds[-1][k] for k in ("samples", "best_val_ade_m")})
 
     seed0 = 5000
@@ -323,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="wall-time budget: a DAgger round that would not fit is skipped (recorded)")
     ap.add_argument("--shipped", default="engines/minipamayo-tiny-policy.manifest.json",
                     help="the shipped policy, compared on classic validation seeds ('' = skip)")
+    ap.add_argument("--init-weights", default="",
+                    help="round 0 starts from these safetensors (same config; e.g. the shipped policy) "
+                         "instead of from scratch, at the fine-tuning learning rate")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    rec = run_recipe(a.out, SCALES[a.scale], a.workers, a.device, a.deadline_s, a.shipped, not a.no_progress)
+    rec = run_recipe(a.out, SCALES[a.scale], a.workers, a.device, a.deadline_s, a.shipped, not a.no_progress,
+                     a.init_weights)
     print(json.dumps({"chosen": rec["chosen"], "classic_validation": {
         k: v if k == "seeds" else {kk: vv for kk, vv in v.items() if kk != "failures"}
         for k, v in rec["classic_validation"].items()},

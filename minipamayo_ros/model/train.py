@@ -52,6 +52,9 @@ class TrainConfig:
     text_eval_limit: int = 1024     # validation samples decoded per evaluation (greedy decoding is slow-ish)
     eval_every: int = 1             # epochs
     time_budget_s: float = 0.0      # > 0: shrink the schedule after 40 steps so training fits this
+    #: refit the state normalisation to the training data (False when fine-tuning: it is part of the
+    #: weights the model starts from)
+    fit_normalisation: bool = True
 
 
 @dataclass
@@ -163,7 +166,8 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
     device = torch.device(device)
     torch.manual_seed(tc.seed)
     gen = torch.Generator(device="cpu").manual_seed(tc.seed)
-    set_state_normalisation(model, train_ds)
+    if tc.fit_normalisation:
+        set_state_normalisation(model, train_ds)
     model.to(device).train()
     data = {
         "images": torch.from_numpy(np.ascontiguousarray(train_ds.images)).to(device),
