@@ -1,6 +1,6 @@
 """The training recipe of the shipped policy, from nothing to chosen weights, in one command.
 
-    # the shipped run: one H100/H200 + 16 CPU cores (device tool), ~4.5 min; round 0 starts from the
+    # the shipped run: one H100/H200 + 16 CPU cores (device tool), ~3.5 min; round 0 starts from the
     # policy shipped before (classic roads), its new standing-time input switched on
     python -m minipamayo_ros.evaluation.recipe --out runs/traffic --scale full --workers 16 \\
         --init-weights engines/minipamayo-tiny.safetensors
@@ -81,10 +81,10 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "full": Scale(classic_seeds=60, traffic_seeds=260, episode_seconds=25.0, val_data_seeds=16,
-                  calib_seeds=8, dagger_rounds=1, dagger_seeds=64, dagger_seconds=30.0, epochs_round0=4,
+    "full": Scale(classic_seeds=40, traffic_seeds=200, episode_seconds=25.0, val_data_seeds=12,
+                  calib_seeds=8, dagger_rounds=1, dagger_seeds=48, dagger_seconds=30.0, epochs_round0=4,
                   epochs_finetune=2, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=16,
-                  select_classic_seeds=12, select_seconds=30.0),
+                  select_classic_seeds=8, select_seconds=30.0),
     "small": Scale(classic_seeds=2, traffic_seeds=6, episode_seconds=8.0, val_data_seeds=2, calib_seeds=1,
                    dagger_rounds=1, dagger_seeds=2, dagger_seconds=8.0, epochs_round0=1, epochs_finetune=1,
                    batch_size=32, lr=2e-3, finetune_lr=1e-3, select_seeds=2, select_classic_seeds=1,
