@@ -247,7 +247,7 @@ def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: f
         name = f"DAgger {k} + round {k}"
         t = st.start(name)
         n = scale.dagger_seeds
-        if st.left() < 0.45 * deadline_s:  # a round that cannot finish is not started
+        if st.left() < 0.3 * deadline_s:  # a round that cannot finish is not started
             record["deviations"].append(f"{name}: skipped, {st.left():.0f} s left of {deadline_s:.0f} s")
             break
         dseeds = list(range(seed0, seed0 + n))
