@@ -78,6 +78,7 @@ class Scale:
     select_seeds: int             # closed-loop validation seeds (from 2000, mix traffic_and_classic)
     select_classic_seeds: int     # classic validation seeds (from 3000): new vs shipped policy
     select_seconds: float         # [s] per closed-loop validation run
+    freeze_vision: bool = False   # fine-tune on cached vision tokens (``TrainConfig.freeze_vision``)
 
 
 SCALES: dict[str, Scale] = {
@@ -85,10 +86,16 @@ SCALES: dict[str, Scale] = {
                   calib_seeds=8, dagger_rounds=1, dagger_seeds=48, dagger_seconds=30.0, epochs_round0=4,
                   epochs_finetune=2, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=16,
                   select_classic_seeds=8, select_seconds=30.0),
+    # what a 2-core CPU can do in ~3 h: the vision encoder of the previous policy kept (frozen), the
+    # fusion backbone, heads and text decoder fine-tuned on its cached tokens
+    "cpu": Scale(classic_seeds=40, traffic_seeds=210, episode_seconds=25.0, val_data_seeds=8,
+                 calib_seeds=8, dagger_rounds=1, dagger_seeds=40, dagger_seconds=30.0, epochs_round0=2,
+                 epochs_finetune=2, batch_size=128, lr=2e-3, finetune_lr=1e-3, select_seeds=16,
+                 select_classic_seeds=8, select_seconds=30.0, freeze_vision=True),
     "small": Scale(classic_seeds=2, traffic_seeds=6, episode_seconds=8.0, val_data_seeds=2, calib_seeds=1,
                    dagger_rounds=1, dagger_seeds=2, dagger_seconds=8.0, epochs_round0=1, epochs_finetune=1,
                    batch_size=32, lr=2e-3, finetune_lr=1e-3, select_seeds=2, select_classic_seeds=1,
-                   select_seconds=8.0),
+                   select_seconds=8.0, freeze_vision=True),
 }
 
 
@@ -121,11 +128,11 @@ class Stages:
 _POLICY_CACHE: dict[str, Any] = {}
 
 
-def _closed_loop_job(job: tuple[str, int, float, str, float]) -> dict[str, Any]:
-    manifest, seed, latency, mix, seconds = job
+def _closed_loop_job(job: tuple[str, int, float, str, str, float]) -> dict[str, Any]:
+    manifest, seed, latency, mix, scenario, seconds = job
     if manifest not in _POLICY_CACHE:
         _POLICY_CACHE[manifest] = load_policy(manifest)
-    world = replace(WorldConfig(), scenarios=load_mix(mix))
+    world = replace(WorldConfig(), scenarios=load_mix(mix, scenario))
     r = run_episode(seed, _POLICY_CACHE[manifest], world,
                     ClosedLoopSettings(max_seconds=seconds, latency=latency))
     m = r.metrics.as_dict()
@@ -136,9 +143,10 @@ def _closed_loop_job(job: tuple[str, int, float, str, float]) -> dict[str, Any]:
 
 
 def closed_loop_runs(manifest: str, seeds: list[int], mix: str, seconds: float, workers: int,
-                     latencies: tuple[float, ...] = LATENCIES) -> list[dict[str, Any]]:
-    """Each seed at each latency, driven by the policy node's pipeline (``closed_loop.load_policy``)."""
-    jobs = [(manifest, s, lat, mix, seconds) for s in seeds for lat in latencies]
+                     latencies: tuple[float, ...] = LATENCIES, scenario: str = "") -> list[dict[str, Any]]:
+    """Each seed at each latency, driven by the policy node's pipeline (``closed_loop.load_policy``;
+    ``"expert"``: the expert); ``scenario``: one type for every seed instead of the mix's draw."""
+    jobs = [(manifest, s, lat, mix, scenario, seconds) for s in seeds for lat in latencies]
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             return list(pool.imap(_closed_loop_job, jobs))
@@ -206,7 +214,8 @@ def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: f
             budget: float) -> dict[str, Any]:
         # the schedule is in epochs (the same on any machine); ``budget`` [s] only guards the deadline
         tc = TrainConfig(epochs=epochs, batch_size=scale.batch_size, lr=lr, seed=0,
-                         time_budget_s=budget if np.isfinite(budget) else 0.0, fit_normalisation=init is None)
+                         time_budget_s=budget if np.isfinite(budget) else 0.0, fit_normalisation=init is None,
+                         freeze_vision=scale.freeze_vision)
         hist = train(model, ds, val_ds, tc, dev, log=lambda m: print(f"[{name}] {m}", file=sys.stderr,
                                                                        flush=True))
         planned = epochs * max(1, len(ds) // scale.batch_size)
