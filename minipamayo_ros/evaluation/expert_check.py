@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = seedsplit.first(seedsplit.VALIDATION, args.first_seed + args.episodes)[args.first_seed:]
     from minipamayo_ros.bringup.demo import sim_overrides
 
-    road_length = float(sim_overrides(args.duration)["road_length"])
+    road_length = float(sim_overrides(args.duration)["road_length"])  # type: ignore[arg-type]
     jobs = [(t, s, args.latency, args.duration, road_length) for t in types for s in seeds]
     t0 = time.monotonic()
     runs: list[dict[str, Any]] = []

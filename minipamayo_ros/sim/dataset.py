@@ -302,7 +302,7 @@ def generate_dataset(out_dir: str | Path, seeds: Sequence[int], episode_seconds:
         "format": FORMAT, "version": VERSION,
         "generator_version": GENERATOR_VERSION if classic else TRAFFIC_GENERATOR_VERSION, **driver_info,
         "scenario_mix": CLASSIC if mix is None else mix.name,
-        "scenario_types": {} if classic else {str(s): mix.for_seed(s).name for s in seeds},
+        "scenario_types": {} if mix is None or classic else {str(s): mix.for_seed(s).name for s in seeds},
         "image_size": list(image_size),
         "episode_seconds": episode_seconds, "sample_period": sample_period,
         "samples": total, "vocab_size": language.VOCAB_SIZE,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def lighting_for_seed(seed: int, spec: LightingSpec) -> Lighting:
     rng = np.random.default_rng([int(seed), 0x4C_49_54])  # "LIT"
     w = np.array([spec.day, spec.dusk, spec.night], dtype=np.float64)
     tod = TimeOfDay(int(rng.choice(3, p=w / w.sum())))
-    common = {
+    common: dict[str, Any] = {
         "exposure": float(rng.uniform(0.3, 1.0)) * spec.exposure,
         "exposure_periods": (float(rng.uniform(2.0, 4.0)), float(rng.uniform(3.5, 6.0))),
         "exposure_phases": (float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0, 2 * math.pi))),

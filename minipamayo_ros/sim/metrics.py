@@ -18,16 +18,18 @@ Per-run facts for scorers (traffic world, ``docs/traffic-world.md``): every cont
 or obstacle is an :class:`Incident` (who, at fault or not and why: ``agents.fault``);
 ``at_fault_collisions`` counts those that were the ego's fault; ``red_light_violations``: the front
 bumper crossing a stop line while its light is red; ``min_ttc_s``: the smallest time-to-collision
-(:func:`time_to_collision`, constant velocities, agents ahead of the rear axle, capped at
-``TTC_HORIZON``) sampled at 10 Hz while moving; ``longest_stall_s``: the longest standstill while the
+(agents ahead of the rear axle, capped at ``TTC_HORIZON``, sampled at 10 Hz while moving): along
+the road for road users on it (:func:`route_time_to_collision`), at constant world velocity for
+the others (:func:`time_to_collision`); ``longest_stall_s``: the longest standstill while the
 expert would drive (sampled at 10 Hz). :func:`clean_checks` is the clean-run test.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +82,7 @@ class Incident:
         return asdict(self)
 
 
-def clean_checks(m: dict[str, float | int | None]) -> dict[str, bool]:
+def clean_checks(m: Mapping[str, float | int | None]) -> dict[str, bool]:
     """The clean-run test of one run's metrics (``EpisodeMetrics.as_dict``): every one must hold."""
     return {
         "no_at_fault_collision": (m.get("at_fault_collisions") or 0) == 0,
@@ -263,8 +265,9 @@ def time_to_collision(ego: tuple[float, float, float, float, float, float],
     # separating axes: the ego's two and the other's two; the boxes overlap when no axis separates
     sep = np.zeros(dx.shape, dtype=bool)
     ohl, ohw = b[:, 4:5] / 2, b[:, 5:6] / 2
-    axes = [(ec, es, el / 2, True), (-es, ec, ew / 2, True),
-            (oc[:, None], osn[:, None], ohl, False), (-osn[:, None], oc[:, None], ohw, False)]
+    axes: list[tuple[Any, Any, Any, bool]] = [(ec, es, el / 2, True), (-es, ec, ew / 2, True),
+                                              (oc[:, None], osn[:, None], ohl, False),
+                                              (-osn[:, None], oc[:, None], ohw, False)]
     for ax, ay, own_a, on_ego in axes:
         dist = np.abs(dx * ax + dy * ay)
         if on_ego:   # axis of the ego: the other's extent projected on it
@@ -277,6 +280,30 @@ def time_to_collision(ego: tuple[float, float, float, float, float, float],
             reach = own_a + (el / 2) * ca + (ew / 2) * sa
         sep |= dist > reach
     hit = ~sep                                                        # (N, T)
+    if not hit.any():
+        return horizon
+    first = np.argmax(hit, axis=1)[hit.any(axis=1)]
+    return float(t[first.min()])
+
+
+def route_time_to_collision(ego: tuple[float, float, float, float, float, float],
+                            others: Sequence[tuple[float, float, float, float, float, float]],
+                            horizon: float = TTC_HORIZON, step: float = TTC_STEP) -> float:
+    """[s] first time the ego's box overlaps another's when both keep their velocity *along the
+    road* (route coordinates: arc length ``s``, lateral offset ``d``).
+
+    Boxes: ``(s, d, v_s, v_d, length, width)`` [m, m, m/s, m/s, m, m], centre. Unlike
+    :func:`time_to_collision` a car following its curved lane never seems to leave it (no false
+    conflicts with oncoming traffic in curves). Returns ``horizon`` without overlap.
+    """
+    if not others:
+        return horizon
+    t = np.arange(0.0, horizon + 1e-9, step)
+    b = np.asarray(others, dtype=np.float64)
+    es, ed, evs, evd, el, ew = ego
+    ds = (b[:, 0:1] + b[:, 2:3] * t) - (es + evs * t)          # (N, T)
+    dd = (b[:, 1:2] + b[:, 3:4] * t) - (ed + evd * t)
+    hit = (np.abs(ds) < (el + b[:, 4:5]) / 2) & (np.abs(dd) < (ew + b[:, 5:6]) / 2)
     if not hit.any():
         return horizon
     first = np.argmax(hit, axis=1)[hit.any(axis=1)]

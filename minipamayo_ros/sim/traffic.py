@@ -11,7 +11,7 @@ front / rear bumper, speed, lateral offset), which the world calls every physics
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -190,11 +190,8 @@ class Traffic:
         start = float(r.uniform(20.0, 36.0)) + 14.0 * len(queue)   # [m] before the centre
         body = self._vehicle_body(r, van=r.random() < 0.15)
         v = float(r.uniform(6.0, 9.0))
-        veh = CrossVehicle(self._next_id, path, CROSS_START - start, 0.0, v, desired_speed=v, rng=r,
-                           role=Role.CROSS, **body)
-        veh.intersection = ix  # type: ignore[attr-defined]
-        veh.stop_s = CROSS_START - ix.half - 1.0  # type: ignore[attr-defined]
-        self._add(veh)
+        self._add(CrossVehicle(self._next_id, path, CROSS_START - start, 0.0, v, desired_speed=v, rng=r,
+                               role=Role.CROSS, intersection=ix, stop_s=CROSS_START - ix.half - 1.0, **body))
 
     # ------------------------------------------------------------------ ego / time
     @property
@@ -221,7 +218,7 @@ class Traffic:
             self._amber_decisions()
             for a in self.agents:
                 if a.active:
-                    a.act(self.time, self)  # type: ignore[call-arg]
+                    a.act(self.time, self)
         self.time += dt
         lw = self.lane_width
         for a in self.agents:
@@ -304,9 +301,9 @@ class Traffic:
 
         if isinstance(agent, CrossVehicle):
             front = agent.s + agent.length / 2
-            ix: Intersection = agent.intersection  # type: ignore[attr-defined]
+            ix = agent.intersection
             st = ix.cycle.cross_state(time)
-            dist = agent.stop_s - front  # type: ignore[attr-defined]
+            dist = agent.stop_s - front
             if dist > -0.5 and (st == LightState.RED or (
                     st == LightState.AMBER and dist > agent.speed**2 / (2 * AMBER_DECEL))):
                 consider(max(dist, 0.05))
@@ -352,7 +349,8 @@ class Traffic:
                     consider(max(dist - 0.5, 0.05))
             for sl in self.road.stop_lines:
                 dist = sl - front
-                if -0.5 < dist < 60.0 and not self._agent_stopped_at(agent, sl, time):
+                waits = isinstance(agent, Vehicle) and not self._stopped_at(agent, sl, time)
+                if -0.5 < dist < 60.0 and waits:
                     consider(max(dist - 0.5, 0.05))
         for p in self.agents:
             if isinstance(p, Pedestrian) and p.active and self._ped_blocks(p, corridor, half):
@@ -361,12 +359,12 @@ class Traffic:
                     consider(max(ahead - 3.0, 0.05))
         return best
 
-    def _agent_stopped_at(self, agent: Agent, s_line: float, time: float) -> bool:
+    @staticmethod
+    def _stopped_at(agent: Vehicle, s_line: float, time: float) -> bool:
         """A vehicle stands 1 s within 6 m of a stop line before it goes (the stop rule)."""
-        done: set[float] = agent.__dict__.setdefault("_stops_done", set())
+        done, since = agent.stops_done, agent.stop_since
         if s_line in done:
             return True
-        since: dict[float, float] = agent.__dict__.setdefault("_stop_since", {})
         front = agent.s + agent.length / 2
         if agent.speed < 0.1 and 0.0 < s_line - front < 6.0:
             since.setdefault(s_line, time)
@@ -491,13 +489,11 @@ class Traffic:
             if not a.active:
                 continue
             st = a.state(lw, time)
-            if not a.on_route and abs(st.x) + abs(st.y) < math.inf:
+            if not a.on_route:   # cross traffic: route coordinates when near the ego
                 ex = self.route.pose(self.ego.s, self.ego.d)
                 if math.hypot(st.x - ex[0], st.y - ex[1]) < 40.0:
                     hint = int(self.ego.s / (self.road.s[1] - self.road.s[0]))
                     pr = self.road.project(st.x, st.y, hint=hint)
-                    from dataclasses import replace
-
                     st = replace(st, s=pr.s, d=pr.d, in_ego_lane=abs(pr.d) - st.width / 2 < lw / 2)
             out.append(st)
         return out

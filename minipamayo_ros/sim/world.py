@@ -13,6 +13,7 @@ integrates the kinematic bicycle at ``physics_dt`` (100 Hz default) and updates 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.sim.agents.fault import collision_fault
-from minipamayo_ros.sim.agents.kinematics import AgentKind, AgentState, Role
+from minipamayo_ros.sim.agents.kinematics import AgentKind, AgentState, Role, box_corners
 from minipamayo_ros.sim.agents.objects import LightState
 from minipamayo_ros.sim.camera import CameraConfig
 from minipamayo_ros.sim.expert import Expert, ExpertConfig, ExpertPlan, SceneView
@@ -32,6 +33,7 @@ from minipamayo_ros.sim.metrics import (
     MetricsTracker,
     corner_offsets,
     rectangles_overlap,
+    route_time_to_collision,
     time_to_collision,
 )
 from minipamayo_ros.sim.odometry import OdometryModel, OdometryNoise
@@ -277,11 +279,20 @@ class World:
         assert tr is not None
         self._update_traffic_ego()
         tr.step(dt)
-        # lane departure: every corner projected onto the road (exact in tight turns)
-        mine = self._footprint()
+        # lane departure: footprint corners against the lane lines; in tight turns (intersections,
+        # |kappa| > 0.05 1/m) each corner projected onto the road, where the small-angle model errs
+        p = self.state.pose
+        b = self.config.body
+        mine = box_corners(p.x + (b.front - b.length / 2) * math.cos(p.yaw),
+                           p.y + (b.front - b.length / 2) * math.sin(p.yaw), p.yaw, b.length, b.width)
         lw2 = self.road.lane_width / 2
-        hint = self.proj.index
-        self.departed = any(abs(self.road.project(x, y, hint=hint).d) > lw2 for x, y in mine)
+        if abs(self.proj.curvature) > 0.05:
+            hint = self.proj.index
+            self.departed = any(abs(self.road.project(x, y, hint=hint).d) > lw2 for x, y in mine)
+        else:
+            offsets = corner_offsets(self.proj.d, p.yaw - self.proj.heading, self.proj.curvature,
+                                     self._corners)  # type: ignore[arg-type]
+            self.departed = max(abs(o) for o in offsets) > lw2
         front = self.proj.s + self.config.body.front
         for ix in tr.layout.intersections:
             before = self._light_front.get(ix.id, -1e9)
@@ -290,7 +301,7 @@ class World:
             self._light_front[ix.id] = front
         obstacle_hit = self._check_collision()
         ego = self.ego_state()
-        touching = {a.id: a for a in tr.colliding(mine, ego.x, ego.y)}
+        touching = {a.id: a for a in tr.colliding(mine, ego.x, ego.y)}  # type: ignore[arg-type]
         if obstacle_hit:
             touching[-1] = None  # type: ignore[assignment]
         for aid, agent in touching.items():
@@ -325,12 +336,21 @@ class World:
         ego = self.ego_state()
         c, s = np.cos(ego.yaw), np.sin(ego.yaw)
         p = self.state.pose
-        others = []
+        on_road, off_road = [], []
         for o in self._ttc_candidates():
-            if (o.x - p.x) * c + (o.y - p.y) * s > 0.0 and (o.x - ego.x) ** 2 + (o.y - ego.y) ** 2 < 50.0**2:
-                others.append((o.x, o.y, o.yaw, o.speed, o.length, o.width))
-        if others:
-            self.tracker.ttc(time_to_collision((ego.x, ego.y, ego.yaw, v, ego.length, ego.width), others))
+            if (o.x - p.x) * c + (o.y - p.y) * s <= 0.0 or (o.x - ego.x) ** 2 + (o.y - ego.y) ** 2 > 50.0**2:
+                continue
+            if np.isfinite(o.s):   # along the road: no false conflicts in curves
+                rel = o.yaw - float(self.road.heading_at(o.s))
+                on_road.append((o.s, o.d, o.speed * np.cos(rel), o.speed * np.sin(rel), o.length, o.width))
+            else:
+                off_road.append((o.x, o.y, o.yaw, o.speed, o.length, o.width))
+        rel = self.state.pose.yaw - self.proj.heading
+        if on_road:
+            self.tracker.ttc(route_time_to_collision(
+                (ego.s, ego.d, v * np.cos(rel), v * np.sin(rel), ego.length, ego.width), on_road))
+        if off_road:
+            self.tracker.ttc(time_to_collision((ego.x, ego.y, ego.yaw, v, ego.length, ego.width), off_road))
 
     def _ttc_candidates(self) -> list[AgentState]:
         out: list[AgentState] = []
@@ -340,7 +360,7 @@ class World:
                 c = self.road.points_at(o.s, o.d)
                 out.append(AgentState(-1, AgentKind.OBSTACLE, Role.OBSTACLE, float(c[0]), float(c[1]),
                                       float(self.road.heading_at(o.s)), o.length, o.width, o.height, 0.0,
-                                      0.0))
+                                      0.0, o.s, o.d))
         if self.traffic is not None:
             out += [a.state(self.road.lane_width, self.time) for a in self.traffic.agents if a.active]
         return out

@@ -14,13 +14,14 @@ as a :class:`Leader`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from minipamayo_ros.sim.agents.kinematics import Agent, AgentKind, Path, Role
+from minipamayo_ros.sim.agents.kinematics import Agent, AgentKind, AgentState, Path, Role
+from minipamayo_ros.sim.agents.objects import Intersection
 
 if TYPE_CHECKING:  # pragma: no cover
     from minipamayo_ros.sim.traffic import Traffic
@@ -99,6 +100,8 @@ class Vehicle(Agent):
         self.lane_d = d if lane_d is None else lane_d   # centre of its own lane (route d)
         self.move: LateralMove | None = None
         self.hold_until = -1.0                          # [s] standing still until (hard-brake stop)
+        self.stops_done: set[float] = set()             # stop lines (route s) it has stopped at
+        self.stop_since: dict[float, float] = {}        # stop line -> standing there since [s]
 
     def in_own_lane(self) -> bool:
         return abs(self.d - self.lane_d) + self.width / 2 <= self.lane_half + 0.1
@@ -123,8 +126,7 @@ class Vehicle(Agent):
         v0 = min(self.desired_speed, traffic.curve_speed(self))
         return idm_acceleration(self.idm, self.speed, v0, leader)
 
-    def act(self, time: float, traffic: Traffic | None = None) -> None:  # type: ignore[override]
-        assert traffic is not None
+    def act(self, time: float, traffic: Traffic) -> None:
         self.accel = self.longitudinal(time, traffic)
         if time < self.hold_until:
             self.accel = -self.max_decel
@@ -151,8 +153,7 @@ class LeadVehicle(Vehicle):
         self.stop_probability = stop_probability
         self.brake: tuple[float, float] | None = None   # (deceleration, target speed) while braking
 
-    def act(self, time: float, traffic: Traffic | None = None) -> None:  # type: ignore[override]
-        assert traffic is not None
+    def act(self, time: float, traffic: Traffic) -> None:
         dt = self.act_period
         rng = self.rng
         if rng.random() < self.speed_change_rate * dt:
@@ -183,13 +184,13 @@ class OncomingVehicle(Vehicle):
         self.drift_trigger = drift_trigger  # [m] front-to-front distance that starts it
         self.drift_end = math.inf
 
-    def act(self, time: float, traffic: Traffic | None = None) -> None:  # type: ignore[override]
-        assert traffic is not None
+    def act(self, time: float, traffic: Traffic) -> None:
         if self.drift > 0.0 and self.move is None:
             ahead = self.s - self.length / 2 - traffic.ego_front_s
             if 0.0 < ahead < self.drift_trigger:
-                self.start_move(time, self.lane_d - self.drift, float(self.rng.uniform(1.0, 1.6)))
-                self.drift_end = time + self.move.duration + float(self.rng.uniform(1.0, 2.5))  # type: ignore[union-attr]
+                duration = float(self.rng.uniform(1.0, 1.6))
+                self.start_move(time, self.lane_d - self.drift, duration)
+                self.drift_end = time + duration + float(self.rng.uniform(1.0, 2.5))
         elif self.move is not None and time >= self.drift_end and self.move.d_to != self.lane_d:
             self.start_move(time, self.lane_d, 1.5)
         super().act(time, traffic)
@@ -208,8 +209,7 @@ class CutInVehicle(Vehicle):
         self.merge_end = merge_end       # [m] route s where the merge lane has gone
         self.indicate_from: float | None = None
 
-    def act(self, time: float, traffic: Traffic | None = None) -> None:  # type: ignore[override]
-        assert traffic is not None
+    def act(self, time: float, traffic: Traffic) -> None:
         if self.move is None:
             rear = self.s - self.length / 2
             gap = rear - traffic.ego_front_s
@@ -244,8 +244,7 @@ class ParkedVehicle(Vehicle):
         self.waited_since: float | None = None
         self.pulled_out = False
 
-    def act(self, time: float, traffic: Traffic | None = None) -> None:  # type: ignore[override]
-        assert traffic is not None
+    def act(self, time: float, traffic: Traffic) -> None:
         if not self.pulled_out:
             self.accel, self.d_rate = 0.0, 0.0
             if self.blocking:
@@ -267,7 +266,12 @@ class ParkedVehicle(Vehicle):
 
 class CrossVehicle(Vehicle):
     """Cross traffic at an intersection on a straight path; its leader includes its stop line
-    while its light is red (or amber and it can still stop comfortably)."""
+    (``stop_s`` on its path) while its light is red (or amber and it can still stop comfortably)."""
+
+    def __init__(self, *args: object, intersection: Intersection, stop_s: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.intersection = intersection
+        self.stop_s = stop_s
 
 
 class WalkState(IntEnum):
@@ -315,17 +319,14 @@ class Pedestrian(Agent):
     def in_own_lane(self) -> bool:
         return self.walk in (WalkState.WAITING, WalkState.DONE)
 
-    def state(self, lane_width: float, time: float):  # type: ignore[no-untyped-def]
-        st = super().state(lane_width, time)
-        from dataclasses import replace
-
-        return replace(st, speed=abs(self.d_rate), accel=0.0)
+    def state(self, lane_width: float, time: float) -> AgentState:
+        """Its speed is its walking speed (across the road)."""
+        return replace(super().state(lane_width, time), speed=abs(self.d_rate), accel=0.0)
 
     def on_road(self, lane_width: float) -> bool:
         return -lane_width / 2 - 0.2 < self.d < 1.5 * lane_width + 0.2
 
-    def act(self, time: float, traffic: Traffic | None = None) -> None:  # type: ignore[override]
-        assert traffic is not None
+    def act(self, time: float, traffic: Traffic) -> None:
         self.accel = 0.0
         w = self.walk
         if w == WalkState.WAITING:

@@ -18,8 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from minipamayo_ros.sim.road import Road
+
+if TYPE_CHECKING:  # pragma: no cover
+    from minipamayo_ros.sim.traffic import Traffic
 
 _TWO_PI = 2.0 * math.pi
 
@@ -208,8 +212,9 @@ class Agent:
         return box_corners(x, y, yaw, self.length, self.width)
 
     # ------------------------------------------------------------------ dynamics
-    def act(self, time: float) -> None:
-        """Choose ``accel`` / ``d_rate`` (behaviour subclasses); the base agent keeps them."""
+    def act(self, time: float, traffic: Traffic) -> None:
+        """Choose ``accel`` / ``d_rate`` at ``time`` [s] seeing ``traffic`` (behaviour subclasses);
+        the base agent keeps them."""
 
     def step(self, dt: float) -> None:
         """Integrate ``dt`` [s] (semi-implicit Euler; speed never negative)."""
