@@ -151,8 +151,8 @@ def test_dagger_labels_the_states_the_policy_visits(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not training seeds"):
         generate_dagger_dataset(tmp_path / "d", [1000], str(manifest), progress=False)
     ds = load_dataset(generate_dagger_dataset(tmp_path / "d", [5000], str(manifest), episode_seconds=3.0,
-                                              progress=False, world_config=SHORT))
-    assert ds.meta["driver"] == f"manifest:{manifest}"
+                                              progress=False, world_config=SHORT, latency=0.02))
+    assert ds.meta["driver"] == f"manifest:{manifest}" and ds.meta["latency_s"] == 0.02
     assert ds.meta["driver_model_id"].startswith("probe-policy@")
 
 
@@ -173,3 +173,15 @@ def test_shipped_policy_stops_behind_an_obstacle_and_drives_on() -> None:
     assert m.distance_m > first_obstacle + 5.0  # got past the obstacle's place (it moved away)
     assert (m.lane_departures, m.collisions, m.stop_line_violations) == (0, 0, 0), m
     assert r.rejected_trajectories == 0 and r.skipped.get("invalid_output", 0) == 0
+
+
+def test_recipe_summary_counts_clean_runs_per_latency_and_type() -> None:
+    from minipamayo_ros.evaluation.recipe import summarize_runs
+
+    runs = [{"seed": s, "latency_s": lat, "scenario": t, "clean": ok, "failed": [] if ok else ["no_stall"]}
+            for s, lat, t, ok in [(1, 0.02, "cut_in", True), (1, 0.1, "cut_in", False),
+                                  (2, 0.02, "classic", True), (2, 0.1, "classic", True)]]
+    s = summarize_runs(runs)
+    assert (s["clean"], s["runs"], s["clean_fraction"]) == (3, 4, 0.75)
+    assert s["per_latency"]["0.1"]["clean"] == 1 and s["per_type"]["cut_in"]["clean_fraction"] == 0.5
+    assert [f["seed"] for f in s["failures"]] == [1]
