@@ -21,7 +21,7 @@ def _recording(policy_hz: float, follower_hz: float, seconds: float = 20.0) -> R
     for k in range(int(seconds * follower_hz)):
         rec.controls.append((1.0 + k / follower_hz, 0, 5.0, 0.0, 0.0))
     rec.sim_metrics = {"distance_m": "100.0", "lane_departures": "0", "collisions": "1",
-                       "cross_track_rms_m": "0.12"}
+                       "at_fault_collisions": "1", "cross_track_rms_m": "0.12"}
     return rec
 
 
@@ -32,7 +32,8 @@ def test_rates_latency_and_checks() -> None:
     assert m["policy"]["end_to_end_ms"]["max"] == 14.0
     assert m["driving"]["distance_m"] == 100.0
     checks = quality_verdict(m)
-    assert checks["no_lane_departure"] and not checks["no_collision"]
+    assert checks["no_lane_departure"] and not checks["no_at_fault_collision"]
+    assert m["score"] is None  # no scene frames recorded
     assert checks["policy_rate_within_10pct"] and checks["follower_rate_within_10pct"]
 
 
@@ -43,8 +44,8 @@ def test_slow_policy_fails_the_rate_check() -> None:
 
 def _run(rms: float, departures: int = 0, collisions: int = 0, violations: int = 0,
          standstill: float = 1.0) -> dict:
-    driving = {"cross_track_rms_m": rms, "lane_departures": departures, "collisions": collisions,
-               "stop_line_violations": violations, "longest_standstill_s": standstill}
+    driving = {"cross_track_rms_m": rms, "lane_departures": departures, "at_fault_collisions": collisions,
+               "stop_line_violations": violations, "longest_stall_s": standstill}
     return {"driving": driving,
             "checks": {"policy_rate_within_10pct": True, "follower_rate_within_10pct": True}}
 

@@ -90,9 +90,9 @@ def test_a_car_that_never_moves_is_a_stall_and_not_a_clean_run() -> None:
     creep = _Scripted(np.stack((0.2 * t, 0.0 * t), axis=1), np.full(20, 0.2))  # < planned_stop_speed
     r = run_episode(1, creep, SHORT, ClosedLoopSettings(max_seconds=15.0))
     d = r.metrics.as_dict()
-    assert d["longest_standstill_s"] > MAX_STANDSTILL_S and d["lane_departures"] == d["collisions"] == 0
+    assert d["longest_stall_s"] > MAX_STANDSTILL_S and d["lane_departures"] == d["collisions"] == 0
     checks = driving_checks(d)
-    assert not checks["no_stall"] and checks["no_lane_departure"] and checks["no_collision"]
+    assert not checks["no_stall"] and checks["no_lane_departure"] and checks["no_at_fault_collision"]
     moving = run_episode(200, ExpertPolicy(), SHORT).metrics.as_dict()
     runs = [{"driving": d, "checks": checks}, {"driving": moving, "checks": driving_checks(moving)}]
     assert verdict(runs)["clean_fraction"] == 0.5

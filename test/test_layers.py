@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minipamayo_ros"
 BASE = {"safety"}                     # input/output validation core (trajectory.py delegates to it)
 LAYERS: list[set[str]] = [
     {"sim", "control"},               # simulator; follower (siblings: neither imports the other)
+    {"scoring"},                      # the run's score from the simulator's ground truth (scene frames)
     {"model"},                        # torch network, training, export (reads sim datasets)
     {"inference"},                    # backends (torch backend runs model/)
     {"policy", "text"},               # the nodes' cores: pipeline / model loading; text generation

@@ -3,6 +3,7 @@ replay reads; the stack's own trajectories in it are matched to the replay by im
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import compare, lockstep
 from minipamayo_ros.replay.bagio import bag_info
+from minipamayo_ros.replay.score_bag import read_bag, score_bag
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -47,6 +49,13 @@ def test_demo_records_a_replayable_bag(ros_env: dict[str, str], tmp_path: Path) 
     assert info.storage == "mcap" and info.versions == (9,)
     assert counts["/camera/image_raw/compressed"] >= 40 and counts["/odom"] >= 100
     assert counts["/vla/trajectory"] >= 10 and counts["/vla/control"] >= 100 and counts["/clock"] > 0
+
+    # the bag scores what the demo reported live (same frames, same window, same code)
+    live_score = json.loads((out / "metrics.json").read_text())["score"]
+    start, end = live_score.pop("score_window")
+    (bagged,) = score_bag(read_bag(out / "bag")[0], start=start, end=end)
+    assert counts["/sim/ground_truth/scene"] >= 80 and bagged.frames == live_score["frames"]
+    assert json.loads(json.dumps(bagged.as_dict())) == live_score
 
     # every frame through the pipeline: the live node's rate cap picked its frames on the wall clock
     # (which ones depends on the machine's load), so the replay must have an output for each of them

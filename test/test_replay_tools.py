@@ -25,6 +25,7 @@ TOOLS = {
     "replay": "minipamayo_ros.replay.replay",
     "compare": "minipamayo_ros.replay.compare",
     "replay_corpus": "minipamayo_ros.replay.corpus",
+    "score_bag": "minipamayo_ros.replay.score_bag",
 }
 GOLDEN_BAG = REPO / "test" / "data" / "replay" / "sim_seed20008"
 

@@ -12,7 +12,7 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from std_msgs.msg import Int64
+from std_msgs.msg import Int64, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from conftest import REPO_ROOT, spin_until
@@ -20,6 +20,7 @@ from minipamayo_ros.bringup.processes import ros_args
 from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
 from minipamayo_ros.safety.trajectory_input import trajectory_error
+from minipamayo_ros.scoring.frames import from_json
 
 pytestmark = pytest.mark.ros
 
@@ -38,7 +39,9 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     clocks: list[Clock] = []
     plans: list[Trajectory] = []
     metrics: list[DiagnosticArray] = []
+    scenes: list[String] = []
     node.create_subscription(Image, "/camera/image_raw", images.append, qos_profile_sensor_data)
+    node.create_subscription(String, "/sim/ground_truth/scene", scenes.append, 50)
     node.create_subscription(Odometry, "/odom", odoms.append, qos_profile_sensor_data)
     node.create_subscription(Odometry, "/sim/ground_truth/odom", truths.append, 10)
     node.create_subscription(Clock, "/clock", clocks.append, 10)
@@ -62,6 +65,13 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     assert plan.stamp in {time_to_sec(i.header.stamp) for i in images}  # plan at an image stamp
     keys = {kv.key for kv in metrics[-1].status[0].values}
     assert {"cross_track_rms_m", "lane_departures", "collisions", "seed"} <= keys
+    # scene frames (what a run is scored from): every 50 ms of sim time, the ego where odometry is
+    frames = [from_json(m.data) for m in scenes]
+    assert len(frames) >= 5 and frames[-1].world.seed == 4 and frames[-1].scene.scenario == "classic"
+    gaps = [round(b.stamp - a.stamp, 3) for a, b in zip(frames, frames[1:], strict=False)]
+    assert all(0.035 < g < 0.075 for g in gaps), [g for g in gaps if not 0.035 < g < 0.075]
+    truth = odometry_to_sample(truths[-1]).pose
+    assert np.hypot(frames[-1].scene.ego.x - truth.x, frames[-1].scene.ego.y - truth.y) < 3.0
 
     # standing still without commands; a ControlCommand makes it drive
     assert abs(odoms[-1].twist.twist.linear.x) < 0.05

@@ -63,6 +63,15 @@ def test_verdict_fails_on_each_target() -> None:
     assert soak_report.verdict(_report([], 0.01, 0.0, standstill=600.0))["no_stall"] is False
 
 
+def test_verdict_takes_every_episodes_clean_run_checks_from_their_scores() -> None:
+    clean = {"no_at_fault_collision": True, "no_lane_departure": True, "no_stall": True}
+    report = {**_report([], 0.01, 0.0, departures=3), "scores": [{"checks": clean}] * 2}
+    assert soak_report.verdict(report)["no_lane_departure"]   # the scores, not the summed counters
+    report["scores"] = [{"checks": clean}, {"checks": {**clean, "no_stall": False}}]
+    v = soak_report.verdict(report)
+    assert v["no_stall"] is False and v["no_at_fault_collision"] and "no_collision" not in v
+
+
 def test_episode_lines_parse_and_sum() -> None:
     m = EpisodeMetrics(50.0, 400.0, 8.0, 0.1, 0.3, 1, 0.5, 0, 2, 1, 2.0, 1.0, 0.5, 3.0)
     log = "\n".join(f"[INFO] [1.0] [simulator]: {EpisodeSummary(7, k, True, m).line()}" for k in (0, 1))
@@ -106,3 +115,6 @@ def test_two_minute_soak(tmp_path, ros_env, fault_env) -> None:  # noqa: F811
     assert (out / "soak.png").stat().st_size > 10_000
     summary = (out / "summary.md").read_text()
     assert "RSS per node" in summary and "Verdict" in summary
+    # every episode scored from the simulator's scene frames (roads of seed 0, 1, ...)
+    assert [s["seed"] for s in report["scores"]][:2] == [0, 1] and "Score per episode" in summary
+    assert all(0.0 <= s["score"] <= 1.0 and s["scenario"] == "classic" for s in report["scores"])

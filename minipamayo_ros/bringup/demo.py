@@ -4,10 +4,11 @@
 
 Starts the sim stack with the runner (every node its own process, same description as
 ``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
-sim time, stops everything, and writes a report folder: ``metrics.json``, ``birdseye.png``,
-``camera_*.png`` (predicted trajectory drawn into the frame it was computed from),
-``latency.png``, node logs; with ``--record [BAG]`` also a rosbag2 of the run (camera, odometry,
-/clock, the stack's outputs; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
+sim time, stops everything, and writes a report folder: ``metrics.json`` (with the run's score,
+``scoring.score``), ``birdseye.png``, ``camera_*.png`` (predicted trajectory drawn into the frame it
+was computed from), ``latency.png``, ``scene.jsonl`` (the scene frames), node logs; with
+``--record [BAG]`` also a rosbag2 of the run (camera, odometry, /clock, the stack's outputs, the
+scene frames; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
 completed run (the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
 """
 
@@ -23,6 +24,7 @@ from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, buil
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
 from minipamayo_ros.params import build_config, config_dir, load_node_yaml
+from minipamayo_ros.scoring.frames import SCENE_FILE, write_frames
 
 DEFAULT_SEED = 0          # the embedded default road
 DEFAULT_DURATION = 60.0   # [s] sim time
@@ -147,6 +149,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     report.plot_birdseye(world.road, rec, out_dir / "birdseye.png")
     report.save_camera_frames(rec, sim_config.world_config().camera, out_dir)
     report.plot_latency(rec, out_dir / "latency.png")
+    write_frames(out_dir / SCENE_FILE, rec.scene_frames)
     report.write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -196,6 +199,12 @@ def summary_text(m: dict[str, Any], out_dir: Path) -> str:
         f"ticks per status {f['status_ticks']}",
         f"  checks    {', '.join(k + ('=ok' if v else '=FAIL') for k, v in m['checks'].items())}",
     ]
+    if m.get("score"):
+        s = m["score"]
+        lines.append(f"  score     {s['score']:.3f} ({s['scenario']}; "
+                     + " ".join(f"{k}={v:.2f}" for k, v in s["subscores"].items())
+                     + f"; progress {s['progress_m']:.0f} of the expert's {s['reference_progress_m']:.0f} m)")
+        lines += [f"            {f['time']:6.2f} s  {f['check']}: {f['what']}" for f in s["failures"]]
     if "text" in m:
         t = m["text"]
         c = t["counters"]

@@ -18,10 +18,12 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from minipamayo_ros.events import Event
 from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
+from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 
@@ -42,6 +44,7 @@ class Recording:
     #: one dict per /vla/explanation: stamp (= explained trajectory's, sim s), received (sim s),
     #: sequence, event, situation, text, tokens, truncated, generation_ms, event_age_ms
     explanations: list[dict[str, object]] = field(default_factory=list)
+    scene_frames: list[str] = field(default_factory=list)  # JSON scene frames (scoring.frames)
     first_sim_time: float | None = None
     last_sim_time: float = 0.0
 
@@ -62,6 +65,7 @@ class RecorderNode(Node):
         self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_sim_metrics, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.create_subscription(Explanation, "/vla/explanation", self._on_explanation, 50)
+        self.create_subscription(String, SCENE_TOPIC, lambda m: self.rec.scene_frames.append(m.data), 100)
 
     def sim_time(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

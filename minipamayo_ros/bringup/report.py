@@ -19,7 +19,10 @@ import numpy as np
 
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.latency import summarize
+from minipamayo_ros.scoring.frames import SceneFrame, from_json
+from minipamayo_ros.scoring.score import score_frames
 from minipamayo_ros.sim.camera import CameraConfig, project
+from minipamayo_ros.sim.metrics import MAX_STALL_S, clean_checks
 from minipamayo_ros.sim.road import Road
 
 STATUS_NAMES = {0: "TRACKING", 1: "STALE_TRAJECTORY_STOP", 2: "NO_ODOMETRY", 3: "NO_TRAJECTORY",
@@ -35,12 +38,33 @@ def _num(value: str | None) -> float | str | None:
         return value
 
 
+#: the driving figures of a run report (``sim.metrics.EpisodeMetrics`` fields)
+DRIVING_KEYS = ("distance_m", "mean_speed_mps", "cross_track_rms_m", "cross_track_max_m", "lane_departures",
+                "lane_departure_time_s", "collisions", "at_fault_collisions", "stop_line_violations",
+                "stops_completed", "red_light_violations", "min_ttc_s", "max_lateral_accel_mps2",
+                "max_long_jerk_mps3", "longest_standstill_s", "longest_stall_s")
+
+
+def scene_frames(rec: Any) -> list[SceneFrame]:
+    """The recorded scene frames, decoded (a frame that does not decode is left out)."""
+    out = []
+    for text in getattr(rec, "scene_frames", []):
+        try:
+            out.append(from_json(text))
+        except ValueError:
+            continue
+    return out
+
+
 def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float,
                         warmup_s: float = 2.0) -> dict[str, Any]:
-    """Driving quality (from the simulator's ground-truth metrics) and stack timing.
+    """Driving quality (from the simulator's ground truth) and stack timing.
 
     Rates are measured in sim time over the run after ``warmup_s`` (the stack needs a moment to
-    connect and warm up before the first trajectory).
+    connect and warm up before the first trajectory). With scene frames the driving figures are
+    those of the last frame and ``score`` is the run's score (``scoring.score``) from the first
+    trajectory's receipt to the end (``score_window``, node clock: a bag of the run scores the
+    same with ``replay.score_bag --start/--end``); else the figures of the latest /sim/metrics.
     """
     t0 = (rec.first_sim_time or 0.0) + warmup_s
     t1 = rec.last_sim_time
@@ -52,16 +76,19 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
     receipts = np.array([t for t, keep in zip(_control_receipts(rec), in_window, strict=False) if keep])
     receive_periods_ms = np.diff(receipts) * 1e3 if len(receipts) > 1 else np.array([])
     statuses = {name: int(np.sum(controls[:, 1] == code)) for code, name in STATUS_NAMES.items()}
-    sim = {k: _num(v) for k, v in rec.sim_metrics.items()}
+    frames = [f for f in scene_frames(rec) if f.stamp <= t1 + 1e-6]
+    sim = dict(frames[-1].metrics) if frames else {k: _num(v) for k, v in rec.sim_metrics.items()}
+    score = None
+    if frames:
+        start = rec.trajectory_receive_times[0] if rec.trajectory_receive_times else None
+        score = {"score_window": [start, t1], **score_frames(frames, start, t1).as_dict()}
     diag = rec.policy_diagnostics
     policy_rate = len(trajs) / span
     follower_rate = len(controls) / span
     return {
         "sim_seconds": round(t1 - (rec.first_sim_time or t1), 2),
-        "driving": {k: sim.get(k) for k in (
-            "distance_m", "mean_speed_mps", "cross_track_rms_m", "cross_track_max_m", "lane_departures",
-            "lane_departure_time_s", "collisions", "stop_line_violations", "stops_completed",
-            "max_lateral_accel_mps2", "max_long_jerk_mps3", "longest_standstill_s")},
+        "driving": {k: sim.get(k) for k in DRIVING_KEYS},
+        "score": score,
         "policy": {
             "rate_hz": policy_rate,
             "max_rate_hz": max_rate_hz,
@@ -122,19 +149,15 @@ def text_metrics(rec: Any) -> dict[str, Any] | None:
             "counters": counters}
 
 
-#: [s] a standstill longer than this is a stall (the expert stands 0.8 s at a stop line, 3 s
-#: behind an obstacle): the car waits for ever, e.g. a policy/follower deadlock at a stop line
-MAX_STANDSTILL_S = 10.0
+#: [s] a standstill longer than this while the expert would drive is a stall (the expert stands
+#: 0.8 s at a stop line, 3 s behind an obstacle): e.g. a policy/follower deadlock at a stop line
+MAX_STANDSTILL_S = MAX_STALL_S
 
 
 def driving_checks(d: dict[str, Any]) -> dict[str, bool]:
-    """The driving checks of one run (simulator ground truth): every one must hold for a clean run."""
-    return {
-        "no_lane_departure": (d.get("lane_departures") or 0) == 0,
-        "no_collision": (d.get("collisions") or 0) == 0,
-        "no_stop_line_violation": (d.get("stop_line_violations") or 0) == 0,
-        "no_stall": (d.get("longest_standstill_s") or 0.0) <= MAX_STANDSTILL_S,
-    }
+    """The driving checks of one run (simulator ground truth): every one must hold for a clean run.
+    The world's rule, ``sim.metrics.clean_checks``: the evaluator, the demo and the soak share it."""
+    return clean_checks(d)
 
 
 def quality_verdict(m: dict[str, Any]) -> dict[str, bool]:
@@ -289,3 +312,59 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         return v
 
     path.write_text(json.dumps(clean(data), indent=2) + "\n")
+
+
+#: bird's-eye colours per agent kind (AgentKind names)
+_KIND_COLOURS = {"VEHICLE": "0.45", "PEDESTRIAN": "darkorange", "OBSTACLE": "saddlebrown"}
+_LIGHT_COLOURS = {"GREEN": "limegreen", "AMBER": "orange", "RED": "red"}
+
+
+def plot_scene(road: Road | None, frames: list[SceneFrame], time: float, path: Path, title: str,
+               highlight: int | None = None, radius: float = 35.0) -> None:
+    """Bird's-eye snapshot of the scene frame nearest ``time`` [s, episode time]: lane lines
+    (when the road is known), the ego's path 6 s before to 2 s after, the ego (blue) and every
+    agent as its footprint (agent ``highlight`` red), lights as coloured stop lines, stop lines,
+    crosswalks."""
+    f = min(frames, key=lambda x: abs(x.time - time))
+    sc, ego = f.scene, f.scene.ego
+    fig, ax = plt.subplots(figsize=(6.4, 6.4))
+    half = sc.lane_width / 2
+    if road is not None:
+        s = np.arange(max(0.0, ego.s - radius - 10), min(road.length, ego.s + radius + 10), 0.5)
+        for d, style in ((-half, "k-"), (half, "k--"), (3 * half, "k-")):
+            pts = road.points_at(s, d)
+            ax.plot(pts[:, 0], pts[:, 1], style, lw=0.8)
+        for s_stop in sc.stop_lines:
+            p = np.asarray(road.points_at(np.array([s_stop, s_stop]), np.array([-half, half]))).reshape(2, 2)
+            ax.plot(p[:, 0], p[:, 1], "-", color="red", lw=2)
+        for cw in sc.crosswalks:
+            for k in np.linspace(-cw.width / 2, cw.width / 2, 4):
+                p = np.asarray(road.points_at(np.array([cw.s + k] * 2), np.array([-half, 3 * half])))
+                p = p.reshape(2, 2)
+                ax.plot(p[:, 0], p[:, 1], "-", color="0.7", lw=1)
+    trail = np.array([(x.scene.ego.x, x.scene.ego.y) for x in frames if time - 6.0 <= x.time <= time + 2.0])
+    if len(trail):
+        ax.plot(trail[:, 0], trail[:, 1], "b-", lw=1, alpha=0.6, label="ego path (-6 s .. +2 s)")
+    for light in sc.lights:
+        c, s_ = np.cos(light.heading + np.pi / 2), np.sin(light.heading + np.pi / 2)
+        ax.plot([light.x - c * half, light.x + c * half], [light.y - s_ * half, light.y + s_ * half], "-",
+                color=_LIGHT_COLOURS.get(light.state.name, "k"), lw=3)
+    for a in (*sc.agents, ego):
+        poly = np.array(a.corners() + a.corners()[:1])
+        is_ego = a is ego
+        colour = ("tab:blue" if is_ego else "red" if a.id == highlight
+                  else _KIND_COLOURS.get(a.kind.name, "0.5"))
+        ax.fill(poly[:, 0], poly[:, 1], color=colour, alpha=0.85 if is_ego or a.id == highlight else 0.6)
+        ax.arrow(a.x, a.y, 0.6 * a.length * np.cos(a.yaw) * 0.5, 0.6 * a.length * np.sin(a.yaw) * 0.5,
+                 head_width=0.4, color="k", lw=0.5)
+        if not is_ego:
+            ax.annotate(f"{a.role.name.lower()} {a.id}\n{a.speed:.1f} m/s", (a.x, a.y), fontsize=6,
+                        xytext=(4, 4), textcoords="offset points")
+    ax.set_xlim(ego.x - radius, ego.x + radius)
+    ax.set_ylim(ego.y - radius, ego.y + radius)
+    ax.set_aspect("equal")
+    ax.set(xlabel="x [m] (odom)", ylabel="y [m] (odom)")
+    ax.set_title(f"{title}\nt = {f.time:.2f} s, ego {ego.speed:.1f} m/s", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -16,12 +16,15 @@ scenario type and the classic roads, one per seed) for ``--minutes`` of wall tim
   trajectory): policy end-to-end (image stamp -> trajectory published) and inference latency (from
   the trajectory messages), follower command period (from /vla/control stamps, sim clock);
 * **departures**: lane departures, collisions, stop-line violations, summed over episodes (the
-  simulator's episode summaries, plus the unfinished last episode from /sim/metrics).
+  simulator's episode summaries, plus the unfinished last episode from /sim/metrics);
+* **score per episode**: the simulator's scene frames (``scene.jsonl``) scored after the run with
+  ``scoring.score.score_frames`` (the evaluator's and the demo's score); the driving checks are
+  every episode's clean-run checks.
 
-Writes ``soak.json``, ``summary.md``, ``soak.png`` and the node logs into ``--out``; prints the
-summary. Exit code 1 when a node crashed, else 0 (the other targets are reported, not enforced:
-latency on a shared machine is noisy). Targets: 0 crashes, RSS growth <= 5 %, p99 of the last
-window within 10 % of the first.
+Writes ``soak.json``, ``summary.md``, ``soak.png``, ``scene.jsonl`` and the node logs into
+``--out``; prints the summary. Exit code 1 when a node crashed, else 0 (the other targets are
+reported, not enforced: latency on a shared machine is noisy). Targets: 0 crashes, RSS growth
+<= 5 %, p99 of the last window within 10 % of the first.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from minipamayo_ros.bringup.processes import NodeProcess
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
+from minipamayo_ros.scoring.frames import SCENE_FILE, iter_episodes
+from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
+from minipamayo_ros.scoring.score import score_frames
 
 if TYPE_CHECKING:
     from rclpy.context import Context
@@ -57,11 +63,13 @@ EPISODE_LINE = re.compile(
     r"collisions (\d+), stop-line violations (\d+)")
 
 
-def _listener(context: Context) -> Any:
-    """A node recording what the soak needs (built lazily: rclpy only once the soak runs)."""
+def _listener(context: Context, scene_file: Any) -> Any:
+    """A node recording what the soak needs (built lazily: rclpy only once the soak runs); the
+    scene frames go straight to ``scene_file`` (an open text file)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from rclpy.parameter import Parameter
+    from std_msgs.msg import String
 
     from minipamayo_ros.msg import ControlCommand, Trajectory
     from minipamayo_ros.nodes.conversions import time_to_sec
@@ -72,6 +80,7 @@ def _listener(context: Context) -> Any:
                              parameter_overrides=[Parameter("use_sim_time", value=True)])
             self.t0 = time.monotonic()
             self.first_trajectory: float | None = None
+            self.first_trajectory_stamp: float | None = None  # [s] sim time (image stamp)
             self.latency: dict[str, tuple[list[float], list[float]]] = {
                 "policy end-to-end latency": ([], []), "policy inference latency": ([], []),
                 "follower command period (sim clock)": ([], [])}
@@ -82,6 +91,7 @@ def _listener(context: Context) -> Any:
             self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
             self.create_subscription(ControlCommand, "/vla/control", self._on_control, 100)
             self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_metrics, 10)
+            self.create_subscription(String, SCENE_TOPIC, lambda m: scene_file.write(m.data + "\n"), 100)
 
         def wall(self) -> float:
             return time.monotonic() - self.t0
@@ -94,6 +104,7 @@ def _listener(context: Context) -> Any:
         def _on_trajectory(self, msg: Trajectory) -> None:
             if self.first_trajectory is None:
                 self.first_trajectory = self.wall()
+                self.first_trajectory_stamp = time_to_sec(msg.header.stamp)
             self._add("policy end-to-end latency", msg.end_to_end_latency_ms)
             self._add("policy inference latency", msg.inference_latency_ms)
 
@@ -157,6 +168,18 @@ def driving_totals(episodes: list[dict[str, Any]], last: dict[str, str]) -> dict
     }
 
 
+def episode_scores(path: Path, first_trajectory: float | None) -> list[dict[str, Any]]:
+    """The score of every episode in the soak's scene frames (``scoring``; from the stack's first
+    trajectory on): seed, type, score, clean-run checks and failures."""
+    keys = ("episode", "seed", "scenario", "score", "clean", "checks", "failures", "subscores", "progress_m",
+            "reference_progress_m", "min_ttc_s")
+    out = []
+    for frames in iter_episodes(path) if path.exists() else ():
+        s = score_frames(frames, first_trajectory).as_dict()
+        out.append({k: s[k] for k in keys})
+    return out
+
+
 def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -171,7 +194,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                                              **scenario_overrides(args)})
     context = rclpy.Context()
     rclpy.init(context=context)
-    listener = _listener(context)
+    scene_file = (out / SCENE_FILE).open("w")
+    listener = _listener(context, scene_file)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
     runner = StackRunner(specs, env, log_dir=log_dir)
@@ -227,6 +251,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         listener.destroy_node()
         executor.shutdown()
         rclpy.try_shutdown(context=context)
+        scene_file.close()
 
     sim_logs = "".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("simulator*.log")))
     lat_start = (listener.first_trajectory or 0.0) + LATENCY_START_S
@@ -248,6 +273,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "crashes": crashes, "restarts": restarts,
         "driving": {**driving_totals(parse_episodes(sim_logs), listener.sim_metrics),
                     "longest_standstill_s": round(listener.longest_standstill, 1)},
+        "scores": episode_scores(out / SCENE_FILE, listener.first_trajectory_stamp),
         "rss": {k: (asdict(g) if g is not None else None) for k, g in growth.items()},
         "latency": latency,
         "rss_samples": {k: {"wall_s": t, "rss_mb": r} for k, (t, r) in rss.items()},

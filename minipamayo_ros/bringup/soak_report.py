@@ -104,6 +104,17 @@ def verdict(report: dict[str, Any]) -> dict[str, bool | None]:
                                    if growths else None),
         "p99_last_window_within_10pct": (all(abs(d) <= P99_DRIFT_LIMIT for d in drifts if d is not None)
                                          if any(d is not None for d in drifts) else None),
+        **driving_checks(report),
+    }
+
+
+def driving_checks(report: dict[str, Any]) -> dict[str, bool]:
+    """Every episode's clean-run checks (``sim.metrics.clean_checks`` of its score) must hold; a
+    report without scene frames falls back to the summed counters of the episode summaries."""
+    scores = report.get("scores")
+    if scores:
+        return {k: all(s["checks"][k] for s in scores) for k in scores[0]["checks"]}
+    return {
         "no_lane_departure": report["driving"]["lane_departures"] == 0,
         "no_collision": report["driving"]["collisions"] == 0,
         "no_stop_line_violation": report["driving"]["stop_line_violations"] == 0,
@@ -179,6 +190,13 @@ def summary_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {w['start_s'] / 60:.1f}-{w['end_s'] / 60:.1f} | {w['n']} | {cells} |")
         judged = "" if name in DRIFT_JUDGED else " (sim clock, 10 ms ticks: reported, not judged)"
         lines.append(f"\np99 last vs first window: {pct(lat['p99_drift'])}{judged}")
+    if report.get("scores"):
+        lines += ["", "## Score per episode (scoring.score, docs/closed-loop-evaluation.md)", "",
+                  "| episode | seed | type | score | clean | failures |", "|---|---|---|---|---|---|"]
+        for s in report["scores"]:
+            fails = "; ".join(f"{f['check']} @ {f['time']:.1f} s" for f in s["failures"]) or "-"
+            lines.append(f"| {s['episode']} | {s['seed']} | {s['scenario']} | {s['score']:.3f} | "
+                         f"{'yes' if s['clean'] else 'no'} | {fails} |")
     lines += ["", "## Verdict", ""]
     lines += [f"- {k}: {'n/a' if v is None else ('ok' if v else 'FAIL')}"
               for k, v in report["checks"].items()]

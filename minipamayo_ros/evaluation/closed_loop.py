@@ -39,6 +39,7 @@ from minipamayo_ros.inference import Tensors
 from minipamayo_ros.policy.config import DEFAULT_MANIFEST, PolicyConfig
 from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.metrics import EpisodeMetrics
 from minipamayo_ros.sim.road import Road
@@ -155,15 +156,20 @@ class EpisodeResult:
     scenario: str = "classic"          # the seed's scenario type (``sim.scenario``)
     #: contacts and rule events (``sim.metrics.Incident.as_dict``)
     incidents: tuple[dict[str, object], ...] = ()
+    #: [s] episode time the follower got its first trajectory (the driver took over)
+    first_trajectory_s: float | None = None
+    #: the run's ground truth as JSON scene frames (``scoring.frames``; ``record_frames``)
+    frames: list[str] | None = None
 
 
 def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = None,
                 settings: ClosedLoopSettings | None = None, record_path: bool = False,
-                road: Road | None = None) -> EpisodeResult:
+                road: Road | None = None, record_frames: bool = False) -> EpisodeResult:
     """Drive one episode of ``seed`` with ``policy`` and the follower.
 
     ``record_path`` keeps the driven path (every follower tick) in the result, e.g. for plots and
-    tracking figures; ``road`` replaces the seed's road (e.g. ``sim.road.reference_road``).
+    tracking figures; ``road`` replaces the seed's road (e.g. ``sim.road.reference_road``);
+    ``record_frames`` keeps the scene frames the run is scored from (``scoring``).
     """
     st = settings or ClosedLoopSettings()
     world = World(seed, world_config or WorldConfig(), road)
@@ -181,10 +187,15 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     wall = 0.0
     k = 0
     trace: list[tuple[float, ...]] = []
+    sampler = FrameSampler() if record_frames else None
+    frames = [sampler.sample(world) or ""] if sampler else None
+    first: float | None = None
     while not world.done and world.time < st.max_seconds:
         world.step(steer, speed, phys)
         k += 1
         now = world.time
+        if sampler is not None and (text := sampler.sample(world)) is not None:
+            frames.append(text)  # type: ignore[union-attr]
         if k % n_odom == 0:
             sample = world.odometry()
             policy.add_odometry(sample)
@@ -206,6 +217,8 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
             _, traj = pending.popleft()
             if follower.set_trajectory(traj, now) is not None:
                 rejected += 1
+            elif first is None:
+                first = now
         if k % n_follow == 0:
             cmd = follower.update(now)
             steer, speed = cmd.steering_angle, cmd.speed
@@ -217,7 +230,8 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
                          trajectories=produced, skipped=dict(skipped), rejected_trajectories=rejected,
                          policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"),
                          path=np.array(trace) if record_path else None, scenario=world.scenario_name,
-                         incidents=tuple(i.as_dict() for i in world.incidents()))
+                         incidents=tuple(i.as_dict() for i in world.incidents()), first_trajectory_s=first,
+                         frames=frames)
 
 
 def summarize_results(results: Sequence[EpisodeResult]) -> dict[str, float]:
@@ -254,7 +268,7 @@ def load_policy(spec: str = "", threads: int = 1) -> Policy:
 
 def episode_record(r: EpisodeResult) -> dict[str, object]:
     """One episode as JSON-ready dict (no path)."""
-    return {**{k: v for k, v in asdict(r).items() if k not in ("path", "metrics", "incidents")},
+    return {**{k: v for k, v in asdict(r).items() if k not in ("path", "metrics", "incidents", "frames")},
             "metrics": r.metrics.as_dict(), "incidents": list(r.incidents)}
 
 

@@ -10,8 +10,10 @@ if the process stalls, the simulation slows down instead of jumping) and publish
 * ground truth: ``/sim/ground_truth/odom`` (Odometry without noise), ``/sim/expert_trajectory``
   (minipamayo_ros/Trajectory: the expert's plan at each image stamp), ``sim/ground_truth/objects``
   (visualization_msgs/MarkerArray: road users, obstacles, traffic lights with their state,
-  crosswalks, at each image stamp; ``nodes.scene_markers``), ``/sim/metrics``
-  (diagnostic_msgs/DiagnosticArray, episode metrics + expert event/caption/reason, scenario type).
+  crosswalks, at each image stamp; ``nodes.scene_markers``), ``sim/ground_truth/scene``
+  (std_msgs/String: a JSON scene frame every 50 ms of sim time, what a run is scored from:
+  ``scoring.frames``), ``/sim/metrics`` (diagnostic_msgs/DiagnosticArray, episode metrics +
+  expert event/caption/reason, scenario type).
 
 Subscribes ``/vla/control`` (minipamayo_ros/ControlCommand: steering_angle, speed), ``/cmd_vel``
 (geometry_msgs/Twist) and ``/sim/reset`` (std_msgs/Int64: new episode with that seed, or the
@@ -31,7 +33,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from std_msgs.msg import Int64
+from std_msgs.msg import Int64, String
 from visualization_msgs.msg import MarkerArray
 
 from minipamayo_ros.msg import ControlCommand, Trajectory
@@ -40,8 +42,10 @@ from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.nodes.scene_markers import scene_markers
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
+from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.sim.config import SimulatorConfig
-from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession
+from minipamayo_ros.sim.session import FrameOutput, OdomOutput, SimSession, StepOutputs
 
 MAX_ADVANCE_WALL = 0.1  # [s] wall time one tick may catch up
 WARN_PERIOD_S = 2.0
@@ -64,11 +68,13 @@ class SimulatorNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", 10)
         self._image_pub = self.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        self._gt_pub = self._plan_pub = self._objects_pub = None
+        self._gt_pub = self._plan_pub = self._objects_pub = self._scene_pub = None
         if cfg.publish_ground_truth:
             self._objects_pub = self.create_publisher(MarkerArray, "sim/ground_truth/objects", 10)
             self._gt_pub = self.create_publisher(Odometry, "/sim/ground_truth/odom", 10)
             self._plan_pub = self.create_publisher(Trajectory, "/sim/expert_trajectory", 10)
+            self._scene_pub = self.create_publisher(String, SCENE_TOPIC, 50)  # reliable: scored
+        self._scene_sampler = FrameSampler()
         self._metrics_pub = self.create_publisher(DiagnosticArray, "/sim/metrics", 10)
         self.create_subscription(ControlCommand, "/vla/control", self._on_control, 10)
         self.create_subscription(Twist, "/cmd_vel", self._on_twist, 10)
@@ -114,7 +120,7 @@ class SimulatorNode(Node):
         wall = min(now - self._last_wall, MAX_ADVANCE_WALL)
         self._last_wall = now
         sim_before = self.session.sim_time
-        out = self.session.advance(wall * self.config.real_time_factor)
+        out, scenes = self._advance(wall * self.config.real_time_factor)
         # /clock first: a node on sim time must never see a message stamped after its own "now"
         # (that would make its latency figures negative)
         self._publish_clock()
@@ -122,6 +128,8 @@ class SimulatorNode(Node):
             self._publish_odom(o)
         for f in out.frames:
             self._publish_frame(f)
+        for scene in scenes:
+            self._scene_pub.publish(String(data=scene))  # type: ignore[union-attr]
         for done, seed in zip(out.finished, out.resets, strict=True):
             self.get_logger().info(done.line())
             self.get_logger().info(f"episode {done.episode + 1}: new road, seed {seed}")
@@ -130,6 +138,28 @@ class SimulatorNode(Node):
                 f"no command for > {self.config.command_timeout} s on /vla/control or /cmd_vel: "
                 "braking to a stop", throttle_duration_sec=WARN_PERIOD_S)
         self._rtf_window = (self._rtf_window + [(now, self.session.sim_time - sim_before)])[-200:]
+
+    def _advance(self, sim_seconds: float) -> tuple[StepOutputs, list[str]]:
+        """Advance in pieces that end where a scene frame is due, so that a tick that catches up
+        (up to ``MAX_ADVANCE_WALL`` x real-time factor) still yields every frame on time."""
+        s, out, scenes = self.session, StepOutputs(), []
+        remaining = sim_seconds
+        while True:
+            chunk = remaining
+            if self._scene_pub is not None:
+                chunk = min(remaining, max(s.physics_dt, self._scene_sampler.due_in(s.world, s.episode)))
+            remaining -= chunk
+            part = s.advance(chunk)
+            out.odom += part.odom
+            out.frames += part.frames
+            out.resets += part.resets
+            out.finished += part.finished
+            if self._scene_pub is not None:
+                scene = self._scene_sampler.sample(s.world, s.sim_time, s.episode)
+                if scene is not None:
+                    scenes.append(scene)
+            if remaining <= 1e-9:
+                return out, scenes
 
     def _publish_clock(self) -> None:
         msg = Clock()

@@ -27,6 +27,7 @@ TRAJECTORY = f"{PACKAGE}/msg/Trajectory"
 EXPLANATION = f"{PACKAGE}/msg/Explanation"
 CONTROL = f"{PACKAGE}/msg/ControlCommand"
 CLOCK = "rosgraph_msgs/msg/Clock"
+STRING = "std_msgs/msg/String"  # the simulator's JSON scene frames (scoring.frames)
 STORAGES = ("mcap", "sqlite3")
 
 

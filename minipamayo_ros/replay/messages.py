@@ -23,6 +23,10 @@ def _t(name: str) -> Any:
     return typestore().types[name]
 
 
+def string_msg(text: str) -> Any:
+    return _t("std_msgs/msg/String")(data=text)
+
+
 def image_msg(stamp: int, rgb: NDArray[np.uint8], frame_id: str = "camera") -> Any:
     h, w = rgb.shape[:2]
     return _t("sensor_msgs/msg/Image")(

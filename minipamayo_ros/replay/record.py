@@ -35,6 +35,7 @@ DEFAULT_TOPICS = (
     "/vla/explanation",
     "/vla/control",
     "/sim/ground_truth/odom",
+    "/sim/ground_truth/scene",
 )
 
 

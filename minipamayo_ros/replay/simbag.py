@@ -5,7 +5,8 @@
 The simulator node's own loop (:class:`~minipamayo_ros.sim.session.SimSession`, its default
 parameters from ``config/simulator.yaml``) drives with the built-in expert; every output the node
 would publish -- ``/clock``, ``/camera/image_raw`` (or its PNG/JPEG ``/compressed`` form),
-``/odom``, ``/sim/ground_truth/odom`` -- is written with log time = its stamp. The same arguments
+``/odom``, ``/sim/ground_truth/odom``, ``/sim/ground_truth/scene`` (the scene frames a run is
+scored from: ``replay.score_bag``) -- is written with log time = its stamp. The same arguments
 give a byte-identical bag, which is how the suite's golden bag is made (``test/data/replay/``);
 a bag of the running stack comes from ``record`` (or ``scripts/demo.sh --record``).
 """
@@ -17,9 +18,17 @@ import sys
 from pathlib import Path
 
 from minipamayo_ros.params import build_config, load_node_yaml
-from minipamayo_ros.replay.bagio import CLOCK, COMPRESSED_IMAGE, IMAGE, ODOMETRY, STORAGES, BagWriter
-from minipamayo_ros.replay.messages import clock_msg, compressed_image_msg, image_msg, odometry_msg
+from minipamayo_ros.replay.bagio import CLOCK, COMPRESSED_IMAGE, IMAGE, ODOMETRY, STORAGES, STRING, BagWriter
+from minipamayo_ros.replay.messages import (
+    clock_msg,
+    compressed_image_msg,
+    image_msg,
+    odometry_msg,
+    string_msg,
+)
 from minipamayo_ros.replay.progress import Progress
+from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
+from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.sim.config import SimulatorConfig
 from minipamayo_ros.sim.session import SimSession
 
@@ -52,9 +61,14 @@ def record_sim_bag(
     step = 1.0 / cfg.tick_rate_hz
     n_steps = int(round(seconds / step))
     bar = Progress(n_steps, "simbag", unit="ticks", enabled=progress)
+    scenes = FrameSampler()
     with BagWriter(out, storage) as w:
         for _ in range(n_steps):
             o = session.advance(step)
+            scene = scenes.sample(session.world, session.sim_time, session.episode) if ground_truth else None
+            if scene is not None:
+                ns = round(session.sim_time * NS)
+                w.write("/" + SCENE_TOPIC, STRING, ns, string_msg(scene))
             for od in o.odom:
                 ns = round(od.stamp * NS)
                 w.write("/odom", ODOMETRY, ns, odometry_msg(ns, od.odom, cfg.odom_frame, cfg.base_frame))

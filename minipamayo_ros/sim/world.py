@@ -330,7 +330,9 @@ class World:
         standing = v < _STILL
         if standing:
             _, v_cmd = self.expert_command()
-            self.tracker.stall_sample(_SAMPLE_DT, True, v_cmd > 0.5)
+            # from standstill the expert's command is its first acceleration step (0.45 m/s), never
+            # its cruise speed: above the follower's planned-stop speed (0.3 m/s) it would move
+            self.tracker.stall_sample(_SAMPLE_DT, True, v_cmd > 0.3)
             return
         self.tracker.stall_sample(_SAMPLE_DT, False, False)
         ego = self.ego_state()
