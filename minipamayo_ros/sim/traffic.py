@@ -45,6 +45,8 @@ MAX_SHY_OFFSET = 0.45    # [m] largest shift away from a drifting oncoming car (
 EGO_HALF_WIDTH = 0.9     # [m]
 CURVE_LAT_ACCEL = 2.0    # [m/s^2] agents' curve speed
 CROSS_START = 60.0       # [m] cross paths start this far before the intersection centre
+CROSS_END = 40.0         # [m] and cross vehicles leave the scene this far after it (out of the camera's
+#                          view from our approach; beyond, their straight path may meet the route again)
 
 #: body colours of vehicles (RGB) and pedestrians' clothes
 CAR_COLORS = ((190, 190, 195), (40, 40, 45), (150, 20, 25), (25, 60, 140), (230, 230, 230),
@@ -225,7 +227,9 @@ class Traffic:
             if not a.active:
                 continue
             a.step(dt)
-            if a.role == Role.ONCOMING and a.s < self.ego.rear_s - 30.0:
+            if isinstance(a, CrossVehicle) and a.s > CROSS_START + CROSS_END:
+                a.active = False
+            elif a.role == Role.ONCOMING and a.s < self.ego.rear_s - 30.0:
                 a.active = False
                 self._spawn_oncoming(self.ego.front_s + float(self._rng.uniform(120.0, 200.0)))
             elif a.on_route and a.cut_in_time is None and a.role in (Role.CUT_IN, Role.PARKED) \
