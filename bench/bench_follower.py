@@ -5,7 +5,7 @@ closed-loop tracking error across speeds.
 * ``tick_node_us``: the node's full tick (update + 3 messages built and published), in-process.
 * timer: the real node (``python -m minipamayo_ros.nodes.follower_node``, rate_hz 100) in its own
   process, fed odometry at 50 Hz and trajectories at 10 Hz by this process; the period deviation
-  is taken from consecutive ``/vla/control`` header stamps (the node clock read at the start of
+  is taken from consecutive ``/vla/control`` header stamps (the ROS clock read at the start of
   each tick callback). ``missed`` counts ticks absent from gaps longer than 1.5 periods.
   Idle for ``duration`` s, then again while a separate process busy-loops one core.
 * closed loop: ``minipamayo_ros.evaluation.tracking`` on the reference road (|kappa| <= 0.1 1/m),
@@ -33,6 +33,16 @@ from minipamayo_ros.sim.road import reference_road
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 TIMER_HZ = 100.0
+FOLLOWER_MODULE = "minipamayo_ros.nodes.follower_node"
+#: the follower's real-time option in the ``*_rt`` cases here and in the whole-stack benchmarks (text,
+#: churn; off there with MINIPAMAYO_BENCH_FOLLOWER_RT=0) (docs/follower.md "Real-time")
+FOLLOWER_RT = {"scheduling_policy": "fifo", "scheduling_priority": 50, "lock_memory": True}
+
+
+def follower_rt_enabled() -> bool:
+    """The whole-stack benchmarks run the follower with :data:`FOLLOWER_RT` unless the environment
+    says ``MINIPAMAYO_BENCH_FOLLOWER_RT=0`` (to report the same run without it)."""
+    return os.environ.get("MINIPAMAYO_BENCH_FOLLOWER_RT", "1") != "0"
 
 
 def _feed(f: Follower, t_end: float, seconds: float = 3.0) -> None:
@@ -45,7 +55,10 @@ def _feed(f: Follower, t_end: float, seconds: float = 3.0) -> None:
         f.add_odometry(OdometrySample(float(t), pose, v, v * k))
     s = v * 0.1 * np.arange(1, 21)
     pts = np.stack((np.sin(k * s) / k, (1 - np.cos(k * s)) / k), 1)
-    f.set_trajectory(PlannedTrajectory(stamp=t_end - 0.15, points=pts, speeds=np.full(20, v)), now=t_end)
+    # named as the follower's own producer (the node's follows only its policy: safety.plan_source)
+    plan = PlannedTrajectory(stamp=t_end - 0.15, points=pts, speeds=np.full(20, v), producer=f.producer or "")
+    rejection = f.set_trajectory(plan, now=t_end)
+    assert rejection is None, f"benchmark plan rejected: {rejection}"
 
 
 def bench_tick_core(n: int) -> np.ndarray:
@@ -54,17 +67,49 @@ def bench_tick_core(n: int) -> np.ndarray:
     out = np.empty(n)
     for i in range(n):
         t0 = time.perf_counter_ns()
-        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_timeout; limiters keep working
+        cmd = f.update(3.0 + (i % 10) * 1e-4)  # stays inside odom_stop_after; limiters keep working
         out[i] = (time.perf_counter_ns() - t0) / 1e3
     assert cmd.status == 0, "benchmark must time the tracking path"
     return out
 
 
-def bench_tick_node(n: int) -> np.ndarray:
+def tick_alloc_peaks(tick, n: int, prepare=None) -> np.ndarray:
+    """[B] memory allocated at the peak of each of ``n`` calls of ``tick(i)`` above what was allocated
+    before it (tracemalloc): the transient garbage of one tick (messages, arrays, strings).
+    ``prepare(i)`` runs before each call, outside the measurement."""
+    import gc
+    import tracemalloc
+
+    out = np.empty(n)
+    gc.disable()
+    tracemalloc.start()
+    try:
+        for i in range(n):
+            if prepare is not None:
+                prepare(i)
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            tick(i)
+            out[i] = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    return out
+
+
+def core_ticker() -> object:
+    f = Follower()
+    _feed(f, 3.0)
+    return lambda i: f.update(3.0 + (i % 10) * 1e-4)
+
+
+def bench_tick_node(n: int, allocs: bool = False) -> np.ndarray:
     """The node's tick() in this process (real rclpy, publishing on loopback DDS)."""
     import rclpy
+    from geometry_msgs.msg import PointStamped, Twist
     from rclpy.context import Context
 
+    from minipamayo_ros.msg import ControlCommand
     from minipamayo_ros.nodes.follower_node import FollowerNode
 
     ctx = Context()
@@ -72,26 +117,49 @@ def bench_tick_node(n: int) -> np.ndarray:
     try:
         node = FollowerNode(context=ctx)
         node._timer.cancel()  # ticks driven here
-        _feed(node.follower, node._now())
+        _feed(node.follower, node._ros_now())
+        # subscribers on all three outputs, so that the tick publishes all of them (it skips the
+        # lookahead point and the Twist when nobody listens)
+        probe = rclpy.create_node("follower_tick_probe", context=ctx)
+        for topic, kind in (("/vla/control", ControlCommand), ("/vla/lookahead_point", PointStamped),
+                            ("/cmd_vel", Twist)):
+            probe.create_subscription(kind, topic, lambda _m: None, 10)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and node._lookahead_pub.get_subscription_count() == 0:
+            time.sleep(0.05)
+
+        def fresh() -> None:  # keep odometry and trajectory fresh on the node clock (not timed)
+            node.follower.history.clear()
+            node.follower.trajectory = None
+            _feed(node.follower, node._ros_now(), seconds=1.0)
+
+        if allocs:
+            out = tick_alloc_peaks(lambda i: node.tick(), n, lambda i: fresh() if i % 20 == 0 else None)
+            probe.destroy_node()
+            node.destroy_node()
+            return out
         out = np.empty(n)
         for i in range(n):
-            if i % 20 == 0:  # keep odometry and trajectory fresh on the node clock (not timed)
-                node.follower.history.clear()
-                node.follower.trajectory = None
-                _feed(node.follower, node._now(), seconds=1.0)
+            if i % 20 == 0:
+                fresh()
             t0 = time.perf_counter_ns()
             node.tick()
             out[i] = (time.perf_counter_ns() - t0) / 1e3
-        assert node.follower.update(node._now()).status == 0, "benchmark must time the tracking path"
+        assert node.follower.update(node._ros_now()).status == 0, "benchmark must time the tracking path"
+        probe.destroy_node()
         node.destroy_node()
         return out
     finally:
         rclpy.try_shutdown(context=ctx)
 
 
-def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
-    """Run the real node at 100 Hz for ``duration`` s; deviation stats [ms] and missed ticks."""
+def measure_timer(duration: float, log_path: Path, parameters: dict[str, object] | None = None,
+                  module: str = "minipamayo_ros.nodes.follower_node") -> dict[str, float]:
+    """Run the real node (or ``module``, e.g. the bare timer) at 100 Hz for ``duration`` s; deviation
+    stats [ms], missed ticks and the process's CPU time per second [ms/s] over the window."""
+    import psutil
     import rclpy
+    from geometry_msgs.msg import PointStamped, Twist
     from nav_msgs.msg import Odometry
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -102,20 +170,22 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
     from minipamayo_ros.msg import ControlCommand, Trajectory
     from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
 
-    proc = NodeProcess.python_module("minipamayo_ros.nodes.follower_node",
-                                     ros_args(parameters={"rate_hz": TIMER_HZ}), dict(os.environ),
-                                     "follower_bench", log_path).start()
+    proc = NodeProcess.python_module(module, ros_args(parameters={"rate_hz": TIMER_HZ, **(parameters or {})}),
+                                     dict(os.environ), "follower_bench", log_path).start()
     ctx = Context()
     rclpy.init(context=ctx)
     stamps: list[float] = []
     try:
         node = Node("follower_bench_probe", context=ctx)
         qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=500)
-        node.create_subscription(ControlCommand, "/vla/control",
+        node.create_subscription(ControlCommand, "vla/control",
                                  lambda m: stamps.append(time_to_sec(m.header.stamp)), qos)
-        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+        # the other two outputs have a subscriber too (the follower skips them when nobody listens)
+        node.create_subscription(PointStamped, "vla/lookahead_point", lambda _m: None, 10)
+        node.create_subscription(Twist, "cmd_vel", lambda _m: None, 10)
+        odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
         traj_pub = node.create_publisher(
-            Trajectory, "/vla/trajectory",
+            Trajectory, "vla/trajectory",
             QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1))
         t0 = time.time()
 
@@ -132,7 +202,7 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
             t = 0.1 * np.arange(1, 21)
             traj_pub.publish(trajectory_to_msg(PlannedTrajectory(
                 stamp=time.time() - 0.15, points=np.stack((5.0 * t, 0.1 * t**2), 1),
-                speeds=np.full(20, 5.0))))
+                speeds=np.full(20, 5.0), producer="/policy")))  # as the follower's default producer
 
         node.create_timer(0.02, odom)
         node.create_timer(0.1, traj)
@@ -145,9 +215,12 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
         while time.monotonic() < settle:
             ex.spin_once(timeout_sec=0.05)
         stamps.clear()
+        ps = psutil.Process(proc.pid)
+        cpu0, t_start = sum(ps.cpu_times()[:2]), time.monotonic()
         end = time.monotonic() + duration
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
+        cpu_ms_per_s = (sum(ps.cpu_times()[:2]) - cpu0) * 1e3 / (time.monotonic() - t_start)
         ex.shutdown()
         node.destroy_node()
     finally:
@@ -162,7 +235,7 @@ def measure_timer(duration: float, log_path: Path) -> dict[str, float]:
     missed = int(np.sum(np.maximum(np.round(gaps / period) - 1, 0)[gaps > 1.5 * period]))
     return {"ticks": int(gaps.size + 1), "rate_hz": float(gaps.size / max(gaps.sum(), 1e-9)),
             "dev_p50_ms": s.p50, "dev_p95_ms": s.p95, "dev_p99_ms": s.p99, "dev_max_ms": s.max,
-            "missed_ticks": missed}
+            "missed_ticks": missed, "cpu_ms_per_s": cpu_ms_per_s}
 
 
 def _busy_core() -> subprocess.Popen[bytes]:
@@ -176,34 +249,50 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
 
     core = summarize(bench_tick_core(1000 if quick else 20000))
     node = summarize(bench_tick_node(300 if quick else 5000))
+    core_alloc = summarize(tick_alloc_peaks(core_ticker(), 200 if quick else 2000))
+    node_alloc = summarize(bench_tick_node(200 if quick else 2000, allocs=True))
     metrics.update(tick_core_p50_us=core.p50, tick_core_p99_us=core.p99, tick_core_max_us=core.max,
-                   tick_node_p50_us=node.p50, tick_node_p99_us=node.p99, tick_node_max_us=node.max)
-    lines += ["| tick compute [us] | p50 | p95 | p99 | max |", "|---|---|---|---|---|",
+                   tick_node_p50_us=node.p50, tick_node_p99_us=node.p99, tick_node_max_us=node.max,
+                   tick_core_alloc_peak_p50_bytes=core_alloc.p50,
+                   tick_node_alloc_peak_p50_bytes=node_alloc.p50,
+                   loadavg_1min_before=round(os.getloadavg()[0], 2))
+    lines += ["| tick compute [us] | p50 | p95 | p99 | max | transient memory per tick p50 [B] |",
+              "|---|---|---|---|---|---|",
               f"| Follower.update (core) | {core.p50:.0f} | {core.p95:.0f} | {core.p99:.0f} "
-              f"| {core.max:.0f} |",
+              f"| {core.max:.0f} | {core_alloc.p50:.0f} |",
               f"| node tick (update + 3 publishes) | {node.p50:.0f} | {node.p95:.0f} | {node.p99:.0f} "
-              f"| {node.max:.0f} |", ""]
+              f"| {node.max:.0f} | {node_alloc.p50:.0f} |", ""]
 
     duration = 3.0 if quick else 20.0
     lines += [f"Timer at {TIMER_HZ:g} Hz, real node process, {duration:g} s each "
               f"(machine load average at start: {os.getloadavg()[0]:.2f}):", "",
-              "| case | ticks | rate [Hz] | dev p50 [ms] | p95 | p99 | max | missed |",
-              "|---|---|---|---|---|---|---|---|"]
-    for case in ("idle", "busy_core"):
-        busy = _busy_core() if case == "busy_core" else None
+              "| case | ticks | rate [Hz] | dev p50 [ms] | p95 | p99 | max | missed | CPU [ms/s] |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    cpu_ms: dict[str, float] = {}
+    for case in ("idle", "busy_core", "idle_rt", "busy_core_rt", "bare_timer"):
+        busy = _busy_core() if case.startswith("busy_core") else None
         try:
-            r = measure_timer(duration, out_dir / f"follower_node_{case}.log")
+            r = measure_timer(duration, out_dir / f"follower_node_{case}.log",
+                              FOLLOWER_RT if case.endswith("_rt") else {},
+                              "bench.bench_follower" if case == "bare_timer" else FOLLOWER_MODULE)
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
         for k, v in r.items():
             metrics[f"timer_{case}_{k}"] = v
-        goals[f"timer {case}: p99 deviation <= 1.0 ms"] = r["dev_p99_ms"] <= 1.0
-        goals[f"timer {case}: no missed ticks"] = r["missed_ticks"] == 0
+        cpu_ms[case] = r["cpu_ms_per_s"]
         lines.append(f"| {case} | {r['ticks']} | {r['rate_hz']:.1f} | {r['dev_p50_ms']:.3f} | "
                      f"{r['dev_p95_ms']:.3f} | {r['dev_p99_ms']:.3f} | {r['dev_max_ms']:.3f} | "
-                     f"{r['missed_ticks']} |")
+                     f"{r['missed_ticks']} | {r['cpu_ms_per_s']:.1f} |")
+        if case != "bare_timer":
+            goals[f"timer {case}: p99 deviation <= 1.0 ms"] = r["dev_p99_ms"] <= 1.0
+            goals[f"timer {case}: no missed ticks"] = r["missed_ticks"] == 0
+    ratio = cpu_ms["idle"] / max(cpu_ms["bare_timer"], 1e-9)
+    metrics["cpu_follower_vs_bare_timer_ratio"] = round(ratio, 3)
+    goals["follower CPU at 100 Hz <= 1.3 x a bare rclpy timer with the same three publishes"] = ratio <= 1.3
+    lines += ["", f"CPU: follower (idle case) / bare rclpy timer publishing the same three messages at "
+              f"{TIMER_HZ:g} Hz (`bare_timer`, same feed and subscribers): x{ratio:.2f} (goal <= 1.3)."]
 
     speeds = (2.0, 5.0, 10.0) if quick else (2.0, 4.0, 5.0, 6.0, 8.0, 10.0)
     road = reference_road(0.1)
@@ -259,3 +348,38 @@ def _plot(runs: dict, path: Path, road=None) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def bare_timer(argv: list[str]) -> None:
+    """The CPU reference: an rclpy node whose 100 Hz timer publishes a ControlCommand, a PointStamped
+    and a Twist (prebuilt, only the stamps change) and does nothing else, in its own process and
+    executor like the follower (``node_main``: same gc handling and signal handling)."""
+    from geometry_msgs.msg import PointStamped, Twist
+    from rclpy.node import Node
+
+    from minipamayo_ros.msg import ControlCommand
+    from minipamayo_ros.nodes.conversions import set_time
+    from minipamayo_ros.nodes.node_main import run_node
+
+    class BareTimer(Node):
+        def __init__(self) -> None:
+            super().__init__("bare_timer")
+            rate = float(self.declare_parameter("rate_hz", TIMER_HZ).value)
+            self.msgs = (ControlCommand(), PointStamped(), Twist())
+            self.pubs = (self.create_publisher(ControlCommand, "/vla/control", 10),
+                         self.create_publisher(PointStamped, "/vla/lookahead_point", 1),
+                         self.create_publisher(Twist, "/cmd_vel", 10))
+            self.create_timer(1.0 / rate, self.tick)
+
+        def tick(self) -> None:
+            now = self.get_clock().now().nanoseconds * 1e-9
+            set_time(self.msgs[0].header.stamp, now)
+            set_time(self.msgs[1].header.stamp, now)
+            for pub, msg in zip(self.pubs, self.msgs, strict=True):
+                pub.publish(msg)
+
+    sys.exit(run_node(BareTimer, (), argv))
+
+
+if __name__ == "__main__":
+    bare_timer(sys.argv)

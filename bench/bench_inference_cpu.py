@@ -3,8 +3,11 @@
 Metrics (all from one run on this machine; the dev box is shared, so figures are "under load"):
 
 * ``policy_*_ms``: ``infer()`` of ``engines/minipamayo-tiny-policy`` with the default options
-  (1 intra-op + 1 inter-op thread) — p50/p95/p99/max; also with 2 intra-op threads, and the INT8
-  (Q/DQ) variant ``policy_int8_*`` where it ships;
+  (1 intra-op + 1 inter-op thread) — p50/p95/p99/max; also with 2 intra-op threads; the
+  quantized variants where they ship (``policy_int8_*``: Q/DQ INT8; ``policy_int4_*``: INT4
+  weight-only MatMulNBits; ``policy_int4qdq_*``: the INT4 Q/DQ file made for TensorRT, run by
+  ONNX Runtime), timed interleaved call by call with fp32 so that all see the same load, with
+  ``<variant>_speedup_p50_ratio`` against fp32 and the file sizes ``*_file_mb``;
 * ``text32_*_ms``: one 32-token caption (``engines/minipamayo-tiny-text``, fixed-length greedy);
 * ``rss_peak_mb``: peak RSS of a fresh Python process that imports the inference package, loads
   both models through ``create_backend`` and runs them (torch must stay unimported: reported);
@@ -28,6 +31,9 @@ from minipamayo_ros.latency import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = REPO / "engines"
+#: quantized policy variants timed against fp32 where they ship (docs/model.md)
+QUANTIZED = {"policy_int8": "minipamayo-tiny-policy-int8", "policy_int4": "minipamayo-tiny-policy-int4",
+             "policy_int4qdq": "minipamayo-tiny-policy-int4-qdq"}
 
 _FRESH = r"""
 import json, resource, sys, time
@@ -71,16 +77,30 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         "event": np.array([2], np.int64)}
     n_pol, n_txt = (30, 10) if quick else (300, 60)
     metrics: dict[str, Any] = {}
-    for threads in (1, 2):
-        b = create_backend(pol_m, BackendOptions(backend="onnxruntime", intra_op_threads=threads))
+    b2 = create_backend(pol_m, BackendOptions(backend="onnxruntime", intra_op_threads=2))
+    b2.warm_up()
+    metrics.update({f"policy_2threads_{k}": round(v, 3) for k, v in _time(b2, pol_x, n_pol).items()})
+    # fp32 and the quantized variants that ship, interleaved call by call: same load for all
+    variants = {"policy": pol_m}
+    for tag, stem in QUANTIZED.items():
+        if (ENGINES / f"{stem}.manifest.json").is_file():
+            variants[tag] = load_manifest(ENGINES / f"{stem}.manifest.json")
+    backends = {tag: create_backend(m, BackendOptions(backend="onnxruntime")) for tag, m in variants.items()}
+    ms: dict[str, list[float]] = {tag: [] for tag in backends}
+    for b in backends.values():
         b.warm_up()
-        tag = "policy" if threads == 1 else "policy_2threads"
-        metrics.update({f"{tag}_{k}": round(v, 3) for k, v in _time(b, pol_x, n_pol).items()})
-    int8_path = ENGINES / "minipamayo-tiny-policy-int8.manifest.json"
-    if int8_path.is_file():  # the INT8 (Q/DQ) variant, same inputs
-        b = create_backend(load_manifest(int8_path), BackendOptions(backend="onnxruntime"))
-        b.warm_up()
-        metrics.update({f"policy_int8_{k}": round(v, 3) for k, v in _time(b, pol_x, n_pol).items()})
+    for _ in range(n_pol):
+        for tag, b in backends.items():
+            b.infer(pol_x)
+            ms[tag].append(b.last_infer_ms)
+    for tag, v in ms.items():
+        st = summarize(v)
+        metrics.update({f"{tag}_{k}": round(x, 3) for k, x in
+                        (("p50_ms", st.p50), ("p95_ms", st.p95), ("p99_ms", st.p99), ("max_ms", st.max))})
+        if tag != "policy":
+            metrics[f"{tag}_speedup_p50_ratio"] = round(metrics["policy_p50_ms"] / st.p50, 3)
+            metrics[f"{tag}_file_mb"] = round(variants[tag].model_path.stat().st_size / 2**20, 2)
+    metrics["policy_file_mb"] = round(pol_m.model_path.stat().st_size / 2**20, 2)
     t = create_backend(txt_m, BackendOptions(backend="onnxruntime"))
     t.warm_up()
     metrics.update({f"text32_{k}": round(v, 3) for k, v in _time(t, txt_x, n_txt).items()})
@@ -100,7 +120,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         "",
         "| what | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|",
         *(f"| {tag} | {metrics[f'{tag}_p50_ms']} | {metrics[f'{tag}_p95_ms']} | {metrics[f'{tag}_p99_ms']} "
-          f"| {metrics[f'{tag}_max_ms']} |" for tag in ("policy", "policy_2threads", "policy_int8", "text32")
+          f"| {metrics[f'{tag}_max_ms']} |" for tag in ("policy", "policy_2threads", *QUANTIZED, "text32")
           if f"{tag}_p50_ms" in metrics),
         "",
         f"fresh process (inference package + both models loaded, 20 runs): peak RSS "

@@ -1,21 +1,32 @@
-"""GPU inference benchmark (run on the lent H100 through the device tool) + CUDA buffer check.
+"""GPU inference benchmark of the 0.5B policy (run on the lent GPU through the device tool).
 
-    PYTHONPATH=. python3 -m bench.bench_inference_gpu --out $OUT [--quick]
+    PYTHONPATH=. python3 -m bench.bench_inference_gpu --out $OUT [--full | --only SPEC,...] [--quick]
 
-1. ``cuda_buffers``: the TensorRT backend's CUDA code for real with cuda-python: pinned host and
-   device buffers and one stream, data round-tripped exactly as ``TensorRTBackend.infer`` does
-   (copy into pinned -> H2D -> [engine stand-in: D2D copy on the stream] -> D2H -> sync), a
-   memset check, pinned-ness checked with cudaPointerGetAttributes, copy timings.
-2. ``policy``: ``minipamayo-0.5b`` (random init: latency does not depend on the weights' values)
-   at batch 1, 320 px, through :class:`TorchBackend`: eager vs CUDA graph (export-style matmul
-   attention, and fused SDPA attention: the backend default) vs torch.compile + graph (default and
-   max-autotune), fp16 and bf16; p50/p95/p99/max of ``infer()`` (host->device copy, forward,
-   device->host copy), GPU memory, FLOPs, and the fraction of the memory-bandwidth limit reached
-   (weights read once).
-3. ``text``: the 0.5B text decoder, 32 tokens (fixed-length greedy, 33 steps), eager vs graph.
+Writes ``inference_gpu_<card>.json`` (``bench/gpu_cards.py``: named by the card that ran it).
+A run is ``kind:variant:px:precision:mode`` (e.g. ``policy:committed:320:fp16:compile_io``):
 
-Under ``scripts/bench.sh`` on a machine without CUDA this benchmark summarises the committed H100
-results in ``bench/results_gpu/`` instead of measuring.
+* ``kind`` policy | text_decoder; ``variant``: a 0.5B variant of ``bench_inference_roofline.VARIANTS``
+  (``committed`` = ``configs/minipamayo-0.5b.yaml`` as it is; random init: latency does not depend
+  on the weights' values); ``px`` the square input; ``precision`` fp16 | bf16;
+* ``mode`` (:data:`MODES`): ``eager``; ``graph`` (one CUDA graph of the forward, fused SDPA
+  attention: the torch backend's default); ``graph_matmul_attn`` (export-style attention);
+  ``graph_io`` (the input/output copies inside the graph too: one launch per ``infer()``);
+  ``compile`` (torch.compile/inductor: LayerNorm, residual and GELU fused into few Triton kernels,
+  under the same graph); ``compile_io``; ``compile_freeze_io`` (+ inductor freezing: weights as
+  constants); ``compile_autotune`` (max-autotune GEMMs).
+
+Per run: p50/p95/p99/max of ``infer()`` (host->device copy, forward, device->host copy, sync), the
+GPU-only time of one graph replay (CUDA events), the kernel count and summed kernel time of one
+forward (torch.profiler/CUPTI, outside the graph: the graph replays the same kernels), FLOPs
+(``bench_inference_roofline.count``), the card's data-sheet roofline (max of FLOPs / fp16 peak and
+weight bytes / bandwidth) and the fraction of it reached at p50 and p95, GPU memory.
+Extra sections: measured ceilings (1 GiB device copy, 8192^3 fp16 matmul), the TensorRT backend's
+CUDA buffers with cuda-python (``cuda_buffers``), the shipped tiny models on CUDA vs ONNX Runtime.
+
+The default plan fits one device call: runs are skipped once the time budget would be exceeded
+and listed under ``skipped`` with the reason. ``--full`` measures every run of :func:`full_plan`
+(no budget; only runs that fail are missing, with their error under ``errors``).
+Under ``scripts/bench.sh`` on a machine without CUDA it summarises the newest committed result.
 """
 
 from __future__ import annotations
@@ -31,15 +42,28 @@ from typing import Any
 
 import numpy as np
 
+from bench.gpu_cards import card_peaks, newest_result, result_path, stamp
 from bench.result import BenchResult
 from minipamayo_ros.latency import summarize
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results_gpu"
-RESULT_FILE = "inference_gpu_h100.json"
-#: peak HBM bandwidth by GPU name [GB/s] (NVIDIA data sheets)
-PEAK_BW_GBS = {"H100 80GB HBM3": 3350.0, "H100 PCIe": 2000.0, "H200": 4800.0, "H100 NVL": 3900.0}
+BENCH = "inference_gpu"
 GOAL_POLICY_P99_MS = 1.5
 GOAL_TEXT_MS = 25.0
+#: mode -> backend settings (see module doc)
+MODES: dict[str, dict[str, Any]] = {
+    "eager": {"cuda_graphs": False},
+    "graph_matmul_attn": {"fused_attention": False},
+    "graph": {},
+    "graph_io": {"graph_io": True},
+    "compile": {"compile": True},
+    "compile_io": {"compile": True, "graph_io": True},
+    "compile_freeze_io": {"compile": True, "graph_io": True, "compile_options": {"freezing": True}},
+    "compile_autotune": {"compile": True, "compile_autotune": True},
+}
+#: rough seconds a run costs on an H100 (load, warm-up, compile, 300 calls, profile): the budget check
+COST_S = {"eager": 15, "compile_autotune": 300, "text_compile": 100}
+COMPILE_COST_S = 45
+GRAPH_COST_S = 10
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -123,20 +147,100 @@ def _text_inputs(cfg: Any, seed: int = 0) -> dict[str, np.ndarray]:
             "event": np.array([3], np.int64)}
 
 
-def bench_torch(cfg: Any, kind: str, precision: str, mode: str, n: int) -> dict[str, Any]:
-    """Load, warm up and time one TorchBackend configuration."""
+def parse_spec(spec: str) -> tuple[str, str, int, str, str]:
+    """``kind:variant:px:precision:mode`` -> its parts (ValueError naming what is wrong)."""
+    from bench.bench_inference_roofline import VARIANTS
+
+    parts = spec.split(":")
+    if len(parts) != 5:
+        raise ValueError(f"run {spec!r}: expected kind:variant:px:precision:mode")
+    kind, variant, px, precision, mode = parts
+    if kind not in ("policy", "text_decoder") or variant not in VARIANTS or mode not in MODES \
+            or precision not in ("fp16", "bf16", "fp32") or not px.isdigit():
+        raise ValueError(f"run {spec!r}: kind policy|text_decoder, variant {sorted(VARIANTS)}, px an "
+                         f"int, precision fp16|bf16|fp32, mode {sorted(MODES)}")
+    return kind, variant, int(px), precision, mode
+
+
+def run_name(spec: str) -> str:
+    """JSON key / metric prefix of a run: ``policy_committed_320_fp16_compile_io``."""
+    return spec.replace(":", "_")
+
+
+def default_plan() -> list[str]:
+    """What one device call measures: the committed 0.5B config's GPU path, mode by mode, then
+    the variants (token cut, wider/shallower backbone) in their best modes."""
+    plan = [f"policy:committed:320:fp16:{m}" for m in ("graph", "graph_io", "compile", "compile_io",
+                                                       "compile_freeze_io")]
+    plan += ["policy:committed:320:bf16:compile_io", "policy:pool2:320:fp16:graph",
+             "policy:pool2:320:fp16:compile_io", "policy:pool4-w1280d20:320:fp16:graph",
+             "policy:pool4-w1280d20:320:fp16:compile_io", "policy:committed:256:fp16:compile_io",
+             "policy:committed:384:fp16:compile_io", "text_decoder:committed:320:fp16:graph"]
+    return plan
+
+
+def full_plan() -> list[str]:
+    """Every run: each variant x fp16/bf16 x every mode at 320 px, the committed config at
+    256/384 px, the text decoder in eager/graph/compile."""
+    from bench.bench_inference_roofline import VARIANTS
+
+    plan = [f"policy:{v}:320:{p}:{m}" for v in VARIANTS for p in ("fp16", "bf16") for m in MODES]
+    plan += [f"policy:committed:{px}:fp16:{m}" for px in (256, 384) for m in ("graph", "compile_io")]
+    plan += [f"text_decoder:committed:320:{p}:{m}" for p in ("fp16", "bf16")
+             for m in ("eager", "graph", "compile")]
+    return plan
+
+
+def estimated_cost_s(spec: str) -> float:
+    kind, _, _, _, mode = parse_spec(spec)
+    if kind == "text_decoder" and mode.startswith("compile"):
+        return COST_S["text_compile"]
+    return COST_S.get(mode, COMPILE_COST_S if mode.startswith("compile") else GRAPH_COST_S)
+
+
+def _count_kernels(fn: Any, reps: int = 3) -> dict[str, Any]:
+    """Kernels and summed kernel time per call of ``fn`` (torch.profiler, CUDA activities)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    by_name: dict[str, list[float]] = {}
+    for e in kernels:
+        by_name.setdefault(e.name, []).append(e.device_time)
+    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:8]
+    return {"kernels": len(kernels) / reps,
+            "kernel_time_ms": sum(e.device_time for e in kernels) / reps / 1e3,
+            "top": [{"name": n[:80], "calls": len(t) / reps, "ms": round(sum(t) / reps / 1e3, 4)}
+                    for n, t in top]}
+
+
+def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, float]]) -> dict[str, Any]:
+    """Load, warm up and time one run (see module doc)."""
     import torch
 
+    from bench.bench_inference_roofline import count, fusion_key, variant_config
     from minipamayo_ros.inference.backend import BackendOptions
     from minipamayo_ros.inference.torch_backend import TorchBackend
 
+    kind, variant, px, precision, mode = parse_spec(spec)
+    cfg = variant_config(variant, px)
+    m = MODES[mode]
     gc.collect()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
+    extra = {"fused_attention": m.get("fused_attention", True), "graph_io": m.get("graph_io", False),
+             "compile_autotune": m.get("compile_autotune", False)}
+    if m.get("compile_options"):
+        extra["compile_options"] = m["compile_options"]
     opts = BackendOptions(backend="torch", device="cuda:0", precision=precision,
-                          cuda_graphs=mode != "eager", compile=mode.startswith("compile"), warmup_runs=10,
-                          extra={"fused_attention": mode != "graph_matmul_attn",
-                                 "compile_autotune": mode == "compile_autotune"})
+                          cuda_graphs=m.get("cuda_graphs", True), compile=m.get("compile", False),
+                          warmup_runs=10, extra=extra)
     t0 = time.monotonic()
     backend = TorchBackend.from_config(cfg, kind, opts)
     weights_mb = torch.cuda.memory_allocated() / 2**20
@@ -148,14 +252,19 @@ def bench_torch(cfg: Any, kind: str, precision: str, mode: str, n: int) -> dict[
     for _ in range(n):
         backend.infer(x)
         ms.append(backend.last_infer_ms)
-    res: dict[str, Any] = {"kind": kind, "precision": precision, "mode": mode, **_stats(ms),
-                           "load_and_warmup_s": round(load_s, 1),
-                           "parameters": backend.num_parameters,
+    key = (variant, px, kind)
+    if key not in counts:
+        counts[key] = count(cfg, kind)
+    c = counts[key]
+    res: dict[str, Any] = {"kind": kind, "variant": variant, "image_px": px, "precision": precision,
+                           "mode": mode,
+                           "fusion": fusion_key(cfg), "vision_tokens": cfg.vision_tokens, **_stats(ms),
+                           "load_and_warmup_s": round(load_s, 1), "parameters": backend.num_parameters,
+                           "gflops": round(c["flops"] / 1e9, 3),
                            "gpu_mem_weights_mb": round(weights_mb, 1),
                            "gpu_mem_peak_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
-                           "gpu_mem_reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1),
                            "describe": backend.describe()}
-    if backend._graph is not None:  # GPU-only time of one replay (CUDA events), no host copies
+    if backend._graph is not None:  # GPU-only time of one replay (CUDA events)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         gpu_ms = []
         for _ in range(min(n, 200)):
@@ -165,53 +274,43 @@ def bench_torch(cfg: Any, kind: str, precision: str, mode: str, n: int) -> dict[
             end.synchronize()
             gpu_ms.append(start.elapsed_time(end))
         res["graph_replay_gpu"] = _stats(gpu_ms)
+    try:
+        res["kernels_per_forward"] = _count_kernels(backend._forward)
+    except Exception as exc:  # profiler unavailable: the timing stands without it
+        res["kernels_per_forward"] = {"error": repr(exc)[:300]}
+    peaks = card_peaks(torch.cuda.get_device_name(0))
+    if peaks:
+        reads = c["weight_reads"]
+        compute_ms = c["flops"] / (peaks["tflops"][precision] * 1e12) * 1e3
+        memory_ms = 2 * c["parameters"] * reads / (peaks["bw_gbs"] * 1e9) * 1e3
+        res["roofline_ms"] = round(max(compute_ms, memory_ms), 5)
+        res["roofline_bound"] = "compute" if compute_ms >= memory_ms else "memory"
+        res["fraction_of_roofline_p50"] = round(res["roofline_ms"] / res["p50_ms"], 4)
+        res["fraction_of_roofline_p95"] = round(res["roofline_ms"] / res["p95_ms"], 4)
     backend.close()
     del backend
     return res
 
 
-def profile_kernels(cfg: Any, precision: str, fused: bool, reps: int = 5) -> dict[str, Any]:
-    """Kernel count and summed kernel time of one eager policy forward (torch.profiler, CUPTI).
-
-    The summed kernel time is the floor a CUDA graph of the same kernels can reach (no launch gaps).
-    """
+def measured_ceilings() -> dict[str, float]:
+    """Device-to-device copy of 1 GiB (bytes read + written per second) and an 8192^3 fp16 matmul."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
-    from minipamayo_ros.inference.backend import BackendOptions
-    from minipamayo_ros.inference.torch_backend import TorchBackend
-
-    opts = BackendOptions(backend="torch", device="cuda:0", precision=precision, cuda_graphs=False,
-                          extra={"fused_attention": fused})
-    backend = TorchBackend.from_config(cfg, "policy", opts)
-    x = _policy_inputs(cfg)
-    backend.warm_up()
-    for name, host in backend._host_in.items():
-        host.numpy()[...] = x[name]
-        backend._dev_in[name].copy_(host)
-    torch.cuda.synchronize()
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            backend._forward()
-        torch.cuda.synchronize()
-    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    total_us = sum(e.device_time for e in kernels) / reps
-    by_name: dict[str, list[float]] = {}
-    for e in kernels:
-        by_name.setdefault(e.name, []).append(e.device_time)
-    top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:10]
-    backend.close()
-    return {"kernels_per_forward": len(kernels) / reps, "kernel_time_per_forward_ms": total_us / 1e3,
-            "top_kernels": [{"name": n[:90], "calls_per_forward": len(t) / reps,
-                             "ms_per_forward": sum(t) / reps / 1e3} for n, t in top]}
-
-
-def flops_per_forward(cfg: Any, kind: str) -> float:
-    """FLOPs (2 x multiply-adds) of one policy forward / one 32-token generation, counted by torch
-    (the roofline benchmark's counter, so both benchmarks use the same figure)."""
-    from bench.bench_inference_roofline import count
-
-    return count(cfg, kind)["flops"]
+    out = {"copy_gbs": round(measured_copy_bandwidth_gbs(), 1)}
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    b = torch.randn_like(a)
+    for _ in range(3):
+        a @ b
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(10):
+        a @ b
+    end.record()
+    end.synchronize()
+    out["matmul_fp16_tflops"] = round(10 * 2 * 8192**3 / (start.elapsed_time(end) / 1e3) / 1e12, 1)
+    del a, b
+    torch.cuda.empty_cache()
+    return out
 
 
 def tiny_gpu_parity() -> dict[str, Any]:
@@ -263,21 +362,27 @@ def measured_copy_bandwidth_gbs() -> float:
     return gbs
 
 
-def measure(out_dir: Path, quick: bool, image_px: int = 320, only: list[str] | None = None,
-            profile: bool = False, result_file: str = RESULT_FILE) -> dict[str, Any]:
-    import dataclasses
+EXTRAS = ("ceilings", "cuda_buffers", "tiny_parity")
 
+
+def measure(out_dir: Path, quick: bool, plan: list[str], budget_s: float | None,
+            extras: tuple[str, ...] = EXTRAS) -> dict[str, Any]:
+    """Run the ``extras`` sections and ``plan`` (skipping what would overrun ``budget_s``, None =
+    no budget); writes ``inference_gpu_<card>.json`` after every run and returns its content."""
     import torch
 
-    from minipamayo_ros.model.config import load_config
-
     t_start = time.monotonic()
-    result: dict[str, Any] = {"host": {"python": platform.python_version(), "torch": torch.__version__,
-                                       "gpu": torch.cuda.get_device_name(0)}, "errors": {}}
-    path = out_dir / result_file
+    gpu = torch.cuda.get_device_name(0)
+    result: dict[str, Any] = {"measured_at": stamp(),
+                              "host": {"python": platform.python_version(), "torch": torch.__version__,
+                                       "cuda": torch.version.cuda, "gpu": gpu},
+                              "card_peaks": card_peaks(gpu), "plan": plan, "budget_s": budget_s,
+                              "runs": {}, "skipped": {}, "errors": {}}
+    path = result_path(out_dir, BENCH, gpu)
 
     def save() -> None:
-        path.write_text(json.dumps(result, indent=2))
+        result["wall_s"] = round(time.monotonic() - t_start, 1)
+        path.write_text(json.dumps(result, indent=1))
 
     def section(name: str, fn: Any) -> Any:
         print(f"[gpu-bench] {name} ...", flush=True)
@@ -287,97 +392,86 @@ def measure(out_dir: Path, quick: bool, image_px: int = 320, only: list[str] | N
             result["errors"][name] = traceback.format_exc()[-3000:]
             print(result["errors"][name], flush=True)
             value = None
-        result[name] = value
         save()
         return value
 
-    cfg = load_config("minipamayo-0.5b")
-    cfg = dataclasses.replace(cfg, image_size=(image_px, image_px))
-    if profile:
-        section("profile_fp16_sdpa", lambda: profile_kernels(cfg, "fp16", True))
-        section("profile_fp16_matmul_attn", lambda: profile_kernels(cfg, "fp16", False))
-    if not only:
-        section("cuda_buffers", lambda: cuda_buffers_check(quick))
-        section("tiny_parity", tiny_gpu_parity)
-    result["config"] = {"name": cfg.name, "image_size": list(cfg.image_size), "batch": 1,
-                        "vision_tokens": cfg.vision_tokens}
-    gpu = torch.cuda.get_device_name(0)
-    peak_bw = next((v for k, v in PEAK_BW_GBS.items() if k in gpu), float("nan"))
-    if not only:
-        section("copy_bandwidth_gbs", measured_copy_bandwidth_gbs)
-        section("flops", lambda: {"policy": flops_per_forward(cfg, "policy"),
-                                  "text_32_tokens": flops_per_forward(cfg, "text_decoder")})
+    sections = {"ceilings": measured_ceilings, "cuda_buffers": lambda: cuda_buffers_check(quick),
+                "tiny_parity": tiny_gpu_parity}
+    for name in extras:
+        result[name] = section(name, sections[name])
     n_pol, n_txt = (50, 20) if quick else (300, 100)
-    runs = []
-    plan = [("policy", "fp16", "eager"), ("policy", "fp16", "graph_matmul_attn"), ("policy", "fp16", "graph"),
-            ("text_decoder", "fp16", "eager"), ("text_decoder", "fp16", "graph"),
-            ("policy", "bf16", "eager"), ("policy", "bf16", "graph"),
-            ("text_decoder", "bf16", "eager"), ("text_decoder", "bf16", "graph")]
-    if not quick:
-        plan += [("policy", "fp16", "compile"), ("policy", "bf16", "compile"),
-                 ("text_decoder", "fp16", "compile"), ("policy", "fp16", "compile_autotune")]
-    if only:
-        plan = [(k if k == "policy" else "text_decoder", p, m) for name in only
-                for k, p, m in [name.split("_", 2)]]
-    for kind, precision, mode in plan:
+    counts: dict[tuple[str, int, str], dict[str, float]] = {}
+    for spec in plan:
         elapsed = time.monotonic() - t_start
-        late = (mode == "compile_autotune" and elapsed > 150) or (
-            mode.startswith("compile") and elapsed > 300)
-        if late and not only:
-            result["errors"][f"{kind}_{precision}_{mode}"] = f"skipped: {elapsed:.0f} s elapsed"
-            continue  # keep the run inside the device call's limit
-        name = f"{'policy' if kind == 'policy' else 'text'}_{precision}_{mode}"
-        n = n_pol if kind == "policy" else n_txt
-        r = section(name, lambda k=kind, p=precision, m=mode, n=n: bench_torch(cfg, k, p, m, n))
-        if r and kind == "policy":
-            runs.append(r)
-    # memory-bandwidth limit: all weights read once per forward at peak bandwidth
-    for r in runs:
-        weights_bytes = r["parameters"] * 2
-        r["weights_mb"] = round(weights_bytes / 2**20, 1)
-        r["bandwidth_limit_ms"] = round(weights_bytes / (peak_bw * 1e9) * 1e3, 4)
-        r["fraction_of_limit_p50"] = round(r["bandwidth_limit_ms"] / r["p50_ms"], 3)
-    result["peak_bandwidth_gbs"] = peak_bw
-    result["wall_s"] = round(time.monotonic() - t_start, 1)
+        cost = estimated_cost_s(spec)
+        if budget_s is not None and elapsed + cost > budget_s:
+            result["skipped"][run_name(spec)] = (f"time budget: {elapsed:.0f} s elapsed + ~{cost:.0f} s "
+                                                 f"> {budget_s:.0f} s (--full measures it)")
+            save()
+            continue
+        n = n_pol if spec.startswith("policy") else n_txt
+        value = section(run_name(spec), lambda spec=spec, n=n: bench_run(spec, n, counts))
+        if value is not None:
+            result["runs"][run_name(spec)] = value
+            r = value
+            print(f"  p50 {r['p50_ms']:.3f} p95 {r['p95_ms']:.3f} p99 {r['p99_ms']:.3f} ms, "
+                  f"GPU {r.get('graph_replay_gpu', {}).get('p50_ms', '-')} ms, kernels "
+                  f"{r.get('kernels_per_forward', {}).get('kernels', '-')}, roofline frac p50 "
+                  f"{r.get('fraction_of_roofline_p50', '-')}", flush=True)
+        save()
     save()
     return result
 
 
-def summarize_result(result: dict[str, Any]) -> BenchResult:
+def summarize_result(result: dict[str, Any], source: str = "measured now") -> BenchResult:
     """Metrics, goals and a markdown table from a result dict (measured now or loaded)."""
     metrics: dict[str, Any] = {}
-    rows = ["| run | p50 ms | p95 ms | p99 ms | max ms | GPU-only p50 ms | peak alloc MB | limit frac |",
-            "|---|---|---|---|---|---|---|---|"]
-    for key, r in result.items():
-        if not (key.startswith("policy_") or key.startswith("text_")) or not r:
-            continue
+    rows = ["| run | tokens | p50 ms | p95 ms | p99 ms | max ms | GPU-only p50 ms | kernels | roofline ms "
+            "| frac p50 | peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in result.get("runs", {}).items():
         for stat in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
             metrics[f"{key}_{stat}"] = r[stat]
         metrics[f"{key}_gpu_mem_peak_mb"] = r["gpu_mem_peak_allocated_mb"]
+        k = r.get("kernels_per_forward", {}).get("kernels")
+        if k is not None:
+            metrics[f"{key}_kernels"] = k
+        if "fraction_of_roofline_p50" in r:
+            metrics[f"{key}_roofline_fraction_p50_ratio"] = r["fraction_of_roofline_p50"]
         gpu_only = r.get("graph_replay_gpu", {}).get("p50_ms", "")
-        rows.append(f"| {key} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | {r['p99_ms']:.3f} "
-                    f"| {r['max_ms']:.3f} | {gpu_only} | {r['gpu_mem_peak_allocated_mb']} "
-                    f"| {r.get('fraction_of_limit_p50', '')} |")
+        kernels = "" if k is None else f"{k:.0f}"
+        rows.append(f"| {key} | {r.get('vision_tokens', '')} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} "
+                    f"| {r['p99_ms']:.3f} | {r['max_ms']:.3f} | {gpu_only} | {kernels} "
+                    f"| {r.get('roofline_ms', '')} | {r.get('fraction_of_roofline_p50', '')} "
+                    f"| {r['gpu_mem_peak_allocated_mb']} |")
     goals = {}
-    graph_p99 = [result[k]["p99_ms"] for k in result
-                 if k.startswith("policy_") and "eager" not in k and result[k]]
-    if graph_p99:
-        goal = f"policy p99 <= {GOAL_POLICY_P99_MS} ms (best CUDA-graph run)"
-        goals[goal] = min(graph_p99) <= GOAL_POLICY_P99_MS
-    text = [result[k]["p50_ms"] for k in result if k.startswith("text_") and result[k]]
+    from bench.bench_inference_roofline import fusion_key, variant_config
+
+    committed = fusion_key(variant_config("committed"))  # runs of the config as it is now
+    best = [r["p99_ms"] for r in result.get("runs", {}).values()
+            if r["kind"] == "policy" and r.get("fusion") == committed and r["image_px"] == 320
+            and r["precision"] == "fp16" and r["mode"] != "eager"]
+    if best:
+        goals[f"0.5B policy (committed config) fp16 320 px p99 <= {GOAL_POLICY_P99_MS} ms (best run: "
+              f"{min(best):.2f} ms)"] = min(best) <= GOAL_POLICY_P99_MS
+    text = [r["p50_ms"] for r in result.get("runs", {}).values() if r["kind"] == "text_decoder"]
     if text:
         goals[f"32-token text <= {GOAL_TEXT_MS} ms (best run, p50)"] = min(text) <= GOAL_TEXT_MS
-    cb = result.get("cuda_buffers") or {}
-    goals["cuda-python pinned/device/stream round trip exact"] = bool(cb.get("all_ok"))
-    md = [f"GPU: {result.get('host', {}).get('gpu')}, torch {result.get('host', {}).get('torch')}; "
-          f"model {result.get('config')}; copy bandwidth {result.get('copy_bandwidth_gbs')} GB/s "
-          f"(read+write), peak {result.get('peak_bandwidth_gbs')} GB/s", "", *rows]
+    if result.get("cuda_buffers") is not None:
+        ok = bool(result["cuda_buffers"].get("all_ok"))
+        goals["cuda-python pinned/device/stream round trip exact"] = ok
+    host = result.get("host", {})
+    md = [f"{source}: {host.get('gpu')}, torch {host.get('torch')}, measured {result.get('measured_at')}; "
+          f"ceilings {result.get('ceilings')}; data-sheet peaks {result.get('card_peaks')}", "", *rows]
+    if result.get("skipped"):
+        md.append("\nskipped: " + "; ".join(f"{k} ({v})" for k, v in result["skipped"].items()))
     if result.get("errors"):
         md.append(f"\nerrors in: {sorted(result['errors'])}")
     return BenchResult(metrics=metrics, summary_md="\n".join(md), goals=goals)
 
 
 def run(out_dir: Path, quick: bool) -> BenchResult:
+    """bench.run entry: measure the default plan where CUDA works, else summarise the newest
+    committed result."""
     try:
         import torch
 
@@ -385,30 +479,35 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     except ImportError:
         has_cuda = False
     if has_cuda:
-        return summarize_result(measure(out_dir, quick))
-    committed = RESULTS_DIR / RESULT_FILE
-    if not committed.is_file():
+        return summarize_result(measure(out_dir, quick, default_plan(), 420.0))
+    found = newest_result(BENCH, require="runs")
+    if found is None:
         return BenchResult(metrics={}, summary_md="no CUDA GPU here and no committed GPU results")
-    res = summarize_result(json.loads(committed.read_text()))
-    res.summary_md = f"(no CUDA GPU here: committed results from {committed.name})\n\n" + res.summary_md
-    return res
+    return summarize_result(found[1], f"committed {found[0].name} (no CUDA GPU here)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--image-px", type=int, default=320)
-    parser.add_argument("--only", default="",
-                        help="comma-separated runs, e.g. policy_fp16_graph,text_fp16_graph")
-    parser.add_argument("--profile", action="store_true", help="kernel count/time of the eager forward")
-    parser.add_argument("--result-file", default=RESULT_FILE)
+    parser.add_argument("--full", action="store_true", help="every run of full_plan(), no time budget")
+    parser.add_argument("--only", default="", help="comma-separated runs kind:variant:px:precision:mode")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="default plan / --only: time budget")
+    parser.add_argument("--extras", default=",".join(EXTRAS),
+                        help=f"sections besides the runs (--full: all): {','.join(EXTRAS)}")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    only = [x for x in args.only.split(",") if x]
-    res = summarize_result(measure(args.out, args.quick, args.image_px, only, args.profile, args.result_file))
-    print(res.summary_md)
-    print(json.dumps(res.goals, indent=2))
+    plan = full_plan() if args.full else ([s for s in args.only.split(",") if s] or default_plan())
+    for spec in plan:
+        parse_spec(spec)  # fail before the GPU work starts
+    extras = EXTRAS if args.full else tuple(e for e in args.extras.split(",") if e)
+    unknown = set(extras) - set(EXTRAS)
+    if unknown:
+        parser.error(f"unknown --extras {sorted(unknown)}; choose from {EXTRAS}")
+    res = measure(args.out, args.quick, plan, None if args.full else args.budget_s, extras)
+    summary = summarize_result(res)
+    print(summary.summary_md)
+    print(json.dumps(summary.goals, indent=2))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def bench_node(duration: float, log_path: Path) -> dict[str, float]:
     clocks: list[tuple[float, float]] = []
     try:
         node = Node("simulator_bench_probe", context=ctx)
-        node.create_subscription(Image, "/camera/image_raw", lambda m: arrivals.append(time.monotonic()),
+        node.create_subscription(Image, "camera/image_raw", lambda m: arrivals.append(time.monotonic()),
                                  qos_profile_sensor_data)
         node.create_subscription(Clock, "/clock",
                                  lambda m: clocks.append((time.monotonic(), time_to_sec(m.clock))), 10)

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.bench_follower import FOLLOWER_RT, follower_rt_enabled
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.latency import summarize
@@ -126,7 +127,8 @@ class Stack:
                           {"backend": "onnxruntime", "max_rate_hz": POLICY_HZ}, [self.cfg / "policy.yaml"]),
                           self.env, "policy", log_dir / "policy.log").start(),
                       NodeProcess.python_module("minipamayo_ros.nodes.follower_node", ros_args(
-                          {"rate_hz": FOLLOWER_HZ}, [self.cfg / "follower.yaml"]), self.env, "follower",
+                          {"rate_hz": FOLLOWER_HZ, **(FOLLOWER_RT if follower_rt_enabled() else {})},
+                          [self.cfg / "follower.yaml"]), self.env, "follower",
                           log_dir / "follower.log").start()]
         self.text: NodeProcess | None = None
         self.text_params: dict[str, Any] | None = None
@@ -138,6 +140,7 @@ class Stack:
         self.expl: list[Explanation] = []
         self.diags: list[DiagnosticArray] = []
         self.follower_loop: dict[str, str] = {}
+        self.follower_scheduling = ""
         self.n_follower_loop = 0
         self.storm_proc: NodeProcess | None = None
         node = self.node = Node("text_bench_probe", context=self.ctx)
@@ -152,17 +155,18 @@ class Stack:
             for st in m.status:  # the follower's own tick timing (steady clock, in the node)
                 if st.name.endswith(": control loop"):
                     self.follower_loop = {kv.key: kv.value for kv in st.values}
+                    self.follower_scheduling = self.follower_loop.get("scheduling", "")
                     self.n_follower_loop += 1
 
-        node.create_subscription(Trajectory, "/vla/trajectory",
+        node.create_subscription(Trajectory, "vla/trajectory",
                                  lambda m: self.e2e.append(m.end_to_end_latency_ms), TRAJECTORY_QOS)
-        node.create_subscription(ControlCommand, "/vla/control",
+        node.create_subscription(ControlCommand, "vla/control",
                                  lambda m: self.ctl.append(time_to_sec(m.header.stamp)), 100)
-        node.create_subscription(Explanation, "/vla/explanation", self.expl.append, 100)
+        node.create_subscription(Explanation, "vla/explanation", self.expl.append, 100)
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-        self.image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-        odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
-        self.req_pub = node.create_publisher(Empty, "/vla/explain_request", 10)
+        self.image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
+        self.req_pub = node.create_publisher(Empty, "vla/explain_request", 10)
         h, w = size
         st = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": now()}
 
@@ -334,12 +338,14 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
                 stack.spin(SETTLE_S)
                 windows[case].append(stack.measure(window))
                 stack.set_storm(False)
+        follower_scheduling = stack.follower_scheduling
     finally:
         stack.close()
     results = {case: case_figures(w) for case, w in windows.items()}
     metrics["loadavg_1min_before"] = round(load_before, 2)
     metrics["loadavg_1min_after"] = round(os.getloadavg()[0], 2)
     metrics["cpus"] = os.cpu_count()
+    metrics["follower_scheduling"] = follower_scheduling
     metrics["camera"] = f"{size[1]}x{size[0]} rgb8 at {CAMERA_HZ:g} Hz (seed {SEED} expert drive, replayed)"
     metrics["schedule"] = f"{rounds} rounds x ({', '.join(CASES)}), {window:g} s windows"
     # drift check: the spread of the off windows' p95 (one process pair for the whole run)
@@ -378,7 +384,8 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
     md = (f"{metrics['cpus']} CPUs, load average {metrics['loadavg_1min_before']} before / "
           f"{metrics['loadavg_1min_after']} after (a shared machine is noisy: compare within one run). "
           f"Camera {metrics['camera']}, policy <= {POLICY_HZ:g} Hz, follower {FOLLOWER_HZ:g} Hz, "
-          f"{metrics['schedule']}; off windows p95 {metrics['off_window_p95_ms']} ms; text node CPU "
+          f"{metrics['schedule']}; follower {follower_scheduling}; off windows p95 "
+          f"{metrics['off_window_p95_ms']} ms; text node CPU "
           "priority "
           f"{results['storm'].get('text_cpu_priority', '?')}.\n\n" + "\n".join(rows)
           + f"\n\nRatios: {ratios}. Generation of exactly 16 / 32 tokens (idle, this process): p50 "
@@ -394,12 +401,12 @@ def storm_source(hz: float) -> None:
     from rclpy.node import Node
     from std_msgs.msg import Empty
 
-    from minipamayo_ros.text.priority import lower_process_priority
+    from minipamayo_ros.realtime import lower_thread_priority
 
     rclpy.init()
     node = Node("text_bench_storm")
-    pub = node.create_publisher(Empty, "/vla/explain_request", 10)
-    prio = lower_process_priority()
+    pub = node.create_publisher(Empty, "vla/explain_request", 10)
+    prio = lower_thread_priority()  # the publishing loop's thread; DDS threads stay normal
     print(f"storm source: {hz:g} Hz, {prio.policy}", flush=True)
     period, n = 1.0 / hz, 0
     try:

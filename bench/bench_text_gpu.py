@@ -17,7 +17,7 @@ back-to-back; an idle GPU clocks down between paced calls, so paced is compared 
 Policy p50/p95/p99/max of ``infer()`` wall time (H2D copy, graph replay, D2H copy, stream sync),
 ratios against ``alone``, text generation latency and explanations per second. Under
 ``scripts/bench.sh`` on a machine without CUDA it summarises the committed
-``bench/results_gpu/text_gpu_h200.json`` instead of measuring.
+result ``bench/results_gpu/text_gpu_<card>.json`` instead of measuring (``bench/gpu_cards.py``).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.gpu_cards import newest_result, result_path, stamp
 from bench.result import BenchResult
 from minipamayo_ros.latency import summarize
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results_gpu"
-RESULT_FILE = "text_gpu_h200.json"
+BENCH = "text_gpu"  # result file: text_gpu_<card>.json (bench/gpu_cards.py)
 IMAGE_PX = 320
 HIGH, LOW = -5, 0          # CUDA stream priorities (lower = higher priority; clamped to the device range)
 GOAL_P95_RATIO, GOAL_P99_RATIO, DESIGN_P95_RATIO = 1.15, 1.3, 1.5
@@ -112,7 +112,8 @@ def _policy_loop(backend: Any, x: dict[str, np.ndarray], n: int, hz: float) -> l
 def measure(n: int, hz: float) -> dict[str, Any]:
     import torch
 
-    res: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
+    res: dict[str, Any] = {"measured_at": stamp(), "gpu": torch.cuda.get_device_name(0),
+                           "torch": torch.__version__,
                            "cuda": torch.version.cuda, "stream_priority_range": None,
                            "setup": {"config": "minipamayo-0.5b", "image_px": IMAGE_PX, "precision": "fp16",
                                      "cuda_graphs": True, "text_tokens": 32, "n": n, "paced_hz": hz,
@@ -210,13 +211,13 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         cuda = False
     if cuda:
         res = measure(60 if quick else 300, 10.0)
-        (out_dir / RESULT_FILE).write_text(json.dumps(res, indent=1))
+        result_path(out_dir, BENCH, res["gpu"]).write_text(json.dumps(res, indent=1))
         return _summarize(res, "measured now")
-    path = RESULTS_DIR / RESULT_FILE
-    if not path.is_file():
-        return BenchResult(metrics={}, summary_md=f"no CUDA here and no committed {path.name}")
-    return _summarize(json.loads(path.read_text()), f"committed result {path.relative_to(path.parents[2])} "
-                                                    "(no CUDA on this machine)")
+    found = newest_result(BENCH)
+    if found is None:
+        return BenchResult(metrics={}, summary_md=f"no CUDA here and no committed {BENCH}_<card>.json")
+    return _summarize(found[1], f"committed result bench/results_gpu/{found[0].name} "
+                                "(no CUDA on this machine)")
 
 
 def main() -> None:
@@ -226,7 +227,7 @@ def main() -> None:
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     res = measure(60 if a.quick else 300, 10.0)
-    (a.out / RESULT_FILE).write_text(json.dumps(res, indent=1))
+    result_path(a.out, BENCH, res["gpu"]).write_text(json.dumps(res, indent=1))
     print(_summarize(res, "measured").summary_md)
 
 

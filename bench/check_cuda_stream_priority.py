@@ -8,7 +8,7 @@ Exercises :mod:`minipamayo_ros.inference.cuda_buffers` through the cuda-python b
 (``cudaStreamGetPriority``) and its flags (non-blocking), and pinned host -> device -> device -> host
 async copies plus a memset on the lowest- and highest-priority streams, synchronized and compared
 bit for bit. A functional check, not a timing: the interference figures are bench_text_gpu.py's.
-Writes ``cuda_stream_priority_<gpu>.json``.
+Writes ``cuda_stream_priority_<card>.json`` (``bench/gpu_cards.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.gpu_cards import result_path, stamp
 from minipamayo_ros.inference.cuda_buffers import open_cuda
 
 
@@ -97,8 +98,8 @@ def run(out: Path) -> dict[str, Any]:
     result["checks"] = checks
     result["ok"] = all(checks.values())
     out.mkdir(parents=True, exist_ok=True)
-    slug = gpu.name.lower().replace("nvidia", "").strip().replace(" ", "_")
-    (out / f"cuda_stream_priority_{slug}.json").write_text(json.dumps(result, indent=1) + "\n")
+    result["measured_at"] = stamp()
+    result_path(out, "cuda_stream_priority", gpu.name).write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 

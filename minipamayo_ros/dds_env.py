@@ -25,6 +25,11 @@ from pathlib import Path
 
 #: The Fast DDS profile: SHM + UDPv4 whitelisted to 127.0.0.1, built-in transports off.
 FASTDDS_LOOPBACK_PROFILE = Path(__file__).resolve().parent / "resources" / "fastdds_loopback.xml"
+#: The variable that names the XML profile file: Fast DDS 2.x (Humble: 2.6, Jazzy: 2.14) reads
+#: FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted and later) FASTDDS_DEFAULT_PROFILES_FILE. Both
+#: are set. (Until issue 23 only the 3.x name was: on Jazzy the profile was never loaded, and the
+#: participants used Fast DDS's built-in transports on every interface.)
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 #: distros that only know ROS_LOCALHOST_ONLY (ROS_AUTOMATIC_DISCOVERY_RANGE came with Jazzy)
 LOCALHOST_ONLY_DISTROS = ("foxy", "galactic", "humble", "iron")
@@ -99,7 +104,7 @@ def loopback_dds_settings(domain_id: int, distro: str) -> tuple[dict[str, str], 
         raise ValueError(f"domain_id must be in [0, 232], got {domain_id}")
     settings = {
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_LOOPBACK_PROFILE),
+        **{name: str(FASTDDS_LOOPBACK_PROFILE) for name in PROFILE_VARIABLES},
         "ROS_DOMAIN_ID": str(domain_id),
     }
     unset: tuple[str, ...] = ()

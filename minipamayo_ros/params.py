@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,12 +128,30 @@ def param_specs(config_cls: type) -> list[ParamSpec]:
     return specs
 
 
+def renamed_params(config_cls: type) -> dict[str, str]:
+    """Old parameter names of ``config_cls`` -> their new names (the class's ``RENAMED``)."""
+    return dict(getattr(config_cls, "RENAMED", {}))
+
+
+def renamed_error(config_cls: type, old: str) -> ParameterError:
+    """The error for a parameter file that still sets a renamed parameter: a safety threshold set
+    under its old name must not be silently ignored (nor guessed: the meaning was split)."""
+    new = renamed_params(config_cls)[old]
+    spec = next(s for s in param_specs(config_cls) if s.name == new)
+    return ParameterError(f"parameter '{old}' was renamed '{new}' ({spec.full_description}): rename it "
+                          "in your parameter file")
+
+
 def build_config(config_cls: type[T], values: Mapping[str, Any] | None = None) -> T:
     """Validate ``values`` (missing ones take their defaults) and build the config.
 
-    Unknown names are an error too: a misspelt parameter in a YAML file must not be ignored.
+    Unknown names are an error too: a misspelt parameter in a YAML file must not be ignored; a
+    renamed one names its new name.
     """
     values = dict(values or {})
+    for old in renamed_params(config_cls):
+        if old in values:
+            raise renamed_error(config_cls, old)
     specs = {s.name: s for s in param_specs(config_cls)}
     unknown = sorted(set(values) - set(specs))
     if unknown:
@@ -144,18 +162,34 @@ def build_config(config_cls: type[T], values: Mapping[str, Any] | None = None) -
     return config_cls(**checked)
 
 
-def load_node_yaml(path: str | Path, node_name: str) -> dict[str, Any]:
+def load_node_yaml(path: str | Path, node_name: str,
+                   declared: Iterable[str] | None = None) -> dict[str, Any]:
     """The ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file (empty if absent).
 
-    Accepts the keys ``name``, ``/name``, ``/**/name`` (namespace-agnostic: what the shipped
-    files use, so the stack can run under a namespace) and ``/**``.
+    As ``rclpy`` applies the file: the ``/**`` section (every node; e.g. the vehicle's geometry,
+    shared by the policy and the follower), then the node's own section, the first of ``name``,
+    ``/name``, ``/**/name`` (namespace-agnostic: what the shipped files use, so the stack can run
+    under a namespace). A node takes from ``/**`` only the parameters it declares: with
+    ``declared`` (the node's parameter names) the others are left out.
     """
     data = yaml.safe_load(Path(path).read_text()) or {}
-    for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
-        section = data.get(key)
-        if isinstance(section, dict) and "ros__parameters" in section:
-            return dict(section["ros__parameters"] or {})
-    return {}
+
+    def section(key: str) -> dict[str, Any] | None:
+        value = data.get(key)
+        if isinstance(value, dict) and "ros__parameters" in value:
+            return dict(value["ros__parameters"] or {})
+        return None
+
+    values = section("/**") or {}
+    if declared is not None:
+        names = set(declared)
+        values = {k: v for k, v in values.items() if k in names}
+    for key in (node_name, f"/{node_name}", f"/**/{node_name}"):
+        own = section(key)
+        if own is not None:
+            values.update(own)
+            break
+    return values
 
 
 def config_dir() -> Path:

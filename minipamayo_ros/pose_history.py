@@ -7,6 +7,7 @@ when ``use_sim_time`` is set).
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass
 
@@ -76,8 +77,9 @@ class PoseHistory:
             return _extrapolate(last, stamp) if stamp - last.stamp <= max_extrapolation else None
         if stamp <= first.stamp:
             return _extrapolate(first, stamp) if first.stamp - stamp <= max_extrapolation else None
-        stamps = np.fromiter((s.stamp for s in self._samples), float, len(self._samples))
-        i = int(np.searchsorted(stamps, stamp))  # stamps[i-1] < stamp <= stamps[i]
+        # binary search on the deque itself: no array of the whole history per call (the follower
+        # interpolates twice per tick over ~150 samples)
+        i = bisect.bisect_left(self._samples, stamp, key=_stamp)  # stamps[i-1] < stamp <= stamps[i]
         a, b = self._samples[i - 1], self._samples[i]
         w = (stamp - a.stamp) / (b.stamp - a.stamp)
         yaw = a.pose.yaw + w * float(wrap_angle(b.pose.yaw - a.pose.yaw))
@@ -91,6 +93,10 @@ class PoseHistory:
             a.speed + w * (b.speed - a.speed),
             a.yaw_rate + w * (b.yaw_rate - a.yaw_rate),
         )
+
+
+def _stamp(s: OdometrySample) -> float:
+    return s.stamp
 
 
 def _extrapolate(s: OdometrySample, stamp: float) -> OdometrySample:

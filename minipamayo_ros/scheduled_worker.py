@@ -38,13 +38,15 @@ class Schedule(Protocol[T_co, R_contra]):
 class ScheduledWorker(Generic[T, R]):
     """Runs ``process(item)`` on a dedicated daemon thread for the items ``schedule`` hands out.
 
-    ``clock`` gives the ``now`` [s] the schedule decides on (time.monotonic for a rate cap that
-    protects the CPU/GPU, the node clock for request ages).
+    ``clock`` gives the ``now`` [s] the schedule decides on: ``time.monotonic`` in the nodes (their
+    rate caps protect the CPU/GPU; a schedule that also ages requests reads the ROS clock itself).
     """
 
     def __init__(self, process: Callable[[T], R], schedule: Schedule[T, R], clock: Callable[[], float],
-                 on_error: Callable[[BaseException], None] | None = None, name: str = "worker") -> None:
+                 on_error: Callable[[BaseException], None] | None = None, name: str = "worker",
+                 on_start: Callable[[], None] | None = None) -> None:
         self._process = process
+        self._on_start = on_start  # runs first on the worker thread (e.g. its scheduling priority)
         self._schedule = schedule
         self._clock = clock
         self._on_error = on_error
@@ -66,15 +68,25 @@ class ScheduledWorker(Generic[T, R]):
     def now(self) -> float:
         return self._clock()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop taking items and join the thread (the item running, if any, finishes first)."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop taking items and wait up to ``timeout`` [s] for the item running, if any, to return.
+
+        Returns True once the thread has ended, False if an item is still running: then whatever
+        ``process`` uses (an inference backend) must not be freed, the call is still inside it.
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if self._thread.ident is None:
+            return True  # never started
+        if threading.current_thread() is self._thread:
+            return False  # closed from inside process(): that item is still running
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while True:
             with self._cond:
                 while True:

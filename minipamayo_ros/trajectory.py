@@ -21,16 +21,18 @@ class PlannedTrajectory:
     ``stamp + (i + 1) * dt``; ``speeds[i]`` [m/s] is the planned speed there.
     """
 
-    stamp: float                                  # [s] image stamp, node clock
+    stamp: float                                  # [s] image stamp, ROS clock
     points: NDArray[np.float64]                   # (N, 2) [m]
     speeds: NDArray[np.float64]                   # (N,) [m/s]
     dt: float = WAYPOINT_DT                       # [s]
     uncertainty: float = 0.0                      # [m] model's mean waypoint error estimate
-    sequence: int = 0
+    sequence: int = 0                             # +1 per plan within one producer instance
     model_id: str = ""
     frame_id: str = "base_link"
     inference_latency_ms: float = 0.0
     end_to_end_latency_ms: float = 0.0
+    producer: str = ""                            # fully qualified name of the node that made it
+    producer_instance: int = 0                    # random per start of that node (0 = not set)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property

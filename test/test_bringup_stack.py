@@ -26,14 +26,17 @@ def _by_name(specs: list[NodeSpec]) -> dict[str, NodeSpec]:
 
 
 def test_drive_stack_nodes_and_remappings() -> None:
-    args = StackArgs(camera_topic="/front/image", odom_topic="/wheel/odom", backend="onnxruntime",
+    """Remapping rules name the nodes' relative topics (a rule for ``/odom`` would not match
+    ``/car7/odom``); relative targets stay in the namespace, absolute ones are global."""
+    args = StackArgs(camera_topic="front/image", odom_topic="/wheel/odom", backend="onnxruntime",
                      engine="/tmp/m.json", enable_text=False)
     nodes = _by_name(drive_stack(args))
     assert set(nodes) == {"policy", "follower"}
     policy, follower = nodes["policy"], nodes["follower"]
     assert policy.executable == "policy_node" and follower.executable == "follower_node"
-    assert policy.remappings == {"/camera/image_raw": "/front/image", "/odom": "/wheel/odom"}
-    assert follower.remappings == {"/odom": "/wheel/odom"}
+    assert policy.remappings == {"camera/image_raw": "front/image", "odom": "/wheel/odom"}
+    assert follower.remappings == {"odom": "/wheel/odom"}
+    assert _by_name(drive_stack(StackArgs()))["policy"].remappings == {}  # no identity rules
     assert policy.parameters["backend"] == "onnxruntime"
     assert policy.parameters["manifest_path"] == "/tmp/m.json"
     assert policy.params_files[-1] == "drive.yaml"  # vehicle file overrides node defaults
@@ -42,7 +45,11 @@ def test_drive_stack_nodes_and_remappings() -> None:
 def test_sim_stack_runs_everything_on_sim_time() -> None:
     nodes = sim_stack(StackArgs(enable_text=False), seed=7, real_time_factor=2.0)
     assert nodes[0].name == "simulator" and nodes[0].parameters["seed"] == 7
+    assert nodes[0].parameters["use_sim_time"] is False  # it publishes /clock
     assert all(n.parameters.get("use_sim_time") for n in nodes[1:])
+    # a second car on the domain: its simulator follows the one /clock instead of publishing one
+    second = sim_stack(StackArgs(use_sim_time=True, namespace="car7"))
+    assert all(n.parameters.get("use_sim_time") for n in second)
 
 
 def test_text_node_starts_only_with_enable_text() -> None:
@@ -76,8 +83,8 @@ def test_runner_args_carry_files_overrides_and_remaps(tmp_path) -> None:
     (tmp_path / "a.yaml").write_text("{}\n")
     spec = NodeSpec("follower", "follower_node", "m", ("a.yaml",), {"use_sim_time": True},
                     {"/odom": "/x/odom"})
-    args = node_command_args(spec, tmp_path, namespace="car1")
-    assert args == ["--ros-args", "-r", "__node:=follower", "-r", "__ns:=car1",
+    args = node_command_args(spec, tmp_path, namespace="car1")  # rcl takes only "/car1"
+    assert args == ["--ros-args", "-r", "__node:=follower", "-r", "__ns:=/car1",
                     "--params-file", str(tmp_path / "a.yaml"), "-p", "use_sim_time:=true",
                     "-r", "/odom:=/x/odom"]
     assert ros_args({"v": [1.0, 2.0]}) == ["--ros-args", "-p", "v:=[1.0,2.0]"]
@@ -90,3 +97,23 @@ def test_launch_files_use_the_shared_description() -> None:
         text = (LAUNCH / name).read_text()
         assert "stack_launch_description" in text and builder in text
         compile(text, name, "exec")
+
+
+def test_sros2_policy_lets_only_the_policy_publish_trajectories() -> None:
+    """The documented SROS 2 access control (config/sros2/minipamayo.policy.xml, docs/follower.md):
+    one enclave per drive node; only the policy's may publish vla/trajectory, only the follower's
+    the vehicle commands. (sros2 itself does not run here: the file is checked as data.)"""
+    import xml.etree.ElementTree as ET
+
+    path = Path(__file__).resolve().parents[1] / "config" / "sros2" / "minipamayo.policy.xml"
+    root = ET.parse(path).getroot()
+    assert root.tag == "policy" and root.get("version") == "0.2.0"
+    publishes: dict[str, set[str]] = {}
+    for enclave in root.iter("enclave"):
+        profile = enclave.find("profiles/profile")
+        assert profile is not None and enclave.get("path") == f"/minipamayo/{profile.get('node')}"
+        publishes[profile.get("node") or ""] = {t.text or "" for topics in profile.findall("topics")
+                                                if topics.get("publish") == "ALLOW" for t in topics}
+    assert set(publishes) == {"policy", "follower", "text"}
+    assert [n for n, topics in publishes.items() if "vla/trajectory" in topics] == ["policy"]
+    assert [n for n, topics in publishes.items() if {"vla/control", "cmd_vel"} & topics] == ["follower"]

@@ -23,7 +23,8 @@ def test_humble_gets_localhost_only_and_not_the_jazzy_variable(distro: str) -> N
     env = loopback_dds_env(7, {"ROS_DISTRO": distro, "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
     assert env["ROS_LOCALHOST_ONLY"] == "1"
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
-    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(FASTDDS_LOOPBACK_PROFILE)
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(
+        FASTDDS_LOOPBACK_PROFILE)
     assert env["ROS_DOMAIN_ID"] == "7"
 
 
@@ -89,3 +90,31 @@ def test_a_process_keeps_one_lease() -> None:
     from minipamayo_ros.dds_env import lease_domain_id
 
     assert lease_domain_id() == lease_domain_id()
+
+
+@pytest.mark.parametrize("profile", [FASTDDS_LOOPBACK_PROFILE,
+                                     FASTDDS_LOOPBACK_PROFILE.with_name("fastdds_vehicle.xml")])
+def test_shipped_profiles_bound_the_shared_memory_health_check_sleep(profile: Path) -> None:
+    """Opening a new participant's SHM port can sleep healthy_check_timeout_ms / 3 in the DDS receive
+    thread while publish() waits (docs/latency.md): the ~330 ms stall with Fast DDS's default 1000."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(profile).getroot()
+    shm = [d for d in root.iterfind(".//f:transport_descriptor", ns) if d.findtext("f:type", "", ns) == "SHM"]
+    used = {e.text for e in root.iterfind(".//f:participant/f:rtps/f:userTransports/f:transport_id", ns)}
+    assert len(shm) == 1 and shm[0].findtext("f:transport_id", "", ns) in used
+    assert int(shm[0].findtext("f:healthy_check_timeout_ms", "1000", ns)) <= 60
+
+
+def test_the_profile_is_in_effect_in_a_participant(ros_env: dict[str, str]) -> None:
+    """Fast DDS 2.x reads FASTRTPS_DEFAULT_PROFILES_FILE: with only the 3.x name set the profile was
+    silently ignored (this domain's well-known ports bound to 0.0.0.0, not 127.0.0.1)."""
+    code = ("import os, time, rclpy, psutil\n"
+            "rclpy.init(); n = rclpy.create_node('profile_probe'); time.sleep(0.5)\n"
+            "base = 7400 + 250 * int(os.environ['ROS_DOMAIN_ID'])\n"
+            "print(sorted({c.laddr.ip for c in psutil.Process().net_connections('udp')\n"
+            "              if base <= c.laddr.port < base + 250}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ros_env,
+                         timeout=60, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "['127.0.0.1']", out.stdout + out.stderr

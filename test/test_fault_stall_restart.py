@@ -3,8 +3,8 @@
 * the camera stalls, then resumes: no trajectory newer than the last image, the follower goes
   STALE after ``trajectory_timeout`` and stops within the documented time; on resume it tracks
   and the car drives again;
-* odometry stalls, then resumes: NO_ODOMETRY after ``odom_timeout``, stop within
-  ``odom_timeout + v / stop_decel``; on resume it tracks again;
+* odometry stalls, then resumes: NO_ODOMETRY after ``odom_stop_after``, stop within
+  ``odom_stop_after + v / stop_decel``; on resume it tracks again;
 * the policy hangs (SIGSTOP) and continues: the car stops, then drives again;
 * the policy is killed and started again, then the follower is killed and started again: the
   car stops each time and the stack recovers with the new process.
@@ -183,7 +183,7 @@ def test_camera_and_odometry_stall_then_resume(rclpy_context, fault_env, spawn) 
         d.wait(lambda: d.stopped_for(1.0), 60.0, "car stopped after odometry stalled")
         last_odom = d.relay.last_stamp["odom"]
         _check_stop("odometry stalled", d, ControlStatus.NO_ODOMETRY, last_odom,
-                    CFG.odom_timeout)
+                    CFG.odom_stop_after)
 
         # --- odometry resumes: tracking, the car drives again
         d.relay.open["odom"] = True

@@ -15,7 +15,7 @@ from minipamayo_ros.control.follower import ControlStatus, Follower
 from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings
 from minipamayo_ros.evaluation.tracking import track
 from minipamayo_ros.geometry import Pose2D
-from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
+from minipamayo_ros.params import ParameterError, build_config, load_node_yaml, param_specs
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.sim.road import reference_road, road_from_curvature
 from minipamayo_ros.trajectory import PlannedTrajectory
@@ -59,7 +59,7 @@ def test_no_trajectory_then_no_odometry_statuses() -> None:
     f.add_odometry(OdometrySample(0.0, Pose2D(), 0.0, 0.0))
     cmd = f.update(0.02)
     assert cmd.status == ControlStatus.NO_TRAJECTORY and cmd.speed == 0.0
-    assert f.update(0.02 + CFG.odom_timeout + 0.01).status == ControlStatus.NO_ODOMETRY
+    assert f.update(0.02 + CFG.odom_stop_after + 0.01).status == ControlStatus.NO_ODOMETRY
 
 
 def test_straight_line_tracking() -> None:
@@ -109,7 +109,7 @@ def test_a_crawl_plan_is_a_planned_stop() -> None:
     for threshold, expect_stop in ((cfg.planned_stop_speed, True), (0.0, False)):
         late = Follower(replace(cfg, planned_stop_speed=threshold))
         _drive_odom(late, 0.0, 2.0, 0.2)
-        late.set_trajectory(_crawl(2.0, np.r_[np.full(3, 1.0), np.full(17, 0.1)]), now=2.0)
+        late.set_trajectory(_crawl(2.0, np.r_[1.0, 0.7, 0.4, np.full(17, 0.1)]), now=2.0)  # -3 m/s^2
         first = late.update(2.0)
         assert first.status == ControlStatus.TRACKING and first.speed > 0.0
         _drive_odom(late, 2.02, 2.4, 0.2)
@@ -142,8 +142,11 @@ def test_standing_at_a_planned_stop_is_timed_and_a_go_plan_resets_it() -> None:
 def test_steering_clamped_and_rate_limited_speed_accel_limited() -> None:
     f = Follower()
     _drive_odom(f, 0.0, 1.0, 2.0)
-    sharp = PlannedTrajectory(stamp=1.0, points=np.array([[1.0, 1.0], [1.0, 3.0], [1.0, 6.0]]),
-                              speeds=np.full(3, 10.0))
+    # a left arc at 5 m/s with the curvature the steering allows (0.2 of 0.2023 1/m): the car,
+    # driving straight at 2 m/s, falls outside it and pure pursuit asks for more than max_steer
+    theta = 5.0 * 0.1 * np.arange(1, 21) / 5.0
+    sharp = PlannedTrajectory(stamp=1.0, points=np.stack((5.0 * np.sin(theta), 5.0 * (1 - np.cos(theta))), 1),
+                              speeds=np.full(20, 5.0))
     assert f.set_trajectory(sharp, now=1.0) is None
     steer = []
     for i in range(40):
@@ -205,7 +208,7 @@ def test_odometry_on_another_clock_is_never_fresh() -> None:
     f = Follower()
     _drive_odom(f, 1000.0, 1001.0)  # e.g. wall-clock odometry while the node runs on sim time
     assert f.status_at(10.0) == ControlStatus.NO_ODOMETRY
-    assert "ahead of the node clock" in f.status_reason(10.0)
+    assert "ahead of the ROS clock" in f.status_reason(10.0)
     assert f.update(10.0).speed == 0.0
 
 
@@ -214,7 +217,7 @@ def test_status_reasons_name_the_cause() -> None:
     assert "0.100 s old" in f.status_reason(1.0)
     _drive_odom(f, 1.02, 1.6)
     assert "0.700 s old (> trajectory_timeout)" in f.status_reason(1.6)
-    assert "odom_timeout" in f.status_reason(1.6 + CFG.odom_timeout + 0.01)
+    assert "odom_stop_after" in f.status_reason(1.6 + CFG.odom_stop_after + 0.01)
     assert "no odometry" in Follower().status_reason(0.0)
 
 
@@ -226,7 +229,7 @@ def test_odometry_loss_stops_and_holds_steering() -> None:
     f.set_trajectory(turn, now=1.0)
     held = f.update(1.0).steering_angle
     assert held > 0.0
-    cmd = f.update(1.0 + CFG.odom_timeout + 0.05)
+    cmd = f.update(1.0 + CFG.odom_stop_after + 0.05)
     assert cmd.status == ControlStatus.NO_ODOMETRY
     assert cmd.steering_angle == held and cmd.speed < 5.0
 
@@ -242,16 +245,17 @@ def test_restarted_follower_on_moving_vehicle_ramps_down_from_measured_speed() -
 @pytest.mark.parametrize(
     ("points", "speeds", "stamp", "kind", "fragment"),
     [
-        ([[1.0, np.nan], [2.0, 0.0]], [1.0, 1.0], 1.0, "non_finite", "y[0] = nan"),
-        ([[1.0, 0.0], [2.0, np.inf]], [1.0, 1.0], 1.0, "non_finite", "y[1] = inf"),
-        ([[1.0, 0.0]], [1.0], 1.0, "bad_shape", "at least 2 waypoints"),
-        ([[-1.0, 0.0], [-2.0, 0.0]], [1.0, 1.0], 1.0, "implausible", "backwards"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, -1.0], 1.0, "out_of_range", "negative speed"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1e6, 1e6], 1.0, "out_of_range", "plan_max_speed"),
-        ([[1.0, 0.0], [3e5, 0.0]], [1.0, 1.0], 1.0, "implausible", "reachable"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the node clock"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.3, "old_stamp", "old"),
-        ([[1.0, 0.0], [2.0, 0.0]], [1.0, 1.0], 0.85, "out_of_order", "older than the trajectory held"),
+        ([[0.1, np.nan], [0.2, 0.0]], [1.0, 1.0], 1.0, "non_finite", "y[0] = nan"),
+        ([[0.1, 0.0], [0.2, np.inf]], [1.0, 1.0], 1.0, "non_finite", "y[1] = inf"),
+        ([[0.1, 0.0]], [1.0], 1.0, "bad_shape", "at least 2 waypoints"),
+        ([[-0.5, 0.0], [-1.0, 0.0]], [5.0, 5.0], 1.0, "backwards", "heading 180 deg"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, -1.0], 1.0, "out_of_range", "negative speed"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1e6, 1e6], 1.0, "out_of_range", "plan_max_speed"),
+        ([[0.1, 0.0], [3e5, 0.0]], [1.0, 1.0], 1.0, "implausible", "reachable"),
+        ([[0.0, 0.0], [0.0, 0.0]], [8.0, 8.0], 1.0, "speed_mismatch", "length 0 m: the speeds cover 0.8 m"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, 1.0], 1.5, "future_stamp", "ahead of the ROS clock"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, 1.0], 0.3, "old_stamp", "old"),
+        ([[0.1, 0.0], [0.2, 0.0]], [1.0, 1.0], 0.85, "out_of_order", "older than the trajectory held"),
     ],
 )
 def test_bad_trajectories_rejected_and_current_one_kept(points, speeds, stamp, kind, fragment) -> None:
@@ -291,7 +295,7 @@ def test_clock_jump_backwards_resets() -> None:
 def test_yaml_defaults_equal_dataclass_defaults() -> None:
     values = load_node_yaml(REPO / "config" / "follower.yaml", "follower")
     assert build_config(FollowerConfig, values) == FollowerConfig()
-    assert set(values) == {f for f in FollowerConfig.__dataclass_fields__}
+    assert set(values) == {s.name for s in param_specs(FollowerConfig)}
 
 
 @pytest.mark.parametrize(
@@ -300,7 +304,7 @@ def test_yaml_defaults_equal_dataclass_defaults() -> None:
         ({"rate_hz": 5.0}, "'rate_hz'"),
         ({"rate_hz": 250.0}, "'rate_hz'"),
         ({"min_lookahead": 20.0}, "'min_lookahead'"),
-        ({"odom_timeout": 0.5, "trajectory_timeout": 0.4}, "'odom_timeout'"),
+        ({"odom_stop_after": 0.5, "trajectory_timeout": 0.4}, "'odom_stop_after'"),
         ({"cmd_vel_type": "ackermann"}, "'cmd_vel_type'"),
         ({"stop_decel": 0.0}, "'stop_decel'"),
     ],
@@ -340,10 +344,13 @@ def test_closed_loop_without_motion_compensation_is_worse(monkeypatch: pytest.Mo
     import minipamayo_ros.control.follower as follower_mod
     from minipamayo_ros.control.motion_compensation import CompensatedPath, plan_polyline
 
-    def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None):
+    def uncompensated(traj, history, now, max_extrapolation, extension, at_now=None, geometry=None):
         return CompensatedPath(plan_polyline(traj, extension), Pose2D())
 
-    settings = ClosedLoopSettings(latency=0.3)
+    # the centreline stand-in plans from the lane centre, not from the vehicle: once the car is
+    # ~1 m off, its plans jump sideways (inconsistent with their speeds, rejected by the follower's
+    # plan checks). Loosened here: this test is about compensation, not about those checks
+    settings = ClosedLoopSettings(latency=0.3, follower=replace(CFG, plan_distance_tolerance=5.0))
     good = track(reference_road(0.1), speed=5.0, settings=settings)
     monkeypatch.setattr(follower_mod, "compensate", uncompensated)  # ablation, not a mock
     bad = track(reference_road(0.1), speed=5.0, settings=settings)

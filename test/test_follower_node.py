@@ -3,6 +3,7 @@ use_sim_time, fail-fast configuration. Generous timeouts: the test machine is sh
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -30,6 +31,8 @@ RELIABLE_1 = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryP
 RELIABLE_100 = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                           depth=100)
 SPEED = 3.0  # [m/s] planned and "measured" speed
+#: the test publishes plans as the follower's default producer would (docs/follower.md "One source")
+POLICY = {"producer": "/policy", "producer_instance": 0x5EED}
 
 
 def test_status_enum_matches_message_constants() -> None:
@@ -74,7 +77,7 @@ def test_tracks_at_rate_then_stale_stop(ros_node, spawn) -> None:
         stamp = time.time() - 0.1  # "image" taken 100 ms ago
         t = 0.1 * np.arange(1, 21)
         traj = PlannedTrajectory(stamp=stamp, points=np.stack((SPEED * t, 0.05 * t**2), 1),
-                                 speeds=np.full(20, SPEED), sequence=len(sent) + 1)
+                                 speeds=np.full(20, SPEED), sequence=len(sent) + 1, **POLICY)
         traj_pub.publish(trajectory_to_msg(traj))
         sent.append(stamp)
 
@@ -127,10 +130,15 @@ def test_tracks_at_rate_then_stale_stop(ros_node, spawn) -> None:
 
 
 def test_use_sim_time_clock_drives_the_timer(ros_node, spawn) -> None:
+    """The control tick runs on the ROS clock (/clock): it stops when /clock stops. /diagnostics is a
+    duty cycle on the steady clock: it goes on, so an operator still sees the node."""
     node, executor = ros_node
-    spawn(module=MODULE, args=ros_args(parameters={"use_sim_time": True, "rate_hz": 20.0}))
+    spawn(module=MODULE, args=ros_args(parameters={"use_sim_time": True, "rate_hz": 20.0,
+                                                   "diagnostics_period": 0.2}))
     commands: list[ControlCommand] = []
+    diags: list[DiagnosticArray] = []
     node.create_subscription(ControlCommand, "/vla/control", commands.append, RELIABLE_100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     clock_pub = node.create_publisher(Clock, "/clock", 10)
     sim = {"t": 1000.0}
 
@@ -138,11 +146,17 @@ def test_use_sim_time_clock_drives_the_timer(ros_node, spawn) -> None:
         sim["t"] += 0.01
         clock_pub.publish(Clock(clock=sec_to_time(sim["t"])))
 
-    node.create_timer(0.01, tick_clock)
+    clock_timer = node.create_timer(0.01, tick_clock)
     assert spin_until(executor, lambda: len(commands) >= 10, 30.0)
     stamps = [time_to_sec(c.header.stamp) for c in commands]
     assert all(1000.0 <= s <= sim["t"] + 1e-6 for s in stamps)
     assert all(c.status == ControlStatus.NO_ODOMETRY and c.speed == 0.0 for c in commands)
+    clock_timer.cancel()  # /clock stops
+    spin_until(executor, lambda: False, 0.3)  # commands already in flight
+    n_commands, n_diags = len(commands), len(diags)
+    spin_until(executor, lambda: False, 1.5)
+    assert len(commands) == n_commands  # no tick without the clock advancing
+    assert len(diags) - n_diags >= 3  # 0.2 s period of the steady clock (before: none either)
 
 
 def test_invalid_configuration_fails_fast_naming_the_parameter(spawn) -> None:
@@ -168,6 +182,39 @@ def test_runtime_parameter_changes_reach_the_core(rclpy_context) -> None:
         node.destroy_node()
 
 
+def test_the_producer_followed_is_the_policy_of_its_own_namespace(rclpy_context) -> None:
+    from rclpy.parameter import Parameter
+
+    from minipamayo_ros.nodes.follower_node import FollowerNode
+
+    for namespace, value, expect in (("/car7", "", "/car7/policy"), ("/", "", "/policy"),
+                                     ("/car7", "planner", "/car7/planner"), ("/car7", "/sim/x", "/sim/x")):
+        node = FollowerNode(context=rclpy_context, namespace=namespace,
+                            parameter_overrides=[Parameter("trajectory_producer", value=value)])
+        try:
+            assert node.follower.producer == expect and node.source.producer == expect
+            assert node.source.topic == node._traj_sub.topic_name
+        finally:
+            node.destroy_node()
+
+
+def test_a_clock_jumping_back_at_every_sample_is_logged_once_per_period(rclpy_context, capfd) -> None:
+    """Two /clock sources alternating (sim time 1000 s / 100 s): every sample is a jump back and a
+    reset, but the log says so once per 2 s, with the count held back (before: one line per sample,
+    150 lines in 3 s; issue 19)."""
+    from minipamayo_ros.nodes.follower_node import FollowerNode
+
+    node = FollowerNode(context=rclpy_context)
+    try:
+        for k in range(100):
+            node._observe_clock(1000.0 + 0.01 * k if k % 2 == 0 else 100.0 + 0.01 * k)
+        assert node.follower.clock.jumps == 50
+    finally:
+        node.destroy_node()
+    log = capfd.readouterr().err
+    assert log.count("node clock jumped back") == 1, log
+
+
 # --- issue 13: bad input over real DDS ----------------------------------------------------------------
 class Drive:
     """Test-side vehicle: odometry at 50 Hz along +x at SPEED, a fresh trajectory at 10 Hz; ``odom_hook``
@@ -178,9 +225,10 @@ class Drive:
         self.commands: list[ControlCommand] = []
         self.twists: list[Twist] = []
         self.diags: list[DiagnosticArray] = []
+        self.diag_times: list[float] = []  # [s] time.monotonic() at receipt of each of diags
         node.create_subscription(ControlCommand, "/vla/control", self.commands.append, RELIABLE_100)
         node.create_subscription(Twist, "/cmd_vel", self.twists.append, 100)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.odom_pub = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
         self.traj_pub = node.create_publisher(Trajectory, "/vla/trajectory", RELIABLE_1)
         self.t0 = time.time()
@@ -190,6 +238,10 @@ class Drive:
         self.sent_odom = 0
         node.create_timer(0.02, self._odom)
         node.create_timer(0.1, self._trajectory)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.diag_times.append(time.monotonic())
+        self.diags.append(msg)
 
     def _odom(self) -> None:
         now = time.time()
@@ -201,7 +253,7 @@ class Drive:
     def _trajectory(self) -> None:
         t = 0.1 * np.arange(1, 21)
         traj = PlannedTrajectory(stamp=time.time() - 0.1, points=np.stack((SPEED * t, 0.02 * t), 1),
-                                 speeds=np.full(20, SPEED), frame_id=self.frame)
+                                 speeds=np.full(20, SPEED), frame_id=self.frame, **POLICY)
         self.traj_pub.publish(self.traj_hook(trajectory_to_msg(traj)))
 
     def spin(self, seconds: float) -> None:
@@ -249,9 +301,10 @@ def _measured(label: str, d: Drive, topic: str) -> None:
           f"max speed {max(c.speed for c in d.commands):.2f} m/s; {topic} {values}")
 
 
-def _start_follower(spawn):
+def _start_follower(spawn, **parameters: object):
     return spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"],
-                                              parameters={"diagnostics_period": 0.2}), name="follower")
+                                              parameters={"diagnostics_period": 0.2, **parameters}),
+                 name="follower")
 
 
 def test_nan_twist_never_reaches_the_actuators_and_an_all_nan_stream_stops(ros_node, spawn) -> None:
@@ -314,7 +367,7 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
     after = d.commands[n0:]
     assert len(after) > 50 and _all_finite(d)
     # before the fix: NO_ODOMETRY for 20 s, or for ever after the +1000 s sample. A few non-tracking
-    # ticks are tolerated only as this shared machine's scheduling hiccups (odom_timeout is 0.2 s)
+    # ticks are tolerated only as this shared machine's scheduling hiccups (odom_stop_after is 0.2 s)
     stopped = [c for c in after if c.status != ControlStatus.TRACKING]
     assert len(stopped) <= 0.1 * len(after), {c.status for c in stopped}
     d.wait(d.tracking, 5.0, proc)
@@ -357,7 +410,7 @@ def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node,
 def test_input_watchdog_states_per_topic(ros_node, spawn) -> None:
     """``follower: input <topic>`` in /diagnostics, like Autoware's topic_state_monitor: never
     received (WARN) -> OK -> rate too low (odometry at ~7 Hz < odom_min_rate_hz 10: WARN, while it
-    still tracks) -> stale (nothing for odom_timeout: ERROR)."""
+    still tracks) -> stale (nothing for odom_stop_after: ERROR)."""
     node, executor = ros_node
     proc = _start_follower(spawn)
     d = Drive(node, executor)
@@ -398,7 +451,7 @@ def test_sim_clock_jumping_back_resets_and_driving_resumes(ros_node, spawn) -> N
         if sim["k"] % 10 == 0:
             tt = 0.1 * np.arange(1, 21)
             traj = PlannedTrajectory(stamp=t - 0.05, points=np.stack((SPEED * tt, 0.0 * tt), 1),
-                                     speeds=np.full(20, SPEED))
+                                     speeds=np.full(20, SPEED), **POLICY)
             traj_pub.publish(trajectory_to_msg(traj))
 
     node.create_timer(0.01, step)
@@ -416,9 +469,12 @@ def test_sim_clock_jumping_back_resets_and_driving_resumes(ros_node, spawn) -> N
 def test_control_loop_reports_its_own_late_ticks(ros_node, spawn) -> None:
     """The follower reports missed deadlines of its own control loop on the steady clock
     (``follower: control loop``): a 0.6 s freeze of the process (SIGSTOP: a stalled machine) is one
-    late tick with a gap >= 0.6 s, reported as WARN in the next diagnostics, then OK again."""
+    late tick with a gap >= 0.6 s, reported as WARN in the next diagnostics, then OK again. Started
+    with the real-time option (granted: the test machines run as root), which the same status reports."""
     node, executor = ros_node
-    proc = _start_follower(spawn)
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    proc = _start_follower(spawn, scheduling_policy="fifo", scheduling_priority=20,
+                           cpu_affinity=f"'{cpu}'", lock_memory=True)  # quoted: a string, not an int
     d = Drive(node, executor)
 
     def loop() -> tuple[int, dict[str, str]] | None:
@@ -429,7 +485,10 @@ def test_control_loop_reports_its_own_late_ticks(ros_node, spawn) -> None:
         return None
 
     d.wait(lambda: d.tracking() and loop() is not None, 30.0, proc)
-    late_before = int(loop()[1]["late_ticks"])  # type: ignore[index]
+    values = loop()[1]  # type: ignore[index]
+    assert (values["scheduling"], values["cpu_affinity"], values["memory_locked"]) == (
+        "SCHED_FIFO 20", str(cpu), "true")
+    late_before = int(values["late_ticks"])
     n = len(d.diags)
     proc.send_signal(signal.SIGSTOP)
     time.sleep(0.6)
@@ -461,7 +520,7 @@ def test_standing_at_a_planned_stop_for_long_is_reported(ros_node, spawn) -> Non
         speeds = np.linspace(0.0, 0.25, 20)
         x = np.cumsum(speeds) * 0.1 + 1e-3 * np.arange(1, 21)
         plan = PlannedTrajectory(stamp=time_to_sec(msg.header.stamp), points=np.stack((x, 0.0 * x), 1),
-                                 speeds=speeds)
+                                 speeds=speeds, **POLICY)
         return trajectory_to_msg(plan)
 
     d.odom_hook, d.traj_hook = standing, creep
@@ -477,3 +536,110 @@ def test_standing_at_a_planned_stop_for_long_is_reported(ros_node, spawn) -> Non
     level, message, values = control()  # type: ignore[misc]
     assert float(values["planned_stop_wait_s"]) >= 1.0 and values["status"] == "TRACKING", (message, values)
     assert all(c.speed == 0.0 for c in d.commands[-20:])
+
+
+# --- issue 19: one source, consistent plans ---------------------------------------------------------
+def _status(d: Drive, name: str, since: int = 0) -> list[tuple[float, int, str]]:
+    """(receipt time, level, message) of every ``follower: <name>`` status in /diagnostics[since:]."""
+    return [(t, st.level[0], st.message) for t, arr in zip(d.diag_times[since:], d.diags[since:], strict=True)
+            for st in arr.status if st.name == f"follower: {name}"]
+
+
+def _arc(stamp: float, speed: float, kappa: float, **fields: object) -> Trajectory:
+    """A drivable plan: ``speed`` [m/s] along an arc of curvature ``kappa`` [1/m] (0: straight)."""
+    s = speed * 0.1 * np.arange(1, 21)
+    x, y = (np.sin(kappa * s) / kappa, (1 - np.cos(kappa * s)) / kappa) if kappa else (s, 0.0 * s)
+    return trajectory_to_msg(PlannedTrajectory(stamp=stamp, points=np.stack((x, y), 1),
+                                               speeds=np.full(20, speed), **fields))  # type: ignore[arg-type]
+
+
+def test_only_its_own_policy_is_followed_and_intruders_are_named(ros_node, spawn) -> None:
+    """Issue 19 bars over DDS, one follower for all cases (diagnostics_period 5 s, so an ERROR
+    within 1 s can only come from the follower reporting the event at once):
+
+    * a second publisher on the trajectory topic that sends nothing: ERROR naming it (graph check);
+    * a second source's physically valid plans -- interleaved hard-left plans of a replay tool,
+      plans of a second instance of ``/policy`` stamped 80 ms ahead, 8 m/s plans at 50 Hz of an
+      unnamed script: never followed (steering and speed stay the real policy's), ERROR naming it
+      within 1 s;
+    * the real policy's own inconsistent plans -- all waypoints at the origin with 8 m/s, the path
+      behind the car at 5 m/s, a zigzag of +-2 m every 0.5 m, dt = 1e-6 s: rejected by the check's
+      name; the last good plan is tracked until stale, then the car stops; never followed.
+
+    Each case was checked to fail with its check disabled (commit message)."""
+    from rclpy.node import Node
+
+    node, executor = ros_node
+    proc = spawn(module=MODULE, args=ros_args(params_files=[REPO_ROOT / "config" / "follower.yaml"],
+                                              parameters={"diagnostics_period": 5.0}), name="follower")
+    d = Drive(node, executor)
+    d.wait(lambda: d.tracking() and any(level == 0 for _, level, _ in _status(d, "trajectory source")),
+           40.0, proc)
+
+    intruder = Node("intruder", context=node.context)
+    executor.add_node(intruder)
+    pub = intruder.create_publisher(Trajectory, "vla/trajectory", RELIABLE_1)  # relative, as the nodes
+    n, t0 = len(d.diags), time.monotonic()
+    d.wait(lambda: any(level == 2 and "2 publishers" in msg and "/intruder" in msg
+                       for _, level, msg in _status(d, "trajectory source", n)), 10.0, proc)
+    print(f"MEASURED silent second publisher: ERROR after {time.monotonic() - t0:.2f} s (graph discovery)")
+
+    cases = [  # name, period [s], plan factory, the producer named in /diagnostics
+        ("interleaved hard-left plans of a replay tool", 0.1,
+         lambda: _arc(time.time() - 0.05, SPEED, 0.2, producer="/replay", producer_instance=1), "'/replay'"),
+        ("a second /policy instance 80 ms ahead", 0.1,
+         lambda: _arc(time.time() - 0.1 + 0.08, SPEED, 0.2, producer="/policy", producer_instance=0xBAD),
+         "(instance 0xbad)"),
+        ("8 m/s at 50 Hz from an unnamed script", 0.02, lambda: _arc(time.time() - 0.05, 8.0, 0.0),
+         "'<unnamed>'"),
+    ]
+    for label, period, plan, named in cases:
+        n, c0, t0 = len(d.diags), len(d.commands), time.monotonic()
+        timer = intruder.create_timer(period, lambda plan=plan: pub.publish(plan()))
+        d.spin(2.0)
+        timer.cancel()
+        intruder.destroy_timer(timer)
+        after = d.commands[c0:]
+        steer, speed = max(abs(c.steering_angle) for c in after), max(c.speed for c in after)
+        errors = [t - t0 for t, level, msg in _status(d, "trajectory source", n)
+                  if level == 2 and named in msg]
+        print(f"MEASURED {label}: ERROR naming it after {errors[0] if errors else float('nan'):.2f} s; "
+              f"{len(after)} commands, {sum(c.status == ControlStatus.TRACKING for c in after)} TRACKING, "
+              f"max |steering| {steer:.3f} rad, max speed {speed:.2f} m/s")
+        assert steer < 0.15 and speed < SPEED + 0.3, label  # the intruder's: 0.5 rad / 8 m/s
+        assert sum(c.status == ControlStatus.TRACKING for c in after) >= 0.8 * len(after), label
+        assert errors and errors[0] <= 1.0, label
+    executor.remove_node(intruder)
+    intruder.destroy_node()
+
+    def bad(make):
+        return lambda msg: make(time_to_sec(msg.header.stamp))
+
+    t = 0.1 * np.arange(1, 21)
+    inconsistent = [  # the policy's own plans, each failing a consistency / physics check
+        ("all waypoints at the origin, 8 m/s", "speed_mismatch", bad(lambda st: trajectory_to_msg(
+            PlannedTrajectory(st, np.zeros((20, 2)), np.full(20, 8.0), **POLICY)))),
+        ("path behind the car, 5 m/s", "backwards", bad(lambda st: trajectory_to_msg(
+            PlannedTrajectory(st, np.stack((-5.0 * t, 0.0 * t), 1), np.full(20, 5.0), **POLICY)))),
+        ("zigzag +-2 m every 0.5 m", "speed_mismatch", bad(lambda st: trajectory_to_msg(
+            PlannedTrajectory(st, np.stack((5.0 * t, 2.0 * (-1.0) ** np.arange(20)), 1), np.full(20, 5.0),
+                              **POLICY)))),
+        ("dt = 1e-6 s, 8 m/s", "out_of_range", bad(lambda st: trajectory_to_msg(
+            PlannedTrajectory(st, np.stack((SPEED * t, 0.0 * t), 1), np.full(20, 8.0), dt=1e-6, **POLICY)))),
+    ]
+    for label, kind, hook in inconsistent:
+        d.wait(d.tracking, 10.0, proc)
+        c0 = len(d.commands)
+        d.traj_hook = hook
+        d.spin(1.2)  # longer than trajectory_timeout: the last good plan goes stale, the car stops
+        d.traj_hook = lambda msg: msg
+        after = d.commands[c0:]
+        steer, speed = max(abs(c.steering_angle) for c in after), max(c.speed for c in after)
+        stale = any(c.status == ControlStatus.STALE_TRAJECTORY_STOP for c in after)
+        print(f"MEASURED {label}: max |steering| {steer:.3f} rad, max speed {speed:.2f} m/s, "
+              f"stale stop {stale}")
+        assert steer < 0.15 and speed < SPEED + 0.3 and stale, label
+        assert f"dropped a sample ({kind})" in proc.read_log(), label
+    log = proc.read_log()
+    assert "x/y[0] = path length 0 m" in log and "heading 180 deg" in log and "dt = 1e-06" in log
+    assert "x/y[0] = 2.06 m from the vehicle" in log  # the zigzag

@@ -18,9 +18,9 @@ from minipamayo_ros.inference import BackendError, BackendOptions, create_backen
 from minipamayo_ros.inference.factory import tensorrt_availability
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
-# every shipped model (the INT8 variant too, once it ships); parity only for the float ones
+# every shipped model (the INT8 and INT4 variants too); parity only for the float ones
 MODELS = sorted(p.name.removesuffix(".manifest.json") for p in ENGINES.glob("*.manifest.json"))
-FLOAT_MODELS = [m for m in MODELS if "int8" not in m]
+FLOAT_MODELS = [m for m in MODELS if "int8" not in m and "int4" not in m]
 # the text node's one-token-per-call decoder (dynamic length) runs on ONNX Runtime only; its tokens
 # equal the fixed-length text graph's (test_text_core), which is checked against PyTorch here
 TORCH_MODELS = [m for m in FLOAT_MODELS if not m.endswith("-text-step")]

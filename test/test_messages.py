@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from enum import IntEnum
+from pathlib import Path
+
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
+from minipamayo_ros.control.follower import ControlStatus
 from minipamayo_ros.events import Event
 from minipamayo_ros.msg import ControlCommand, Explanation, PolicyContext, Trajectory
+
+MSG_DIR = Path(__file__).resolve().parents[1] / "msg"
 
 
 def _trajectory() -> Trajectory:
@@ -75,23 +82,30 @@ def test_round_trip_through_cdr(factory) -> None:
             assert a == b, name
 
 
-def test_event_constants_match_core_enum() -> None:
-    for event in Event:
-        assert getattr(Explanation, event.name) == event.value
+def _msg_constants(name: str) -> dict[str, int]:
+    """``NAME=value`` constants declared in ``msg/<name>.msg`` (the contract, read from the source)."""
+    out = {}
+    for line in (MSG_DIR / f"{name}.msg").read_text().splitlines():
+        m = re.match(r"\s*u?int\d+\s+([A-Z][A-Z0-9_]*)\s*=\s*(-?\d+)", line.split("#", 1)[0])
+        if m:
+            out[m[1]] = int(m[2])
+    return out
 
 
-def test_control_status_constants_are_distinct() -> None:
-    names = ["TRACKING", "STALE_TRAJECTORY_STOP", "NO_ODOMETRY", "NO_TRAJECTORY"]
-    values = [getattr(ControlCommand, n) for n in names]
-    assert len(set(values)) == len(values)
+@pytest.mark.parametrize(("msg", "enum"), [(ControlCommand, ControlStatus), (Explanation, Event)])
+def test_message_constants_equal_the_core_enum_one_to_one(msg: type, enum: type[IntEnum]) -> None:
+    """Every constant of the .msg file, in the generated class and in the core enum, with the same
+    value, none missing on either side, values distinct (a new status added to one is caught)."""
+    declared = _msg_constants(msg.__name__)
+    assert declared, f"no constants parsed from {msg.__name__}.msg"
+    assert declared == {m.name: m.value for m in enum}
+    assert {n: getattr(msg, n) for n in declared} == declared
+    assert len(set(declared.values())) == len(declared)
 
 
 def test_every_msg_field_documents_unit_or_meaning() -> None:
     """Each field line of each .msg carries a comment (units and frames are part of the contract)."""
-    from pathlib import Path
-
-    msg_dir = Path(__file__).resolve().parents[1] / "msg"
-    for path in msg_dir.glob("*.msg"):
+    for path in MSG_DIR.glob("*.msg"):
         for line in path.read_text().splitlines():
             body = line.split("#", 1)[0].strip()
             if body and "=" not in body:  # a field (constants are documented by their name)

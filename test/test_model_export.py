@@ -74,7 +74,8 @@ def test_manifest_detects_replaced_file(tmp_path: Path) -> None:
         load_manifest(files["policy_manifest"])
 
 
-SHIPPED = ["minipamayo-tiny-policy", "minipamayo-tiny-text", "minipamayo-tiny-policy-int8"]
+QUANTIZED = ["minipamayo-tiny-policy-int8", "minipamayo-tiny-policy-int4", "minipamayo-tiny-policy-int4-qdq"]
+SHIPPED = ["minipamayo-tiny-policy", "minipamayo-tiny-text", *QUANTIZED]
 
 
 @pytest.mark.parametrize("stem", SHIPPED)
@@ -84,7 +85,7 @@ def test_shipped_manifest_hash_matches_file(stem: str) -> None:
     assert m.training.get("data_seeds") is not None
 
 
-@pytest.mark.parametrize("stem", ["minipamayo-tiny-policy", "minipamayo-tiny-policy-int8"])
+@pytest.mark.parametrize("stem", ["minipamayo-tiny-policy", *QUANTIZED])
 def test_shipped_policy_io_contract(stem: str) -> None:
     m = load_manifest(ENGINES / f"{stem}.manifest.json")
     assert m.kind == "policy"
@@ -133,8 +134,9 @@ def test_shipped_manifest_seeds_respect_the_split() -> None:
 
 @pytest.mark.parametrize("seed", first(TEST, 1))
 def test_shipped_engines_meet_the_bars_on_a_test_road(seed: int) -> None:
-    """The bars (ADE <= 0.30 m, FDE <= 0.80 m, int8 within ~3 %) measured live on fresh samples of
-    a test seed, which no training or selection decision saw (not read back from the manifest).
+    """The bars (ADE <= 0.30 m, FDE <= 0.80 m, int8 within ~3 %, int4 within ~5 %) measured live on
+    fresh samples of a test seed, which no training or selection decision saw (not read back from
+    the manifest).
     Captions: the 0.9 exact-match bar holds over a split; one road's ~100 samples get 0.75."""
     from minipamayo_ros.model.evaluate import evaluate, onnx_policy_fn, onnx_text_fn
     from minipamayo_ros.model.train import ArrayDataset
@@ -150,3 +152,5 @@ def test_shipped_engines_meet_the_bars_on_a_test_road(seed: int) -> None:
     assert res["text"]["caption_exact_match"] >= 0.75, res["text"]
     q = evaluate(ds, onnx_policy_fn(str(ENGINES / "minipamayo-tiny-policy-int8.onnx")))["policy"]
     assert q["ade_m"] <= 1.03 * res["policy"]["ade_m"] + 0.005, (q, res["policy"])
+    q4 = evaluate(ds, onnx_policy_fn(str(ENGINES / "minipamayo-tiny-policy-int4.onnx")))["policy"]
+    assert q4["ade_m"] <= 1.05 * res["policy"]["ade_m"] + 0.005, (q4, res["policy"])

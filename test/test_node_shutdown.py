@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from minipamayo_ros.nodes.node_main import EXIT_WORKER_STUCK
+from minipamayo_ros.policy.probe_model import build_probe_model
+
 pytestmark = pytest.mark.ros
 
 SLOW_LOADING = Path(__file__).parent / "helpers" / "slow_loading_policy.py"
@@ -99,3 +102,23 @@ def test_stop_signal_while_loading_the_model_exits_0_at_once(spawn, load: str) -
     assert_clean_exit(proc, timeout=15.0)  # the load alone takes 60 s
     log = proc.read_log()
     assert "stop requested while starting" in log and READY["policy_node"] not in log, log
+
+
+
+def test_stop_while_an_inference_call_hangs_exits_3_and_never_frees_the_backend(spawn, tmp_path) -> None:
+    """Issue 20: the policy node (run_node, as shipped) whose inference call never returns (backend
+    stand-in with a closed gate: a hung TensorRT call). On SIGINT it waits its bounded time for the
+    call, says so, leaves the backend allocated and exits with EXIT_WORKER_STUCK at once (os._exit:
+    no finalizer frees it either). Failed before: close() waited 5 s, freed the backend under the
+    running call ("closed (DURING a call)"; on TensorRT a use-after-free) and the exit code was 0."""
+    manifest = build_probe_model(tmp_path / "probe", image_size=(64, 64))
+    helper = Path(__file__).resolve().parent / "helpers" / "stuck_policy.py"
+    proc = spawn([sys.executable, "-u", str(helper), "--ros-args", "-p", f"manifest_path:={manifest}",
+                  "-p", "backend:=onnxruntime"], name="stuck_policy")
+    wait_for_log(proc, "inference call in progress")
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(20.0)
+    log = proc.read_log()
+    assert code == EXIT_WORKER_STUCK, f"exit code {code}:\n{log}"
+    assert "policy inference still running 1 s after the stop request" in log, log
+    assert "[gated backend] closed" not in log and "Traceback" not in log, log

@@ -59,6 +59,30 @@ def test_load_node_yaml(tmp_path) -> None:
     f.write_text("follower:\n  ros__parameters:\n    rate_hz: 20.0\n")
     assert load_node_yaml(f, "follower") == {"rate_hz": 20.0}
     assert load_node_yaml(f, "other") == {}
+    # "/**" applies to every node (the node's own section wins); a node takes what it declares
+    f.write_text("/**:\n  ros__parameters:\n    wheelbase: 3.0\n    rate_hz: 1.0\n"
+                 "/**/follower:\n  ros__parameters:\n    rate_hz: 20.0\n")
+    assert load_node_yaml(f, "follower") == {"wheelbase": 3.0, "rate_hz": 20.0}
+    assert load_node_yaml(f, "text", declared=["max_tokens"]) == {}
+
+
+def test_the_vehicle_file_gives_policy_and_follower_the_same_plan_limits() -> None:
+    """Issue 19: what the policy's output check accepts is what the follower's input check accepts,
+    also with a vehicle file (drive.yaml's "/**" section); every node's config builds from it."""
+    from minipamayo_ros.control.config import FollowerConfig
+    from minipamayo_ros.policy.config import PolicyConfig
+    from minipamayo_ros.replay.lockstep import load_node_config
+    from minipamayo_ros.safety.input_limits import InputLimitParams
+    from minipamayo_ros.text.config import TextConfig
+
+    policy = load_node_config(PolicyConfig, "policy", "policy.yaml", "drive.yaml")
+    follower = load_node_config(FollowerConfig, "follower", "follower.yaml", "drive.yaml")
+    load_node_config(TextConfig, "text", "text.yaml", "drive.yaml")  # ignores the vehicle keys
+    shared = [s.name for s in param_specs(InputLimitParams)]
+    assert {n: getattr(policy, n) for n in shared} == {n: getattr(follower, n) for n in shared}
+    assert policy.trajectory_limits("base_link") == follower.trajectory_limits("base_link")
+    from minipamayo_ros.safety.trajectory_input import TrajectoryLimits
+    assert InputLimitParams().trajectory_limits("base_link") == TrajectoryLimits()  # one set of defaults
 
 
 def test_summarize_percentiles() -> None:

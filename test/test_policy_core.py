@@ -16,7 +16,7 @@ from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.inference import BackendOptions
 from minipamayo_ros.io_contract import CONTRACT_VERSION
 from minipamayo_ros.manifest import TensorSpec
-from minipamayo_ros.params import ParameterError, build_config, load_node_yaml
+from minipamayo_ros.params import ParameterError, build_config, load_node_yaml, param_specs
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import (
     ENCODINGS,
@@ -26,7 +26,7 @@ from minipamayo_ros.policy.image_decode import (
 )
 from minipamayo_ros.policy.model_loader import PolicyModelError, check_policy_contract, load_policy
 from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
-from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip
+from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, PolicyPipeline, Skip
 from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs
 from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
 from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
@@ -227,6 +227,25 @@ def test_worker_thread_processes_latest_and_survives_errors() -> None:
     assert w.counts().dropped_busy == 97  # frames 2..98 replaced while frame 0 ran
 
 
+def test_close_says_whether_the_frame_in_process_has_returned() -> None:
+    """What the nodes' shutdown relies on before freeing the backend (issue 20): False while a frame
+    is still inside ``process`` after the timeout, True once it returned (and for a worker never
+    started). Failed before: close() returned None either way."""
+    entered, release = threading.Event(), threading.Event()
+
+    def process(_: int) -> None:
+        entered.set()
+        release.wait(10.0)
+
+    assert FrameWorker(process, max_rate_hz=100.0).close(0.01) is True
+    w: FrameWorker[int] = FrameWorker(process, max_rate_hz=100.0).start()
+    w.offer(1)
+    assert entered.wait(10.0)
+    assert w.close(0.05) is False
+    release.set()
+    assert w.close(10.0) is True
+
+
 # --- model contract / loading -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def probe_manifest(tmp_path_factory) -> str:
@@ -352,7 +371,10 @@ def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_an
     o = _outputs()
     o["waypoints"][0, 5, 1] = np.nan
     assert output_check(o) == "y[5] = nan: not finite"
-    assert "backwards" in output_check(_outputs(-1.0))
+    assert "the speeds cover only 0 m" in output_check(_outputs(-1.0))  # speeds clipped to 0: standing
+    back = _outputs(5.0)
+    back["waypoints"][0, :, 0] *= -1.0
+    assert "x/y[0] = heading 180 deg" in output_check(back)
     # plan_max_speed above the follower's default: 45 m/s plans pass when the node allows them
     assert output_check(_outputs(45.0), TrajectoryLimits(max_speed=50.0)) == "None"
     assert "plan_max_speed 40" in output_check(_outputs(45.0))
@@ -369,7 +391,7 @@ def test_parse_outputs_clips_tiny_negative_speed_the_output_check_rejects_nan_an
 # --- pipeline (real ONNX Runtime on the probe model) ---------------------------------------------
 def _pipeline(probe_manifest: str) -> PolicyPipeline:
     manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
-    return PolicyPipeline(manifest, backend, io, max_image_age=0.5)
+    return PolicyPipeline(manifest, backend, io, PipelineSettings(max_image_age=0.5))
 
 
 def _feed_odometry(p: PolicyPipeline, t0: float, t1: float, speed_at) -> None:
@@ -408,7 +430,7 @@ def test_pipeline_skips_with_reasons(probe_manifest) -> None:
 
     res = p.run(Frame(9.9, bad, "64x48 'yuv422' image"), lambda: 9.95)
     assert isinstance(res, Skip) and res.category == "bad_image" and "yuv422" in res.reason
-    p.expected_size = (480, 640)
+    p.configure(replace(p.settings, expected_size=(480, 640)))
     res = p.run(Frame(9.9, lambda: good), lambda: 9.95)
     assert isinstance(res, Skip) and res.category == "wrong_size"
     assert p.sequence == 0
@@ -452,8 +474,9 @@ def test_output_check_withholds_what_the_follower_would_reject(probe_manifest) -
     from minipamayo_ros.safety.odometry_input import OdometryLimits
 
     manifest, backend, io = load_policy(probe_manifest, BackendOptions(backend="onnxruntime"))
-    p = PolicyPipeline(manifest, backend, io, odometry_limits=OdometryLimits(max_speed=1e7, max_accel=1e9),
-                       plan_max_speed=40.0)
+    p = PolicyPipeline(manifest, backend, io, PipelineSettings(
+        odometry_limits=OdometryLimits(max_speed=1e7, max_accel=1e9),
+        trajectory_limits=TrajectoryLimits(max_speed=40.0)))
     _feed_odometry(p, 8.0, 10.0, lambda t: 1e6)
     res = p.run(Frame(10.0, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.01)
     assert isinstance(res, Skip) and res.category == "invalid_output" and "plan_max_speed" in res.reason
@@ -506,7 +529,7 @@ def test_stats_report_levels_and_percentiles() -> None:
 def test_config_yaml_equals_dataclass_defaults() -> None:
     values = load_node_yaml(REPO_ROOT / "config" / "policy.yaml", "policy")
     assert build_config(PolicyConfig, values) == PolicyConfig()
-    assert set(values) == set(PolicyConfig.__dataclass_fields__)
+    assert set(values) == {s.name for s in param_specs(PolicyConfig)}
 
 
 def test_config_cross_checks() -> None:
@@ -522,5 +545,5 @@ def test_future_stamped_image_is_skipped_as_bad_stamp(probe_manifest) -> None:
     p = _pipeline(probe_manifest)
     _feed_odometry(p, 8.0, 10.0, lambda t: 2.0)
     res = p.run(Frame(15.0, lambda: np.zeros((64, 64, 3), np.uint8), "64x64 'rgb8' image"), lambda: 10.0)
-    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the node clock" in res.reason
+    assert isinstance(res, Skip) and res.category == "bad_stamp" and "ahead of the ROS clock" in res.reason
     assert not isinstance(p.run(Frame(9.99, lambda: np.zeros((64, 64, 3), np.uint8)), lambda: 10.0), Skip)

@@ -125,6 +125,27 @@ def test_missing_required_topic_names_it_and_lists_the_bag(
     )
 
 
+def test_bag_without_a_usable_frame_fails_with_the_skip_reasons(
+    tmp_path: Path, short_bag: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: every camera frame unusable (not a PNG any more): exit 2 and why, not exit 0 with
+    "0 trajectories" (before)."""
+    store = typestore()
+    broken = tmp_path / "broken"
+    with BagReader(short_bag) as r, BagWriter(broken, "mcap") as w:
+        assert r.info is not None
+        for topic, msgtype, t, msg in r.messages([x.name for x in r.info.topics]):
+            if msgtype == "sensor_msgs/msg/CompressedImage":
+                msg.data = np.frombuffer(b"not an image", np.uint8)
+            w.write(topic, msgtype, t, store.serialize_cdr(msg, msgtype), raw=True)
+    rc = replay_main([str(broken), "--out", str(tmp_path / "out"), "--no-progress",
+                      "--param", "warmup_runs=1"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "no frame of the bag produced a trajectory" in err and "bad_image x" in err
+    assert (tmp_path / "out" / "replayed.jsonl").exists()  # the skips, for a closer look
+
+
 def test_raw_image_bags_replay_like_compressed_ones(tmp_path: Path, pipeline: object) -> None:
     """Image (rgb8) and lossless CompressedImage (PNG) of the same drive give identical outputs."""
     raw = tmp_path / "raw"
@@ -182,6 +203,34 @@ def _trajectories(n: int) -> list[TrajectoryRecord]:
         )
         for k in range(n)
     ]
+
+
+def test_trajectories_recorded_before_the_producer_fields_still_decode(tmp_path: Path) -> None:
+    """Issue 19 added Trajectory.producer / producer_instance: a bag recorded before (its own
+    definition embedded) decodes with that definition, not ours (which would misread the CDR)."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from minipamayo_ros.replay.compare import load_outputs
+
+    text = (Path(__file__).resolve().parents[1] / "msg" / "Trajectory.msg").read_text()
+    old_text = "\n".join(line for line in text.splitlines() if "producer" not in line)
+    old = get_typestore(Stores.ROS2_HUMBLE)
+    old.register(get_types_from_msg(old_text, TRAJECTORY))
+    T, H, Time = (old.types[n] for n in (TRAJECTORY, "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    recs = _trajectories(3)
+    with Writer(tmp_path / "old", version=9) as w:
+        conn = w.add_connection("/vla/trajectory", TRAJECTORY, typestore=old)
+        for r in recs:
+            stamp = Time(sec=r.stamp_ns // 10**9, nanosec=r.stamp_ns % 10**9)
+            msg = T(header=H(stamp=stamp, frame_id="base_link"), sequence=r.sequence, dt=0.1, horizon=2.0,
+                    x=np.float32(r.x), y=np.float32(r.y), speed=np.float32(r.speed),
+                    uncertainty=r.uncertainty, model_id=r.model_id, inference_latency_ms=4.0,
+                    end_to_end_latency_ms=6.0)
+            w.write(conn, r.stamp_ns, old.serialize_cdr(msg, TRAJECTORY))
+    got = load_outputs(tmp_path / "old").trajectories
+    assert [t.x for t in got] == [r.x for r in recs] and [t.speed for t in got] == [r.speed for r in recs]
+    assert [t.sequence for t in got] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

@@ -218,6 +218,21 @@ def test_update_golden_stamps_and_reports_changes(tmp_path: Path) -> None:
     assert read_jsonl(golden).meta.model_id == "m@2"
 
 
+def test_update_golden_refuses_non_finite_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 19: a golden is never written from NaN outputs (before: written, exit 0)."""
+    bad = _traj(2 * 10**9)
+    bad.x[3] = float("nan")
+    replayed = tmp_path / "replayed.jsonl"
+    _outputs(_traj(10**9), bad).write(replayed)
+    golden = tmp_path / "golden.jsonl"
+    assert compare.main(["--replayed", str(replayed), "--golden", str(golden), "--update-golden"]) == 2
+    assert not golden.exists()
+    assert "trajectory @ 2.000 s: x[3] = nan" in capsys.readouterr().err
+    ctrl = _outputs(_traj(10**9), ControlRecord(10**9, 0, float("inf"), 0.0, 0.0))
+    with pytest.raises(ValueError, match="control @ 1.000 s: speed = inf"):
+        compare.run_compare(replayed, golden, None, update=True, replayed=ctrl)
+
+
 def test_reports_are_written(tmp_path: Path) -> None:
     golden = _outputs(_traj(10**9), _traj(2 * 10**9), _traj(3 * 10**9))
     replayed = _outputs(_traj(10**9), _traj(2 * 10**9, shift=0.3), _traj(3 * 10**9))

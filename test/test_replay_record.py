@@ -10,9 +10,10 @@ import pytest
 
 from conftest import spin_until
 from minipamayo_ros.geometry import Pose2D
+from minipamayo_ros.nodes.conversions import odometry_to_sample
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.replay.bagio import BagReader
-from minipamayo_ros.replay.inputs import camera_frame, odometry_sample
+from minipamayo_ros.replay.inputs import camera_frame
 from minipamayo_ros.replay.messages import trajectory_record
 from minipamayo_ros.replay.record import BagRecorder
 from minipamayo_ros.trajectory import PlannedTrajectory
@@ -91,9 +92,9 @@ def test_recorded_bag_holds_what_was_published(
         for topic, msgtype, t, msg in r.messages(list(kinds)):
             log_times.append(t)
             if topic == image_topic:
-                got["img"].append(camera_frame(msg, msgtype).decode())
+                got["img"].append(camera_frame(msg, msgtype, now=0.0)[0].decode())
             elif topic == "/rec_test/odom":
-                got["odom"].append(odometry_sample(msg))
+                got["odom"].append(odometry_to_sample(msg))
             else:
                 got["traj"].append(trajectory_record(msg))
     assert log_times == sorted(log_times)

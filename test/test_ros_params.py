@@ -55,6 +55,26 @@ def test_startup_cross_check_is_fatal(rclpy_context) -> None:
     node.destroy_node()
 
 
+def test_a_renamed_parameter_is_refused_naming_its_new_name(rclpy_context) -> None:
+    """odom_timeout meant a watchdog threshold in the policy and a stop trigger in the follower: a
+    vehicle file still setting it must not be ignored silently (a node would run on the default)."""
+    from minipamayo_ros.control.config import FollowerConfig
+    from minipamayo_ros.params import build_config
+    from minipamayo_ros.policy.config import PolicyConfig
+
+    for cls, new in ((FollowerConfig, "odom_stop_after"), (PolicyConfig, "odom_stale_after")):
+        node = _node(rclpy_context, odom_timeout=0.1)
+        with pytest.raises(ParameterError, match=f"'odom_timeout' was renamed '{new}'"):
+            declare_config(node, cls)
+        node.destroy_node()
+        with pytest.raises(ParameterError, match=f"'odom_timeout' was renamed '{new}'"):
+            build_config(cls, {"odom_timeout": 0.1})  # offline tools (replay, demo) read the same files
+    node = _node(rclpy_context)
+    assert declare_config(node, FollowerConfig).odom_stop_after == 0.2
+    assert not node.has_parameter("odom_timeout")  # only looked for, not left declared
+    node.destroy_node()
+
+
 def test_runtime_changes_validated_and_applied(rclpy_context) -> None:
     node = _node(rclpy_context)
     seen: list[_Config] = []

@@ -289,7 +289,7 @@ def test_raw_image_checked_on_arrival() -> None:
         ({"step": 11}, "bad_shape", "step = 11"),
         ({"height": 0, "nbytes": 0}, "bad_shape", "empty image"),
         ({"channels": None, "encoding": "yuv422"}, "bad_encoding", "'yuv422'"),
-        ({"stamp": 30.0}, "future_stamp", "ahead of the node clock"),
+        ({"stamp": 30.0}, "future_stamp", "ahead of the ROS clock"),
         ({"stamp": NAN}, "non_finite", "header.stamp = nan"),
         ({"stamp": 9.0, "max_age": 0.5}, "old_stamp", "1.000 s old"),  # would only displace a fresh one
     ]:
@@ -319,3 +319,120 @@ def test_log_limiter_is_per_key_and_counts_what_it_held_back() -> None:
     assert limit.allow("odom", 1.0) == 0  # another kind is not hidden by the image flood
     assert limit.allow("image", 2.0) == 2  # logged again, with the 2 held back meanwhile
     assert limit.allow("image", 3.0) is None
+
+
+# --- issue 19: one source, consistent and possible plans ------------------------------------------
+def _arc_plan(stamp: float = 1.0, speed: float = 5.0, kappa: float = 0.0, n: int = 20,
+              **fields: object) -> TrajectoryFields:
+    s = speed * 0.1 * np.arange(1, n + 1)
+    x, y = (np.sin(kappa * s) / kappa, (1 - np.cos(kappa * s)) / kappa) if kappa else (s, 0.0 * s)
+    return replace(TrajectoryFields(stamp, "base_link", x, y, np.full(n, speed), 0.1), **fields)
+
+
+@pytest.mark.parametrize(("change", "kind", "text"), [
+    ({"x": np.zeros(20), "y": np.zeros(20), "speed": np.full(20, 8.0)}, "speed_mismatch",
+     "x/y[0] = path length 0 m: the speeds cover 0.8 m by then"),
+    ({"x": -0.5 * np.arange(1, 21), "y": np.zeros(20)}, "backwards", "x/y[0] = heading 180 deg"),
+    ({"y": 2.0 * (-1.0) ** np.arange(20)}, "speed_mismatch", "x/y[0] = 2.06 m from the vehicle"),
+    ({"dt": 1e-6}, "out_of_range", "dt = 1e-06: must be in [0.01, 1] s"),
+    ({"horizon": 3.0}, "out_of_range", "horizon = 3: must be 20 waypoints x dt 0.1 s = 2 s"),
+    ({"speed": np.full(20, 3.0)}, "speed_mismatch", "x/y[2] = 1.5 m from the vehicle: the speeds cover only"),
+])
+def test_inconsistent_plans_are_rejected_by_the_checks_name(change, kind, text) -> None:
+    rej = check_trajectory(replace(_arc_plan(), **change))
+    assert rej is not None and rej.kind == kind and text in str(rej), rej
+
+
+def test_each_physics_check_rejects_its_property_and_names_the_values() -> None:
+    lim = TrajectoryLimits()
+    assert check_trajectory(_arc_plan(speed=5.0, kappa=0.19), lim) is None   # within the steering limit
+    rej = check_trajectory(_arc_plan(speed=2.0, kappa=0.3), lim)             # tighter than it allows
+    assert rej is not None and rej.kind == "curvature" and "(tan(max_steer) / wheelbase)" in str(rej)
+    rej = check_trajectory(_arc_plan(speed=6.0, kappa=0.19), lim)            # 6.8 m/s^2 lateral
+    assert rej is not None and rej.kind == "lateral_accel" and "plan_max_lateral_accel 6" in str(rej)
+    v = np.maximum(8.0 - 9.0 * 0.1 * np.arange(1, 21), 0.0)                  # braking at 9 m/s^2
+    x = np.cumsum(0.05 * (np.r_[v[0], v[:-1]] + v))
+    rej = check_trajectory(TrajectoryFields(1.0, "base_link", x, 0 * x, v, 0.1), lim)
+    assert rej is not None and rej.kind == "longitudinal_accel" and "-9 m/s^2" in str(rej)
+    v = 5.0 + np.cumsum(np.where(np.arange(20) % 2, -0.7, 0.35))             # +3.5 / -7 m/s^2 in turn
+    x = np.cumsum(0.05 * (np.r_[v[0], v[:-1]] + v))
+    rej = check_trajectory(TrajectoryFields(1.0, "base_link", x, 0 * x, v, 0.1), lim)
+    assert rej is not None and rej.kind == "jerk" and "plan_max_jerk 100" in str(rej)
+
+
+def test_a_standing_plan_with_noise_passes_and_a_noisy_moving_one_too() -> None:
+    """Centimetre noise (a learned planner's) neither makes a standing plan "backwards" nor a moving
+    one "curved": geometry is measured on the path thinned to 0.3 m and over 1 m chords."""
+    rng = np.random.default_rng(1)
+    jitter = rng.normal(0, 0.03, (2, 20))
+    still = TrajectoryFields(1.0, "base_link", jitter[0], jitter[1], np.zeros(20), 0.1)
+    assert check_trajectory(still) is None
+    moving = _arc_plan(speed=3.0, kappa=0.1)
+    noisy = replace(moving, x=moving.x + rng.normal(0, 0.03, 20), y=moving.y + rng.normal(0, 0.03, 20))
+    assert check_trajectory(noisy) is None
+
+
+def test_limit_use_is_below_one_exactly_when_the_checks_pass() -> None:
+    from minipamayo_ros.safety.plan_checks import Plan, check_plan, limit_use
+
+    lim = TrajectoryLimits().plan
+    for f in (_arc_plan(speed=5.0, kappa=0.19), _arc_plan(speed=6.0, kappa=0.19), _arc_plan(kappa=0.05),
+              _arc_plan(speed=3.0, x=np.zeros(20))):
+        use = limit_use(Plan.of(f.x, f.y, f.speed, f.dt), lim)
+        assert (check_plan(f.x, f.y, f.speed, f.dt, lim) is None) == (max(use.values()) <= 1.0), use
+
+
+def test_producer_resolution_in_the_followers_namespace() -> None:
+    from minipamayo_ros.safety.plan_source import resolve_producer
+
+    assert resolve_producer("", "/") == "/policy"
+    assert resolve_producer("", "/car7") == "/car7/policy"
+    assert resolve_producer("planner", "/car7") == "/car7/planner"
+    assert resolve_producer("/sim/expert", "/car7") == "/sim/expert"
+
+
+def test_source_rules_one_producer_one_live_instance_one_plan_per_stamp() -> None:
+    f = Follower(CFG, producer="/policy")
+    mine = {"producer": "/policy", "producer_instance": 11}
+    for t in np.arange(0.0, 1.0, 0.02):
+        f.add_odometry(_odom(float(t), 5.0 * float(t)), now=float(t))
+    assert f.set_trajectory(_arc_plan(0.9, sequence=1, **mine), now=1.0) is None
+    # another producer, even with fine plans and a newer stamp
+    rej = f.set_trajectory(_arc_plan(0.95, producer="/replay", producer_instance=3), now=1.0)
+    assert rej is not None and rej.kind == "wrong_producer" and "'/replay' (instance 0x3)" in str(rej)
+    # a second live instance of /policy
+    rej = f.set_trajectory(_arc_plan(0.95, producer="/policy", producer_instance=12), now=1.0)
+    assert rej is not None and rej.kind == "other_instance" and "two nodes with one name?" in str(rej)
+    # the same stamp: an identical copy is fine, other content is a conflict
+    assert f.set_trajectory(_arc_plan(0.9, sequence=1, **mine), now=1.0) is None
+    rej = f.set_trajectory(_arc_plan(0.9, speed=4.0, sequence=2, **mine), now=1.0)
+    assert rej is not None and rej.kind == "conflict"
+    rej = f.set_trajectory(_arc_plan(0.8, sequence=3, **mine), now=1.0)
+    assert rej is not None and rej.kind == "out_of_order"
+    assert f.trajectory is not None and f.trajectory.stamp == 0.9 and f.trajectory.sequence == 1
+    # the policy restarted: once its last plan is stale, the new instance takes over
+    rej = f.set_trajectory(_arc_plan(1.5, producer="/policy", producer_instance=12), now=1.5)
+    assert rej is None and f.trajectory.producer_instance == 12  # type: ignore[union-attr]
+
+
+def test_source_monitor_reports_intruders_and_publishers_as_error() -> None:
+    from minipamayo_ros.safety.plan_source import SourceMonitor, check_source
+
+    mon = SourceMonitor("/policy", "/vla/trajectory", hold=3.0)
+    held = _arc_plan(1.0, producer="/policy", producer_instance=1).to_trajectory()
+    assert mon.report(1.0, None)[0] == OK and mon.report(1.0, held)[0] == OK
+    assert mon.graph(["/policy"]) and not mon.graph(["/policy"])
+    assert mon.graph(["/intruder", "/policy"])
+    level, message, _ = mon.report(1.0, held)
+    assert level == ERROR and "2 publishers on /vla/trajectory: /intruder, /policy" in message
+    mon.graph(["/policy"])
+    rej = check_source("/replay", 5, 1, 1.0, (), held, "/policy", 1.0, 0.5)
+    assert rej is not None and mon.rejected(rej, "/replay", 5, 1.0)     # starts: report at once
+    assert not mon.rejected(rej, "/replay", 5, 1.5)                      # the same intruder again
+    assert mon.rejected(rej, "", 0, 1.6)                                 # another one: at once
+    level, message, values = mon.report(2.0, held)
+    assert level == ERROR and "'<unnamed>' (instance 0x0)" in message and values["last_intruder"]
+    assert mon.report(4.7, held)[0] == OK                                # 3 s without one
+    for k in range(20):                                                  # names bounded
+        mon.rejected(rej, f"/x{k}", k, 5.0)
+    assert len(mon.intruders) == 5

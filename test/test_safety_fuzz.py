@@ -197,6 +197,88 @@ def test_accepted_trajectories_are_finite_and_physically_bounded(plan, max_speed
     assert reach <= max_speed + 0.5 / traj.dt
 
 
+@st.composite
+def driven_plan(draw: st.DrawFn) -> tuple[str, TrajectoryFields]:
+    """(how it was made, plan): a drivable plan (speed profile from a start speed and an
+    acceleration, path along a constant curvature, both sometimes beyond the vehicle's limits),
+    then at most one distortion of the kinds the issue found followed: positions scaled (speeds
+    no longer match), all at the origin, behind the car, a zigzag, noise, a speed spike, a speed
+    profile alternating between accelerating and braking (jerk), an odd dt."""
+    n = draw(st.sampled_from([2, 5, 20, 20, 20]))
+    dt = draw(st.sampled_from([0.1] * 8 + [0.05, 0.2, 1e-6, 0.005, 1.5]))
+    v0, acc = draw(st.floats(0.0, 15.0)), draw(st.floats(-10.0, 6.0))
+    kappa = draw(st.floats(-0.3, 0.3))
+    how = draw(st.sampled_from(["clean", "clean", "clean", "scaled", "origin", "behind", "zigzag",
+                                "noise", "spike", "jerky"]))
+    t = dt * np.arange(1, n + 1)
+    v = np.maximum(v0 + acc * t, 0.0)
+    if how == "jerky":  # speeds alternately +up / -down m/s^2 (each within its limit), path to match
+        up, down = draw(st.floats(2.0, 4.0)), draw(st.floats(4.0, 8.0))
+        v = np.maximum(v0 + np.cumsum(np.where(np.arange(n) % 2 == 0, up, -down)) * dt, 0.0)
+    s = np.cumsum(0.5 * (np.r_[v0, v[:-1]] + v) * dt)
+    heading = kappa * s
+    x = np.where(abs(kappa) > 1e-9, np.sin(heading) / np.where(kappa == 0, 1, kappa), s)
+    y = np.where(abs(kappa) > 1e-9, (1 - np.cos(heading)) / np.where(kappa == 0, 1, kappa), 0.0)
+    if how == "scaled":
+        k = draw(st.floats(0.0, 3.0))
+        x, y = k * x, k * y
+    elif how == "origin":
+        x, y = 0.0 * x, 0.0 * y
+    elif how == "behind":
+        x = -x
+    elif how == "zigzag":
+        y = y + draw(st.floats(0.05, 2.0)) * (-1.0) ** np.arange(n)
+    elif how == "noise":
+        rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+        sigma = draw(st.floats(0.0, 0.5))
+        x, y = x + rng.normal(0, sigma, n), y + rng.normal(0, sigma, n)
+    elif how == "spike":
+        v = v.copy()
+        v[draw(st.integers(0, n - 1))] += draw(st.floats(0.5, 10.0))
+    return how, TrajectoryFields(0.0, "base_link", x, y, v, dt)
+
+
+@settings(FUZZ, max_examples=100)
+@given(plans=st.lists(driven_plan(), min_size=1, max_size=6))
+def test_every_plan_the_follower_accepts_passes_every_check(plans) -> None:
+    """Issue 19: the follower never holds a plan that fails a consistency or physics check (each
+    check evaluated on its own, plus the simple bounds recomputed here); a rejected plan leaves the
+    last good one in place. ``event``: how each plan was made and what became of it."""
+    from minipamayo_ros.safety import plan_checks as pc
+
+    f = Follower(CFG)
+    _drive(f, 10.7, 11.0)  # a good plan held
+    lim = CFG.trajectory_limits(CFG.base_frame).plan
+    now = 11.0
+    for k, (how, fields) in enumerate(plans):
+        now += 0.1
+        held = f.trajectory
+        rej = f.set_trajectory(replace(fields, stamp=now - 0.05, sequence=100 + k), now=now)
+        event(f"{how}: {rej.kind if rej else 'accepted'}")
+        if rej is not None:
+            assert f.trajectory is held and str(rej)
+            continue
+        traj = f.trajectory
+        assert traj is not None
+        x, y, v, dt = traj.points[:, 0], traj.points[:, 1], traj.speeds, traj.dt
+        plan = pc.Plan.of(x, y, v, dt)
+        for check in pc.CHECKS:
+            assert check(plan, lim) is None, check.__name__
+        # the simple bounds, recomputed without the module
+        assert 0.01 <= dt <= 1.0
+        acc = np.diff(v) / dt
+        assert np.all(acc <= CFG.plan_max_accel) and np.all(-acc <= CFG.plan_max_decel)
+        assert np.all(np.abs(np.diff(acc) / dt) <= CFG.plan_max_jerk)
+        covered = np.cumsum(0.5 * (np.r_[v[0], v[:-1]] + v) * dt)
+        slack = CFG.plan_distance_tolerance + 0.1 * covered
+        assert np.all(np.hypot(x, y) <= covered + slack)
+        steps = np.hypot(np.diff(np.r_[0.0, x]), np.diff(np.r_[0.0, y]))
+        assert np.all(np.cumsum(steps) >= covered - slack)
+        if covered[-1] > slack[-1] + pc.MIN_INTERVAL:  # it says "go": it goes somewhere, and ahead
+            first = int(np.argmax(np.hypot(x, y) > pc.MIN_INTERVAL))
+            assert np.hypot(x[first], y[first]) > pc.MIN_INTERVAL and x[first] >= 0.0
+
+
 _PIPELINE: list = []
 
 

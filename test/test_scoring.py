@@ -279,9 +279,11 @@ def test_per_type_table_puts_the_expert_beside_the_policy() -> None:
 # --------------------------------------------------------------------------- one run, two paths
 def test_offline_run_and_a_bag_of_it_score_the_same(tmp_path: Path) -> None:
     cfg = replace(WorldConfig(), scenarios=load_mix(scenario="pedestrian_crossing"))
-    r = run_episode(1003, ExpertPolicy(), cfg, ClosedLoopSettings(max_seconds=6.0, latency=0.02),
-                    record_frames=True)
+    settings = ClosedLoopSettings(max_seconds=6.0, latency=0.02)
+    r = run_episode(1003, ExpertPolicy(), cfg, settings, record_path=True, record_frames=True)
     assert r.frames and len(r.frames) == 121             # 20 Hz over 6 s, and the start
+    plain = run_episode(1003, ExpertPolicy(), cfg, settings, record_path=True)   # sampling changes nothing
+    assert plain.metrics == r.metrics and np.array_equal(plain.path, r.path)
     offline = sc.score_frames([from_json(t) for t in r.frames], start_stamp=r.first_trajectory_s)
     assert offline.scenario == "pedestrian_crossing" and offline.clean
     with BagWriter(tmp_path / "bag") as w:

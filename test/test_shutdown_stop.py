@@ -66,7 +66,7 @@ def _drive(node: object) -> tuple[list[ControlCommand], list[Twist]]:
         seq["n"] += 1
         t = 0.1 * np.arange(1, 21)
         traj = PlannedTrajectory(stamp=time.time() - 0.05, points=np.stack((SPEED * t, 0.0 * t), 1),
-                                 speeds=np.full(20, SPEED), sequence=seq["n"])
+                                 speeds=np.full(20, SPEED), sequence=seq["n"], producer="/policy")
         traj_pub.publish(trajectory_to_msg(traj))
 
     node.create_timer(0.02, publish_odom)

@@ -62,6 +62,7 @@ def test_publishes_and_reacts_to_commands(ros_node, spawn) -> None:
     assert len(truths) > 0
     plan = msg_to_trajectory(plans[-1])
     assert trajectory_error(plan) is None and len(plan.points) == 20
+    assert plan.producer == "/simulator" and plan.producer_instance != 0  # it names itself
     assert plan.stamp in {time_to_sec(i.header.stamp) for i in images}  # plan at an image stamp
     keys = {kv.key for kv in metrics[-1].status[0].values}
     assert {"cross_track_rms_m", "lane_departures", "collisions", "seed"} <= keys
@@ -152,7 +153,8 @@ def test_closed_loop_with_the_follower_on_sim_time(ros_node, spawn) -> None:
         parameters={"seed": 3, "real_time_factor": 2.0},
         remappings={"/sim/expert_trajectory": "/vla/trajectory"}))
     spawn(module="minipamayo_ros.nodes.follower_node", name="follower", args=ros_args(
-        params_files=[REPO_ROOT / "config" / "follower.yaml"], parameters={"use_sim_time": True}))
+        params_files=[REPO_ROOT / "config" / "follower.yaml"],
+        parameters={"use_sim_time": True, "trajectory_producer": "/simulator"}))  # the expert's plans
     latest: dict[str, str] = {}
     node.create_subscription(DiagnosticArray, "/sim/metrics",
                              lambda m: latest.update({kv.key: kv.value for kv in m.status[0].values}), 10)

@@ -49,6 +49,17 @@ def test_rates_and_stamps() -> None:
     assert s.sim_time == pytest.approx(CLOCK_START + 2.0, abs=0.011)
 
 
+def test_anchor_moves_the_clock_without_simulating_the_gap() -> None:
+    """A simulator following another one's /clock starts (and re-synchronises) at that clock."""
+    s = SimSession(SimulatorConfig(camera_rate_hz=10.0))
+    s.advance(0.005)  # half a physics step pending
+    s.anchor(1234.5)
+    assert s.sim_time == pytest.approx(1234.5) and s.world.time == 0.0
+    out = s.advance(0.5)
+    assert len(out.frames) == 5 and out.frames[0].stamp == pytest.approx(1234.6)  # no pending half step
+    assert s.sim_time == pytest.approx(1235.0)
+
+
 def test_no_command_brakes_to_a_stop() -> None:
     s = SimSession(SimulatorConfig(command_timeout=0.3))
     for _ in range(30):  # 3 s at 10 Hz commands

@@ -45,11 +45,12 @@ def test_windowed_percentiles_and_drift() -> None:
 
 
 def _report(crashes: list, growth: float, drift: float | None, departures: int = 0, violations: int = 0,
-            standstill: float = 1.0) -> dict:
+            standstill: float = 1.0, rejected: int = 0) -> dict:
     return {"crashes": crashes, "rss": {"policy": {"growth": growth}},
             "latency": {name: {"p99_drift": drift} for name in soak_report.DRIFT_JUDGED},
             "driving": {"lane_departures": departures, "collisions": 0, "stop_line_violations": violations,
-                        "longest_standstill_s": standstill}}
+                        "longest_standstill_s": standstill},
+            "plans": {"published": 100, "rejected_output_check": 0, "rejected_by_follower": rejected}}
 
 
 def test_verdict_fails_on_each_target() -> None:
@@ -61,6 +62,15 @@ def test_verdict_fails_on_each_target() -> None:
     assert soak_report.verdict(_report([], 0.01, 0.0, departures=1))["no_lane_departure"] is False
     assert soak_report.verdict(_report([], 0.01, 0.0, violations=1))["no_stop_line_violation"] is False
     assert soak_report.verdict(_report([], 0.01, 0.0, standstill=600.0))["no_stall"] is False
+    assert soak_report.verdict(_report([], 0.01, 0.0, rejected=1))["no_plan_rejected"] is False
+
+
+def test_counter_totals_survive_a_node_restart() -> None:
+    """Diagnostics counters restart at 0 with a restarted node; the soak's totals keep counting."""
+    totals = soak_report.CounterTotals()
+    for values in ({"rejected": "2", "state": "OK"}, {"rejected": "5"}, {"rejected": "1"}, {"rejected": "3"}):
+        totals.update(values)
+    assert totals.totals() == {"rejected": "8"}
 
 
 def test_verdict_takes_every_episodes_clean_run_checks_from_their_scores() -> None:
@@ -113,6 +123,11 @@ def test_two_minute_soak(tmp_path, ros_env, fault_env) -> None:  # noqa: F811
     inference = report["latency"]["policy inference latency"]["windows"]
     assert len(inference) >= 2 and all(w["p99"] is not None for w in inference[:-1])
     assert (out / "soak.png").stat().st_size > 10_000
+    # issue 19: every plan of the shipped policy passes the output check and the follower's checks
+    # (a plan delivered later than trajectory_timeout on this shared box would be old_stamp: timing)
+    plans = report["plans"]
+    assert plans["published"] > 500 and plans["rejected_output_check"] == 0, plans
+    assert set(plans["rejected_by_follower_kinds"]) <= {"old_stamp"}, plans
     summary = (out / "summary.md").read_text()
     assert "RSS per node" in summary and "Verdict" in summary
     # every episode scored from the simulator's scene frames (roads of seed 0, 1, ...)

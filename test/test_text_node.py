@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty
 from std_srvs.srv import Trigger
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.ros
 TEXT = "minipamayo_ros.nodes.text_node"
 POLICY = "minipamayo_ros.nodes.policy_node"
 CONTEXT_DIM = 96
+OBSERVER_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100)
 
 
 class TextRig:
@@ -61,9 +62,10 @@ class TextRig:
         assert ok and proc.poll() is None, f"text node did not come up:\n{proc.read_log()[-3000:]}"
         return proc
 
-    def send(self, with_context: bool = True, **plan: object) -> Trajectory:
+    def send(self, with_context: bool = True, age: float = 0.0, **plan: object) -> Trajectory:
+        """Publish the next trajectory, stamped ``age`` [s] before now (+ its context vector)."""
         self.seq += 1
-        msg = trajectory_to_msg(arc(self.now(), seq=self.seq, **plan))  # type: ignore[arg-type]
+        msg = trajectory_to_msg(arc(self.now() - age, seq=self.seq, **plan))  # type: ignore[arg-type]
         self.traj_pub.publish(msg)
         if with_context:
             ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id="test")
@@ -156,6 +158,30 @@ def test_storm_of_requests_is_coalesced(ros_node, spawn) -> None:
     assert counts["replaced"] > 0 and len(rig.explanations) == counts["generated"] < counts["requested"]
 
 
+def test_a_burst_of_1000_explain_calls_gets_1000_answers(ros_node, spawn) -> None:
+    """Issue 19: 1000 Trigger calls at once (the client's queue as deep as its burst) are all
+    answered, each accepted or coalesced (failed before: 14 answers, the service's keep-last-10
+    queue overwrote the rest before the SCHED_IDLE executor took them)."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    node, executor = ros_node
+    rig = TextRig(node, executor)
+    rig.start(spawn, max_event_age=5.0)
+    rig.stream(2)
+    deep = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1000)
+    client = node.create_client(Trigger, "/vla/explain", qos_profile=deep)
+    assert spin_until(executor, client.service_is_ready, 10.0)
+    t0 = time.monotonic()
+    futures = [client.call_async(Trigger.Request()) for _ in range(1000)]
+    spin_until(executor, lambda: all(f.done() for f in futures), 30.0)
+    answers = [f.result() for f in futures if f.done()]
+    kinds = {m: sum(a.message.startswith(m) for a in answers) for m in ("accepted:", "coalesced:")}
+    print(f"MEASURED explain burst: {len(answers)} of 1000 answered in {time.monotonic() - t0:.1f} s, "
+          f"{kinds}")
+    assert len(answers) == 1000 and all(a.success for a in answers)
+    assert kinds["accepted:"] >= 1 and sum(kinds.values()) == 1000
+
+
 def test_max_rate_caps_generations_under_a_storm(ros_node, spawn) -> None:
     """3 s of requests at ~100 Hz against max_rate_hz 2: at most 2 starts a second (+1 at t=0)."""
     node, executor = ros_node
@@ -175,20 +201,40 @@ def test_max_rate_caps_generations_under_a_storm(ros_node, spawn) -> None:
                                             for d in rig.diag_history()[-1:]), 10.0)
     d = rig.diag()
     started, requested = int(d["started"]), int(d["requested"])
-    assert 2 <= started <= 2.0 * storm_s + 2 and requested > 5 * started
+    allowed = 2.0 * storm_s + 2
+    # the cap held, and it was what limited the starts: the node saw at least twice as many requests
+    # as the cap allows (uncapped, nearly each would have started: a generation takes ~15 ms). Not
+    # "requested > 5 * started": the requests a SCHED_IDLE node takes from its keep-last-10 topic
+    # depend on the machine's load (38 in 3.1 s seen under load, against 8 allowed)
+    assert 2 <= started <= allowed and requested >= 2 * allowed
     assert int(d["replaced"]) > 0 and int(d["generated"]) == started == len(rig.explanations)
 
 
 def test_stale_request_is_dropped_before_generation(ros_node, spawn) -> None:
+    """A request for a trajectory older than max_event_age is dropped, never generated.
+
+    Nothing here depends on timing: the trajectory is stamped 1 s in the past (stale whenever the
+    worker looks at it), and the request is sent once the node has the trajectory (the service says
+    "no trajectory received yet" until then). The old version slept 0.3 s and ignored that answer:
+    start() only knows that *our* publisher matched the node's subscription; the node may match our
+    publisher later (more so at SCHED_IDLE under load), and a sample sent in between arrives 0.1-0.23 s
+    late (measured, 4 CPU hogs). A request made before it asks about nothing: no count, no drop."""
     node, executor = ros_node
     rig = TextRig(node, executor)
     rig.start(spawn, max_event_age=0.05)
-    old = rig.send()
-    spin_until(executor, lambda: False, 0.3)
-    rig.call()                       # explains `old`, now > 0.05 s old: dropped before generation
+    old = rig.send(with_context=False, age=1.0)
+    replies: list[str] = []
+
+    def queued() -> bool:  # each call that fails queues nothing
+        resp = rig.call()
+        replies.append(resp.message)
+        return resp.success
+
+    assert spin_until(executor, queued, 10.0), replies
+    assert replies[-1] == f"accepted: explanation of trajectory {old.sequence} queued"
     assert spin_until(executor, lambda: rig.diags and rig.diag()["dropped_stale"] == "1", 5.0)
-    assert not rig.explanations and rig.diag()["started"] == "0"
-    assert old.sequence == rig.seq
+    d = rig.diag()
+    assert not rig.explanations and d["started"] == "0" and d["requested"] == "1"
 
 
 def test_misconfiguration_fails_fast(spawn) -> None:
@@ -209,7 +255,9 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
     odom_pub = node.create_publisher(Odometry, "/odom", 10)
     image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
     trajs: list[Trajectory] = []
-    node.create_subscription(Trajectory, "/vla/trajectory", trajs.append, TRAJECTORY_QOS)
+    # counts every trajectory: a deep reliable reader (TRAJECTORY_QOS, the follower's depth 1, keeps
+    # only the newest if the test's executor falls a frame behind, and the count would miss one)
+    node.create_subscription(Trajectory, "/vla/trajectory", trajs.append, OBSERVER_QOS)
     policy = spawn(module=POLICY, args=ros_args(parameters={"backend": "onnxruntime"}), name="policy")
     assert spin_until(executor, lambda: image_pub.get_subscription_count() > 0 or policy.poll() is not None,
                       60)
@@ -218,6 +266,7 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
 
     def phase() -> list[Trajectory]:
         start = len(trajs)
+        sent: list[tuple[float, float]] = []  # (time.monotonic() when sent, stamp) of each odometry
         for i, img in enumerate(frames):
             t_img = time.monotonic() + (1.3 if i == 0 else 0.25)  # first: the 1 s state history fills
             while time.monotonic() < t_img:  # 50 Hz odometry at 3 m/s, straight
@@ -227,10 +276,16 @@ def test_killing_the_text_node_changes_nothing_in_the_policy_output(ros_node, sp
                 msg.pose.pose.orientation.w = 1.0
                 msg.twist.twist.linear.x = 3.0
                 odom_pub.publish(msg)
+                sent.append((time.monotonic(), time_to_sec(msg.header.stamp)))
                 rig.req_pub.publish(Empty())  # text storm (ignored once the text node is gone)
                 spin_until(executor, lambda: False, 0.02)
             image = Image(height=128, width=128, encoding="rgb8", step=384)
-            image.header.stamp = sec_to_time(rig.now())
+            # stamped at an odometry sample sent >= 0.1 s ago, so the node's state history at the
+            # image stamp needs only odometry it has had for 0.1 s. Stamped "now", it needed the
+            # sample sent just before the image: topics are not ordered with each other, and a
+            # loaded test process left 136 / 152 ms between its last odometry and the image (> the
+            # node's 100 ms extrapolation limit): the frame was skipped and the counts differed
+            image.header.stamp = sec_to_time(max(st for t, st in sent if t <= time.monotonic() - 0.1))
             image.data = img.tobytes()
             image_pub.publish(image)
         spin_until(executor, lambda: len(trajs) >= start + len(frames), 5.0)
@@ -290,7 +345,7 @@ def test_bad_trajectories_and_contexts_are_dropped_on_arrival(ros_node, spawn) -
     assert rig.diag()["skipped_bad_context"] == "3" and not rig.explanations
     log = proc.read_log()
     for text in ("header.frame_id = 'map'", "lengths 20/19/20", "context[5] = nan", "context = 3 values",
-                 "ahead of the node clock"):
+                 "ahead of the ROS clock"):
         assert text in log, text
     d = rig.diag()
     print(f"MEASURED text node bad trajectories (map, '', x/y 20/19) and contexts (NaN, 3 values, +20 s): "

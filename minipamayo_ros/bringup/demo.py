@@ -1,6 +1,6 @@
 """The closed-loop demo (README's main command): simulator + policy + follower (+ text) over DDS.
 
-    python -m minipamayo_ros.bringup.demo [--seed 0] [--duration 60] [--out reports/...]
+    python -m minipamayo_ros.bringup.demo [--seed 0] [--duration 60] [--out reports/...] [--namespace car7]
 
 Starts the sim stack with the runner (every node its own process, same description as
 ``sim.launch.py``), records ground truth and the stack's outputs for ``--duration`` seconds of
@@ -10,6 +10,8 @@ was computed from), ``latency.png``, ``scene.jsonl`` (the scene frames), node lo
 ``--record [BAG]`` also a rosbag2 of the run (camera, odometry, /clock, the stack's outputs, the
 scene frames; see ``replay.record``). Prints a one-screen summary. Exit code 0 on a
 completed run (the quality checks are reported, not enforced: see ``evaluation.evaluate`` for the bar).
+With ``--namespace car7`` the stack, the recorder and the bag recorder run under ``/car7`` (topics
+``/car7/vla/trajectory`` ...; ``/clock`` stays global).
 """
 
 from __future__ import annotations
@@ -86,11 +88,11 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     snapshot_times = [duration * (k + 0.5) / snapshot_count for k in range(snapshot_count)]
     context = rclpy.Context()
     rclpy.init(context=context)
-    recorder = RecorderNode(snapshot_times, context=context)
+    recorder = RecorderNode(snapshot_times, context=context, namespace=args.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(recorder)
     bag = None
-    runner = StackRunner(specs, env, log_dir=out_dir / "logs")
+    runner = StackRunner(specs, env, log_dir=out_dir / "logs", namespace=args.namespace)
     wall_start = time.monotonic()
     wall_limit = 60.0 + 3.0 * duration / max(args.real_time_factor, 1e-3)
     died: list[tuple[str, int]] = []
@@ -164,7 +166,8 @@ def _start_bag(args: argparse.Namespace, out_dir: Path, context: Any, executor: 
 
     from minipamayo_ros.replay.record import DEFAULT_TOPICS, BagRecorder
 
-    node = Node("bag_recorder", context=context, parameter_overrides=[Parameter("use_sim_time", value=True)])
+    node = Node("bag_recorder", context=context, namespace=args.namespace,
+                parameter_overrides=[Parameter("use_sim_time", value=True)])
     executor.add_node(node)
     images = "" if args.record_images == "raw" else args.record_images
     bag = Path(path) if path else out_dir / "bag"

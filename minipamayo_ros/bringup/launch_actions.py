@@ -22,13 +22,16 @@ from minipamayo_ros.bringup.stop_policy import stack_stop_grace
 
 _DESCRIPTIONS = {
     "config_file": "vehicle parameter file (name in share/minipamayo_ros/config or absolute path)",
-    "camera_topic": "camera image topic (sensor_msgs/Image or CompressedImage)",
-    "odom_topic": "odometry topic (nav_msgs/Odometry)",
+    "camera_topic": "camera image topic (sensor_msgs/Image or CompressedImage); relative names resolve "
+                    "in the namespace, absolute ones (/front/image) are global",
+    "odom_topic": "odometry topic (nav_msgs/Odometry); relative: in the namespace, absolute: global",
     "backend": "inference backend: auto | onnxruntime | tensorrt | torch",
     "engine": "policy model manifest path ('' = shipped tiny model)",
-    "use_sim_time": "use /clock (simulation or bag replay)",
+    "use_sim_time": "use the global /clock (bag replay); sim.launch.py: the simulator too follows an "
+                    "existing /clock instead of publishing one (a second simulated car on the domain)",
     "enable_text": "start the low-priority text node (explanations on events, docs/text.md)",
-    "namespace": "namespace for all nodes",
+    "namespace": "namespace of every node and topic (car7 -> /car7/vla/trajectory; /clock and "
+                 "/diagnostics stay global)",
 }
 
 

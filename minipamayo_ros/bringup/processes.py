@@ -24,12 +24,15 @@ def ros_args(
     node_name: str | None = None,
     namespace: str | None = None,
 ) -> list[str]:
-    """Command-line ``--ros-args`` for a node (parameter files first, then overrides)."""
+    """Command-line ``--ros-args`` for a node (parameter files first, then overrides).
+
+    ``namespace`` may be given with or without its leading ``/`` (``car7`` = ``/car7``, as
+    ``launch_ros`` takes it; rcl itself accepts only the absolute form)."""
     args = ["--ros-args"]
     if node_name:
         args += ["-r", f"__node:={node_name}"]
-    if namespace:
-        args += ["-r", f"__ns:={namespace}"]
+    if namespace and namespace.strip("/"):
+        args += ["-r", f"__ns:=/{namespace.strip('/')}"]
     for f in params_files:
         args += ["--params-file", str(f)]
     for name, value in (parameters or {}).items():

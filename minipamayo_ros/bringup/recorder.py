@@ -1,7 +1,9 @@
 """A listener node for closed-loop runs: records what the stack and the simulator publish.
 
-Runs inside the demo / evaluation process (not part of the vehicle stack). Everything is stored
-as plain numbers so ``bringup.report`` (ROS-free) can compute metrics and draw the report.
+Runs inside the demo / evaluation process (not part of the vehicle stack), in the stack's
+namespace: it subscribes the same relative names the stack's nodes use, and of the global
+``/diagnostics`` only its own stack's statuses. Everything is stored as plain numbers so
+``bringup.report`` (ROS-free) can compute metrics and draw the report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from minipamayo_ros.bringup.report import is_follower_trajectory_input
 from minipamayo_ros.events import Event
 from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
 from minipamayo_ros.nodes.conversions import msg_to_trajectory, odometry_to_sample, time_to_sec
@@ -41,6 +44,8 @@ class Recording:
     sim_metrics: dict[str, str] = field(default_factory=dict)     # latest /sim/metrics values
     policy_diagnostics: dict[str, str] = field(default_factory=dict)  # latest policy /diagnostics
     text_diagnostics: dict[str, str] = field(default_factory=dict)    # latest text node /diagnostics
+    #: latest follower /diagnostics of its trajectory input (received, rejected, rejected.<kind>)
+    follower_trajectory_diagnostics: dict[str, str] = field(default_factory=dict)
     #: one dict per /vla/explanation: stamp (= explained trajectory's, sim s), received (sim s),
     #: sequence, event, situation, text, tokens, truncated, generation_ms, event_age_ms
     explanations: list[dict[str, object]] = field(default_factory=list)
@@ -52,20 +57,29 @@ class Recording:
 class RecorderNode(Node):
     """Subscribes to ground truth, trajectories, control, camera, metrics and diagnostics."""
 
-    def __init__(self, snapshot_times: list[float], context: Context | None = None) -> None:
-        super().__init__("demo_recorder", context=context,
+    def __init__(self, snapshot_times: list[float], context: Context | None = None,
+                 namespace: str = "") -> None:
+        super().__init__("demo_recorder", context=context, namespace=namespace,
                          parameter_overrides=[Parameter("use_sim_time", value=True)])
         self.rec = Recording()
         self._pending_snapshots = sorted(snapshot_times)  # [s] since the first sim time
         self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=30)
-        self.create_subscription(Odometry, "/sim/ground_truth/odom", self._on_truth, 50)
-        self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
-        self.create_subscription(ControlCommand, "/vla/control", self._on_control, 200)
-        self.create_subscription(Image, "/camera/image_raw", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_sim_metrics, 10)
+        # the statuses of this stack's nodes on the global /diagnostics (nodes.diagnostics)
+        prefix = self.get_namespace().strip("/")
+        prefix = f"{prefix}/" if prefix else ""
+        self._status_names = {f"{prefix}policy: policy inference": "policy",
+                              f"{prefix}text: text explanations": "text"}
+        self.create_subscription(Odometry, "sim/ground_truth/odom", self._on_truth, 50)
+        self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, 10)
+        self.create_subscription(ControlCommand, "vla/control", self._on_control, 200)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(DiagnosticArray, "sim/metrics", self._on_sim_metrics, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.create_subscription(Explanation, "/vla/explanation", self._on_explanation, 50)
-        self.create_subscription(String, SCENE_TOPIC, lambda m: self.rec.scene_frames.append(m.data), 100)
+        self.create_subscription(Explanation, "vla/explanation", self._on_explanation, 50)
+        self.create_subscription(String, SCENE_TOPIC, self._on_scene, 100)
+
+    def _on_scene(self, msg: String) -> None:
+        self.rec.scene_frames.append(msg.data)
 
     def sim_time(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -112,10 +126,13 @@ class RecorderNode(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.endswith("policy inference"):
+            node = self._status_names.get(status.name)
+            if node == "policy":
                 self.rec.policy_diagnostics = {kv.key: kv.value for kv in status.values}
-            elif "text explanations" in status.name:
+            elif node == "text":
                 self.rec.text_diagnostics = {kv.key: kv.value for kv in status.values}
+            elif is_follower_trajectory_input(status.name):
+                self.rec.follower_trajectory_diagnostics = {kv.key: kv.value for kv in status.values}
 
     def _on_explanation(self, msg: Explanation) -> None:
         def name(v: int) -> str:

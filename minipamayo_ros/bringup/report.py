@@ -111,8 +111,29 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
             "receive_period_ms": summarize(receive_periods_ms).as_dict(),
             "status_ticks": statuses,
         },
+        "plans": plan_rejections(diag, rec.follower_trajectory_diagnostics, len(trajs)),
         "clocks": CLOCKS,
     }
+
+
+def is_follower_trajectory_input(status_name: str) -> bool:
+    """The follower's ``/diagnostics`` status of its trajectory input (``follower: input
+    /vla/trajectory``, the topic resolved in its namespace)."""
+    name, _, topic = status_name.partition(": input ")
+    return name.endswith("follower") and topic.endswith("trajectory")
+
+
+def plan_rejections(policy_diag: dict[str, str], follower_diag: dict[str, str],
+                    published: int) -> dict[str, Any]:
+    """The policy's plans that were rejected, from the nodes' last ``/diagnostics``: withheld by
+    the policy's output check (``skipped_invalid_output``) and refused by the follower (its
+    ``/vla/trajectory`` input: ``rejected`` and per kind). The bar: both 0."""
+    kinds = {k.removeprefix("rejected."): int(_num(v) or 0) for k, v in follower_diag.items()
+             if k.startswith("rejected.")}
+    return {"published": published,
+            "rejected_output_check": int(_num(policy_diag.get("skipped_invalid_output")) or 0),
+            "rejected_by_follower": int(_num(follower_diag.get("rejected")) or 0),
+            "rejected_by_follower_kinds": kinds}
 
 
 #: which clock each timing figure of :func:`closed_loop_metrics` is on (written into metrics.json)

@@ -2,6 +2,7 @@
 
     python -m minipamayo_ros.bringup.runner --stack sim --seed 3 [--real-time-factor 1.0]
     python -m minipamayo_ros.bringup.runner --stack drive --backend onnxruntime ...
+    python -m minipamayo_ros.bringup.runner --stack sim --namespace car7 --use-sim-time  # 2nd car
 
 Starts every node of the stack as its own process with the same parameter files, overrides and
 remappings the launch files use; forwards SIGINT/SIGTERM; stops everything cleanly; exits

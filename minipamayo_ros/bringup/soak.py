@@ -45,6 +45,7 @@ import psutil
 from minipamayo_ros.bringup import soak_report
 from minipamayo_ros.bringup.demo import add_scenario_options, scenario_overrides
 from minipamayo_ros.bringup.processes import NodeProcess
+from minipamayo_ros.bringup.report import plan_rejections
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
 from minipamayo_ros.bringup.stack import with_parameters
 from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
@@ -63,20 +64,22 @@ EPISODE_LINE = re.compile(
     r"collisions (\d+), stop-line violations (\d+)")
 
 
-def _listener(context: Context, scene_file: Any) -> Any:
-    """A node recording what the soak needs (built lazily: rclpy only once the soak runs); the
-    scene frames go straight to ``scene_file`` (an open text file)."""
+def _listener(context: Context, scene_file: Any, namespace: str = "") -> Any:
+    """A node recording what the soak needs (built lazily: rclpy only once the soak runs), in the
+    stack's namespace (the stack's relative topic names resolve there for it too); the scene
+    frames go straight to ``scene_file`` (an open text file)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
 
+    from minipamayo_ros.bringup.report import is_follower_trajectory_input
     from minipamayo_ros.msg import ControlCommand, Trajectory
     from minipamayo_ros.nodes.conversions import time_to_sec
 
     class SoakListener(Node):
         def __init__(self) -> None:
-            super().__init__("soak_listener", context=context,
+            super().__init__("soak_listener", context=context, namespace=namespace,
                              parameter_overrides=[Parameter("use_sim_time", value=True)])
             self.t0 = time.monotonic()
             self.first_trajectory: float | None = None
@@ -87,11 +90,20 @@ def _listener(context: Context, scene_file: Any) -> Any:
             self.sim_metrics: dict[str, str] = {}
             self.longest_standstill = 0.0  # [s] over all episodes (/sim/metrics)
             self.controls = 0
+            self.trajectories = 0
+            # plans withheld by the policy's output check / refused by the follower (/diagnostics)
+            self.policy_counts = soak_report.CounterTotals()
+            self.follower_counts = soak_report.CounterTotals()
             self._last_control: float | None = None
-            self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, 10)
-            self.create_subscription(ControlCommand, "/vla/control", self._on_control, 100)
-            self.create_subscription(DiagnosticArray, "/sim/metrics", self._on_metrics, 10)
-            self.create_subscription(String, SCENE_TOPIC, lambda m: scene_file.write(m.data + "\n"), 100)
+            self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory, 10)
+            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+            self.create_subscription(ControlCommand, "vla/control", self._on_control, 100)
+            self.create_subscription(DiagnosticArray, "sim/metrics", self._on_metrics, 10)
+            self.create_subscription(String, SCENE_TOPIC, self._on_scene, 100)
+            self._scene_file = scene_file
+
+        def _on_scene(self, msg: String) -> None:
+            self._scene_file.write(msg.data + "\n")
 
         def wall(self) -> float:
             return time.monotonic() - self.t0
@@ -102,6 +114,7 @@ def _listener(context: Context, scene_file: Any) -> Any:
             v.append(float(value))
 
         def _on_trajectory(self, msg: Trajectory) -> None:
+            self.trajectories += 1
             if self.first_trajectory is None:
                 self.first_trajectory = self.wall()
                 self.first_trajectory_stamp = time_to_sec(msg.header.stamp)
@@ -114,6 +127,14 @@ def _listener(context: Context, scene_file: Any) -> Any:
             if self._last_control is not None and 0.0 < stamp - self._last_control < 1.0:
                 self._add("follower command period (sim clock)", (stamp - self._last_control) * 1e3)
             self._last_control = stamp
+
+        def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.endswith("policy inference"):
+                    self.policy_counts.update(values)
+                elif is_follower_trajectory_input(status.name):
+                    self.follower_counts.update(values)
 
         def _on_metrics(self, msg: DiagnosticArray) -> None:
             for status in msg.status:
@@ -195,10 +216,10 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     context = rclpy.Context()
     rclpy.init(context=context)
     scene_file = (out / SCENE_FILE).open("w")
-    listener = _listener(context, scene_file)
+    listener = _listener(context, scene_file, args.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
-    runner = StackRunner(specs, env, log_dir=log_dir)
+    runner = StackRunner(specs, env, log_dir=log_dir, namespace=args.namespace)
     rss: dict[str, tuple[list[float], list[float]]] = {s.name: ([], []) for s in specs}
     crashes: list[dict[str, Any]] = []
     restarts = 0
@@ -273,6 +294,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "crashes": crashes, "restarts": restarts,
         "driving": {**driving_totals(parse_episodes(sim_logs), listener.sim_metrics),
                     "longest_standstill_s": round(listener.longest_standstill, 1)},
+        "plans": plan_rejections(listener.policy_counts.totals(), listener.follower_counts.totals(),
+                                 listener.trajectories),
         "scores": episode_scores(out / SCENE_FILE, listener.first_trajectory_stamp),
         "rss": {k: (asdict(g) if g is not None else None) for k, g in growth.items()},
         "latency": latency,

@@ -94,6 +94,28 @@ def p99_drift(windows: list[dict[str, Any]], min_fraction: float = 0.5,
 DRIFT_JUDGED = ("policy end-to-end latency", "policy inference latency")
 
 
+class CounterTotals:
+    """Totals of counters a node reports cumulatively (``/diagnostics``) across its restarts: a
+    counter that goes down means a new process, whose counts add to the previous ones."""
+
+    def __init__(self) -> None:
+        self._base: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+
+    def update(self, values: dict[str, str]) -> None:
+        for key, text in values.items():
+            try:
+                value = float(text)
+            except ValueError:
+                continue
+            if value < self._last.get(key, 0.0):
+                self._base[key] = self._base.get(key, 0.0) + self._last[key]
+            self._last[key] = value
+
+    def totals(self) -> dict[str, str]:
+        return {k: f"{self._base.get(k, 0.0) + v:g}" for k, v in self._last.items()}
+
+
 def verdict(report: dict[str, Any]) -> dict[str, bool | None]:
     """The soak's targets (None = not enough data to judge)."""
     growths = [g["growth"] for g in report["rss"].values() if g is not None]
@@ -119,6 +141,8 @@ def driving_checks(report: dict[str, Any]) -> dict[str, bool]:
         "no_collision": report["driving"]["collisions"] == 0,
         "no_stop_line_violation": report["driving"]["stop_line_violations"] == 0,
         "no_stall": report["driving"].get("longest_standstill_s", 0.0) <= MAX_STANDSTILL_S,
+        "no_plan_rejected": (report["plans"]["rejected_output_check"] == 0
+                             and report["plans"]["rejected_by_follower"] == 0) if "plans" in report else None,
     }
 
 
@@ -170,6 +194,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"stop-line violations {d['stop_line_violations']}, longest standstill "
         f"{d.get('longest_standstill_s', 0.0)} s (a stall above {MAX_STANDSTILL_S:g} s)",
         f"- machine: {report['machine']}",
+        *([f"- plans published {report['plans']['published']}; rejected: by the policy's output check "
+           f"{report['plans']['rejected_output_check']}, by the follower "
+           f"{report['plans']['rejected_by_follower']} {report['plans']['rejected_by_follower_kinds'] or ''}"]
+          if "plans" in report else []),
         "",
         f"## RSS per node (growth after the {report['warmup_s']:.0f} s warm-up; target <= 5 %)",
         "",

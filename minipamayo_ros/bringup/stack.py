@@ -4,6 +4,13 @@ Both ``launch/*.launch.py`` (``ros2 launch`` on the vehicle) and the plain-Pytho
 (``minipamayo_ros.bringup.runner``, for machines without ``ros2 launch``) turn these
 :class:`NodeSpec` lists into processes, so executables, parameter files, overrides and
 remappings cannot drift apart. ROS-free: plain data.
+
+Names: every node uses relative topic and service names, resolved in the stack's ``namespace``
+(``/car7/vla/trajectory``); only ``/clock``, ``/diagnostics``, ``/tf``, ``/tf_static``,
+``/parameter_events`` (and ``/rosout``) are global. The remappings below are relative too, so
+``camera_topic:=front/image`` means ``/car7/front/image`` and ``camera_topic:=/front/image`` the
+global topic. One ``/clock`` per domain: a second simulated car runs ``sim.launch.py`` with
+``use_sim_time:=true``, and its simulator follows the first one's clock.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PACKAGE = "minipamayo_ros"
+CAMERA_TOPIC = "camera/image_raw"  # the names the nodes use (relative: resolved in the namespace)
+ODOM_TOPIC = "odom"
 
 
 @dataclass(frozen=True)
@@ -31,11 +40,11 @@ class StackArgs:
     """The launch arguments of ``drive.launch.py`` / ``sim.launch.py`` (same names)."""
 
     config_file: str = "drive.yaml"        # vehicle parameter file in config/ (or an absolute path)
-    camera_topic: str = "/camera/image_raw"
-    odom_topic: str = "/odom"
+    camera_topic: str = CAMERA_TOPIC         # relative: in the namespace; absolute: global
+    odom_topic: str = ODOM_TOPIC
     backend: str = "auto"                  # auto | onnxruntime | tensorrt | torch
     engine: str = ""                       # policy manifest path ("" = the shipped tiny model)
-    use_sim_time: bool = False
+    use_sim_time: bool = False             # sim stack: the simulator follows an existing /clock
     enable_text: bool = False              # the low-priority text node (explanations on events)
     namespace: str = ""
 
@@ -76,7 +85,7 @@ def drive_stack(args: StackArgs) -> list[NodeSpec]:
             module="minipamayo_ros.nodes.policy_node",
             params_files=("policy.yaml", args.config_file),
             parameters=policy_params,
-            remappings={"/camera/image_raw": args.camera_topic, "/odom": args.odom_topic},
+            remappings=_remaps({CAMERA_TOPIC: args.camera_topic, ODOM_TOPIC: args.odom_topic}),
         ),
         NodeSpec(
             name="follower",
@@ -84,7 +93,7 @@ def drive_stack(args: StackArgs) -> list[NodeSpec]:
             module="minipamayo_ros.nodes.follower_node",
             params_files=("follower.yaml", args.config_file),
             parameters=sim,
-            remappings={"/odom": args.odom_topic},
+            remappings=_remaps({ODOM_TOPIC: args.odom_topic}),
         ),
     ]
     text = NodeSpec(
@@ -99,16 +108,25 @@ def drive_stack(args: StackArgs) -> list[NodeSpec]:
     return nodes
 
 
+def _remaps(rules: dict[str, str]) -> dict[str, str]:
+    """The rules that change a name (an identity rule would only clutter ``ros2 launch``'s output)."""
+    return {src: dst for src, dst in rules.items() if dst != src}
+
+
 def sim_stack(args: StackArgs, seed: int = 0, real_time_factor: float = 1.0) -> list[NodeSpec]:
-    """The simulator plus the drive stack on simulated time (the closed-loop demo)."""
+    """The simulator plus the drive stack on simulated time (the closed-loop demo).
+
+    ``args.use_sim_time`` is the simulator's: False (default) = it publishes /clock; True = it
+    follows the /clock another simulator on the domain publishes (a second car). The drive nodes
+    always run on /clock."""
     drive_args = StackArgs(**{**args.__dict__, "use_sim_time": True,
-                              "camera_topic": "/camera/image_raw", "odom_topic": "/odom"})
+                              "camera_topic": CAMERA_TOPIC, "odom_topic": ODOM_TOPIC})
     simulator = NodeSpec(
         name="simulator",
         executable="simulator_node",
         module="minipamayo_ros.nodes.simulator_node",
         params_files=("simulator.yaml",),
-        parameters={"seed": seed, "real_time_factor": real_time_factor},
+        parameters={"seed": seed, "real_time_factor": real_time_factor, "use_sim_time": args.use_sim_time},
     )
     return [simulator, *drive_stack(drive_args)]
 

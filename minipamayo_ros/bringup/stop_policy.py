@@ -34,7 +34,7 @@ def follower_config(spec: NodeSpec, cfg_dir: Path) -> FollowerConfig:
     values: dict[str, object] = {}
     try:
         for name in spec.params_files:
-            values.update(load_node_yaml(resolve_params_file(name, cfg_dir), spec.name))
+            values.update(load_node_yaml(resolve_params_file(name, cfg_dir), spec.name, known))
         values.update(spec.parameters)
         return build_config(FollowerConfig, {k: v for k, v in values.items() if k in known})
     except (OSError, ValueError, ParameterError):

@@ -3,7 +3,7 @@
 ``Follower.update(now)`` is the whole control law (pure numpy, no ROS), called by the node's
 timer at ``rate_hz``:
 
-1. status: NO_ODOMETRY (odometry older than ``odom_timeout``), NO_TRAJECTORY (none accepted
+1. status: NO_ODOMETRY (odometry older than ``odom_stop_after``), NO_TRAJECTORY (none accepted
    yet), STALE_TRAJECTORY_STOP (latest older than ``trajectory_timeout`` from its image stamp),
    else TRACKING;
 2. the trajectory is motion-compensated into the current body frame and extended along its last
@@ -17,7 +17,7 @@ timer at ``rate_hz``:
 
 Inputs pass the safety core first (``minipamayo_ros.safety``): a rejected odometry sample or
 trajectory is never stored (``add_odometry`` / ``set_trajectory`` return the
-:class:`~minipamayo_ros.safety.rejection.Rejection`), and the node clock going back by more than
+:class:`~minipamayo_ros.safety.rejection.Rejection`), and the ROS clock going back by more than
 1 s (sim restart, bag loop) resets everything. Every command passes
 :func:`~minipamayo_ros.safety.command_guard.command_violation`; one that fails (or an exception in
 the control law) becomes the FAULT_STOP command: the controlled stop from the last valid speed
@@ -40,14 +40,15 @@ import numpy as np
 
 from minipamayo_ros.control import regulation as reg
 from minipamayo_ros.control.config import FollowerConfig
-from minipamayo_ros.control.motion_compensation import compensate
+from minipamayo_ros.control.motion_compensation import PlanGeometry, compensate, plan_geometry
 from minipamayo_ros.control.pure_pursuit import lookahead_point
 from minipamayo_ros.pose_history import OdometrySample, PoseHistory
 from minipamayo_ros.safety.command_guard import command_violation
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate
-from minipamayo_ros.safety.rejection import OUT_OF_ORDER, Rejection
+from minipamayo_ros.safety.plan_source import check_source
+from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
-from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields, check_trajectory
 from minipamayo_ros.trajectory import PlannedTrajectory
 
 #: Seconds of odometry kept for motion compensation (>= the largest trajectory_timeout); older
@@ -92,8 +93,12 @@ class FollowerCommand:
 class Follower:
     """Holds the latest valid trajectory and the odometry history; computes commands."""
 
-    def __init__(self, config: FollowerConfig | None = None) -> None:
+    def __init__(self, config: FollowerConfig | None = None, producer: str | None = None) -> None:
+        """``producer``: the fully qualified name of the node whose plans are followed (the node
+        resolves ``trajectory_producer`` in its namespace); None accepts any producer, for offline
+        callers that feed one source by construction (closed loop, replay)."""
         self.config = config or FollowerConfig()
+        self.producer = producer
         self.history = PoseHistory(max_age=HISTORY_SECONDS, max_samples=4000)
         self.clock = ClockJumpDetector()
         self.odometry_gate = OdometryGate()
@@ -107,6 +112,7 @@ class Follower:
         self.history.clear()
         self.odometry_gate.reset()
         self.trajectory: PlannedTrajectory | None = None
+        self._plan: tuple[PlannedTrajectory, PlanGeometry, list[float]] | None = None  # per-trajectory cache
         self.planned_stop_since: float | None = None  # [s] standing at a planned stop since
         self._last_time: float | None = None
         self._steer = 0.0
@@ -117,10 +123,10 @@ class Follower:
         """Apply new (already validated) parameters from the next sample / tick on."""
         self.config = config
         self.odometry_gate.limits = config.odometry_limits(max_age=HISTORY_SECONDS)
-        self.trajectory_limits = TrajectoryLimits(frame_id=config.base_frame, max_speed=config.plan_max_speed)
+        self.trajectory_limits = config.trajectory_limits(config.base_frame)
 
     def observe_clock(self, now: float) -> bool:
-        """Feed the node clock; True (and everything reset) if it jumped back (sim restart, bag loop)."""
+        """Feed the ROS clock; True (and everything reset) if it jumped back (sim restart, bag loop)."""
         if self.clock.update(now):
             self.reset()
             return True
@@ -131,7 +137,7 @@ class Follower:
                      now: float | None = None) -> Rejection | None:
         """Validate and store one odometry sample; returns why it was dropped, or None if stored.
 
-        ``now`` is the node clock [s]; offline callers whose clock is the odometry stamp omit it.
+        ``now`` is the ROS clock [s]; offline callers whose clock is the odometry stamp omit it.
         """
         fields = odom if isinstance(odom, OdometryFields) else OdometryFields.from_sample(odom)
         if now is None:
@@ -148,19 +154,22 @@ class Follower:
         """Take ``traj`` as the one to follow; returns why it was rejected, or None if accepted.
 
         Rejected: content (``safety.trajectory_input``: frame, shapes, NaN/inf, impossible speeds or
-        steps, backwards), stamp more than ``max_stamp_future`` ahead or ``trajectory_timeout``
-        behind the node clock, or older than the trajectory already held (out-of-order delivery).
+        steps, then ``safety.plan_checks``: speeds vs spacing, direction, curvature, accelerations,
+        jerk), stamp more than ``max_stamp_future`` ahead or ``trajectory_timeout`` behind the ROS
+        clock, then the source (``safety.plan_source``: another producer, another live instance,
+        older than the trajectory held, the same stamp with other content). A rejected plan changes
+        nothing: the last good one is tracked until it goes stale.
         """
         self.observe_clock(now)
         fields = traj if isinstance(traj, TrajectoryFields) else TrajectoryFields.from_trajectory(traj)
         cfg = self.config
         bad = check_trajectory(fields, self.trajectory_limits) or check_stamp(
-            fields.stamp, now, cfg.max_stamp_future, cfg.trajectory_timeout)
+            fields.stamp, now, cfg.max_stamp_future, cfg.trajectory_timeout) or check_source(
+            fields.producer, fields.producer_instance, fields.sequence, fields.stamp,
+            (fields.x, fields.y, fields.speed, fields.dt), self.trajectory, self.producer, now,
+            cfg.trajectory_timeout)
         if bad is not None:
             return bad
-        if self.trajectory is not None and fields.stamp < self.trajectory.stamp:
-            return Rejection(OUT_OF_ORDER, "header.stamp", fields.stamp,
-                             f"{self.trajectory.stamp - fields.stamp:.3f} s older than the trajectory held")
         self.trajectory = fields.to_trajectory()
         return None
 
@@ -210,10 +219,10 @@ class Follower:
         if latest is None:
             return ControlStatus.NO_ODOMETRY, "no odometry received"
         odom_age = now - latest.stamp
-        if odom_age > cfg.odom_timeout:
-            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_timeout)"
+        if odom_age > cfg.odom_stop_after:
+            return ControlStatus.NO_ODOMETRY, f"latest odometry {odom_age:.3f} s old (> odom_stop_after)"
         if odom_age < -cfg.max_stamp_future:  # stamps on another clock: never trust them as fresh
-            return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the node "
+            return (ControlStatus.NO_ODOMETRY, f"odometry stamped {-odom_age:.3f} s ahead of the ROS "
                     "clock (use_sim_time mismatch?)")
         if self.trajectory is None:
             return ControlStatus.NO_TRAJECTORY, "no valid trajectory received yet"
@@ -224,7 +233,7 @@ class Follower:
         return ControlStatus.TRACKING, f"trajectory {self.trajectory.sequence}, {age:.3f} s old"
 
     def update(self, now: float) -> FollowerCommand:
-        """The command for time ``now`` [s] (node clock); advances the rate limiters.
+        """The command for time ``now`` [s] (ROS clock); advances the rate limiters.
 
         Never raises and never returns a command outside the limits (see module docstring).
         """
@@ -264,19 +273,41 @@ class Follower:
             trajectory_stamp=traj.stamp if traj is not None else 0.0,
             trajectory_sequence=traj.sequence if traj is not None else 0)
 
+    def _plan_of(self, traj: PlannedTrajectory) -> tuple[PlanGeometry, list[float]]:
+        """Per-trajectory values the ticks reuse: the polyline geometry and the suffix maxima of the
+        planned speeds (``[i]`` = max of ``speeds[i:]``), computed once per trajectory."""
+        if self._plan is None or self._plan[0] is not traj:
+            speeds = [float(v) for v in traj.speeds]
+            suffix = speeds[:]
+            for i in range(len(suffix) - 2, -1, -1):
+                suffix[i] = max(suffix[i], suffix[i + 1])
+            self._plan = (traj, plan_geometry(traj), suffix)
+        return self._plan[1], self._plan[2]
+
+    def _remaining_max(self, traj: PlannedTrajectory, t: float) -> list[float]:
+        """The speed profile at ``t`` s after the stamp and the largest planned speed after it
+        (what ``is_planned_stop`` needs of the remaining plan), without building the remaining list."""
+        suffix = self._plan_of(traj)[1]
+        k = 0
+        while k < len(suffix) and (k + 1) * traj.dt <= t:  # first waypoint later than t
+            k += 1
+        now_speed = _speed_at(traj, t)
+        return [now_speed, suffix[k]] if k < len(suffix) else [now_speed]
+
     def _control(self, now: float, dt: float, first_tick: bool) -> FollowerCommand:
         """The control law proper (module docstring, steps 1-4)."""
         cfg = self.config
 
         status = self.status_at(now)
-        current = self.history.interpolate(now, cfg.odom_timeout)
+        current = self.history.interpolate(now, cfg.odom_stop_after)
         measured_speed = current.speed if current is not None else self._speed
         if first_tick:  # e.g. a restarted node on a moving vehicle: ramp down from the real speed
             self._speed = min(max(0.0, measured_speed), cfg.max_speed)
         traj = self.trajectory
         path = None
         if traj is not None and status in (ControlStatus.TRACKING, ControlStatus.STALE_TRAJECTORY_STOP):
-            path = compensate(traj, self.history, now, cfg.odom_timeout, cfg.max_lookahead + 1.0, current)
+            path = compensate(traj, self.history, now, cfg.odom_stop_after, cfg.max_lookahead + 1.0, current,
+                              geometry=self._plan_of(traj)[0])
             if path is None and status == ControlStatus.TRACKING:
                 status = ControlStatus.NO_ODOMETRY  # odometry does not cover the trajectory stamp
 
@@ -298,7 +329,7 @@ class Follower:
             if self._status != ControlStatus.TRACKING:  # resume from where the vehicle is
                 self._speed = min(max(0.0, measured_speed), cfg.max_speed)
             target = _speed_at(traj, now - traj.stamp + cfg.lookahead_time)
-            if reg.is_planned_stop(_remaining_speeds(traj, now - traj.stamp), cfg.planned_stop_speed):
+            if reg.is_planned_stop(self._remaining_max(traj, now - traj.stamp), cfg.planned_stop_speed):
                 target = 0.0
                 if measured_speed >= STANDING_MPS:
                     self.planned_stop_since = None  # still braking (or rolling)
@@ -330,12 +361,6 @@ class Follower:
             lookahead_y=la_y,
             lookahead_distance=la_d,
         )
-
-
-def _remaining_speeds(traj: PlannedTrajectory, t: float) -> list[float]:
-    """Planned speeds [m/s] from ``t`` s after the stamp to the end of the horizon."""
-    later = [float(v) for i, v in enumerate(traj.speeds) if (i + 1) * traj.dt > t]
-    return [_speed_at(traj, t), *later]
 
 
 def _speed_at(traj: PlannedTrajectory, t: float) -> float:

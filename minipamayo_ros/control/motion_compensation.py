@@ -32,15 +32,34 @@ class CompensatedPath:
     stamp_pose: Pose2D                 # body frame at the trajectory stamp, in base_link now
 
 
-def plan_polyline(traj: PlannedTrajectory, extension: float) -> NDArray[np.float64]:
-    """The trajectory's path in its own frame: origin, waypoints, then ``extension`` metres more
-    along the last non-degenerate segment (the stamp's heading, +x, if there is none)."""
+@dataclass(frozen=True)
+class PlanGeometry:
+    """What the polyline of a trajectory needs from the trajectory alone: computed once when it
+    arrives, not on every control tick (the follower ticks 10-20 times per trajectory)."""
+
+    base: NDArray[np.float64]          # (N + 1, 2) [m] origin, then the waypoints (own frame)
+    direction: NDArray[np.float64]     # (2,) unit vector of the last non-degenerate segment (+x if none)
+
+
+def plan_geometry(traj: PlannedTrajectory) -> PlanGeometry:
     pts = np.vstack((np.zeros((1, 2)), np.asarray(traj.points, dtype=np.float64)))
     seg = np.diff(pts, axis=0)
     lengths = np.hypot(seg[:, 0], seg[:, 1])
     moving = np.flatnonzero(lengths > 1e-6)
     direction = seg[moving[-1]] / lengths[moving[-1]] if moving.size else np.array([1.0, 0.0])
-    return np.vstack((pts, pts[-1] + direction * extension))
+    return PlanGeometry(pts, direction)
+
+
+def plan_polyline(traj: PlannedTrajectory, extension: float,
+                  geometry: PlanGeometry | None = None) -> NDArray[np.float64]:
+    """The trajectory's path in its own frame: origin, waypoints, then ``extension`` metres more
+    along the last non-degenerate segment (the stamp's heading, +x, if there is none).
+    ``geometry``: :func:`plan_geometry` of ``traj`` if the caller keeps it."""
+    g = plan_geometry(traj) if geometry is None else geometry
+    out = np.empty((len(g.base) + 1, 2))
+    out[:-1] = g.base
+    out[-1] = g.base[-1] + g.direction * extension
+    return out
 
 
 def relative_stamp_pose(history: PoseHistory, stamp: float, now: float, max_extrapolation: float,
@@ -57,11 +76,13 @@ def relative_stamp_pose(history: PoseHistory, stamp: float, now: float, max_extr
 
 
 def compensate(traj: PlannedTrajectory, history: PoseHistory, now: float, max_extrapolation: float,
-               extension: float, at_now: OdometrySample | None = None) -> CompensatedPath | None:
-    """``traj`` as a :class:`CompensatedPath` in the body frame at ``now`` (None: no odometry)."""
+               extension: float, at_now: OdometrySample | None = None,
+               geometry: PlanGeometry | None = None) -> CompensatedPath | None:
+    """``traj`` as a :class:`CompensatedPath` in the body frame at ``now`` (None: no odometry).
+    ``geometry``: :func:`plan_geometry` of ``traj``, if the caller keeps it per trajectory."""
     rel = relative_stamp_pose(history, traj.stamp, now, max_extrapolation, at_now)
     if rel is None:
         return None
     # the extension must reach past any lookahead even after the vehicle has moved along the plan
     ext = extension + float(np.hypot(rel.x, rel.y))
-    return CompensatedPath(rel.transform_points(plan_polyline(traj, ext)), rel)
+    return CompensatedPath(rel.transform_points(plan_polyline(traj, ext, geometry)), rel)

@@ -39,6 +39,8 @@ from minipamayo_ros.inference import Tensors
 from minipamayo_ros.policy.config import DEFAULT_MANIFEST, PolicyConfig
 from minipamayo_ros.policy.pipeline import Frame, PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.pose_history import OdometrySample
+from minipamayo_ros.safety.plan_checks import PLAN_CHECKS, Plan, PlanLimits, limit_use
+from minipamayo_ros.safety.trajectory_input import TrajectoryFields
 from minipamayo_ros.scoring.frames import FrameSampler
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.metrics import EpisodeMetrics
@@ -150,6 +152,8 @@ class EpisodeResult:
     skipped: dict[str, int]            # frames without a trajectory, by Skip category
     rejected_trajectories: int         # refused by the follower (invalid)
     policy_wall_ms_mean: float         # wall time per policy call, rendering excluded (this machine)
+    #: per plan check (safety.plan_checks): the closest any trajectory came to its limit (1 = at it)
+    plan_limit_use: dict[str, float] = field(default_factory=dict)
     #: per follower tick: t [s], x, y [m], speed [m/s], cross-track [m] (left +), station s [m],
     #: 1.0 if the follower was TRACKING a trajectory else 0.0
     path: NDArray[np.float64] | None = None
@@ -184,6 +188,8 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     skipped: Counter[str] = Counter()
     steer, speed = 0.0, 0.0
     calls = produced = rejected = 0
+    limits = st.follower.trajectory_limits(st.follower.base_frame).plan
+    limit_use: dict[str, float] = {}
     wall = 0.0
     k = 0
     trace: list[tuple[float, ...]] = []
@@ -213,6 +219,8 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
             else:
                 produced += 1
                 pending.append((now + st.latency, out))
+                for check, use in plan_limit_use(out, limits).items():
+                    limit_use[check] = max(limit_use.get(check, 0.0), use)
         while pending and pending[0][0] <= now + 1e-9:
             _, traj = pending.popleft()
             if follower.set_trajectory(traj, now) is not None:
@@ -229,9 +237,16 @@ def run_episode(seed: int, policy: Policy, world_config: WorldConfig | None = No
     return EpisodeResult(seed=int(seed), finished=world.done, metrics=world.metrics(), policy_calls=calls,
                          trajectories=produced, skipped=dict(skipped), rejected_trajectories=rejected,
                          policy_wall_ms_mean=1e3 * wall / calls if calls else float("nan"),
-                         path=np.array(trace) if record_path else None, scenario=world.scenario_name,
+                         plan_limit_use=limit_use, path=np.array(trace) if record_path else None,
+                         scenario=world.scenario_name,
                          incidents=tuple(i.as_dict() for i in world.incidents()), first_trajectory_s=first,
                          frames=frames)
+
+
+def plan_limit_use(traj: PlannedTrajectory, limits: PlanLimits) -> dict[str, float]:
+    """How close ``traj`` as published (float32) comes to each plan check's limit (1 = at it)."""
+    f = TrajectoryFields.from_trajectory(traj).as_published()
+    return limit_use(Plan.of(f.x, f.y, f.speed, f.dt), limits)
 
 
 def summarize_results(results: Sequence[EpisodeResult]) -> dict[str, float]:
@@ -254,6 +269,8 @@ def summarize_results(results: Sequence[EpisodeResult]) -> dict[str, float]:
         "max_lateral_accel_mps2": max(x.max_lateral_accel_mps2 for x in m),
         "rejected_trajectories": sum(r.rejected_trajectories for r in results),
         "invalid_outputs": sum(r.skipped.get("invalid_output", 0) for r in results),
+        **{f"plan_limit_use.{k}": max(r.plan_limit_use.get(k, 0.0) for r in results)
+           for k in PLAN_CHECKS},
     }
 
 

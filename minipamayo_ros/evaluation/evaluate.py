@@ -29,8 +29,12 @@ Writes ``summary.json``, ``summary.md`` (per-run table, per-type table, verdict)
 time-to-collision per run) and ``failures/*.png`` (a bird's-eye snapshot of every failure).
 The bar: >= 95 % of the policy's runs clean (``sim.metrics.clean_checks``: no at-fault collision,
 lane departure, stop-line or red-light violation, no stall over ``MAX_STALL_S`` while the expert
-would drive), median cross-track RMS <= 0.25 m; over DDS also the policy rate within 10 % of
-max_rate_hz and the follower at its configured rate. Exit status 0 = pass, 1 = fail.
+would drive), median cross-track RMS <= 0.25 m, and no plan of the policy rejected
+(``plans_rejected``: withheld by the policy's output check or refused by the follower, e.g. by the
+consistency / physics checks of ``safety.plan_checks``); over DDS also the policy rate within
+10 % of max_rate_hz and the follower at its configured rate. Offline, the summary also gives how
+close the plans came to each plan check's limit (``plan_limit_use``: the worst value / the limit,
+1 = at it). Exit status 0 = pass, 1 = fail.
 """
 
 from __future__ import annotations
@@ -75,9 +79,16 @@ def verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
     rms = [r["driving"]["cross_track_rms_m"] for r in runs if r["driving"]["cross_track_rms_m"] is not None]
     median_rms = statistics.median(rms) if rms else float("nan")
     clean_frac = len(clean) / max(len(runs), 1)
+    plans = [r["plans"] for r in runs if "plans" in r]
+    rejected = sum(p["rejected_output_check"] + p["rejected_by_follower"] for p in plans)
     out: dict[str, Any] = {"runs": len(runs), "clean_fraction": clean_frac,
-                           "median_cross_track_rms_m": median_rms}
-    ok = clean_frac >= MIN_CLEAN_FRACTION and median_rms <= MAX_MEDIAN_RMS_M
+                           "median_cross_track_rms_m": median_rms,
+                           "plans_published": sum(p["published"] for p in plans),
+                           "plans_rejected": rejected}
+    use = [p["limit_use"] for p in plans if p.get("limit_use")]
+    if use:
+        out["plan_limit_use"] = {k: round(max(u.get(k, 0.0) for u in use), 4) for k in use[0]}
+    ok = clean_frac >= MIN_CLEAN_FRACTION and median_rms <= MAX_MEDIAN_RMS_M and rejected == 0
     for check, key in (("policy_rate_within_10pct", "policy_rate_ok_all_runs"),
                        ("follower_rate_within_10pct", "follower_rate_ok_all_runs")):
         values = [r["checks"][check] for r in runs if check in r["checks"]]
@@ -102,10 +113,12 @@ def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1,
     frames = [from_json(text) for text in r.frames or []]
     score = score_frames(frames, start_stamp=r.first_trajectory_s).as_dict()
     m = dict(frames[-1].metrics)
+    plans = {"published": r.trajectories, "rejected_output_check": r.skipped.get("invalid_output", 0),
+             "rejected_by_follower": r.rejected_trajectories, "limit_use": r.plan_limit_use}
     return {"seed": seed, "scenario": r.scenario, "latency_s": latency, "driver": driver, "driving": m,
             "finished": r.finished, "incidents": list(r.incidents),
             "policy_calls": r.policy_calls, "skipped": r.skipped,
-            "rejected_trajectories": r.rejected_trajectories, "checks": driving_checks(m),
+            "rejected_trajectories": r.rejected_trajectories, "plans": plans, "checks": driving_checks(m),
             "score": score}, frames
 
 
@@ -133,9 +146,9 @@ def dds_world(duration: float) -> WorldConfig:
 def table(runs: list[dict[str, Any]]) -> str:
     head = ("| seed | split | type | driver | latency s | distance m | xtrack RMS m | xtrack max m "
             "| departures | collisions (at fault) | stop viol. | red lights | min TTC s | longest stall s "
-            "| score "
+            "| score | plans rejected "
             "| policy Hz (sim) | e2e p95 ms (steady) | follower Hz (sim) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in runs:
         d, p, f = r["driving"], r.get("policy"), r.get("follower")
@@ -149,11 +162,19 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"{d['collisions']:.0f} ({d.get('at_fault_collisions') or 0:.0f}) | "
             f"{d['stop_line_violations']:.0f} | "
             f"{d.get('red_light_violations') or 0:.0f} | {d.get('min_ttc_s') or 0.0:.1f} | "
-            f"{(d.get('longest_stall_s') or 0.0):.1f} | {s.get('score', float('nan')):.3f} | {rates} |")
+            f"{(d.get('longest_stall_s') or 0.0):.1f} | {s.get('score', float('nan')):.3f} | "
+            f"{_rejected(r)} | {rates} |")
     note = ("\nRates are counted over sim time; e2e p95 is the steady-clock time inside the policy node "
             "from receiving the image to publishing (Trajectory.end_to_end_latency_ms; transport not "
-            "measurable under sim time).")
+            "measurable under sim time). Plans rejected: withheld by the policy's output check / "
+            "refused by the follower.")
     return "\n".join([head, *rows]) + "\n" + note
+
+
+def _rejected(run: dict[str, Any]) -> str:
+    """``withheld by the output check / refused by the follower`` of one run's plans."""
+    p = run.get("plans")
+    return f"{p['rejected_output_check']} / {p['rejected_by_follower']}" if p else "-"
 
 
 def plot(runs: list[dict[str, Any]], path: Path, title: str) -> bool:
@@ -233,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         import multiprocessing
 
         pool = multiprocessing.get_context("spawn").Pool(args.workers)
-        done = pool.imap(_offline_job, [(seed, lat, args.duration, args.engine, world, not args.no_expert)
-                                        for seed, lat in jobs])
+        done = pool.imap(_offline_job, [(seed, float(lat or 0.0), args.duration, args.engine, world,
+                                         not args.no_expert) for seed, lat in jobs])  # offline: lat set
     for i, (seed, lat) in enumerate(jobs):
         at = f", latency {lat:g} s" if lat is not None else ""
         kind = world.scenarios.for_seed(seed).name if world.scenarios else "classic"

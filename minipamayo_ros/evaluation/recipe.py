@@ -197,7 +197,7 @@ def run_recipe(out: Path, scale: Scale, workers: int, device: str, deadline_s: f
 
     t = st.start("expert data")
     data = out / "data"
-    kw = {"workers": workers, "progress": progress, "episode_seconds": sd}
+    kw: dict[str, Any] = {"workers": workers, "progress": progress, "episode_seconds": sd}
     parts = [generate_dataset(data / "classic", s_classic, world_config=classic, **kw),
              generate_dataset(data / "traffic", s_traffic, world_config=traffic, **kw)]
     val_path = generate_dataset(data / "val", s_val, world_config=everything, **kw)

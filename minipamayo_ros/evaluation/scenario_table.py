@@ -139,7 +139,7 @@ def plot_ttc(runs: Sequence[dict[str, Any]], path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(6.0, 3.2))
-    bins = np.arange(0.0, 5.25, 0.25)
+    bins = [0.25 * i for i in range(21)]  # [s] 0..5
     for driver, colour in (("policy", "tab:blue"), ("expert", "0.6")):
         ttc = [min(r["score"]["min_ttc_s"], 5.0) for r in runs if r["driver"] == driver and r.get("score")]
         if ttc:

@@ -144,8 +144,8 @@ def score(logs: list[EpisodeLog], threshold: float = 0.0, window: float = WINDOW
             hit = False
             for ex in log.explanations:
                 if abs(ex["stamp"] - t) <= window + 1e-9 and ex.get("delay_s", 0.0) <= window:
-                    near = {e[2] for e in log.expert if abs(e[0] - ex["stamp"]) <= window + 1e-9}
-                    hit = hit or _shown(ex, threshold) in near
+                    said = {e[2] for e in log.expert if abs(e[0] - ex["stamp"]) <= window + 1e-9}
+                    hit = hit or _shown(ex, threshold) in said
             onsets.setdefault(Reason(reason).name, []).append(hit)
 
     def share(xs: list[tuple[bool, float, bool]]) -> dict[str, float]:

@@ -23,10 +23,18 @@ from minipamayo_ros.sim.vehicle import VehicleParams
 from minipamayo_ros.sim.world import WorldConfig
 from minipamayo_ros.trajectory import NUM_WAYPOINTS, WAYPOINT_DT, PlannedTrajectory
 
+#: [m/s^2] the centreline plans slow down for curves, braking at most PLAN_DECEL (speeding up at
+#: most PLAN_ACCEL), to at most this lateral acceleration (10 m/s through a 10 m radius is no
+#: possible plan: the follower's plan checks reject it)
+PLAN_LATERAL_ACCEL = 5.0
+PLAN_DECEL = 3.0
+PLAN_ACCEL = 2.0
+
 
 class CenterlinePolicy:
-    """Plans along the centreline at ``speed`` [m/s]; ``plan_noise`` [m] is the std of a sideways
-    shift of each whole plan (a policy's error), drawn from a ``seed``-ed generator."""
+    """Plans along the centreline at ``speed`` [m/s] (slower where the curvature asks for more than
+    :data:`PLAN_LATERAL_ACCEL`); ``plan_noise`` [m] is the std of a sideways shift of each whole
+    plan (a policy's error), drawn from a ``seed``-ed generator."""
 
     uses_camera = False
 
@@ -43,7 +51,17 @@ class CenterlinePolicy:
 
     def __call__(self, obs: Observation) -> PlannedTrajectory | Skip:
         world = obs.world
-        stations = world.proj.s + self.speed * WAYPOINT_DT * np.arange(1, NUM_WAYPOINTS + 1, dtype=np.float64)
+        stations: NDArray[np.float64] = np.asarray(
+            world.proj.s + self.speed * WAYPOINT_DT * np.arange(1, NUM_WAYPOINTS + 1), dtype=np.float64)
+        for _ in range(3):  # speeds for the curvature where the waypoints are, and back
+            kappa = np.abs(world.road.curvature_at(stations))
+            speeds = np.minimum(self.speed, np.sqrt(PLAN_LATERAL_ACCEL / np.maximum(kappa, 1e-9)))
+            for i in range(NUM_WAYPOINTS - 2, -1, -1):  # brake in time for the slowest point ahead
+                speeds[i] = min(speeds[i], speeds[i + 1] + PLAN_DECEL * WAYPOINT_DT)
+            for i in range(1, NUM_WAYPOINTS):  # and speed up gently after it
+                speeds[i] = min(speeds[i], speeds[i - 1] + PLAN_ACCEL * WAYPOINT_DT)
+            stations = np.asarray(world.proj.s + np.cumsum(0.5 * (np.r_[speeds[0], speeds[:-1]] + speeds)
+                                                           * WAYPOINT_DT), dtype=np.float64)
         points = world.road.points_at(stations)
         if self.plan_noise > 0.0:  # shift the whole plan sideways (road normal at each point)
             normal = world.road.heading_at(stations) + np.pi / 2
@@ -51,7 +69,7 @@ class CenterlinePolicy:
             points = points + shift * np.stack((np.cos(normal), np.sin(normal)), 1)
         self._sequence += 1
         return PlannedTrajectory(stamp=obs.stamp, points=world.state.pose.inverse().transform_points(points),
-                                 speeds=np.full(NUM_WAYPOINTS, self.speed), sequence=self._sequence)
+                                 speeds=speeds, sequence=self._sequence)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,10 @@ class TorchBackend(InferenceBackend):
     graph, on a stream of this priority (0 = lowest, negative = higher, clamped to the device's
     range). A graph keeps the priority of the stream it was *captured* on, so capture and replay
     share that stream. Priority orders dispatch of pending kernels; it never preempts a running one
-    (docs/text.md).
+    (docs/text.md). ``extra["graph_io"]`` (default False): the host<->device copies of the inputs
+    and outputs are captured into the CUDA graph too, so one ``infer()`` is one graph launch and
+    one sync. ``extra["compile_options"]`` (dict): inductor options for ``torch.compile`` (e.g.
+    ``{"freezing": True}``: weights folded as constants).
     """
 
     def __init__(self, manifest: ModelManifest, options: BackendOptions, model: Any = None) -> None:
@@ -105,7 +108,9 @@ class TorchBackend(InferenceBackend):
         self._fn = self._module
         if options.compile:
             mode = "max-autotune-no-cudagraphs" if options.extra.get("compile_autotune") else None
-            self._fn = torch.compile(self._module, mode=mode, dynamic=False)
+            compile_options = dict(options.extra.get("compile_options") or {})
+            self._fn = torch.compile(self._module, mode=None if compile_options else mode, dynamic=False,
+                                     options=compile_options or None)
         self._in_specs, self._out_specs = manifest.inputs, manifest.outputs
         pin = self.device.type == "cuda"
         self._host_in = {s.name: torch.empty(concrete_shape(s.shape), dtype=_torch_dtype(s.dtype),
@@ -115,6 +120,7 @@ class TorchBackend(InferenceBackend):
         self._graph: Any = None
         self._dev_out: tuple[torch.Tensor, ...] = ()
         self.use_graph = bool(options.cuda_graphs and self.device.type == "cuda")
+        self.graph_io = bool(self.use_graph and options.extra.get("graph_io", False))
         priority = options.extra.get("cuda_stream_priority")
         self._stream: Any = (torch.cuda.Stream(self.device, priority=int(priority))
                              if priority is not None and self.device.type == "cuda" else None)
@@ -172,10 +178,17 @@ class TorchBackend(InferenceBackend):
                     self._forward()
             torch.cuda.current_stream(self.device).wait_stream(side)
             self._graph = torch.cuda.CUDAGraph()
+            shapes = [o.shape for o in self._forward()]
+            self._host_out = {s.name: torch.empty(shape, dtype=_torch_dtype(s.dtype), pin_memory=True)
+                              for s, shape in zip(self._out_specs, shapes, strict=True)}
             with torch.cuda.graph(self._graph, stream=self._stream):
+                if self.graph_io:  # pinned host -> device inside the graph: one launch per call
+                    for name, host in self._host_in.items():
+                        self._dev_in[name].copy_(host, non_blocking=True)
                 self._dev_out = self._forward()
-        self._host_out = {s.name: torch.empty_like(o, device="cpu", pin_memory=True)
-                          for s, o in zip(self._out_specs, self._dev_out, strict=True)}
+                if self.graph_io:
+                    for s, o in zip(self._out_specs, self._dev_out, strict=True):
+                        self._host_out[s.name].copy_(o, non_blocking=True)
 
     def infer(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(self.manifest, inputs)
@@ -192,10 +205,15 @@ class TorchBackend(InferenceBackend):
         with torch.no_grad():
             for name, host in self._host_in.items():
                 host.numpy()[...] = feed[name]
-                self._dev_in[name].copy_(host, non_blocking=True)
+                if not self.graph_io:
+                    self._dev_in[name].copy_(host, non_blocking=True)
             if self._graph is not None:
                 self._graph.replay()
                 outs = self._dev_out
+                if self.graph_io:  # the graph copied the outputs to the pinned host tensors
+                    torch.cuda.current_stream(self.device).synchronize()
+                    self.last_infer_ms = (time.perf_counter() - t0) * 1e3
+                    return {k: v.numpy().copy() for k, v in self._host_out.items()}
             else:
                 outs = self._forward()
             if self.device.type == "cuda":
@@ -221,6 +239,7 @@ class TorchBackend(InferenceBackend):
             "cuda_graphs": str(self._graph is not None).lower(),
             "cuda_stream_priority": "default" if self._stream is None else str(self._stream.priority),
             "compile": str(bool(self.options.compile)).lower(),
+            "graph_io": str(self.graph_io).lower(),
             "fused_attention": str(self.fused_attention).lower(),
             "parameters": str(self.num_parameters),
             "model_id": self.manifest.model_id,

@@ -75,26 +75,50 @@ def _quantize(pre: Path, out: Path, calib: Dataset, calib_idx: np.ndarray, exclu
     )
 
 
+def keep_float_until(cands: list[str], change: Any, target: float, log: Any = print) -> dict[str, float]:
+    """Greedy float fallback shared by the INT8 and INT4 recipes.
+
+    ``change(excluded)`` quantizes every candidate except ``excluded`` and returns the relative ADE
+    change. Each node's sensitivity is the change when it alone is quantized; nodes are then kept
+    in float, most sensitive first, until quantizing all the others stays within ``target``.
+    Returns the kept nodes with their sensitivity.
+    """
+    sens: dict[str, float] = {}
+    for i, c in enumerate(cands):
+        sens[c] = change([n for n in cands if n != c])
+        log(f"  sensitivity {i + 1}/{len(cands)} {sens[c]:+.4f} {c}")
+    order = sorted(cands, key=lambda c: -sens[c])
+    kept: list[str] = []
+    total = change(kept)
+    while total > target and len(kept) < len(order):
+        kept.append(order[len(kept)])
+        total = change(kept)
+        log(f"  keeping {len(kept)} node(s) float: ADE change {total:+.4f} (training roads)")
+    return {c: sens[c] for c in kept}
+
+
+def score_subset(calib: Dataset, score_idx: np.ndarray) -> Dataset:
+    """The samples ``score_idx`` of ``calib`` as a dataset (sensitivity scoring)."""
+    from minipamayo_ros.model.train import ArrayDataset
+
+    return ArrayDataset(*(np.asarray(getattr(calib, k))[score_idx] for k in
+                          ("images", "state", "waypoints", "speeds", "events", "caption_tokens")))
+
+
 def sensitive_nodes(pre: Path, calib: Dataset, calib_idx: np.ndarray, score_idx: np.ndarray,
                     target: float = 0.015, log: Any = print) -> dict[str, float]:
     """Nodes to keep in float so that the quantized model's ADE rises by <= ``target`` (relative).
 
-    Each node's sensitivity is the ADE change when it alone is quantized; nodes are then kept in
-    float, most sensitive first, until quantizing all the others stays within ``target``. Scored on
-    training-road samples (``score_idx``, disjoint from the calibration samples), never on
-    held-out data: the held-out set only measures the final file.
+    See :func:`keep_float_until`. Scored on training-road samples (``score_idx``, disjoint from the
+    calibration samples), never on held-out data: the held-out set only measures the final file.
     """
     import onnx
-
-    from minipamayo_ros.model.train import ArrayDataset
 
     float_nodes = _float_nodes(pre)
     cands = [n.name for n in onnx.load(str(pre)).graph.node
              if n.op_type in ("Conv", "MatMul", "Gemm") and n.name not in float_nodes]
-    sub = ArrayDataset(*(np.asarray(getattr(calib, k))[score_idx] for k in
-                         ("images", "state", "waypoints", "speeds", "events", "caption_tokens")))
+    sub = score_subset(calib, score_idx)
     base = evaluate(sub, onnx_policy_fn(str(pre)))["policy"]["ade_m"]
-    sens: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         q = Path(tmp) / "q.onnx"
 
@@ -102,17 +126,7 @@ def sensitive_nodes(pre: Path, calib: Dataset, calib_idx: np.ndarray, score_idx:
             _quantize(pre, q, calib, calib_idx, excluded + float_nodes)
             return (evaluate(sub, onnx_policy_fn(str(q)))["policy"]["ade_m"] - base) / base
 
-        for i, c in enumerate(cands):
-            sens[c] = change([n for n in cands if n != c])
-            log(f"  sensitivity {i + 1}/{len(cands)} {sens[c]:+.4f} {c}")
-        order = sorted(cands, key=lambda c: -sens[c])
-        kept: list[str] = []
-        total = change(kept)
-        while total > target and len(kept) < len(order):
-            kept.append(order[len(kept)])
-            total = change(kept)
-            log(f"  keeping {len(kept)} node(s) float: ADE change {total:+.4f} (training roads)")
-    return {c: sens[c] for c in kept}
+        return keep_float_until(cands, change, target, log)
 
 
 def quantize_policy(fp32_path: str | Path, int8_path: str | Path, calib: Dataset, n_calib: int = 256,

@@ -52,6 +52,7 @@ class TrainConfig:
     text_eval_limit: int = 1024     # validation samples decoded per evaluation (greedy decoding is slow-ish)
     eval_every: int = 1             # epochs
     time_budget_s: float = 0.0      # > 0: shrink the schedule after 40 steps so training fits this
+    log_every: int = 0              # > 0: a progress line every this many steps (slow CPU runs)
     #: refit the state normalisation to the training data (False when fine-tuning: it is part of the
     #: weights the model starts from)
     fit_normalisation: bool = True
@@ -252,6 +253,10 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
                 sums[k] = sums.get(k, 0.0) + v
             step += 1
             nb += 1
+            if tc.log_every > 0 and step % tc.log_every == 0:
+                el = time.time() - t0
+                log(f"  step {step}/{total_steps} ({100 * step / total_steps:.0f}%) {el:.0f}s, "
+                    f"ETA {el / step * (total_steps - step):.0f}s, loss {vals['total']:.4f}")
             if step == 10:
                 t_steps = time.time()  # after warm-up (cudnn autotuning, allocator)
             if step == 40 and tc.time_budget_s > 0 and max_steps is None:

@@ -3,23 +3,34 @@ commands, stamps. Nodes, tools and tests call these instead of filling those fie
 unit, frame or dtype choice is made once (and the offline evaluation, bag replay and the DDS tests
 feed and read exactly what the nodes publish). Per-node presentation messages (``/diagnostics``,
 the RViz ``/vla/path``, the follower's lookahead marker) are built by their node.
+
+The message -> core half (:func:`odometry_to_fields`, :func:`msg_to_trajectory_fields`,
+:func:`time_to_sec`; camera images: ``nodes.image_conversions``) only reads fields by name, so it
+takes rclpy messages and ``rosbags`` messages alike and imports no ROS package: the lock-step bag
+replay (no ROS distro needed) feeds bag messages through these very functions and the node's
+input checks (``safety``). The core -> message half imports the message classes when called.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from builtin_interfaces.msg import Time
-from nav_msgs.msg import Odometry
 from numpy.typing import NDArray
-from sensor_msgs.msg import Image
 
 from minipamayo_ros.control.follower import FollowerCommand
 from minipamayo_ros.geometry import Pose2D, quaternion_from_yaw, yaw_from_quaternion
-from minipamayo_ros.msg import ControlCommand, Trajectory
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.odometry_input import OdometryFields
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields
 from minipamayo_ros.trajectory import PlannedTrajectory
+
+if TYPE_CHECKING:
+    from builtin_interfaces.msg import Time
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image
+
+    from minipamayo_ros.msg import ControlCommand, Trajectory
 
 
 def time_to_sec(t: Time) -> float:
@@ -29,12 +40,21 @@ def time_to_sec(t: Time) -> float:
 
 def sec_to_time(seconds: float) -> Time:
     """float seconds (>= 0) -> builtin_interfaces/Time (rounded to the nanosecond)."""
+    from builtin_interfaces.msg import Time
+
+    return set_time(Time(), seconds)
+
+
+def set_time(t: Time, seconds: float) -> Time:
+    """Write float seconds (>= 0) into an existing Time (a reused message: no object per call)."""
     ns = int(round(seconds * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    t.sec, t.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+    return t
 
 
 def odometry_to_fields(msg: Odometry) -> OdometryFields:
-    """nav_msgs/Odometry -> the unvalidated fields the nodes validate (``safety.odometry_input``)."""
+    """nav_msgs/Odometry (rclpy or rosbags) -> the unvalidated fields the nodes validate
+    (``safety.odometry_input``; the quaternion is checked there, never rebuilt here)."""
     p, q, tw = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
     return OdometryFields(time_to_sec(msg.header.stamp), p.x, p.y, q.x, q.y, q.z, q.w, tw.linear.x,
                           tw.angular.z)
@@ -55,10 +75,14 @@ def odometry_to_sample(msg: Odometry) -> OdometrySample:
 
 
 def trajectory_to_msg(traj: PlannedTrajectory) -> Trajectory:
+    from minipamayo_ros.msg import Trajectory
+
     msg = Trajectory()
     msg.header.stamp = sec_to_time(traj.stamp)
     msg.header.frame_id = traj.frame_id
     msg.sequence = int(traj.sequence)
+    msg.producer = traj.producer
+    msg.producer_instance = int(traj.producer_instance)
     msg.dt = float(traj.dt)
     msg.horizon = float(traj.horizon)
     pts = np.asarray(traj.points, dtype=np.float32)
@@ -87,6 +111,9 @@ def msg_to_trajectory_fields(msg: Trajectory) -> TrajectoryFields:
         model_id=msg.model_id,
         inference_latency_ms=float(msg.inference_latency_ms),
         end_to_end_latency_ms=float(msg.end_to_end_latency_ms),
+        horizon=float(msg.horizon),
+        producer=msg.producer,
+        producer_instance=int(msg.producer_instance),
     )
 
 
@@ -102,6 +129,8 @@ def sample_to_odometry(sample: OdometrySample, frame_id: str = "odom", child_fra
 
     ``stamp`` [s] overrides the sample's stamp (the simulator's restamped outputs).
     """
+    from nav_msgs.msg import Odometry
+
     msg = Odometry()
     msg.header.stamp = sec_to_time(sample.stamp if stamp is None else stamp)
     msg.header.frame_id = frame_id
@@ -117,6 +146,8 @@ def sample_to_odometry(sample: OdometrySample, frame_id: str = "odom", child_fra
 
 def rgb_to_image(rgb: NDArray[np.uint8], stamp: float, frame_id: str = "camera") -> Image:
     """(H, W, 3) uint8 RGB -> sensor_msgs/Image ``rgb8`` (what the simulator's camera publishes)."""
+    from sensor_msgs.msg import Image
+
     img = Image()
     img.header.stamp = sec_to_time(stamp)
     img.header.frame_id = frame_id
@@ -130,17 +161,28 @@ def rgb_to_image(rgb: NDArray[np.uint8], stamp: float, frame_id: str = "camera")
 
 def command_to_msg(cmd: FollowerCommand, stamp: Time | None = None,
                    frame_id: str = "base_link") -> ControlCommand:
-    """Follower command -> ControlCommand (``stamp``: the node clock's Time; default the command's)."""
+    """Follower command -> ControlCommand (``stamp``: the ROS clock's Time; default the command's)."""
+    from minipamayo_ros.msg import ControlCommand
+
     msg = ControlCommand()
-    msg.header.stamp = stamp if stamp is not None else sec_to_time(cmd.stamp)
     msg.header.frame_id = frame_id
+    fill_command_msg(msg, cmd, cmd.stamp)
+    if stamp is not None:
+        msg.header.stamp = stamp
+    return msg
+
+
+def fill_command_msg(msg: ControlCommand, cmd: FollowerCommand, stamp: float) -> ControlCommand:
+    """Write ``cmd`` into an existing ControlCommand, header stamp ``stamp`` [s] (``header.frame_id``
+    is left as set): the follower reuses one message per tick instead of building one."""
+    set_time(msg.header.stamp, stamp)
     msg.status = int(cmd.status)
     msg.steering_angle = float(cmd.steering_angle)
     msg.curvature = float(cmd.curvature)
     msg.speed = float(cmd.speed)
     msg.acceleration = float(cmd.acceleration)
     msg.yaw_rate = float(cmd.yaw_rate)
-    msg.trajectory_stamp = sec_to_time(cmd.trajectory_stamp)
+    set_time(msg.trajectory_stamp, cmd.trajectory_stamp)
     msg.trajectory_sequence = int(cmd.trajectory_sequence)
     msg.lookahead_point.x = float(cmd.lookahead_x)
     msg.lookahead_point.y = float(cmd.lookahead_y)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rclpy.node import Node
 
 from minipamayo_ros.safety.input_monitor import InputMonitor
+
+
+def diagnostic_name(node: Node) -> str:
+    """The node's name as its /diagnostics statuses start: ``follower``, or ``car7/follower`` in a
+    namespace (``/diagnostics`` is global: two cars on one domain must be told apart)."""
+    return node.get_fully_qualified_name().lstrip("/")
 
 
 def status_msg(name: str, level: int, message: str, values: dict[str, str],

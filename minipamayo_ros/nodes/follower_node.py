@@ -1,30 +1,41 @@
 """Follower node: pure pursuit at ``rate_hz`` on the latest /vla/trajectory (see docs/follower.md).
 
 Thin wiring around :class:`minipamayo_ros.control.follower.Follower`: parameters, message
-conversion, one timer on the node clock (so ``use_sim_time`` + /clock drive it), a
+conversion, one control timer on the ROS clock (so ``use_sim_time`` + /clock drive it), a
 SingleThreadedExecutor and nothing else in this process, so that the timer is not delayed by
 other Python work (the GIL).
 
-Subscribes ``/vla/trajectory`` (reliable, keep-last 1) and ``/odom`` (sensor-data QoS).
-Publishes every tick ``/vla/control`` (ControlCommand), ``/vla/lookahead_point``
-(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``/cmd_vel``
-(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature), and
-``/diagnostics`` every ``diagnostics_period``: the control state, one status per input topic
-(watchdog OK / stale / never received / rate too low, rejection counters) and the control loop's
-own timing on the steady clock (tick interval / work percentiles, late ticks: WARN).
+Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
+``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable, keep-last 1) and ``odom``
+(sensor-data QoS). Publishes every tick ``vla/control`` (ControlCommand) and, while they have subscribers,
+``vla/lookahead_point`` (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``,
+``cmd_vel`` (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
+— one preallocated message of each, refilled per tick; and
+``/diagnostics`` every ``diagnostics_period`` (steady clock): the control state, one status per input topic
+(watchdog OK / stale / never received / rate too low, rejection counters), the trajectory source
+(ERROR naming another producer whose plans were rejected, or more than one publisher on the topic:
+published at once) and the control loop's own timing on the steady clock (tick interval / work
+percentiles, late ticks: WARN) with the process priority obtained (``scheduling_policy`` etc.:
+real-time where permitted, docs/follower.md).
+
+Only the plans of one producer are followed: ``trajectory_producer`` resolved in this node's
+namespace (default ``<namespace>/policy``; ``safety.plan_source``), and only plans that pass the
+consistency and physics checks (``safety.plan_checks``); a rejected plan leaves the last good one
+in place until it goes stale.
 
 Every input passes the safety core before it is stored (``minipamayo_ros.safety``); a dropped
 sample is counted and logged once per 2 s per kind with the field and value. A command that fails
 the output guard is replaced by the FAULT_STOP command (logged, counted in /diagnostics).
 
 Stopping the node (SIGINT, SIGTERM, an exception, ``destroy_node()``) first publishes one
-zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``/vla/control`` and
-``/cmd_vel`` and waits up to :data:`STOP_ACK_TIMEOUT` for reliable subscribers to acknowledge it
+zero-speed command (status SHUTDOWN, see ``Follower.shutdown_command``) on ``vla/control`` and
+``cmd_vel`` and waits up to :data:`STOP_ACK_TIMEOUT` for reliable subscribers to acknowledge it
 (guarantees per failure: docs/follower.md, "What the vehicle receives when something fails").
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -40,57 +51,109 @@ from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.latency import LoopTiming
 from minipamayo_ros.msg import ControlCommand, Trajectory
+from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import (
-    command_to_msg,
+    fill_command_msg,
     msg_to_trajectory_fields,
     odometry_to_fields,
     sec_to_time,
+    set_time,
 )
-from minipamayo_ros.nodes.diagnostics import input_status, status_msg
+from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.realtime import PriorityResult, apply_process_priority
 from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor
+from minipamayo_ros.safety.log_limit import LogLimiter
+from minipamayo_ros.safety.plan_source import SourceMonitor, resolve_producer
 from minipamayo_ros.safety.rejection import Rejection
 
 TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             depth=1)
 BASE_FRAME = "base_link"
 STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown stop command
+WARN_PERIOD_S = 2.0  # [s] wall clock: each kind of repeated warning at most this often
+GRAPH_CHECK_PERIOD = 0.2  # [s] how often the publishers on the trajectory topic are counted
+EVENT_REPORT_PERIOD = 0.2  # [s] wall clock: /diagnostics published on an event at most this often
 
 
 class FollowerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("follower", **kwargs)
         self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
-        self.follower = Follower(self.config)
+        # the one producer whose plans are followed ("policy" of this namespace unless configured)
+        producer = resolve_producer(self.config.trajectory_producer, self.get_namespace())
+        self.follower = Follower(self.config, producer=producer)
         self._last_status: ControlStatus | None = None
         self._stop_sent = False
         self._last_speed = 0.0  # [m/s] of the last command published by tick()
         self._last_cmd: FollowerCommand | None = None
-        self._last_fault_log = -1e9
+        self._warnings = LogLimiter(WARN_PERIOD_S)
         self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
         self._late_reported = 0
-        self.odom_monitor = InputMonitor("/odom", self.config.odom_timeout, self.config.odom_min_rate_hz)
-        self.trajectory_monitor = InputMonitor("/vla/trajectory", self.config.trajectory_timeout,
+        # relative names: resolved in the node's namespace (/car7/vla/trajectory under namespace car7)
+        self.odom_monitor = InputMonitor(self.resolve_topic_name("odom"), self.config.odom_stop_after,
+                                         self.config.odom_min_rate_hz)
+        self.trajectory_monitor = InputMonitor(self.resolve_topic_name("vla/trajectory"),
+                                               self.config.trajectory_timeout,
                                                self.config.trajectory_min_rate_hz)
 
-        self.create_subscription(Trajectory, "/vla/trajectory", self._on_trajectory, TRAJECTORY_QOS)
-        self.create_subscription(Odometry, "/odom", self._on_odom, qos_profile_sensor_data)
-        self._control_pub = self.create_publisher(ControlCommand, "/vla/control", 10)
-        self._lookahead_pub = self.create_publisher(PointStamped, "/vla/lookahead_point", 1)
+        self._traj_sub = self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory,
+                                                  TRAJECTORY_QOS)
+        # the resolved name (namespace, remapping): the graph check counts its publishers
+        self.source = SourceMonitor(producer, self._traj_sub.topic_name)
+        self._publishers_seen = 0
+        self._event_report_due = False
+        self._last_event_report = -math.inf  # [s] time.monotonic()
+        self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        self._control_pub = self.create_publisher(ControlCommand, "vla/control", 10)
+        self._lookahead_pub = self.create_publisher(PointStamped, "vla/lookahead_point", 1)
         self._twist_pub = None
         if self.config.cmd_vel_type == "twist":
-            self._twist_pub = self.create_publisher(Twist, "/cmd_vel", 10)
+            self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
         elif self.config.cmd_vel_type == "twist_stamped":
-            self._twist_pub = self.create_publisher(TwistStamped, "/cmd_vel", 10)
-        # the node clock: ROS time, i.e. /clock when use_sim_time is true
+            self._twist_pub = self.create_publisher(TwistStamped, "cmd_vel", 10)
+        # one message of each kind, refilled every tick (publish serialises it at once)
+        self._control_msg = ControlCommand()
+        self._control_msg.header.frame_id = BASE_FRAME
+        self._point_msg = PointStamped()
+        self._point_msg.header.frame_id = BASE_FRAME
+        self._twist_msg: Twist | TwistStamped = (TwistStamped() if self.config.cmd_vel_type == "twist_stamped"
+                                                 else Twist())
+        if isinstance(self._twist_msg, TwistStamped):
+            self._twist_msg.header.frame_id = BASE_FRAME
+        # the control tick runs on the ROS clock (/clock under use_sim_time): it is the controller's
+        # sample period in the vehicle's time, so a simulation at any real-time factor is
+        # controlled at rate_hz of its own time. Diagnostics are a duty cycle: steady clock.
         self._timer = self.create_timer(self.config.period, self.tick)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
+        self._diag_timer = steady_timer(self, self.config.diagnostics_period, self.publish_diagnostics)
+        self._graph_timer = steady_timer(self, GRAPH_CHECK_PERIOD, self._check_graph)  # a duty cycle
+        # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
-            f"follower at {self.config.rate_hz:g} Hz, trajectory_timeout {self.config.trajectory_timeout} s, "
-            f"stop_decel {self.config.stop_decel} m/s^2, cmd_vel: {self.config.cmd_vel_type}")
+            f"follower at {self.config.rate_hz:g} Hz: {self.trajectory_monitor.topic} + "
+            f"{self.odom_monitor.topic} -> {self._control_pub.topic_name}, trajectory_timeout "
+            f"{self.config.trajectory_timeout} s, stop_decel {self.config.stop_decel} m/s^2, cmd_vel: "
+            f"{self.config.cmd_vel_type}; follows {producer!r}")
+        self.priority = self._apply_process_priority()
+
+    def _apply_process_priority(self) -> PriorityResult:
+        """The real-time request (every thread: the DDS threads exist by now; later ones inherit)."""
+        cfg = self.config
+        try:
+            prio = apply_process_priority(cfg.scheduling_policy, cfg.scheduling_priority, cfg.cpus(),
+                                          cfg.lock_memory)
+        except ValueError as exc:
+            raise ParameterError(f"parameter 'cpu_affinity' = {cfg.cpu_affinity!r}: {exc}") from exc
+        got = (f"{prio.policy} on {prio.threads} threads, CPUs {list(prio.affinity) or 'any'}, memory "
+               f"{'locked' if prio.memory_locked else 'not locked'}")
+        if prio.detail:
+            self.get_logger().warning(f"real-time request not fully granted: {prio.detail}; running with "
+                                      f"{got}")
+        else:
+            self.get_logger().info(f"process priority: {got}")
+        return prio
 
     def publish_shutdown_stop(self) -> bool:
         """Publish the zero-speed SHUTDOWN command once; False if it could not be published.
@@ -102,10 +165,10 @@ class FollowerNode(Node):
             return self._stop_sent
         self._stop_sent = True
         self._timer.cancel()  # nothing may follow the stop command
-        now = self._now()
+        now = self._ros_now()
         cmd = self.follower.shutdown_command(now)
         try:
-            self._publish_command(cmd, sec_to_time(now))
+            self._publish_command(cmd, now)
             for pub in (self._control_pub, self._twist_pub):
                 if pub is not None:
                     pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
@@ -124,29 +187,71 @@ class FollowerNode(Node):
     def _on_config(self, config: FollowerConfig) -> None:
         self.config = config
         self.follower.set_config(config)
-        self.odom_monitor.stale_after = config.odom_timeout
+        self.odom_monitor.stale_after = config.odom_stop_after
         self.odom_monitor.min_rate_hz = config.odom_min_rate_hz
         self.trajectory_monitor.stale_after = config.trajectory_timeout
         self.trajectory_monitor.min_rate_hz = config.trajectory_min_rate_hz
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _ros_now(self) -> float:
+        """[s] ROS clock: stamps, input ages, stop triggers (nodes/clocks.py)."""
+        return ros_now(self)
 
     def _observe_clock(self, now: float) -> None:
         if self.follower.observe_clock(now):
             self.odom_monitor.clock_reset()
             self.trajectory_monitor.clock_reset()
-            self.get_logger().warning("node clock jumped back (sim restart / bag loop): trajectory and "
-                                      "odometry history cleared")
+            self.source.clock_reset()
+            self._warn("clock", "node clock jumped back (sim restart / bag loop): trajectory and odometry "
+                                "history cleared")
+
+    def _warn(self, key: str, text: str, error: bool = False) -> None:
+        """Rate-limited log line, per kind of problem (WARN_PERIOD_S), with how many were held back."""
+        more = self._warnings.allow(key, time.monotonic())
+        if more is not None:
+            text += f" ({more} more since the last message)" if more else ""
+            (self.get_logger().error if error else self.get_logger().warning)(text)
 
     def _on_trajectory(self, msg: Trajectory) -> None:
-        now = self._now()
+        now = self._ros_now()
         self._observe_clock(now)
-        rejection = self.follower.set_trajectory(msg_to_trajectory_fields(msg), now)
+        fields = msg_to_trajectory_fields(msg)
+        rejection = self.follower.set_trajectory(fields, now)
         self._count(self.trajectory_monitor, rejection, now)
+        if rejection is not None and self.source.rejected(rejection, fields.producer,
+                                                          fields.producer_instance, now):
+            self._report_now()  # an intruder: ERROR now, not at the next period
+
+    def _report_now(self) -> None:
+        """Publish /diagnostics for an event at once, at most every EVENT_REPORT_PERIOD (an intruder
+        varying its name must not make every one of its plans a /diagnostics message); a report
+        held back goes out with the next graph check."""
+        if time.monotonic() - self._last_event_report >= EVENT_REPORT_PERIOD:
+            self._last_event_report = time.monotonic()
+            self._event_report_due = False
+            self.publish_diagnostics()
+        else:
+            self._event_report_due = True
+
+    def _check_graph(self) -> None:
+        """More than one publisher on the trajectory topic is an ERROR whatever they send."""
+        if self._event_report_due:
+            self._report_now()
+        topic = self._traj_sub.topic_name
+        count = self.count_publishers(topic)
+        if count == self._publishers_seen:
+            return
+        self._publishers_seen = count
+        names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                 for i in self.get_publishers_info_by_topic(topic)]
+        if not self.source.graph(names):
+            return
+        if len(names) > 1:
+            self._warn("graph", f"{len(names)} publishers on {topic}: {', '.join(names)}; following only "
+                                f"{self.source.producer!r}", error=True)
+        self._report_now()
 
     def _on_odom(self, msg: Odometry) -> None:
-        now = self._now()
+        now = self._ros_now()
         self._observe_clock(now)
         self._count(self.odom_monitor, self.follower.add_odometry(odometry_to_fields(msg), now), now)
 
@@ -168,42 +273,38 @@ class FollowerNode(Node):
             self.loop_timing.finished(time.monotonic())
 
     def _tick(self) -> None:
-        now = self._now()
+        now = self._ros_now()
         self._observe_clock(now)
         cmd = self.follower.update(now)
         self._last_cmd = cmd
-        stamp = sec_to_time(now)
-        self._publish_command(cmd, stamp)
+        self._publish_command(cmd, now)
         self._last_speed = cmd.speed
-        point = PointStamped()
-        point.header.stamp = stamp
-        point.header.frame_id = BASE_FRAME
-        point.point.x, point.point.y = cmd.lookahead_x, cmd.lookahead_y
-        self._lookahead_pub.publish(point)
-        if cmd.status == ControlStatus.FAULT_STOP and time.monotonic() - self._last_fault_log >= 2.0:
-            self._last_fault_log = time.monotonic()
-            self.get_logger().error(f"command rejected by the output guard ({self.follower.last_fault}): "
-                                    f"controlled stop at {self.config.stop_decel} m/s^2 "
-                                    f"({self.follower.faults} so far)")
+        if self._lookahead_pub.get_subscription_count() > 0:  # an RViz marker: only when displayed
+            point = self._point_msg
+            set_time(point.header.stamp, now)
+            point.point.x, point.point.y = float(cmd.lookahead_x), float(cmd.lookahead_y)
+            self._lookahead_pub.publish(point)
+        if cmd.status == ControlStatus.FAULT_STOP:
+            self._warn("fault", f"command rejected by the output guard ({self.follower.last_fault}): "
+                                f"controlled stop at {self.config.stop_decel} m/s^2 "
+                                f"({self.follower.faults} so far)", error=True)
         if cmd.status != self._last_status:
             if cmd.status != ControlStatus.FAULT_STOP:
                 self._log_status(cmd)
             self._last_status = cmd.status
 
-    def _publish_command(self, cmd: FollowerCommand, stamp: object) -> None:
-        """``cmd`` on /vla/control and (per ``cmd_vel_type``) /cmd_vel."""
-        self._control_pub.publish(command_to_msg(cmd, stamp, BASE_FRAME))
-        if self._twist_pub is not None:
-            twist = Twist()
-            twist.linear.x, twist.angular.z = cmd.speed, cmd.yaw_rate
-            if self.config.cmd_vel_type == "twist_stamped":
-                stamped = TwistStamped()
-                stamped.header.stamp = stamp
-                stamped.header.frame_id = BASE_FRAME
-                stamped.twist = twist
-                self._twist_pub.publish(stamped)
+    def _publish_command(self, cmd: FollowerCommand, stamp: float) -> None:
+        """``cmd`` on /vla/control and (per ``cmd_vel_type``, when anyone subscribes) /cmd_vel, stamped
+        ``stamp`` [s, node clock]. The messages are reused every tick (no garbage per tick)."""
+        self._control_pub.publish(fill_command_msg(self._control_msg, cmd, stamp))
+        if self._twist_pub is not None and self._twist_pub.get_subscription_count() > 0:
+            if isinstance(self._twist_msg, TwistStamped):
+                set_time(self._twist_msg.header.stamp, stamp)
+                twist = self._twist_msg.twist
             else:
-                self._twist_pub.publish(twist)
+                twist = self._twist_msg
+            twist.linear.x, twist.angular.z = float(cmd.speed), float(cmd.yaw_rate)
+            self._twist_pub.publish(self._twist_msg)
 
     def _log_status(self, cmd: FollowerCommand) -> None:
         reason = self.follower.status_reason(cmd.stamp)
@@ -217,8 +318,8 @@ class FollowerNode(Node):
 
     def publish_diagnostics(self) -> None:
         """Control state + one status per input topic on /diagnostics."""
-        now = self._now()
-        cmd, name = self._last_cmd, self.get_name()
+        now = self._ros_now()
+        cmd, name = self._last_cmd, diagnostic_name(self)
         waited = self.follower.planned_stop_wait(now)
         if cmd is None:
             level, message, status = WARN, "no control tick yet", "none"
@@ -246,6 +347,7 @@ class FollowerNode(Node):
             status_msg(f"{name}: control", level, message, values),
             input_status(name, self.odom_monitor, now),
             input_status(name, self.trajectory_monitor, now),
+            status_msg(f"{name}: trajectory source", *self.source.report(now, self.follower.trajectory)),
             self._loop_status(name),
         ])
         arr.header.stamp = sec_to_time(max(now, 0.0))
@@ -261,7 +363,10 @@ class FollowerNode(Node):
                                     f"longest gap {t.longest_gap_ms:.0f} ms since start)")
         else:
             level, message = OK, f"{t.ticks} ticks, none late since the last report"
-        return status_msg(f"{name}: control loop", level, message, t.as_values())
+        values = {**t.as_values(), "scheduling": self.priority.policy,
+                  "cpu_affinity": ",".join(map(str, self.priority.affinity)),
+                  "memory_locked": str(self.priority.memory_locked).lower()}
+        return status_msg(f"{name}: control loop", level, message, values)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -4,16 +4,19 @@ Thin wiring around ``minipamayo_ros.policy``: parameters, message conversion, a 
 worker thread that runs inference (the executor thread only queues frames and odometry, so a
 callback never waits for the model), and 1 Hz ``/diagnostics``.
 
-Subscribes the camera (``sensor_msgs/Image`` or ``CompressedImage``, sensor-data QoS, depth
-``image_qos_depth``) and ``/odom`` (``nav_msgs/Odometry``, sensor-data QoS). Publishes
-``/vla/trajectory`` (Trajectory, reliable keep-last 1, stamp = image stamp), ``/vla/path``
-(nav_msgs/Path in ``base_link`` for RViz), ``/vla/context`` (PolicyContext) and ``/diagnostics``
-(inference statistics, plus one status per input topic: watchdog OK / stale / never received /
-rate too low, and rejection counters). Odometry is validated on arrival
-(``safety.odometry_input``), images by cheap checks on arrival (``safety.image_input``: stamp,
-encoding, ``step * height``, older than ``max_image_age``; a bad frame never displaces a valid
-pending one) and by decoding in the worker; a dropped sample is logged once per 2 s per kind with
-the field and value.
+Topic names are parameters, relative by default (resolved in the node's namespace:
+``/car7/camera/image_raw`` under ``car7``); ``/diagnostics`` is global. Subscribes the camera
+(``camera/image_raw``: ``sensor_msgs/Image`` or ``CompressedImage``, sensor-data QoS, depth
+``image_qos_depth``) and ``odom`` (``nav_msgs/Odometry``, sensor-data QoS). Publishes
+``vla/trajectory`` (Trajectory, reliable keep-last 1, stamp = image stamp), ``vla/path``
+(nav_msgs/Path in ``base_link`` for RViz), ``vla/context`` (PolicyContext) and ``/diagnostics``
+every ``diagnostics_period`` of the steady clock (inference statistics, plus one status per input
+topic: watchdog OK / stale / never received / rate too low, and rejection counters). Messages
+become core inputs through ``nodes.conversions`` and ``nodes.image_conversions`` (the functions
+the lock-step bag replay calls too): odometry is validated on arrival (``safety.odometry_input``),
+images by cheap checks on arrival (``safety.image_input``: stamp, encoding, ``step * height``,
+older than ``max_image_age``; a bad frame never displaces a valid pending one) and by decoding in
+the worker; a dropped sample is logged once per 2 s per kind with the field and value.
 Startup problems (model missing/corrupt, manifest/graph mismatch, bad parameters) are fatal: the
 process logs what to fix and exits with status 2 (``nodes.node_main``).
 """
@@ -24,10 +27,9 @@ import math
 import sys
 import threading
 import time
-from dataclasses import replace
-from functools import partial
 from typing import Any
 
+import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
@@ -38,18 +40,18 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CompressedImage, Image
 
 from minipamayo_ros.msg import PolicyContext, Trajectory
-from minipamayo_ros.nodes.conversions import odometry_to_fields, time_to_sec, trajectory_to_msg
-from minipamayo_ros.nodes.diagnostics import input_status
-from minipamayo_ros.nodes.node_main import run_node
+from minipamayo_ros.nodes.clocks import ros_now, steady_timer
+from minipamayo_ros.nodes.conversions import odometry_to_fields, trajectory_to_msg
+from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status
+from minipamayo_ros.nodes.image_conversions import compressed_to_frame, image_to_frame
+from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
-from minipamayo_ros.policy.image_decode import channels_or_none, compressed_to_rgb, raw_to_rgb
 from minipamayo_ros.policy.model_loader import PolicyModelError
-from minipamayo_ros.policy.pipeline import Frame, Skip, create_pipeline, expected_size
+from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import FrameWorker
 from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
-from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
 from minipamayo_ros.safety.input_monitor import InputMonitor
 from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.rejection import Rejection
@@ -65,11 +67,16 @@ class PolicyNode(Node):
         super().__init__("policy", **kwargs)
         cfg: PolicyConfig = declare_config(self, PolicyConfig, self._on_config)
         self.config = cfg
+        # decode/resize in the worker thread itself: OpenCV's default pool (one thread per core) hands a
+        # 0.3 ms resize to pool threads that a busy 2-6 core vehicle computer may not schedule at once;
+        # the result is the same (tested bit-identical), only the waiting goes
+        cv2.setNumThreads(1)
         self._warnings = LogLimiter(WARN_PERIOD_S)
         self.get_logger().info(f"loading policy model {cfg.manifest_path} (backend {cfg.backend}) ...")
         t0 = time.monotonic()
         # the one constructor the offline closed loop, DAgger and bag replay use too
-        self.pipeline = create_pipeline(cfg, logger=self.get_logger())
+        self.pipeline = create_pipeline(cfg, logger=self.get_logger(),
+                                        producer=self.get_fully_qualified_name())
         self.manifest, self.backend, io = self.pipeline.manifest, self.pipeline.backend, self.pipeline.io
         self.backend_info = self.backend.describe()
         self.get_logger().info(
@@ -78,8 +85,10 @@ class PolicyNode(Node):
             f"{self.backend_info.get('backend')} on {self.backend_info.get('device')}")
         self.stats = PolicyStats(window=cfg.diagnostics_window)
         self._monitor_lock = threading.Lock()  # image arrivals (executor) vs diagnostics
-        self.image_monitor = InputMonitor(cfg.image_topic, cfg.max_image_age, cfg.image_min_rate_hz)
-        self.odom_monitor = InputMonitor(cfg.odom_topic, cfg.odom_timeout, cfg.odom_min_rate_hz)
+        self.image_monitor = InputMonitor(self.resolve_topic_name(cfg.image_topic), cfg.max_image_age,
+                                          cfg.image_min_rate_hz)
+        self.odom_monitor = InputMonitor(self.resolve_topic_name(cfg.odom_topic), cfg.odom_stale_after,
+                                         cfg.odom_min_rate_hz)
 
         self._traj_pub = self.create_publisher(Trajectory, cfg.trajectory_topic, TRAJECTORY_QOS)
         self._path_pub = self.create_publisher(Path, cfg.path_topic, 1) if cfg.path_topic else None
@@ -100,7 +109,7 @@ class PolicyNode(Node):
         else:
             image_sub = self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
         odom_sub = self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
-        self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        self._diag_timer = steady_timer(self, cfg.diagnostics_period, self._publish_diagnostics)
         # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
             f"policy: {image_sub.topic_name} ({cfg.image_transport}) + {odom_sub.topic_name} -> "
@@ -110,41 +119,25 @@ class PolicyNode(Node):
     def _on_config(self, cfg: PolicyConfig) -> None:
         self.config = cfg
         self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
-        self.pipeline.max_image_age = cfg.max_image_age
-        self.pipeline.max_extrapolation = cfg.odom_max_extrapolation
-        self.pipeline.expected_size = expected_size(cfg)
-        self.pipeline.odometry_limits = cfg.odometry_limits()
-        limits = replace(self.pipeline.trajectory_limits, max_speed=cfg.plan_max_speed)
-        self.pipeline.trajectory_limits = limits
+        # one snapshot, swapped whole: a frame in inference finishes on the settings it started with
+        self.pipeline.configure(PipelineSettings.from_config(cfg))
         with self._monitor_lock:
             self.image_monitor.stale_after = cfg.max_image_age
             self.image_monitor.min_rate_hz = cfg.image_min_rate_hz
-            self.odom_monitor.stale_after = cfg.odom_timeout
+            self.odom_monitor.stale_after = cfg.odom_stale_after
             self.odom_monitor.min_rate_hz = cfg.odom_min_rate_hz
 
     # --- executor thread: never waits for inference ---------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        encoding = self.config.encoding_override or msg.encoding
-        now, stamp = self._now(), time_to_sec(msg.header.stamp)
         # cheap checks first: a bad frame must not displace a valid pending one (decoding waits)
-        rejection = check_raw_image(stamp, now, self.config.max_stamp_future, len(msg.data), msg.height,
-                                    msg.width, encoding, channels_or_none(encoding), msg.step,
-                                    self.config.max_image_age)
-        self._offer(Frame(
-            stamp=stamp,
-            decode=partial(raw_to_rgb, msg.data, msg.height, msg.width, encoding, msg.step),
-            description=f"{msg.width}x{msg.height} '{encoding}' image", received=now,
-            received_steady=time.monotonic()), rejection)
+        cfg = self.config
+        self._offer(*image_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
+                                    cfg.encoding_override, received_steady=time.monotonic()))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        now, stamp = self._now(), time_to_sec(msg.header.stamp)
-        rejection = check_compressed_image(stamp, now, self.config.max_stamp_future, len(msg.data),
-                                           self.config.max_image_age)
-        self._offer(Frame(
-            stamp=stamp,
-            decode=partial(compressed_to_rgb, msg.data, msg.format),
-            description=f"compressed '{msg.format}' image", received=now,
-            received_steady=time.monotonic()), rejection)
+        cfg = self.config
+        self._offer(*compressed_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
+                                         received_steady=time.monotonic()))
 
     def _offer(self, frame: Frame, rejection: Rejection | None) -> None:
         with self._monitor_lock:
@@ -163,13 +156,12 @@ class PolicyNode(Node):
             time.sleep(0)
 
     def _on_odom(self, msg: Odometry) -> None:
-        now = self._now()
+        now = self._ros_now()
         if self.pipeline.observe_clock(now):
             with self._monitor_lock:
                 self.image_monitor.clock_reset()
                 self.odom_monitor.clock_reset()
-            self.get_logger().warning("node clock jumped back (sim restart / bag loop): odometry history "
-                                      "cleared")
+            self._warn("clock", "node clock jumped back (sim restart / bag loop): odometry history cleared")
         rejection = self.pipeline.add_odometry(odometry_to_fields(msg), now)
         with self._monitor_lock:
             if rejection is None:
@@ -180,11 +172,12 @@ class PolicyNode(Node):
             self.get_logger().warning(text)
 
     # --- worker thread -----------------------------------------------------------------------------
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _ros_now(self) -> float:
+        """[s] ROS clock: stamps and their ages (the rate cap and diagnostics: steady, nodes/clocks.py)."""
+        return ros_now(self)
 
     def _process(self, frame: Frame) -> None:
-        result = self.pipeline.run(frame, self._now)
+        result = self.pipeline.run(frame, self._ros_now)
         if isinstance(result, Skip):
             self.stats.record_skip(result.category, result.reason)
             self._warn(result.category, f"no trajectory: {result.reason}")
@@ -205,7 +198,7 @@ class PolicyNode(Node):
             ctx = PolicyContext(header=msg.header, trajectory_sequence=msg.sequence, model_id=msg.model_id)
             ctx.context = result.output.context.astype(np.float32)
             self._context_pub.publish(ctx)
-        if self._path_pub is not None:
+        if self._path_pub is not None and self._path_pub.get_subscription_count() > 0:  # RViz only
             self._path_pub.publish(_path_msg(traj, msg))
 
     def _on_worker_error(self, exc: BaseException) -> None:
@@ -213,9 +206,11 @@ class PolicyNode(Node):
         self._warn("error", f"inference failed: {type(exc).__name__}: {exc}")
 
     def _warn(self, key: str, text: str) -> None:
-        """Rate-limited warning, per kind of problem (one bad-image flood does not hide odometry)."""
-        if self._warnings.allow(key, time.monotonic()) is not None:
-            self.get_logger().warning(text)
+        """Rate-limited warning, per kind of problem (one bad-image flood does not hide odometry),
+        with how many were held back since the last one."""
+        more = self._warnings.allow(key, time.monotonic())
+        if more is not None:
+            self.get_logger().warning(text + (f" ({more} more since the last message)" if more else ""))
 
     # --- diagnostics --------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -224,19 +219,22 @@ class PolicyNode(Node):
                                    dropped_busy=counts.dropped_busy, dropped_rate=counts.dropped_rate,
                                    max_rate_hz=self.config.max_rate_hz, backend=self.backend_info,
                                    warmed_up=self.backend.warmed_up)
-        status = DiagnosticStatus(level=bytes([report.level]), name=f"{self.get_name()}: policy inference",
+        name = diagnostic_name(self)
+        status = DiagnosticStatus(level=bytes([report.level]), name=f"{name}: policy inference",
                                   message=report.message, hardware_id=self.manifest.model_id)
         status.values = [KeyValue(key=k, value=v) for k, v in report.values.items()]
-        now = self._now()
+        now = self._ros_now()
         with self._monitor_lock:
-            inputs = [input_status(self.get_name(), m, now) for m in (self.image_monitor, self.odom_monitor)]
+            inputs = [input_status(name, m, now) for m in (self.image_monitor, self.odom_monitor)]
         arr = DiagnosticArray(status=[status, *inputs])
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def close(self) -> None:
-        self.worker.close()
-        self.backend.close()
+    def close(self, timeout: float = WORKER_STOP_TIMEOUT_S) -> bool:
+        """Stop inference; free the backend once the frame in progress has returned (False: still
+        running after ``timeout`` [s], nothing freed; ``run_node`` then exits non-zero)."""
+        return close_worker_then_release(self.worker.close, self.backend.close, self.get_logger(),
+                                         "policy inference", timeout)
 
 
 def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:

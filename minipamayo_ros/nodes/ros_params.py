@@ -14,7 +14,14 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from minipamayo_ros.params import ParameterError, ParamSpec, build_config, param_specs
+from minipamayo_ros.params import (
+    ParameterError,
+    ParamSpec,
+    build_config,
+    param_specs,
+    renamed_error,
+    renamed_params,
+)
 
 T = TypeVar("T")
 
@@ -61,6 +68,12 @@ def declare_config(
     and calls ``on_change(new_config)``; an invalid one is refused with the reason.
     """
     specs = param_specs(config_cls)
+    for old in renamed_params(config_cls):  # set under an old name (params file, -p): refuse to start
+        node.declare_parameter(old, None, ParameterDescriptor(dynamic_typing=True))
+        was_set = node.get_parameter(old).value is not None
+        node.undeclare_parameter(old)
+        if was_set:
+            raise renamed_error(config_cls, old)
     for spec in specs:
         try:
             node.declare_parameter(spec.name, spec.default, descriptor_for(spec))

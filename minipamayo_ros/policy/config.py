@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from minipamayo_ros.params import ParameterError, param
 from minipamayo_ros.policy.image_decode import ENCODINGS
@@ -16,20 +17,23 @@ DEFAULT_MANIFEST = "engines/minipamayo-tiny-policy.manifest.json"
 class PolicyConfig(InputLimitParams):
     """Parameters of the policy node (SI units, REP-103); odometry/plan/stamp limits: the base class."""
 
-    # --- topics -------------------------------------------------------------------------------
-    image_topic: str = param("/camera/image_raw", "camera topic (sensor_msgs/Image, or "
+    #: old name -> new name: a parameter file still using the old name is refused, naming the new one
+    RENAMED: ClassVar[dict[str, str]] = {"odom_timeout": "odom_stale_after"}
+
+    # --- topics (relative names resolve in the node's namespace: /<ns>/camera/image_raw) --------
+    image_topic: str = param("camera/image_raw", "camera topic (sensor_msgs/Image, or "
                              "sensor_msgs/CompressedImage when image_transport is 'compressed')",
                              read_only=True)
     image_transport: str = param("raw", "camera message type: raw = sensor_msgs/Image, compressed = "
                                  "sensor_msgs/CompressedImage (JPEG/PNG, decoded with OpenCV)",
                                  choices=("raw", "compressed"), read_only=True)
-    odom_topic: str = param("/odom", "odometry topic (nav_msgs/Odometry; twist in the body frame)",
+    odom_topic: str = param("odom", "odometry topic (nav_msgs/Odometry; twist in the body frame)",
                             read_only=True)
-    trajectory_topic: str = param("/vla/trajectory", "output trajectory (minipamayo_ros/Trajectory)",
+    trajectory_topic: str = param("vla/trajectory", "output trajectory (minipamayo_ros/Trajectory)",
                                   read_only=True)
-    path_topic: str = param("/vla/path", "the same waypoints as nav_msgs/Path for RViz ('' = off)",
+    path_topic: str = param("vla/path", "the same waypoints as nav_msgs/Path for RViz ('' = off)",
                             read_only=True)
-    context_topic: str = param("/vla/context", "context vector for the text node "
+    context_topic: str = param("vla/context", "context vector for the text node "
                                "(minipamayo_ros/PolicyContext; '' = off)", read_only=True)
     base_frame: str = param("base_link", "body frame the waypoints are expressed in", read_only=True)
     # --- model --------------------------------------------------------------------------------
@@ -49,13 +53,13 @@ class PolicyConfig(InputLimitParams):
     verify_model_hash: bool = param(True, "check the model file's sha256 against the manifest at startup",
                                     read_only=True)
     # --- scheduling ---------------------------------------------------------------------------
-    max_rate_hz: float = param(10.0, "upper bound on inferences per second (long-run average)", "Hz",
-                               min=0.5, max=60.0)
+    max_rate_hz: float = param(10.0, "upper bound on inferences per second (long-run average; steady "
+                               "clock)", "Hz", min=0.5, max=60.0)
     rate_slack: float = param(0.25, "fraction of a period a frame may arrive early and still start at "
                               "once (absorbs camera jitter; the long-run rate never exceeds "
                               "max_rate_hz)", min=0.0, max=0.9)
-    max_image_age: float = param(0.5, "frames older than this (image stamp -> inference start) are "
-                                 "skipped", "s", min=0.01, max=10.0)
+    max_image_age: float = param(0.5, "frames older than this (image stamp -> inference start, ROS "
+                                 "clock) are skipped", "s", min=0.01, max=10.0)
     # --- input handling -----------------------------------------------------------------------
     encoding_override: str = param("", "treat raw images as this encoding ('' = trust the message's "
                                    "encoding field)", choices=("", *ENCODINGS))
@@ -68,8 +72,9 @@ class PolicyConfig(InputLimitParams):
     odom_max_extrapolation: float = param(0.1, "how far the newest odometry may be extrapolated to the "
                                           "image stamp", "s", min=0.0, max=0.5)
     # --- input / output validation (docs/policy.md "Validation"; limits in InputLimitParams) ----
-    odom_timeout: float = param(0.2, "/diagnostics: no accepted odometry for this long is STALE", "s",
-                                min=0.02, max=10.0)
+    odom_stale_after: float = param(0.2, "/diagnostics watchdog: no accepted odometry for this long is "
+                                    "STALE (reported only; frames are skipped by odom_max_extrapolation)",
+                                    "s", min=0.02, max=10.0)
     odom_min_rate_hz: float = param(10.0, "/diagnostics: odometry below this rate is RATE_TOO_LOW", "Hz",
                                     min=0.1, max=1000.0)
     image_min_rate_hz: float = param(5.0, "/diagnostics: camera below this rate is RATE_TOO_LOW", "Hz",

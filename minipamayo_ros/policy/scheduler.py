@@ -168,5 +168,6 @@ class FrameWorker(Generic[T]):
     def busy(self) -> bool:
         return self._worker.locked(lambda: self._sched.busy)
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._worker.close(timeout)
+    def close(self, timeout: float = 5.0) -> bool:
+        """False while a frame is still being processed after ``timeout`` [s] (see ScheduledWorker)."""
+        return self._worker.close(timeout)

@@ -204,12 +204,41 @@ class BagReader:
             conns = [c for c in r.connections if c.topic in wanted]
             if conns:
                 streams.append(r.messages(connections=conns, start=start_ns, stop=end_ns))
-        store = typestore()
         for conn, t, data in heapq.merge(*streams, key=lambda m: m[1]):
             if raw:
                 yield conn.topic, conn.msgtype, int(t), bytes(data)
             else:
-                yield conn.topic, conn.msgtype, int(t), store.deserialize_cdr(data, conn.msgtype)
+                yield conn.topic, conn.msgtype, int(t), _store_for(conn).deserialize_cdr(data, conn.msgtype)
+
+
+def _store_for(conn: Any) -> Any:
+    """The typestore that decodes ``conn`` as it was recorded: :func:`typestore`, unless the bag
+    embeds another definition of one of this package's messages (a bag recorded before a field was
+    added, e.g. ``Trajectory.producer``): then that definition, so old bags stay readable (the
+    fields they lack are absent from their messages)."""
+    from rosbags.interfaces import MessageDefinitionFormat
+
+    msgdef = getattr(conn, "msgdef", None)
+    if (not conn.msgtype.startswith(f"{PACKAGE}/") or msgdef is None
+            or msgdef.format != MessageDefinitionFormat.MSG or not msgdef.data):
+        return typestore()
+    return _store_for_definition(conn.msgtype, msgdef.data)
+
+
+@functools.lru_cache(maxsize=16)
+def _store_for_definition(msgtype: str, definition: str) -> Any:
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = typestore()
+    try:
+        types = get_types_from_msg(definition, msgtype)
+    except Exception:  # not parseable: decode with ours (fails loudly if it does not fit)
+        return store
+    if types.get(msgtype) == store.fielddefs.get(msgtype):
+        return store
+    recorded = get_typestore(Stores.ROS2_HUMBLE)
+    recorded.register(types)
+    return recorded
 
 
 def bag_info(path: Path | str) -> BagInfo:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from minipamayo_ros.replay.records import (
+    TIMING_FIELDS,
     ControlRecord,
     Meta,
     Outputs,
@@ -485,9 +486,32 @@ def describe(cmp: Comparison, limit: int = 5) -> str:
     return "\n".join(lines)
 
 
+def non_finite_outputs(outputs: Outputs) -> list[str]:
+    """Where ``outputs`` hold NaN / inf in a value a golden pins (timing fields excluded):
+    ``"trajectory @ 1.100 s: x[3] = nan"``. A golden must never be written from such outputs."""
+    found = []
+    for rec in outputs.records():
+        for name, value in asdict(rec).items():
+            if name in TIMING_FIELDS or isinstance(value, (str, bool)) or value is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            bad = [i for i, v in enumerate(values) if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                where = f"{name}[{bad[0]}]" if isinstance(value, list) else name
+                found.append(f"{rec.kind} @ {rec.stamp_ns * 1e-9:.3f} s: {where} = {values[bad[0]]}")
+    return found
+
+
 def update_golden(replayed: Outputs, golden_path: Path, old: Outputs | None, table: ToleranceTable) -> str:
-    """Write ``replayed`` as the new golden (stamped: commit, model, backend, precision); say what changed."""
+    """Write ``replayed`` as the new golden (stamped: commit, model, backend, precision); say what changed.
+
+    Raises ValueError (nothing written) when the outputs hold non-finite values."""
     from minipamayo_ros.replay.lockstep import git_commit
+
+    bad = non_finite_outputs(replayed)
+    if bad:
+        raise ValueError(f"refusing to write golden {golden_path}: {len(bad)} non-finite output value(s), "
+                         f"first: {'; '.join(bad[:3])}")
 
     meta = Meta(
         **{

@@ -1,25 +1,23 @@
-"""Which topics of a bag feed the policy, and bag messages -> the policy core's inputs. ROS-free.
+"""Which topics of a bag feed the policy, and bag camera messages -> the policy's frames. ROS-free.
 
 The camera is ``sensor_msgs/Image`` on the configured ``image_topic``, or
 ``sensor_msgs/CompressedImage`` on that topic or on ``<image_topic>/compressed`` (the
-image_transport convention). Images are decoded by the node's own functions
-(``policy.image_decode``), lazily: frames the scheduler drops are never decoded, as in the node.
+image_transport convention). Relative topic names resolve in the namespace the recorded stack ran
+in (``namespace``; the bag holds absolute names). Bag messages become inputs through the node's
+own functions (``nodes.conversions``, ``nodes.image_conversions``) and input checks (``safety``),
+never a copy of them; images are decoded lazily: frames the scheduler drops are never decoded, as
+in the node.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-import numpy as np
-
-from minipamayo_ros.geometry import Pose2D, yaw_from_quaternion
-from minipamayo_ros.policy.image_decode import channels_or_none, compressed_to_rgb, raw_to_rgb
+from minipamayo_ros.nodes.image_conversions import compressed_to_frame, image_to_frame
 from minipamayo_ros.policy.pipeline import Frame
-from minipamayo_ros.pose_history import OdometrySample
-from minipamayo_ros.replay.bagio import COMPRESSED_IMAGE, IMAGE, ODOMETRY, BagError, BagInfo, stamp_ns
-from minipamayo_ros.safety.image_input import check_compressed_image, check_raw_image
+from minipamayo_ros.replay.bagio import COMPRESSED_IMAGE, IMAGE, ODOMETRY, BagError, BagInfo
 from minipamayo_ros.safety.rejection import Rejection
 
 CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
@@ -37,8 +35,20 @@ class InputTopics:
     skipped: tuple[str, ...]  # the bag's other topics (not replayed; listed in the report)
 
 
-def resolve_topics(info: BagInfo, image_topic: str, odom_topic: str) -> InputTopics:
-    """The camera and odometry topics to replay, or :class:`MissingTopicError` saying what is missing."""
+def resolve_name(name: str, namespace: str = "") -> str:
+    """A topic name as ROS resolves it in ``namespace``: relative names (``odom``) go under it
+    (``/car7/odom``), absolute ones (``/odom``) stay (no ``~`` names here)."""
+    if name.startswith("/"):
+        return name
+    ns = namespace.strip("/")
+    return f"/{ns}/{name}" if ns else f"/{name}"
+
+
+def resolve_topics(info: BagInfo, image_topic: str, odom_topic: str, namespace: str = "") -> InputTopics:
+    """The camera and odometry topics to replay, or :class:`MissingTopicError` saying what is missing.
+
+    ``image_topic``/``odom_topic``: the policy's parameters, resolved in ``namespace``."""
+    image_topic, odom_topic = resolve_name(image_topic, namespace), resolve_name(odom_topic, namespace)
     paths = ", ".join(str(p) for p in info.paths)
     if info.message_count == 0:
         raise MissingTopicError(f"bag {paths} contains no messages (topics: {info.listing()})")
@@ -81,48 +91,12 @@ def resolve_topics(info: BagInfo, image_topic: str, odom_topic: str) -> InputTop
     return InputTopics(image.name, image.msgtype, odom.name, skipped)
 
 
-def odometry_sample(msg: Any) -> OdometrySample:
-    """nav_msgs/Odometry (any object with its fields) -> core sample; same mapping as the node's."""
-    q = msg.pose.pose.orientation
-    p = msg.pose.pose.position
-    return OdometrySample(
-        stamp=stamp_ns(msg.header) * 1e-9,
-        pose=Pose2D(float(p.x), float(p.y), yaw_from_quaternion(q.x, q.y, q.z, q.w)),
-        speed=float(msg.twist.twist.linear.x),
-        yaw_rate=float(msg.twist.twist.angular.z),
-    )
-
-
-def camera_frame(msg: Any, msgtype: str, encoding_override: str = "") -> Frame:
-    """A bag camera message -> the policy's :class:`Frame` (decoding deferred, as in the node)."""
-    stamp = stamp_ns(msg.header) * 1e-9
-    data = np.asarray(msg.data, dtype=np.uint8)
+def camera_frame(
+    msg: Any, msgtype: str, now: float, max_future: float = math.inf, max_age: float = math.inf,
+    encoding_override: str = "",
+) -> tuple[Frame, Rejection | None]:
+    """A bag camera message through the policy node's own conversion and arrival check
+    (``nodes.image_conversions``: the node's callback per message type, no copy of it)."""
     if msgtype == COMPRESSED_IMAGE:
-        return Frame(
-            stamp=stamp,
-            decode=partial(compressed_to_rgb, data, msg.format),
-            description=f"compressed '{msg.format}' image",
-            received=stamp,
-        )
-    encoding = encoding_override or msg.encoding
-    return Frame(
-        stamp=stamp,
-        decode=partial(raw_to_rgb, data, msg.height, msg.width, encoding, msg.step),
-        description=f"{msg.width}x{msg.height} '{encoding}' image",
-        received=stamp,
-    )
-
-
-def arrival_rejection(
-    msg: Any, msgtype: str, now: float, max_future: float, max_age: float, encoding_override: str = ""
-) -> Rejection | None:
-    """The node's cheap checks at image arrival (``safety.image_input``), before the scheduler:
-    a rejected frame is dropped without taking a slot of the rate cap, as in the node."""
-    stamp = stamp_ns(msg.header) * 1e-9
-    if msgtype == COMPRESSED_IMAGE:
-        return check_compressed_image(stamp, now, max_future, len(msg.data), max_age)
-    encoding = encoding_override or msg.encoding
-    return check_raw_image(
-        stamp, now, max_future, len(msg.data), msg.height, msg.width, encoding, channels_or_none(encoding),
-        msg.step, max_age,
-    )
+        return compressed_to_frame(msg, now, max_future, max_age)
+    return image_to_frame(msg, now, max_future, max_age, encoding_override)

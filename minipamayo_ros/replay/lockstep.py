@@ -4,11 +4,21 @@ Why not ``ros2 bag play`` into the node: its maintainers say deterministic repla
 supported (same-stamp reordering, drops under load). Here nothing goes over DDS and nothing
 depends on wall time:
 
+* every message becomes an input through the node's own conversion and input-check functions
+  (``nodes.conversions.odometry_to_fields`` + the pipeline's odometry gate,
+  ``nodes.image_conversions`` + ``safety.image_input``): a sample the node rejects (all-zero
+  quaternion, NaN twist, future or old stamp, short buffer, unsupported encoding) is rejected here
+  too, counted per kind like the node's ``/diagnostics`` (``LockstepStats.rejected``);
 * messages are processed in **header-stamp order** (a reorder window of ``reorder_window`` s of
-  log time absorbs recorder jitter); at equal stamps odometry comes before the image, as the
-  simulator publishes them (the state at the image stamp may use odometry of that stamp);
-* the clock is **injected**: "now" is the stamp of the message being processed, so the policy's
-  image-age check sees zero transport delay;
+  log time absorbs recorder jitter), but never later than they arrived: a message stamped after
+  its log time (a clock mismatch, a hostile stamp) is processed at its log time, as the node got
+  it. At equal stamps odometry comes before the image, as the simulator publishes them (the state
+  at the image stamp may use odometry of that stamp);
+* the ROS clock is **injected**: "now" is the processing key of the message being processed --
+  its header stamp, or its log time if that is earlier (a message stamped after it arrived is
+  judged at its arrival, as the node judged it) -- never earlier than a message processed before.
+  So the image-age check sees zero transport delay (not the recorder's own lag, which a log time
+  would add), and a future stamp is still a future stamp;
 * frames go through the node's :class:`~minipamayo_ros.policy.scheduler.LatestFrameScheduler` on
   bag time (the rate cap drops the same frames every run) and then
   :class:`~minipamayo_ros.policy.pipeline.PolicyPipeline` -- the code the node deploys -- and each
@@ -38,18 +48,13 @@ import numpy as np
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import Follower
-from minipamayo_ros.params import build_config, config_dir, load_node_yaml
+from minipamayo_ros.nodes.conversions import odometry_to_fields
+from minipamayo_ros.params import build_config, config_dir, load_node_yaml, param_specs
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.pipeline import PolicyPipeline, Skip, create_pipeline
 from minipamayo_ros.policy.scheduler import LatestFrameScheduler
 from minipamayo_ros.replay.bagio import BagReader, stamp_ns
-from minipamayo_ros.replay.inputs import (
-    InputTopics,
-    arrival_rejection,
-    camera_frame,
-    odometry_sample,
-    resolve_topics,
-)
+from minipamayo_ros.replay.inputs import InputTopics, camera_frame, resolve_topics
 from minipamayo_ros.replay.progress import Progress
 from minipamayo_ros.replay.records import (
     ControlRecord,
@@ -78,7 +83,7 @@ def load_node_config(
     for name in (base_file, config_file):
         path = Path(name) if Path(name).is_absolute() else cfg / name
         if path.exists():
-            values.update(load_node_yaml(path, node))
+            values.update(load_node_yaml(path, node, [s.name for s in param_specs(cls)]))
     values.update(overrides or {})
     values.pop("use_sim_time", None)
     return build_config(cls, values)
@@ -93,6 +98,7 @@ class LockstepSettings:
     reorder_window: float = 1.0  # [s] of log time to sort header stamps within
     start_offset: float = 0.0  # [s] after the bag start
     end_offset: float = math.inf  # [s] after the bag start
+    namespace: str = ""  # the recorded stack's namespace: where the policy's relative topic names resolve
 
 
 def settings_from_config(
@@ -146,6 +152,9 @@ class LockstepStats:
     skips: dict[str, int] = field(default_factory=dict)
     odometry: int = 0
     odometry_rejected: int = 0
+    #: samples dropped at the node's input checks, per input ("image", "odometry") and kind
+    #: (``safety.rejection``): what the node counts in /diagnostics as ``rejected.<kind>``
+    rejected: dict[str, dict[str, int]] = field(default_factory=dict)
     late_messages: int = 0  # header stamp older than already-processed ones (beyond the window)
     controls: int = 0
     explanations: int = 0
@@ -220,7 +229,7 @@ def run_lockstep(
     with BagReader(bag) as reader:
         info = reader.info
         assert info is not None
-        topics = resolve_topics(info, cfg.image_topic, cfg.odom_topic)
+        topics = resolve_topics(info, cfg.image_topic, cfg.odom_topic, st.namespace)
         pipe = pipeline or build_pipeline(cfg)
         pipe.restart()  # a reused pipeline starts like a fresh node
         desc = pipe.backend.describe()
@@ -263,6 +272,7 @@ def run_lockstep(
         counter = itertools.count()
         window_ns = int(st.reorder_window * NS)
         last_ns = -1
+        now = -math.inf  # [s] the injected ROS clock (see the module doc)
         first_frame_ns: int | None = None
         last_frame_ns = 0
         t_wall = time.perf_counter()
@@ -290,45 +300,52 @@ def run_lockstep(
                 stats.controls += 1
                 next_tick += tick
 
+        def reject(source: str, kind: str) -> None:
+            counts = stats.rejected.setdefault(source, {})
+            counts[kind] = counts.get(kind, 0) + 1
+
         def process(item: tuple[int, int, int, int, str, Any]) -> None:
-            nonlocal sched, last_ns, first_frame_ns, last_frame_ns
-            s_ns, rank, _, _, msgtype, msg = item
-            if s_ns < last_ns:
+            nonlocal sched, last_ns, first_frame_ns, last_frame_ns, now
+            order_ns, rank, log_ns, _, msgtype, msg = item
+            if order_ns < last_ns:
                 stats.late_messages += 1
-            last_ns = max(last_ns, s_ns)
-            t = s_ns / NS
-            run_follower_until(t)
-            if rank == 0:  # odometry
-                sample = odometry_sample(msg)
+            last_ns = max(last_ns, order_ns)
+            now = max(now, order_ns / NS)  # the receiving node's ROS clock: never backwards
+            run_follower_until(now)
+            if rank == 0:  # odometry: the node's conversion and gate (safety.odometry_input)
+                fields = odometry_to_fields(msg)
                 stats.odometry += 1
-                if pipe.add_odometry(sample) is not None:  # a Rejection (safety.odometry_input)
+                bad = pipe.add_odometry(fields, now)
+                if bad is not None:
                     stats.odometry_rejected += 1
+                    reject("odometry", bad.kind)
                 if follower is not None:
-                    follower.add_odometry(sample)
+                    follower.add_odometry(fields, now)
                 return
+            frame, bad = camera_frame(
+                msg, msgtype, now, cfg.max_stamp_future, cfg.max_image_age, cfg.encoding_override
+            )
+            s_ns = stamp_ns(msg.header)
             stats.frames += 1
             bar.update()
             first_frame_ns = s_ns if first_frame_ns is None else first_frame_ns
             last_frame_ns = s_ns
             if sched is None:
-                sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=t)
-            bad = arrival_rejection(
-                msg, msgtype, t, cfg.max_stamp_future, cfg.max_image_age, cfg.encoding_override
-            )
+                sched = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack, now=now)
             if bad is not None:  # the node drops it in the callback, before the scheduler
+                reject("image", bad.kind)
                 stats.skips[bad.kind] = stats.skips.get(bad.kind, 0) + 1
                 out.add(SkipRecord(s_ns, bad.kind, str(bad)))
                 return
-            frame = camera_frame(msg, msgtype, cfg.encoding_override)
-            if not sched.offer(frame, t):
+            if not sched.offer(frame, now):
                 stats.dropped_rate += 1
                 out.add(SkipRecord(s_ns, "dropped_rate", f"over the {cfg.max_rate_hz:g} Hz rate cap"))
                 return
-            chosen, _ = sched.next_item(t)
+            chosen, _ = sched.next_item(now)
             assert chosen is frame
             t0 = time.perf_counter()
             try:
-                result = pipe.run(frame, lambda: t)
+                result = pipe.run(frame, lambda: now)
             finally:
                 sched.done()
             total_ms = (time.perf_counter() - t0) * 1e3
@@ -354,7 +371,7 @@ def run_lockstep(
                 )
             )
             if follower is not None:
-                pending.append((t + st.follower_latency, traj))
+                pending.append((frame.stamp + st.follower_latency, traj))
             if text_core is not None:
                 explain(traj, result.output.context, s_ns)
 
@@ -391,7 +408,7 @@ def run_lockstep(
             [topics.image, topics.odom], start_ns=start_ns, end_ns=end_ns
         ):
             rank = 1 if topic == topics.image else 0
-            heapq.heappush(heap, (_header_ns(msg, log_ns), rank, log_ns, next(counter), msgtype, msg))
+            heapq.heappush(heap, (_order_ns(msg, log_ns), rank, log_ns, next(counter), msgtype, msg))
             while heap and heap[0][0] < log_ns - window_ns:
                 process(heapq.heappop(heap))
         while heap:
@@ -408,7 +425,8 @@ def run_lockstep(
     return LockstepResult(out, stats, topics)
 
 
-def _header_ns(msg: Any, log_ns: int) -> int:
-    """Header stamp [ns] (what the node uses; the log time only orders the reading)."""
-    return stamp_ns(msg.header)
+def _order_ns(msg: Any, log_ns: int) -> int:
+    """[ns] processing order: the header stamp (what the node uses), but never after the log time
+    (a message cannot be handled before it arrived: a future-stamped one is handled at arrival)."""
+    return min(stamp_ns(msg.header), log_ns)
 

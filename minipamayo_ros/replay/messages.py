@@ -96,6 +96,8 @@ def trajectory_msg(rec: TrajectoryRecord, frame_id: str = "base_link") -> Any:
     return _t("minipamayo_ros/msg/Trajectory")(
         header=header_msg(rec.stamp_ns, frame_id),
         sequence=int(rec.sequence),
+        producer="",  # replayed outputs: no producing node (a follower never takes them for its policy's)
+        producer_instance=0,
         dt=WAYPOINT_DT,
         horizon=n * WAYPOINT_DT,
         x=np.asarray(rec.x, np.float32),

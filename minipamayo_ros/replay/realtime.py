@@ -1,16 +1,18 @@
 """Real-time replay over DDS: publish a bag into a running stack with ``/clock``, record its outputs.
 
     python -m minipamayo_ros.replay.replay BAG --mode realtime --out OUT [--rate 2] [--start 5 --end 30]
-        [--remap /camera/image_raw:=/front/image_raw]
+        [--remap /camera/image_raw:=/front/image_raw] [--namespace car7]
 
 What ``ros2 bag play --clock`` + ``ros2 bag record`` do, in one process and with the numbers a
 regression needs. The stack (``ros2 launch minipamayo_ros drive.launch.py use_sim_time:=true``, or
 the runner) must already run on the same ROS domain. Every bag topic a node of the stack might
 consume is published at its log time (scaled by ``rate``) with the raw CDR bytes of the bag;
-``/clock`` carries the log time of each message just before it (the bag's own ``/clock`` and the
-stack's output topics are not re-published). The stack's ``/vla/trajectory``,
-``/vla/explanation`` and ``/vla/control`` are recorded and matched to the published frames by
-image stamp.
+``/clock`` (global) carries the log time of each message just before it (the bag's own ``/clock``
+and the stack's output topics are not re-published). The stack's ``vla/trajectory``,
+``vla/explanation`` and ``vla/control`` are recorded and matched to the published frames by image
+stamp. ``namespace``: where the stack runs -- its outputs are read there, and bag topics recorded
+at the root (``/odom``) are published into it (``/car7/odom``); topics already under it stay;
+``--remap`` renames any topic (applied instead).
 
 Timing is honest, not deterministic: DDS may deliver an image before the odometry of the same
 instant, the policy drops frames under its rate cap and under load. The statistics say what
@@ -34,20 +36,32 @@ from minipamayo_ros.replay.progress import Progress
 from minipamayo_ros.replay.records import ControlRecord, Meta, Outputs
 
 NS = 1_000_000_000
-#: the stack's outputs: recorded, never re-published into it
+#: the stack's outputs (names relative to its namespace): recorded, never re-published into it
 OUTPUT_TOPICS = {"/vla/trajectory": TRAJECTORY, "/vla/explanation": EXPLANATION, "/vla/control": CONTROL}
-NOT_REPLAYED = {
-    "/clock",
+#: never re-published: global topics, and the stack's outputs in any namespace (name suffixes)
+NOT_REPLAYED_GLOBAL = {"/clock", "/diagnostics", "/rosout", "/parameter_events", "/tf", "/tf_static"}
+NOT_REPLAYED_OUTPUTS = (
     "/vla/trajectory",
     "/vla/explanation",
     "/vla/control",
     "/vla/context",
     "/vla/path",
     "/vla/lookahead_point",
-    "/diagnostics",
-    "/rosout",
-    "/parameter_events",
-}
+    "/cmd_vel",
+)
+
+
+def not_replayed(topic: str) -> bool:
+    return topic in NOT_REPLAYED_GLOBAL or topic.endswith(NOT_REPLAYED_OUTPUTS)
+
+
+def into_namespace(topic: str, namespace: str) -> str:
+    """A bag topic as published into a stack in ``namespace``: root-level names move under it,
+    names already under it stay."""
+    ns = namespace.strip("/")
+    if not ns or topic.startswith(f"/{ns}/"):
+        return topic
+    return f"/{ns}{topic}"
 
 
 def parse_remaps(items: list[str]) -> dict[str, str]:
@@ -72,6 +86,7 @@ def run_realtime(
     wait_subscribers: float = 20.0,
     progress: bool = True,
     context: Any = None,
+    namespace: str = "",
 ) -> tuple[Outputs, dict[str, Any]]:
     """Play ``bag`` into the running stack; returns its outputs and per-topic statistics."""
     import rclpy
@@ -88,25 +103,31 @@ def run_realtime(
     if own_context:
         context = rclpy.Context()
         rclpy.init(context=context)
-    node = Node("bag_player", context=context)
+    node = Node("bag_player", context=context, namespace=namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
         with BagReader(bag) as reader:
             info = reader.info
             assert info is not None
-            topics = resolve_topics(info, policy.image_topic, policy.odom_topic)
+            try:  # a bag recorded in the stack's namespace, else one recorded at the root
+                topics = resolve_topics(info, policy.image_topic, policy.odom_topic, namespace)
+            except BagError:
+                if not namespace.strip("/"):
+                    raise
+                topics = resolve_topics(info, policy.image_topic, policy.odom_topic)
             qos = QoSProfile(
                 history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
             )
             pubs: dict[str, Any] = {}
             skipped: dict[str, str] = {}
             for t in info.topics:
-                if t.name in NOT_REPLAYED or t.msgtype == CLOCK:
+                if not_replayed(t.name) or t.msgtype == CLOCK:
                     skipped[t.name] = "not re-published (clock or a stack output)"
                     continue
                 try:
-                    pubs[t.name] = node.create_publisher(msg_class(t.msgtype), remap.get(t.name, t.name), qos)
+                    name = remap.get(t.name, into_namespace(t.name, namespace))
+                    pubs[t.name] = node.create_publisher(msg_class(t.msgtype), name, qos)
                 except (ImportError, AttributeError, ValueError) as exc:
                     skipped[t.name] = f"type {t.msgtype} not importable here ({exc})"
             clock_pub = node.create_publisher(msg_class(CLOCK), "/clock", qos)
@@ -117,7 +138,7 @@ def run_realtime(
                 executor.spin_once(timeout_sec=0.1)
             if camera_pub.get_subscription_count() == 0:
                 raise BagError(
-                    f"nobody subscribes to {remap.get(topics.image, topics.image)} after "
+                    f"nobody subscribes to {camera_pub.topic_name} after "
                     f"{wait_subscribers:.0f} s: start the stack first (use_sim_time:=true, same "
                     "ROS_DOMAIN_ID), or --remap the camera topic to the one it subscribes"
                 )
@@ -241,9 +262,10 @@ class _OutputRecorder:
         self.sequence_gaps = 0
         self.controls_before_trajectory = 0
         self._last_seq = 0
-        node.create_subscription(msg_class(TRAJECTORY), "/vla/trajectory", self._on_traj, qos)
-        node.create_subscription(msg_class(EXPLANATION), "/vla/explanation", self._on_expl, qos)
-        node.create_subscription(msg_class(CONTROL), "/vla/control", self._on_control, qos)
+        # relative: the stack's outputs in the player node's namespace
+        node.create_subscription(msg_class(TRAJECTORY), "vla/trajectory", self._on_traj, qos)
+        node.create_subscription(msg_class(EXPLANATION), "vla/explanation", self._on_expl, qos)
+        node.create_subscription(msg_class(CONTROL), "vla/control", self._on_control, qos)
 
     def sent(self, data: bytes, wall: float) -> None:
         """A camera message (raw CDR) went out at ``wall``: remember its header stamp."""

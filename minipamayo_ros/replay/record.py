@@ -1,13 +1,18 @@
 """Record topics of a running stack into a rosbag2 (mcap by default, or sqlite3).
 
-    python -m minipamayo_ros.replay.record --out drive_01 [--topics /camera/image_raw /odom ...]
+    python -m minipamayo_ros.replay.record --out drive_01 [--topics camera/image_raw odom ...]
         [--storage mcap|sqlite3] [--duration 60] [--compress-images png|jpeg] [--use-sim-time]
+        [--ros-args -r __ns:=/car7]
     ros2 run minipamayo_ros record --out drive_01 ...
+
+Relative topic names (the default ones, but ``/clock``) resolve in the recorder node's namespace,
+like the stack's own names: ``-r __ns:=/car7`` records car 7's ``/car7/odom`` ...; the bag holds
+the resolved (absolute) names.
 
 What ``ros2 bag record`` does, without a ROS distro's rosbag2: a node subscribes to each topic
 as soon as it appears in the graph (type from discovery, QoS reliable only if every publisher
 offers it), takes the serialised CDR bytes as they arrive (no deserialisation) and writes them
-with ``rosbags`` -- log time = the node clock at receipt (sim time with ``--use-sim-time``).
+with ``rosbags`` -- log time = the ROS clock at receipt (sim time with ``--use-sim-time``).
 ``--compress-images`` stores ``sensor_msgs/Image`` topics as ``<topic>/compressed``
 ``CompressedImage`` (what image_transport's compressed plugin publishes): PNG is lossless,
 JPEG ~7x smaller again. Ctrl-C (or ``--duration``) closes the bag cleanly.
@@ -27,15 +32,16 @@ from typing import Any
 from minipamayo_ros.replay.bagio import COMPRESSED_IMAGE, IMAGE, STORAGES, BagError, BagWriter, typestore
 
 #: what the suite records by default: the policy's inputs and every output of the stack
+#: (relative: resolved in the recorder node's namespace, as the stack's nodes resolve them)
 DEFAULT_TOPICS = (
     "/clock",
-    "/camera/image_raw",
-    "/odom",
-    "/vla/trajectory",
-    "/vla/explanation",
-    "/vla/control",
-    "/sim/ground_truth/odom",
-    "/sim/ground_truth/scene",
+    "camera/image_raw",
+    "odom",
+    "vla/trajectory",
+    "vla/explanation",
+    "vla/control",
+    "sim/ground_truth/odom",
+    "sim/ground_truth/scene",
 )
 
 
@@ -59,7 +65,7 @@ class BagRecorder:
     ) -> None:
         self.node = node
         self.writer = BagWriter(out, storage)
-        self.wanted = list(dict.fromkeys(topics))
+        self.wanted = list(dict.fromkeys(node.resolve_topic_name(t) for t in topics))
         self.compress = compress_images
         self.jpeg_quality = jpeg_quality
         self._last_poll = -float("inf")
@@ -134,6 +140,7 @@ class BagRecorder:
         from minipamayo_ros.policy.image_decode import ImageError, raw_to_rgb
         from minipamayo_ros.replay.messages import compressed_image_msg
 
+        received = self._now_ns()  # log time = receipt, not after the (slow) compression
         try:
             rgb = raw_to_rgb(msg.data, msg.height, msg.width, msg.encoding, msg.step)
         except ImageError:
@@ -143,7 +150,7 @@ class BagRecorder:
         out = compressed_image_msg(
             stamp, rgb, self.compress, msg.header.frame_id, self.jpeg_quality, png_level=3
         )
-        self.writer.write(topic, COMPRESSED_IMAGE, self._now_ns(), out)
+        self.writer.write(topic, COMPRESSED_IMAGE, received, out)
 
     def close(self) -> dict[str, int]:
         for sub in self._subs:
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[record] error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"[record] recording {', '.join(a.topics)} into {a.out} ({a.storage}); Ctrl-C to stop",
+        f"[record] recording {', '.join(rec.wanted)} into {a.out} ({a.storage}); Ctrl-C to stop",
         file=sys.stderr,
     )
     t0 = last = time.monotonic()

@@ -54,6 +54,17 @@ def write_output_bag(outputs: Outputs, path: Path, storage: str = "mcap") -> Non
             w.write("/vla/explanation", EXPLANATION, e.stamp_ns, explanation_msg(e))
 
 
+def no_trajectory_reasons(outputs: Outputs) -> str:
+    """Why the frames produced nothing: per skip category its count and last reason."""
+    if not outputs.skips:
+        return "no camera frame was replayed (check --image-topic, --start/--end)"
+    last: dict[str, tuple[int, str]] = {}
+    for s in outputs.skips:
+        n, _ = last.get(s.category, (0, ""))
+        last[s.category] = (n + 1, s.reason)
+    return "skipped: " + "; ".join(f"{cat} x{n} (last: {reason or '-'})" for cat, (n, reason) in last.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", type=Path, nargs="+", help="bag folder(s) (several = one split recording)")
@@ -74,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--odom-topic", default=None, help="odometry topic in the bag (default: policy odom_topic)"
+    )
+    p.add_argument(
+        "--namespace",
+        default="",
+        help="the stack's namespace (car7): the policy's relative topic names resolve in it -- "
+        "lockstep: where the recorded stack ran; realtime: where the running stack runs (root-level "
+        "bag topics are published into it; its outputs are read there)",
     )
     p.add_argument("--start", type=float, default=0.0, help="[s] after the bag start")
     p.add_argument("--end", type=float, default=float("inf"), help="[s] after the bag start")
@@ -133,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 follower_latency=a.follower_latency,
                 start_offset=a.start,
                 end_offset=a.end,
+                namespace=a.namespace,
             )
             result = lockstep.run_lockstep(a.bag, settings, progress=a.progress)
             outputs, stats = result.outputs, result.stats.as_dict()
@@ -140,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"[replay] {stats['frames']} frames ({stats['trajectories']} trajectories, "
                 f"{stats['dropped_rate']} over the rate cap, skips {stats['skips']}) in "
                 f"{stats['wall_seconds']:.2f} s: {stats['frames_per_s']:.0f} frames/s, "
-                f"{stats['x_real_time']:.1f}x real time",
+                f"{stats['x_real_time']:.1f}x real time; rejected at the node's input checks: "
+                f"{stats['rejected'] or 'none'}",
                 file=sys.stderr,
             )
             if result.topics.skipped:
@@ -159,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 settle=a.settle,
                 wait_subscribers=a.wait_subscribers,
                 progress=a.progress,
+                namespace=a.namespace,
             )
             print(realtime.describe_stats(stats), file=sys.stderr)
         outputs.write(a.out / "replayed.jsonl")
@@ -167,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             write_output_bag(outputs, a.out / "replayed.mcap")
     except (BagError, ParameterError, RuntimeError) as exc:
         print(f"[replay] error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not outputs.trajectories:  # nothing to compare or to trust: say why, fail
+        print(f"[replay] error: no frame of the bag produced a trajectory; {no_trajectory_reasons(outputs)} "
+              f"(outputs in {a.out / 'replayed.jsonl'})", file=sys.stderr)
         return EXIT_ERROR
     print(f"[replay] outputs: {a.out / 'replayed.jsonl'}", file=sys.stderr)
     if a.golden is None:

@@ -71,7 +71,7 @@ def _frames_for(bag: Path, stamps: list[int], image_topic: str) -> dict[int, np.
         for _, msgtype, _, msg in r.messages([image_topic]):
             s = stamp_ns(msg.header)
             if s in wanted:
-                found[s] = np.array(camera_frame(msg, msgtype).decode())
+                found[s] = np.array(camera_frame(msg, msgtype, now=s / 1e9)[0].decode())
                 if len(found) == len(wanted):
                     break
     return found

@@ -3,7 +3,7 @@ may displace a valid pending one in the latest-frame scheduler (decoding stays i
 
 Raw images: a supported encoding, a positive size, ``step >= width * channels`` and a buffer of
 exactly ``step * height`` bytes (shorter: truncated; longer: step/height/encoding are wrong).
-Both kinds: a stamp at most ``max_future`` ahead of the node clock and at most ``max_age`` behind
+Both kinds: a stamp at most ``max_future`` ahead of the ROS clock and at most ``max_age`` behind
 it (the policy's ``max_image_age``: such a frame would be skipped at inference anyway, and must not
 displace a fresher pending one meanwhile). The same layout rule is what
 :func:`minipamayo_ros.policy.image_decode.raw_to_rgb` enforces when it decodes.
@@ -38,7 +38,7 @@ def raw_layout_error(nbytes: int, height: int, width: int, encoding: str, channe
 def check_raw_image(stamp: float, now: float, max_future: float, nbytes: int, height: int, width: int,
                     encoding: str, channels: int | None, step: int,
                     max_age: float = math.inf) -> Rejection | None:
-    """Why a ``sensor_msgs/Image`` must be dropped at arrival, or None (times [s], node clock)."""
+    """Why a ``sensor_msgs/Image`` must be dropped at arrival, or None (times [s], ROS clock)."""
     bad = check_stamp(stamp, now, max_future, max_age)
     if bad is not None:
         return bad

@@ -46,7 +46,7 @@ class InputMonitor:
     def __init__(self, topic: str, stale_after: float, min_rate_hz: float,
                  rate_window: float | None = None, log_interval: float = 2.0) -> None:
         self.topic = topic
-        self.stale_after = stale_after       # [s] node clock
+        self.stale_after = stale_after       # [s] ROS clock
         self.min_rate_hz = min_rate_hz       # [Hz]
         self.rate_window = rate_window if rate_window is not None else max(1.0, 3.0 / max(min_rate_hz, 1e-3))
         self.log_interval = log_interval     # [s] wall clock
@@ -57,7 +57,7 @@ class InputMonitor:
         self._first: float | None = None          # [s] first arrival since start / clock reset
         self._last_arrival = -math.inf
         self._log_limit = LogLimiter(log_interval)
-        self._last_rejection_at = -math.inf  # [s] node clock
+        self._last_rejection_at = -math.inf  # [s] ROS clock
 
     # --- events --------------------------------------------------------------------------------
     def accepted(self, now: float) -> None:
@@ -82,7 +82,7 @@ class InputMonitor:
         return f"{self.topic}: dropped a sample ({kind}): {rejection}{tail}"
 
     def clock_reset(self) -> None:
-        """The node clock jumped back: arrival times are meaningless now."""
+        """The ROS clock jumped back: arrival times are meaningless now."""
         self._arrivals.clear()
         self._first = None
         self._last_arrival = -math.inf

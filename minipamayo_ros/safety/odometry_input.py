@@ -3,7 +3,7 @@
 Checks, in order (the first failure is the :class:`~.rejection.Rejection`): finite stamp, pose,
 orientation and twist; position within :data:`MAX_POSITION`; a unit quaternion (an all-zero one
 is not "yaw 0"); speed and yaw rate within the configured plausible ranges; stamp neither more
-than ``max_future`` ahead of the node clock nor older than the history window; newer than the
+than ``max_future`` ahead of the ROS clock nor older than the history window; newer than the
 last accepted sample; and an acceleration implied by the last accepted speed within
 ``max_accel``. A genuine speed step (odometry reset) is accepted once a second sample confirms
 it, so only an isolated outlier is dropped.
@@ -41,8 +41,8 @@ class OdometryLimits:
     max_speed: float = 40.0        # [m/s] |twist.linear.x|
     max_yaw_rate: float = 4.0      # [rad/s] |twist.angular.z|
     max_accel: float = 20.0        # [m/s^2] implied by consecutive speeds
-    max_future: float = 0.1        # [s] stamp ahead of the node clock
-    max_age: float = 3.0           # [s] stamp behind the node clock (the history window)
+    max_future: float = 0.1        # [s] stamp ahead of the ROS clock
+    max_age: float = 3.0           # [s] stamp behind the ROS clock (the history window)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class OdometryGate:
 
     def check(self, f: OdometryFields, now: float, last: OdometrySample | None) -> OdometrySample | Rejection:
         """``f`` as an :class:`OdometrySample`, or why it must be dropped. ``last``: the newest
-        stored sample; ``now``: the node clock [s]."""
+        stored sample; ``now``: the ROS clock [s]."""
         lim = self.limits
         for name, value in (("header.stamp", f.stamp), ("pose.pose.position.x", f.x),
                             ("pose.pose.position.y", f.y), ("pose.pose.orientation.x", f.qx),

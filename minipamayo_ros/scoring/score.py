@@ -194,9 +194,9 @@ def _box_overlaps(box: tuple[float, float, float, float, float], others: NDArray
     for ax, ay, own in ((c, s, length / 2), (-s, c, width / 2)):          # the ego's axes
         reach = own + ohl * np.abs(oc * ax + os_ * ay) + ohw * np.abs(-os_ * ax + oc * ay)
         separated |= np.abs(dx * ax + dy * ay) > reach
-    for ax, ay, own in ((oc, os_, ohl), (-os_, oc, ohw)):                 # the others' axes
-        reach = own + length / 2 * np.abs(c * ax + s * ay) + width / 2 * np.abs(-s * ax + c * ay)
-        separated |= np.abs(dx * ax + dy * ay) > reach
+    for bx, by, theirs in ((oc, os_, ohl), (-os_, oc, ohw)):              # the others' axes
+        reach2 = theirs + length / 2 * np.abs(c * bx + s * by) + width / 2 * np.abs(-s * bx + c * by)
+        separated |= np.abs(dx * bx + dy * by) > reach2
     return ~separated
 
 

@@ -45,7 +45,7 @@ class SimulatorConfig:
                                 read_only=True)
     physics_rate_hz: float = param(100.0, "vehicle model integration rate (sim time)", "Hz", min=100.0,
                                    max=1000.0, read_only=True)
-    tick_rate_hz: float = param(100.0, "wall-clock rate of the simulation loop and /clock", "Hz",
+    tick_rate_hz: float = param(100.0, "steady-clock rate of the simulation loop and /clock", "Hz",
                                 min=20.0, max=500.0, read_only=True)
     control_source: str = param(
         "auto", "who drives: auto (/vla/control, else /cmd_vel), vla_control, cmd_vel, or expert "
@@ -74,7 +74,7 @@ class SimulatorConfig:
     camera_frame: str = param("camera", "frame_id of the camera images", read_only=True)
     publish_ground_truth: bool = param(True, "publish /sim/ground_truth/odom, /sim/expert_trajectory",
                                        read_only=True)
-    metrics_rate_hz: float = param(1.0, "rate of /sim/metrics (wall clock)", "Hz", min=0.1, max=10.0,
+    metrics_rate_hz: float = param(1.0, "rate of /sim/metrics (steady clock)", "Hz", min=0.1, max=10.0,
                                    read_only=True)
     scenario_mix: str = param("classic", "scenario mix of config/scenarios.yaml: which scenario type each "
                               "seed gets (classic = the original empty-road world)", read_only=True)

@@ -81,14 +81,14 @@ def lighting_for_seed(seed: int, spec: LightingSpec) -> Lighting:
         "noise": float(rng.uniform(*spec.noise)),
     }
     if tod == TimeOfDay.DAY:
-        return Lighting(TimeOfDay.DAY, **common)  # type: ignore[arg-type]
+        return Lighting(TimeOfDay.DAY, **common)
     if tod == TimeOfDay.DUSK:
         amb = float(rng.uniform(0.45, 0.7))
         return Lighting(TimeOfDay.DUSK, ambient=amb, tint=(1.05, 0.92, 0.8), lamps_lit=True,
                         sky_top=(int(60 * amb), int(70 * amb), int(120 * amb)),
-                        sky_horizon=(int(255 * amb), int(150 * amb), int(90 * amb)), **common)  # type: ignore[arg-type]
+                        sky_horizon=(int(255 * amb), int(150 * amb), int(90 * amb)), **common)
     amb = float(rng.uniform(0.12, 0.2))
     common["noise"] = float(common["noise"]) * 1.5 + 1.0  # darker: more gain, more noise
     return Lighting(TimeOfDay.NIGHT, ambient=amb, tint=(0.85, 0.9, 1.1), lamps_lit=True,
                     sky_top=(8, 10, 22), sky_horizon=(22, 24, 38), beam_range=float(rng.uniform(28.0, 40.0)),
-                    **common)  # type: ignore[arg-type]
+                    **common)

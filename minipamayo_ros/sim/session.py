@@ -125,9 +125,15 @@ class SimSession:
         if cfg.seed != old.seed:
             self.reset(cfg.seed)
 
+    def anchor(self, now: float) -> None:
+        """Move this session's clock to ``now`` [s] without simulating the gap (a simulator that
+        follows another one's /clock starts, or re-synchronises, at that clock's time)."""
+        self._offset = now - self.world.time
+        self._pending = 0.0
+
     @property
     def sim_time(self) -> float:
-        """[s] node clock (published on /clock): monotonic across episodes."""
+        """[s] ROS clock (published on /clock): monotonic across episodes."""
         return self._offset + self.world.time
 
     # ------------------------------------------------------------------ commands

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.sim.agents.fault import collision_fault
-from minipamayo_ros.sim.agents.kinematics import AgentKind, AgentState, Role, box_corners
+from minipamayo_ros.sim.agents.kinematics import Agent, AgentKind, AgentState, Role, box_corners
 from minipamayo_ros.sim.agents.objects import LightState
 from minipamayo_ros.sim.camera import CameraConfig
 from minipamayo_ros.sim.expert import Expert, ExpertConfig, ExpertPlan, SceneView
@@ -291,7 +291,7 @@ class World:
             self.departed = any(abs(self.road.project(x, y, hint=hint).d) > lw2 for x, y in mine)
         else:
             offsets = corner_offsets(self.proj.d, p.yaw - self.proj.heading, self.proj.curvature,
-                                     self._corners)  # type: ignore[arg-type]
+                                     self._corners)
             self.departed = max(abs(o) for o in offsets) > lw2
         front = self.proj.s + self.config.body.front
         for ix in tr.layout.intersections:
@@ -301,9 +301,9 @@ class World:
             self._light_front[ix.id] = front
         obstacle_hit = self._check_collision()
         ego = self.ego_state()
-        touching = {a.id: a for a in tr.colliding(mine, ego.x, ego.y)}  # type: ignore[arg-type]
+        touching: dict[int, Agent | None] = {a.id: a for a in tr.colliding(mine, ego.x, ego.y)}
         if obstacle_hit:
-            touching[-1] = None  # type: ignore[assignment]
+            touching[-1] = None
         for aid, agent in touching.items():
             if aid in self._contacts:
                 continue

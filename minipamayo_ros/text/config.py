@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from minipamayo_ros.events import Event
 from minipamayo_ros.params import ParameterError, param
+from minipamayo_ros.realtime import parse_cpus
 from minipamayo_ros.text.events import DetectorSettings, Threshold
 
 DEFAULT_MANIFEST = "engines/minipamayo-tiny-text-step.manifest.json"
@@ -15,15 +16,15 @@ EVENT_NAMES = {"curve": Event.CURVE, "brake": Event.BRAKE, "stop": Event.STOP, "
 
 @dataclass(frozen=True)
 class TextConfig:
-    # --- topics / services ------------------------------------------------------------------------
-    trajectory_topic: str = param("/vla/trajectory", "trajectories to watch for events "
+    # --- topics / services (relative names resolve in the node's namespace) ---------------------
+    trajectory_topic: str = param("vla/trajectory", "trajectories to watch for events "
                                   "(minipamayo_ros/Trajectory)", read_only=True)
-    context_topic: str = param("/vla/context", "the policy's context vectors (minipamayo_ros/PolicyContext)",
+    context_topic: str = param("vla/context", "the policy's context vectors (minipamayo_ros/PolicyContext)",
                                read_only=True)
-    explanation_topic: str = param("/vla/explanation", "output (minipamayo_ros/Explanation)", read_only=True)
-    request_service: str = param("/vla/explain", "std_srvs/Trigger service: explain the latest trajectory "
+    explanation_topic: str = param("vla/explanation", "output (minipamayo_ros/Explanation)", read_only=True)
+    request_service: str = param("vla/explain", "std_srvs/Trigger service: explain the latest trajectory "
                                  "('' = off)", read_only=True)
-    request_topic: str = param("/vla/explain_request", "std_msgs/Empty topic with the same effect as the "
+    request_topic: str = param("vla/explain_request", "std_msgs/Empty topic with the same effect as the "
                                "service, for tools that cannot call services ('' = off)", read_only=True)
     # --- model ------------------------------------------------------------------------------------
     manifest_path: str = param(DEFAULT_MANIFEST, "text step model manifest (kind text_step); relative "
@@ -35,28 +36,28 @@ class TextConfig:
     verify_model_hash: bool = param(True, "check the model file's sha256 against the manifest at startup",
                                     read_only=True)
     # --- process priority -------------------------------------------------------------------------
-    lower_priority: bool = param(True, "run every thread of this process at the lowest CPU priority "
-                                 "available: SCHED_IDLE where permitted, else nice 19 (logged)",
-                                 read_only=True)
+    lower_priority: bool = param(True, "run the generation thread at the lowest CPU priority available: "
+                                 "SCHED_IDLE where permitted, else nice 19 (logged); the DDS and executor "
+                                 "threads keep normal priority (docs/text.md)", read_only=True)
     cpu_affinity: str = param("", "comma-separated CPU ids this process may run on ('' = any)",
                               read_only=True)
     # --- generation and drop policy ---------------------------------------------------------------
     max_tokens: int = param(24, "caption words generated at most (a caption cut here is flagged "
                             "truncated)", min=16, max=32)
     max_generation_ms: float = param(500.0, "a generation running longer is abandoned (checked between "
-                                     "tokens; wall clock)", "ms", min=10.0, max=10000.0)
+                                     "tokens; steady clock)", "ms", min=10.0, max=10000.0)
     min_confidence: float = param(0.5, "a caption whose least likely word has a lower probability is "
                                   "replaced by the situation's generic caption (names no cause: the "
                                   "model must not guess why; docs/text.md)", min=0.0, max=1.0)
-    max_rate_hz: float = param(5.0, "generations started per second at most; bounds the text node's "
-                               "duty cycle, which SCHED_IDLE alone does not (docs/text.md; 0 = "
-                               "back-to-back)", "Hz", min=0.0, max=1000.0)
+    max_rate_hz: float = param(5.0, "generations started per second at most (steady clock); bounds "
+                               "the text node's duty cycle, which SCHED_IDLE alone does not "
+                               "(docs/text.md; 0 = back-to-back)", "Hz", min=0.0, max=1000.0)
     max_event_age: float = param(1.0, "an event older than this when generation would start is dropped "
-                                 "(event stamp -> now, node clock)", "s", min=0.05, max=30.0)
+                                 "(event stamp -> now, ROS clock)", "s", min=0.05, max=30.0)
     context_wait: float = param(0.2, "how long generation waits for the explained trajectory's context "
-                                "vector to arrive (wall clock)", "s", min=0.0, max=2.0)
+                                "vector to arrive (steady clock)", "s", min=0.0, max=2.0)
     max_stamp_future: float = param(0.1, "trajectories and context vectors stamped further ahead of the "
-                                    "node clock than this are dropped (clock mismatch)", "s",
+                                    "ROS clock than this are dropped (clock mismatch)", "s",
                                     min=0.0, max=5.0)
     context_buffer: int = param(20, "recent context vectors kept to pair with trajectories",
                                 min=2, max=1000, read_only=True)
@@ -120,14 +121,7 @@ class TextConfig:
 
     def affinity(self) -> list[int]:
         """``cpu_affinity`` as CPU ids (empty = no pinning)."""
-        try:
-            cpus = [int(c) for c in self.cpu_affinity.replace(" ", "").split(",") if c]
-        except ValueError:
-            raise ParameterError(f"parameter 'cpu_affinity' = {self.cpu_affinity!r} must be comma-separated "
-                                 "CPU ids, e.g. '1' or '2,3' ('' = any CPU)") from None
-        if any(c < 0 for c in cpus):
-            raise ParameterError(f"parameter 'cpu_affinity' = {self.cpu_affinity!r}: CPU ids are >= 0")
-        return cpus
+        return parse_cpus(self.cpu_affinity)
 
     def detector_settings(self) -> DetectorSettings:
         """Detector thresholds for the enabled kinds (STOP's feature is stop_speed - last speed)."""

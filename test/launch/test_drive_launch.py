@@ -1,7 +1,8 @@
 """``drive.launch.py`` under launch_testing (the ROS convention): a vehicle file passed with
-``config_file:=`` overrides the node defaults, topics are the documented ones, the
-``camera_topic``/``odom_topic`` remappings and the ``namespace`` argument are honoured, and a
-launch stop (SIGINT from launch) ends every node with exit code 0."""
+``config_file:=`` overrides the node defaults, topics are the documented ones in the ``namespace``
+(``/car7/vla/trajectory``), the ``camera_topic``/``odom_topic`` remappings are honoured -- a
+relative target in the namespace, an absolute one global -- and a launch stop (SIGINT from launch)
+ends every node with exit code 0. Two stacks on one domain: ``test_two_cars_launch.py``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 NAMESPACE = "car7"
-CAMERA, ODOM = "/front/image", "/wheel/odom"
+CAMERA, ODOM = "front/image", "/wheel/odom"  # -> /car7/front/image (relative), /wheel/odom (global)
+NS_CAMERA = f"/{NAMESPACE}/{CAMERA}"
 VEHICLE_YAML = """/**/policy:
   ros__parameters:
     max_rate_hz: 7.0
@@ -94,7 +96,8 @@ class TestDriveLaunch(unittest.TestCase):
 
     def test_nodes_run_in_the_namespace(self, proc_output) -> None:
         self._wait_for_nodes()
-        proc_output.assertWaitFor("policy: " + CAMERA, timeout=90, stream="stderr")
+        proc_output.assertWaitFor(f"policy: {NS_CAMERA} (raw) + {ODOM} -> /{NAMESPACE}/vla/trajectory",
+                                  timeout=90, stream="stderr")
 
     def test_vehicle_file_overrides_the_node_defaults(self) -> None:
         self._wait_for_nodes()
@@ -113,14 +116,15 @@ class TestDriveLaunch(unittest.TestCase):
             return {name for name, _types in get(node, f"/{NAMESPACE}")}
 
         # subscriptions of the remapped camera/odometry topics, the documented outputs
-        ok = self._spin_until(lambda: {CAMERA, ODOM} <= topics("sub", "policy")
-                              and {"/vla/trajectory", ODOM} <= topics("sub", "follower"), 60.0)
+        ns = f"/{NAMESPACE}"
+        ok = self._spin_until(lambda: {NS_CAMERA, ODOM} <= topics("sub", "policy")
+                              and {f"{ns}/vla/trajectory", ODOM} <= topics("sub", "follower"), 60.0)
         self.assertTrue(ok, (topics("sub", "policy"), topics("sub", "follower")))
-        self.assertNotIn("/camera/image_raw", topics("sub", "policy"))
-        self.assertNotIn("/odom", topics("sub", "policy") | topics("sub", "follower"))
-        self.assertTrue({"/vla/trajectory", "/vla/path", "/vla/context", "/diagnostics"}
+        self.assertNotIn(f"{ns}/camera/image_raw", topics("sub", "policy"))
+        self.assertFalse({f"{ns}/odom", "/odom"} & (topics("sub", "policy") | topics("sub", "follower")))
+        self.assertTrue({f"{ns}/vla/trajectory", f"{ns}/vla/path", f"{ns}/vla/context", "/diagnostics"}
                         <= topics("pub", "policy"), topics("pub", "policy"))
-        self.assertIn("/vla/control", topics("pub", "follower"))
+        self.assertTrue({f"{ns}/vla/control", f"{ns}/cmd_vel"} <= topics("pub", "follower"))
 
 
 @launch_testing.post_shutdown_test()

@@ -1,0 +1,113 @@
+"""Check a vision-token cut on the trained tiny family: pool the connector harder, fine-tune, export.
+
+    nice python -m minipamayo_ros.model.token_cut --pool 2 --out runs/tiny-tokens16 \
+        --train-data <expert data> --extra-train-data <DAgger data> --val-data <validation data> \
+        --time-budget-s 1500 --threads 1
+    python -m minipamayo_ros.evaluation.evaluate --split validation --episodes 20 \
+        --engine runs/tiny-tokens16/engines/minipamayo-tiny-tokens16-policy.manifest.json
+
+The connector average-pools the vision grid ``fusion.connector_pool`` x ``connector_pool`` before
+the fusion backbone (``Policy.forward``), so the backbone's vision-token count is the knob that
+decides most of its FLOPs (``bench/bench_inference_roofline.py``, per-block table). The 0.5B
+config is not trained here, so a cut is checked on the trained tiny model instead: the same cut
+(4x fewer vision tokens) is applied to the shipped tiny weights, its learned vision positions are
+average-pooled exactly like the tokens (every other weight is unchanged: the connector is
+per-token), the model is fine-tuned briefly (CPU: minutes, not a retraining), exported to ONNX
+with the release checks, and driven by the closed-loop evaluator. ``--pool 1`` runs the same
+fine-tune without the cut: the control that separates the cut's cost from the short fine-tune's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
+
+from minipamayo_ros.model.config import ModelConfig
+from minipamayo_ros.model.network import Minipamayo, build_model, load_model
+
+
+def pooled_config(cfg: ModelConfig, pool: int, name: str | None = None) -> ModelConfig:
+    """``cfg`` with its connector pooling multiplied by ``pool`` (``pool`` x fewer tokens per axis)."""
+    fusion = dataclasses.replace(cfg.fusion, connector_pool=cfg.fusion.connector_pool * pool)
+    return dataclasses.replace(cfg, fusion=fusion, name=name or f"{cfg.name}-pool{fusion.connector_pool}")
+
+
+def cut_model(src: Minipamayo, pool: int, name: str) -> Minipamayo:
+    """A copy of ``src`` whose connector pools ``pool`` x ``pool`` more; vision positions pooled alike."""
+    cfg = pooled_config(src.cfg, pool, name)
+    dst = build_model(cfg)
+    state = {k: v.clone() for k, v in src.state_dict().items()}
+    gh, gw = src.cfg.vision.grid(src.cfg.image_size)
+    p0 = src.cfg.fusion.connector_pool
+    pos = state["policy.vision_pos"]  # (1, (gh/p0)*(gw/p0), d), row-major like the flattened grid
+    d = pos.shape[-1]
+    grid = pos.reshape(1, gh // p0, gw // p0, d).permute(0, 3, 1, 2)
+    state["policy.vision_pos"] = F.avg_pool2d(grid, pool).flatten(2).transpose(1, 2).contiguous()
+    dst.load_state_dict(state, strict=True)
+    return dst.eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", default="engines/minipamayo-tiny.safetensors")
+    ap.add_argument("--pool", type=int, default=2, help="extra pooling factor per axis (1 = control)")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--train-data", required=True)
+    ap.add_argument("--extra-train-data", nargs="*", default=[])
+    ap.add_argument("--val-data", required=True, help="validation data: checkpoint choice")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--time-budget-s", type=float, default=0.0)
+    ap.add_argument("--steps", type=int, default=0, help="> 0: exactly this many steps (e.g. a control "
+                    "run matching another run's schedule; overrides --time-budget-s)")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    from minipamayo_ros.model.evaluate import evaluate
+    from minipamayo_ros.model.export import export_all
+    from minipamayo_ros.model.train import TrainConfig, plot_curves, torch_policy_fn, train
+    from minipamayo_ros.seeds import TRAINING, VALIDATION, require_split
+    from minipamayo_ros.sim.dataset import concatenate, load_dataset
+
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    src = load_model(a.weights)
+    tokens = src.cfg.vision_tokens // (a.pool * a.pool)
+    name = f"{src.cfg.name}-tokens{tokens}" + ("-control" if a.pool == 1 else "")
+    model = cut_model(src, a.pool, name)
+    parts = [load_dataset(p) for p in [a.train_data, *a.extra_train_data]]
+    for p, d in zip([a.train_data, *a.extra_train_data], parts, strict=True):
+        require_split(sorted(set(d.episode_seeds.tolist())), TRAINING, p)
+    train_ds = concatenate(parts) if len(parts) > 1 else parts[0]
+    val_ds = load_dataset(a.val_data)
+    require_split(sorted(set(val_ds.episode_seeds.tolist())), VALIDATION, a.val_data)
+    before = evaluate(val_ds, torch_policy_fn(model, torch.device("cpu")))["policy"]
+    print(f"{name}: {model.cfg.vision_tokens} vision tokens (was {src.cfg.vision_tokens}); validation ADE "
+          f"before fine-tuning {before['ade_m']:.4f} m; {len(train_ds.images)} training samples", flush=True)
+    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, warmup_steps=20,
+                     time_budget_s=a.time_budget_s, log_every=10, text_eval_limit=256)
+    history = train(model, train_ds, val_ds, tc, "cpu", log=lambda m: print(m, flush=True),
+                    max_steps=a.steps or None)
+    a.out.mkdir(parents=True, exist_ok=True)
+    plot_curves(history, a.out / "loss_curves.png")
+    training: dict[str, Any] = {
+        "command": "python -m minipamayo_ros.model.token_cut " + " ".join(argv or []),
+        "init_weights": a.weights, "pool": a.pool, "vision_tokens": model.cfg.vision_tokens,
+        "data": [a.train_data, *a.extra_train_data], "validation_data": a.val_data,
+        "samples": {"train": int(len(train_ds.images)), "validation": int(len(val_ds.images))},
+        "train_config": dataclasses.asdict(tc), "val_ade_before_finetune_m": before["ade_m"],
+        "best_val_ade_m_torch": history["best_val_ade_m"], "wall_s": round(time.time() - t0, 1)}
+    (a.out / "training.json").write_text(json.dumps({**training, "history": history}))
+    files = export_all(model, a.out / "engines", name, training, {})
+    print(json.dumps({k: str(v) for k, v in files.items()}, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
