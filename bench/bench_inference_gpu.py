@@ -13,7 +13,9 @@ A run is ``kind:variant:px:precision:mode`` (e.g. ``policy:committed:320:fp16:co
   ``graph_io`` (the input/output copies inside the graph too: one launch per ``infer()``);
   ``compile`` (torch.compile/inductor: LayerNorm, residual and GELU fused into few Triton kernels,
   under the same graph); ``compile_io``; ``compile_freeze_io`` (+ inductor freezing: weights as
-  constants); ``compile_autotune`` (max-autotune GEMMs).
+  constants); ``compile_autotune`` (max-autotune GEMMs); ``graph_io_<b>`` / ``compile_io_<b>``
+  (``b`` flash | efficient | cudnn): the same with the fused attention pinned to that kernel
+  (``extra["sdpa_backends"]``; torch's own pick differed between two H100 runs of one torch build).
 
 Per run: p50/p95/p99/max of ``infer()`` (host->device copy, forward, device->host copy, sync), the
 GPU-only time of one graph replay (CUDA events), the kernel count and summed kernel time of one
@@ -59,7 +61,17 @@ MODES: dict[str, dict[str, Any]] = {
     "compile_io": {"compile": True, "graph_io": True},
     "compile_freeze_io": {"compile": True, "graph_io": True, "compile_options": {"freezing": True}},
     "compile_autotune": {"compile": True, "compile_autotune": True},
+    **{f"graph_io_{b}": {"graph_io": True, "sdpa_backends": [b]} for b in ("flash", "efficient", "cudnn")},
+    **{f"compile_io_{b}": {"compile": True, "graph_io": True, "sdpa_backends": [b]}
+       for b in ("flash", "efficient", "cudnn")},
 }
+#: kernel name pattern -> category of the per-forward breakdown (first match wins)
+KERNEL_CATEGORIES = (("attention", ("sdpa", "flash", "fmha", "attention", "attn")),
+                     ("gemm", ("nvjet", "gemm", "cutlass", "xmma", "cublas", "splitk")),
+                     ("conv", ("conv", "implicit", "cudnn")),
+                     ("copy", ("memcpy", "memset", "copy", "transpose", "cat")),
+                     ("norm_or_reduction", ("layer_norm", "triton_per", "triton_red", "reduce", "softmax")),
+                     ("pointwise", ("triton_poi", "elementwise", "gelu", "unrolled")))
 #: rough seconds a run costs on an H100 (load, warm-up, compile, 300 calls, profile): the budget check
 COST_S = {"eager": 15, "compile_autotune": 300, "text_compile": 100}
 COMPILE_COST_S = 45
@@ -171,7 +183,7 @@ def default_plan() -> list[str]:
     """What one device call measures: the committed 0.5B config's GPU path, mode by mode, then
     the variants (token cut, wider/shallower backbone) in their best modes."""
     plan = [f"policy:committed:320:fp16:{m}" for m in ("graph", "graph_io", "compile", "compile_io",
-                                                       "compile_freeze_io")]
+                                                       "compile_io_cudnn", "compile_freeze_io")]
     plan += ["policy:committed:320:bf16:compile_io", "policy:pool2:320:fp16:graph",
              "policy:pool2:320:fp16:compile_io", "policy:pool4-w1280d20:320:fp16:graph",
              "policy:pool4-w1280d20:320:fp16:compile_io", "policy:committed:256:fp16:compile_io",
@@ -198,8 +210,18 @@ def estimated_cost_s(spec: str) -> float:
     return COST_S.get(mode, COMPILE_COST_S if mode.startswith("compile") else GRAPH_COST_S)
 
 
-def _count_kernels(fn: Any, reps: int = 3) -> dict[str, Any]:
-    """Kernels and summed kernel time per call of ``fn`` (torch.profiler, CUDA activities)."""
+def kernel_category(name: str) -> str:
+    """:data:`KERNEL_CATEGORIES` name of a CUDA kernel (``other`` when none matches)."""
+    low = name.lower()
+    for cat, keys in KERNEL_CATEGORIES:
+        if any(k in low for k in keys):
+            return cat
+    return "other"
+
+
+def _count_kernels(fn: Any, reps: int = 3, listing: Path | None = None) -> dict[str, Any]:
+    """Kernels and summed kernel time per call of ``fn`` (torch.profiler, CUDA activities), per
+    :func:`kernel_category`; ``listing``: write the first call's kernels in order (name, us)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -214,14 +236,27 @@ def _count_kernels(fn: Any, reps: int = 3) -> dict[str, Any]:
     for e in kernels:
         by_name.setdefault(e.name, []).append(e.device_time)
     top = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:8]
+    cats: dict[str, dict[str, float]] = {}
+    for e in kernels:
+        c = cats.setdefault(kernel_category(e.name), {"kernels": 0.0, "ms": 0.0})
+        c["kernels"] += 1 / reps
+        c["ms"] += e.device_time / reps / 1e3
+    if listing is not None:
+        first = sorted(kernels, key=lambda e: e.time_range.start)[:len(kernels) // reps]
+        listing.write_text("".join(f"{e.device_time:8.2f} us  {kernel_category(e.name):18s} {e.name[:140]}\n"
+                                   for e in first))
     return {"kernels": len(kernels) / reps,
             "kernel_time_ms": sum(e.device_time for e in kernels) / reps / 1e3,
+            "by_category": {k: {"kernels": round(v["kernels"], 1), "ms": round(v["ms"], 4)}
+                            for k, v in sorted(cats.items(), key=lambda kv: -kv[1]["ms"])},
             "top": [{"name": n[:80], "calls": len(t) / reps, "ms": round(sum(t) / reps / 1e3, 4)}
                     for n, t in top]}
 
 
-def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, float]]) -> dict[str, Any]:
-    """Load, warm up and time one run (see module doc)."""
+def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, float]],
+              out_dir: Path | None = None) -> dict[str, Any]:
+    """Load, warm up and time one run (see module doc); ``out_dir``: also write the run's kernel
+    listing there (``kernels_<run>.txt``)."""
     import torch
 
     from bench.bench_inference_roofline import count, fusion_key, variant_config
@@ -236,8 +271,9 @@ def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, fl
     torch.cuda.reset_peak_memory_stats()
     extra = {"fused_attention": m.get("fused_attention", True), "graph_io": m.get("graph_io", False),
              "compile_autotune": m.get("compile_autotune", False)}
-    if m.get("compile_options"):
-        extra["compile_options"] = m["compile_options"]
+    for key in ("compile_options", "sdpa_backends"):
+        if m.get(key):
+            extra[key] = m[key]
     opts = BackendOptions(backend="torch", device="cuda:0", precision=precision,
                           cuda_graphs=m.get("cuda_graphs", True), compile=m.get("compile", False),
                           warmup_runs=10, extra=extra)
@@ -275,7 +311,8 @@ def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, fl
             gpu_ms.append(start.elapsed_time(end))
         res["graph_replay_gpu"] = _stats(gpu_ms)
     try:
-        res["kernels_per_forward"] = _count_kernels(backend._forward)
+        listing = None if out_dir is None else out_dir / f"kernels_{run_name(spec)}.txt"
+        res["kernels_per_forward"] = _count_kernels(backend._forward, listing=listing)
     except Exception as exc:  # profiler unavailable: the timing stands without it
         res["kernels_per_forward"] = {"error": repr(exc)[:300]}
     peaks = card_peaks(torch.cuda.get_device_name(0))
@@ -410,7 +447,7 @@ def measure(out_dir: Path, quick: bool, plan: list[str], budget_s: float | None,
             save()
             continue
         n = n_pol if spec.startswith("policy") else n_txt
-        value = section(run_name(spec), lambda spec=spec, n=n: bench_run(spec, n, counts))
+        value = section(run_name(spec), lambda spec=spec, n=n: bench_run(spec, n, counts, out_dir))
         if value is not None:
             result["runs"][run_name(spec)] = value
             r = value

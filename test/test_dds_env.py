@@ -86,6 +86,22 @@ def test_concurrent_leases_get_distinct_domains_and_a_dead_holder_frees_its_id(t
             p.wait()
 
 
+def test_a_shell_that_sources_env_sh_leases_its_domain(tmp_path: Path) -> None:
+    """``source scripts/env.sh`` without ROS_DOMAIN_ID holds a lease for the shell's life: a test
+    or benchmark started meanwhile never lands on the shell's domain, even when its search starts
+    exactly there."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
+    env["MINIPAMAYO_DOMAIN_LEASE_DIR"] = str(tmp_path)
+    probe = ("import os; from minipamayo_ros.dds_env import lease_domain_id; "
+             "print(os.environ['ROS_DOMAIN_ID'], lease_domain_id(int(os.environ['ROS_DOMAIN_ID'])))")
+    out = subprocess.run(["bash", "-c", f"cd {repo} && source scripts/env.sh && python -c \"{probe}\""],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    shell_id, python_id = (int(x) for x in out.stdout.split()[-2:])
+    assert 1 <= shell_id <= 100 and python_id != shell_id, (shell_id, python_id)
+
+
 def test_a_process_keeps_one_lease() -> None:
     from minipamayo_ros.dds_env import lease_domain_id
 

@@ -123,3 +123,24 @@ def test_torch_backend_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
         create_backend(manifest, options)
     with pytest.raises(BackendError, match="int8 runs on TensorRT / ONNX Runtime"):
         create_backend(manifest, BackendOptions(backend="torch", device="cpu", precision="int8"))
+
+
+def test_torch_backend_sdpa_backends_restrict_the_attention_kernel() -> None:
+    """``extra["sdpa_backends"]`` reaches the forward: the math kernel gives the default's outputs,
+    a kernel CPU lacks (memory-efficient) makes the call fail, an unknown name is refused."""
+    manifest = load_manifest(ENGINES / "minipamayo-tiny-policy.manifest.json")
+    x = sample(manifest, 5)
+
+    def backend(names):
+        return create_backend(manifest, BackendOptions(backend="torch", device="cpu", precision="fp32",
+                                                       extra={"sdpa_backends": names}))
+
+    ref = backend(None).infer(x)
+    math = backend(["math"])
+    assert math.describe()["sdpa_backends"] == "MATH"
+    for k, v in math.infer(x).items():
+        np.testing.assert_allclose(v, ref[k], atol=1e-5, err_msg=k)
+    with pytest.raises(RuntimeError, match="No viable backend"):
+        backend("efficient").infer(x)
+    with pytest.raises(BackendError, match="unknown sdpa_backends"):
+        backend(["flash", "fast"])

@@ -7,10 +7,18 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 
-from minipamayo_ros.model.config import ConfigError, ModelConfig, available_configs, load_config
+from minipamayo_ros.model.config import (
+    ConfigError,
+    ModelConfig,
+    VisionConfig,
+    available_configs,
+    load_config,
+)
 from minipamayo_ros.model.network import build_model, parameter_breakdown
 from minipamayo_ros.model.text import BOS, EOS, PAD, greedy_generate
+from minipamayo_ros.model.vision import PatchEmbed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -123,3 +131,28 @@ def test_half_precision_path_runs(dtype: torch.dtype) -> None:
     assert all(o.dtype == dtype and torch.all(torch.isfinite(o)) for o in out)
     assert torch.allclose(out[0].float(), ref[0], atol=0.15)  # 6 m path: half-precision rounding
     assert tokens.shape == (1, 32) and torch.isfinite(conf).all()
+
+
+def _small_vit_config() -> ModelConfig:
+    return dataclasses.replace(load_config("tiny"), vision=VisionConfig(kind="vit", patch_size=16, width=32,
+                                                                        depth=1, heads=2))
+
+
+def test_vit_patch_embedding_is_the_strided_convolution() -> None:
+    """PatchEmbed's matmul (issue 24: cuDNN's 3-channel convolution was slow) = the convolution."""
+    torch.manual_seed(0)
+    pe = PatchEmbed(3, 32, 16)
+    for h, w in ((64, 48), (70, 53)):  # the convolution drops rows/columns past the last patch
+        x = torch.randn(2, 3, h, w)
+        ref = F.conv2d(x, pe.weight, pe.bias, stride=16).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(pe(x), ref, atol=1e-5, rtol=1e-5)
+    assert set(pe.state_dict()) == {"weight", "bias"} and pe.weight.shape == (32, 3, 16, 16)
+
+
+def test_vit_policy_exports_and_matches_onnx_runtime(tmp_path) -> None:
+    from minipamayo_ros.model.export import export_policy, policy_parity
+
+    torch.manual_seed(0)
+    model = build_model(_small_vit_config()).eval()
+    torch.nn.init.normal_(model.policy.action_head.weight, std=0.05)
+    assert policy_parity(model, export_policy(model, tmp_path / "vit.onnx")) <= 1e-4

@@ -37,6 +37,9 @@ from minipamayo_ros.manifest import ModelManifest, TensorSpec
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 KINDS = ("policy", "text_decoder")
+#: ``extra["sdpa_backends"]`` names -> torch's fused-attention kernels (same math, other kernels)
+SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
+                 "cudnn": "CUDNN_ATTENTION", "math": "MATH"}
 
 
 def weights_path(manifest: ModelManifest, options: BackendOptions) -> Path:
@@ -70,7 +73,11 @@ class TorchBackend(InferenceBackend):
     (docs/text.md). ``extra["graph_io"]`` (default False): the host<->device copies of the inputs
     and outputs are captured into the CUDA graph too, so one ``infer()`` is one graph launch and
     one sync. ``extra["compile_options"]`` (dict): inductor options for ``torch.compile`` (e.g.
-    ``{"freezing": True}``: weights folded as constants).
+    ``{"freezing": True}``: weights folded as constants). ``extra["sdpa_backends"]`` (list of
+    :data:`SDPA_BACKENDS` names or one comma-separated string; default: torch's own pick): the
+    fused-attention kernels torch may use, in that order; same math. Pins a choice torch made
+    differently in two H100 runs of one build (cuDNN's kernel in one, FlashAttention in the other,
+    docs/inference.md, issue 24).
     """
 
     def __init__(self, manifest: ModelManifest, options: BackendOptions, model: Any = None) -> None:
@@ -104,12 +111,15 @@ class TorchBackend(InferenceBackend):
             from minipamayo_ros.model.layers import set_fused_attention
 
             self.fused_attention = set_fused_attention(self._module) > 0
+        self._sdpa_backends = _sdpa_backends(options.extra.get("sdpa_backends"))
         self.num_parameters = sum(p.numel() for p in self._module.parameters())
         self._fn = self._module
+        if self._sdpa_backends:  # inside what torch.compile traces: the choice is part of its graph
+            self._fn = _restrict_sdpa(self._module, self._sdpa_backends)
         if options.compile:
             mode = "max-autotune-no-cudagraphs" if options.extra.get("compile_autotune") else None
             compile_options = dict(options.extra.get("compile_options") or {})
-            self._fn = torch.compile(self._module, mode=None if compile_options else mode, dynamic=False,
+            self._fn = torch.compile(self._fn, mode=None if compile_options else mode, dynamic=False,
                                      options=compile_options or None)
         self._in_specs, self._out_specs = manifest.inputs, manifest.outputs
         pin = self.device.type == "cuda"
@@ -241,6 +251,7 @@ class TorchBackend(InferenceBackend):
             "compile": str(bool(self.options.compile)).lower(),
             "graph_io": str(self.graph_io).lower(),
             "fused_attention": str(self.fused_attention).lower(),
+            "sdpa_backends": ",".join(b.name for b in self._sdpa_backends) or "default",
             "parameters": str(self.num_parameters),
             "model_id": self.manifest.model_id,
             "selection": self.selection,
@@ -274,6 +285,34 @@ class _TextModule(torch.nn.Module):
     def forward(self, context: torch.Tensor, event: torch.Tensor) -> tuple[torch.Tensor, ...]:
         dtype = self.decoder.head.weight.dtype
         return tuple(self._generate(self.decoder, context.to(dtype), event))
+
+
+def _sdpa_backends(names: Any) -> list[Any]:
+    """``extra["sdpa_backends"]`` (list or comma-separated string) -> ``SDPBackend`` members."""
+    from torch.nn.attention import SDPBackend
+
+    if not names:
+        return []
+    items = names.split(",") if isinstance(names, str) else list(names)
+    unknown = [n for n in items if str(n).strip() not in SDPA_BACKENDS]
+    if unknown:
+        raise BackendError(f"torch backend: unknown sdpa_backends {unknown}, choose from "
+                           f"{list(SDPA_BACKENDS)}")
+    return [getattr(SDPBackend, SDPA_BACKENDS[str(n).strip()]) for n in items]
+
+
+def _restrict_sdpa(module: Any, backends: list[Any]) -> Any:
+    """``module`` called under ``sdpa_kernel(backends)``. The context sits inside the function that
+    torch.compile traces, so the choice is baked into the compiled graph (entered around an already
+    compiled call, an earlier compile of the same graph is reused from the cache whatever the
+    backends: issue 24's first GPU run)."""
+    from torch.nn.attention import sdpa_kernel
+
+    def run(*args: torch.Tensor) -> Any:
+        with sdpa_kernel(backends, set_priority=len(backends) > 1):
+            return module(*args)
+
+    return run
 
 
 def _torch_dtype(name: str) -> torch.dtype:

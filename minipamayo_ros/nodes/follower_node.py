@@ -6,10 +6,11 @@ SingleThreadedExecutor and nothing else in this process, so that the timer is no
 other Python work (the GIL).
 
 Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
-``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable, keep-last 1) and ``odom``
-(sensor-data QoS). Publishes every tick ``vla/control`` (ControlCommand) and, while they have subscribers,
-``vla/lookahead_point`` (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``,
-``cmd_vel`` (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
+``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable) and ``odom`` (sensor-data QoS),
+both taken by the tick (``PolledSubscription``: no executor wake-up per message). Publishes every
+tick ``vla/control`` (ControlCommand) and, while they have subscribers, ``vla/lookahead_point``
+(geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``cmd_vel``
+(geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
 — one preallocated message of each, refilled per tick; and
 ``/diagnostics`` every ``diagnostics_period`` (steady clock): the control state, one status per input topic
 (watchdog OK / stale / never received / rate too low, rejection counters), the trajectory source
@@ -61,6 +62,7 @@ from minipamayo_ros.nodes.conversions import (
 )
 from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status, status_msg
 from minipamayo_ros.nodes.node_main import run_node
+from minipamayo_ros.nodes.polled_subscription import NeverScheduled, PolledSubscription
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.realtime import PriorityResult, apply_process_priority
@@ -69,13 +71,31 @@ from minipamayo_ros.safety.log_limit import LogLimiter
 from minipamayo_ros.safety.plan_source import SourceMonitor, resolve_producer
 from minipamayo_ros.safety.rejection import Rejection
 
-TRAJECTORY_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                            depth=1)
+ODOM_MAX_RATE_HZ = 200.0  # [Hz] fastest odometry the tick's queue holds (vehicles: 50-100 Hz)
+TRAJECTORY_MAX_RATE_HZ = 20.0  # [Hz] fastest trajectories the tick's queue holds (the policy: 5-10 Hz)
 BASE_FRAME = "base_link"
 STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown stop command
 WARN_PERIOD_S = 2.0  # [s] wall clock: each kind of repeated warning at most this often
 GRAPH_CHECK_PERIOD = 0.2  # [s] how often the publishers on the trajectory topic are counted
 EVENT_REPORT_PERIOD = 0.2  # [s] wall clock: /diagnostics published on an event at most this often
+
+
+def _depth(max_rate_hz: float, tick_hz: float, at_least: int = 1) -> int:
+    """Reader queue depth holding two ticks' worth of messages at ``max_rate_hz`` (a late tick)."""
+    return max(at_least, 2 * math.ceil(max_rate_hz / tick_hz))
+
+
+def odometry_qos(rate_hz: float) -> QoSProfile:
+    """Sensor-data QoS (best effort), deep enough for the odometry of two ticks."""
+    return QoSProfile(reliability=qos_profile_sensor_data.reliability, history=HistoryPolicy.KEEP_LAST,
+                      durability=qos_profile_sensor_data.durability,
+                      depth=_depth(ODOM_MAX_RATE_HZ, rate_hz, qos_profile_sensor_data.depth))
+
+
+def trajectory_qos(rate_hz: float) -> QoSProfile:
+    """Reliable keep-last, deep enough for the trajectories of two ticks."""
+    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                      depth=_depth(TRAJECTORY_MAX_RATE_HZ, rate_hz))
 
 
 class FollowerNode(Node):
@@ -99,16 +119,22 @@ class FollowerNode(Node):
                                                self.config.trajectory_timeout,
                                                self.config.trajectory_min_rate_hz)
 
-        self._traj_sub = self.create_subscription(Trajectory, "vla/trajectory", self._on_trajectory,
-                                                  TRAJECTORY_QOS)
+        # the inputs are taken by the tick (not one executor wake-up per message: docs/latency.md)
+        self._traj_sub = PolledSubscription(self, Trajectory, "vla/trajectory",
+                                            trajectory_qos(self.config.rate_hz))
         # the resolved name (namespace, remapping): the graph check counts its publishers
         self.source = SourceMonitor(producer, self._traj_sub.topic_name)
         self._publishers_seen = 0
         self._event_report_due = False
         self._last_event_report = -math.inf  # [s] time.monotonic()
-        self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        self._odom_sub = PolledSubscription(self, Odometry, "odom", odometry_qos(self.config.rate_hz))
         self._control_pub = self.create_publisher(ControlCommand, "vla/control", 10)
-        self._lookahead_pub = self.create_publisher(PointStamped, "vla/lookahead_point", 1)
+        # display / monitoring outputs: their QoS event handlers (incompatible-QoS warnings) are never
+        # run, so that the executor does not wait on them at every wake-up; the command outputs keep
+        # theirs (docs/latency.md, "CPU per node")
+        inert = NeverScheduled()
+        self._lookahead_pub = self.create_publisher(PointStamped, "vla/lookahead_point", 1,
+                                                    callback_group=inert)
         self._twist_pub = None
         if self.config.cmd_vel_type == "twist":
             self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
@@ -127,7 +153,7 @@ class FollowerNode(Node):
         # sample period in the vehicle's time, so a simulation at any real-time factor is
         # controlled at rate_hz of its own time. Diagnostics are a duty cycle: steady clock.
         self._timer = self.create_timer(self.config.period, self.tick)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, callback_group=inert)
         self._diag_timer = steady_timer(self, self.config.diagnostics_period, self.publish_diagnostics)
         self._graph_timer = steady_timer(self, GRAPH_CHECK_PERIOD, self._check_graph)  # a duty cycle
         # the resolved names (after namespace and remapping), as `ros2 topic` shows them
@@ -211,9 +237,7 @@ class FollowerNode(Node):
             text += f" ({more} more since the last message)" if more else ""
             (self.get_logger().error if error else self.get_logger().warning)(text)
 
-    def _on_trajectory(self, msg: Trajectory) -> None:
-        now = self._ros_now()
-        self._observe_clock(now)
+    def _on_trajectory(self, msg: Trajectory, now: float) -> None:
         fields = msg_to_trajectory_fields(msg)
         rejection = self.follower.set_trajectory(fields, now)
         self._count(self.trajectory_monitor, rejection, now)
@@ -250,9 +274,7 @@ class FollowerNode(Node):
                                 f"{self.source.producer!r}", error=True)
         self._report_now()
 
-    def _on_odom(self, msg: Odometry) -> None:
-        now = self._ros_now()
-        self._observe_clock(now)
+    def _on_odom(self, msg: Odometry, now: float) -> None:
         self._count(self.odom_monitor, self.follower.add_odometry(odometry_to_fields(msg), now), now)
 
     def _count(self, monitor: InputMonitor, rejection: Rejection | None, now: float) -> None:
@@ -275,6 +297,10 @@ class FollowerNode(Node):
     def _tick(self) -> None:
         now = self._ros_now()
         self._observe_clock(now)
+        for odom in self._odom_sub.take():
+            self._on_odom(odom, now)
+        for traj in self._traj_sub.take():
+            self._on_trajectory(traj, now)
         cmd = self.follower.update(now)
         self._last_cmd = cmd
         self._publish_command(cmd, now)
