@@ -19,7 +19,6 @@ class Event(IntEnum):
     OBSTACLE = 4
     UNCERTAIN = 5
     REQUESTED = 6
-    GO = 7          # moving off from a standstill (green light, after a stop or a crossing pedestrian)
 
 
 class Reason(IntEnum):

@@ -17,10 +17,6 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from minipamayo_ros.events import Event
-from minipamayo_ros.plan_events import features, situation
-from minipamayo_ros.trajectory import WAYPOINT_DT
-
 #: (images (B,H,W,3) uint8, state (B,10,4))
 #: -> (waypoints (B,20,2), speeds (B,20), uncertainty (B,), context (B,C))
 PolicyFn = Callable[[NDArray[np.uint8], NDArray[np.float32]], tuple[np.ndarray, ...]]
@@ -59,15 +55,6 @@ def trajectory_metrics(pred_wp: np.ndarray, true_wp: np.ndarray, pred_speed: np.
     return out
 
 
-def text_conditions(waypoints: np.ndarray, speeds: np.ndarray) -> NDArray[np.int64]:
-    """The text model's ``event`` input per sample: ``plan_events.situation`` of the expert's plan,
-    i.e. what the text node's detector conditions the caption on when the policy plans the same
-    (training and evaluation use it, not the expert's own event label)."""
-    horizon = speeds.shape[1] * WAYPOINT_DT
-    return np.array([int(situation(features(w, v, horizon))) for w, v in zip(waypoints, speeds, strict=True)],
-                    dtype=np.int64)
-
-
 def caption_exact_match(pred_tokens: np.ndarray, true_tokens: np.ndarray) -> float:
     """Fraction of captions whose word ids equal the expert's exactly (PAD-padded rows)."""
     pred = np.asarray(pred_tokens)[:, : true_tokens.shape[1]]
@@ -76,9 +63,8 @@ def caption_exact_match(pred_tokens: np.ndarray, true_tokens: np.ndarray) -> flo
 
 def evaluate(ds: Dataset, policy: PolicyFn, text: TextFn | None = None, batch: int = 256,
              limit: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Run ``policy`` (and ``text`` on the policy's context + the expert plan's situation) over ``ds``."""
+    """Run ``policy`` (and ``text`` on the policy's context + the true event) over ``ds``."""
     n = len(ds.images) if limit is None else min(limit, len(ds.images))
-    conditions = text_conditions(ds.waypoints[:n], ds.speeds[:n]) if text is not None else None
     wps, sps, uncs, toks = [], [], [], []
     for i in range(0, n, batch):
         sl = slice(i, min(n, i + batch))
@@ -87,7 +73,7 @@ def evaluate(ds: Dataset, policy: PolicyFn, text: TextFn | None = None, batch: i
         sps.append(sp)
         uncs.append(unc)
         if text is not None:
-            toks.append(text(ctx.astype(np.float32), conditions[sl]))  # type: ignore[index]
+            toks.append(text(ctx.astype(np.float32), ds.events[sl].astype(np.int64)))
         if progress and ((i // batch) % 8 == 7 or i + batch >= n):
             print(f"  eval {min(n, i + batch)}/{n}", flush=True)
     res: dict[str, Any] = {"policy": trajectory_metrics(
@@ -95,9 +81,9 @@ def evaluate(ds: Dataset, policy: PolicyFn, text: TextFn | None = None, batch: i
     if text is not None:
         pred = np.concatenate(toks)
         per_event = {}
-        for e in np.unique(conditions):  # type: ignore[arg-type]
-            m = conditions == e
-            per_event[Event(int(e)).name.lower()] = caption_exact_match(pred[m], ds.caption_tokens[:n][m])
+        for e in np.unique(ds.events[:n]):
+            m = ds.events[:n] == e
+            per_event[str(int(e))] = caption_exact_match(pred[m], ds.caption_tokens[:n][m])
         res["text"] = {"caption_exact_match": caption_exact_match(pred, ds.caption_tokens[:n]),
                        "caption_exact_match_per_event": per_event, "samples": int(n)}
     return res

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 
 from minipamayo_ros.model.config import ModelConfig, load_config
-from minipamayo_ros.model.evaluate import Dataset, evaluate, text_conditions
+from minipamayo_ros.model.evaluate import Dataset, evaluate
 from minipamayo_ros.model.network import Minipamayo, build_model, load_model, save_weights
 from minipamayo_ros.model.text import BOS, EOS, PAD, greedy_generate
 from minipamayo_ros.seeds import TRAINING, VALIDATION, parse_seeds, require_split
@@ -206,7 +206,7 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
         "state": torch.from_numpy(np.asarray(train_ds.state, np.float32)).to(device),
         "waypoints": torch.from_numpy(np.asarray(train_ds.waypoints, np.float32)).to(device),
         "speeds": torch.from_numpy(np.asarray(train_ds.speeds, np.float32)).to(device),
-        "events": torch.from_numpy(text_conditions(train_ds.waypoints, train_ds.speeds)).to(device),
+        "events": torch.from_numpy(np.asarray(train_ds.events, np.int64)).to(device),
         "captions": torch.from_numpy(np.asarray(train_ds.caption_tokens, np.int64)).to(device),
     }
     if tc.freeze_vision:

@@ -190,8 +190,7 @@ class TextNode(Node):
                                   f"{cfg.context_wait:g} s (is the policy publishing {cfg.context_topic}?)")
             return "no_context"
         age_ms = (self._ros_now() - req.stamp) * 1e3  # when generation starts
-        cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms,
-                                      min_confidence=cfg.min_confidence)
+        cap = self.generator.generate(context, int(req.situation), cfg.max_tokens, cfg.max_generation_ms)
         if cap.abandoned:
             self._warn("abandoned", f"generation abandoned after {cap.latency_ms:.0f} ms "
                                     f"(max_generation_ms {cfg.max_generation_ms:g})")

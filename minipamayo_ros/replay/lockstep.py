@@ -389,8 +389,7 @@ def run_lockstep(
                 if bad is not None:
                     stats.skips["bad_context"] = stats.skips.get("bad_context", 0) + 1
                     continue
-                cap = generator.generate(ctx, int(ev.situation), st.text.max_tokens,
-                                         min_confidence=st.text.min_confidence)
+                cap = generator.generate(ctx, int(ev.situation), st.text.max_tokens)
                 out.add(
                     ExplanationRecord(
                         stamp_ns=s_ns,

@@ -10,8 +10,7 @@ from minipamayo_ros.realtime import parse_cpus
 from minipamayo_ros.text.events import DetectorSettings, Threshold
 
 DEFAULT_MANIFEST = "engines/minipamayo-tiny-text-step.manifest.json"
-EVENT_NAMES = {"curve": Event.CURVE, "brake": Event.BRAKE, "stop": Event.STOP, "go": Event.GO,
-               "obstacle": Event.OBSTACLE, "uncertain": Event.UNCERTAIN}
+EVENT_NAMES = {"curve": Event.CURVE, "brake": Event.BRAKE, "stop": Event.STOP, "uncertain": Event.UNCERTAIN}
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,6 @@ class TextConfig:
                             "truncated)", min=16, max=32)
     max_generation_ms: float = param(500.0, "a generation running longer is abandoned (checked between "
                                      "tokens; steady clock)", "ms", min=10.0, max=10000.0)
-    min_confidence: float = param(0.5, "a caption whose least likely word has a lower probability is "
-                                  "replaced by the situation's generic caption (names no cause: the "
-                                  "model must not guess why; docs/text.md)", min=0.0, max=1.0)
     max_rate_hz: float = param(5.0, "generations started per second at most (steady clock); bounds "
                                "the text node's duty cycle, which SCHED_IDLE alone does not "
                                "(docs/text.md; 0 = back-to-back)", "Hz", min=0.0, max=1000.0)
@@ -62,9 +58,8 @@ class TextConfig:
     context_buffer: int = param(20, "recent context vectors kept to pair with trajectories",
                                 min=2, max=1000, read_only=True)
     # --- event detection --------------------------------------------------------------------------
-    events: list[str] = param(["curve", "brake", "stop", "go", "obstacle", "uncertain"], "event kinds "
-                              f"detected on the trajectory stream (subset of {sorted(EVENT_NAMES)})",
-                              read_only=True)
+    events: list[str] = param(["curve", "brake", "stop", "uncertain"], "event kinds detected on the "
+                              f"trajectory stream (subset of {sorted(EVENT_NAMES)})", read_only=True)
     min_interval: float = param(3.0, "minimum time between two events of one kind (stamp time)", "s",
                                 min=0.0, max=600.0)
     curve_on: float = param(0.03, "largest curvature along the plan that starts a curve event", "1/m",
@@ -79,15 +74,6 @@ class TextConfig:
                               "m/s", min=0.01, max=5.0)
     stop_release: float = param(0.5, "the stop has ended once the last planned speed exceeds "
                                 "stop_speed by this much (hysteresis)", "m/s", min=0.0, max=5.0)
-    go_on: float = param(1.0, "rise of the planned speed over the horizon, from a standstill, that starts "
-                         "a go event (moving off)", "m/s", min=0.05, max=10.0)
-    go_off: float = param(0.5, "rise below which (or a first planned speed above stop_speed) moving off has "
-                          "ended", "m/s", min=0.0, max=10.0)
-    swerve_on: float = param(0.15, "lateral offset of the plan's end that an arc with its end heading does "
-                             "not explain (it swerves: passing something; plan_events.py) that starts an "
-                             "obstacle event", "m", min=0.01, max=5.0)
-    swerve_off: float = param(0.08, "swerve below which the passing has ended (hysteresis)", "m",
-                              min=0.0, max=5.0)
     uncertainty_on: float = param(0.15, "model uncertainty that starts an uncertainty event", "m",
                                   min=0.01, max=10.0)
     uncertainty_off: float = param(0.1, "uncertainty below which the spike has ended", "m",
@@ -105,8 +91,8 @@ class TextConfig:
         if unknown:
             raise ParameterError(f"parameter 'events' has unknown kinds {unknown}; choose from "
                                  f"{sorted(EVENT_NAMES)}")
-        for on, off in (("curve_on", "curve_off"), ("brake_on", "brake_off"), ("go_on", "go_off"),
-                        ("swerve_on", "swerve_off"), ("uncertainty_on", "uncertainty_off")):
+        for on, off in (("curve_on", "curve_off"), ("brake_on", "brake_off"),
+                        ("uncertainty_on", "uncertainty_off")):
             if getattr(self, off) > getattr(self, on):
                 raise ParameterError(f"parameter '{off}' ({getattr(self, off)}) must be <= '{on}' "
                                      f"({getattr(self, on)}): the hysteresis band is off <= on")
@@ -129,8 +115,6 @@ class TextConfig:
             Event.CURVE: Threshold(self.curve_on, self.curve_off),
             Event.BRAKE: Threshold(self.brake_on, self.brake_off),
             Event.STOP: Threshold(0.0, -self.stop_release),
-            Event.GO: Threshold(self.go_on, self.go_off),
-            Event.OBSTACLE: Threshold(self.swerve_on, self.swerve_off),
             Event.UNCERTAIN: Threshold(self.uncertainty_on, self.uncertainty_off),
         }
         return DetectorSettings({EVENT_NAMES[n]: bands[EVENT_NAMES[n]] for n in self.events},

@@ -7,14 +7,21 @@ every frame. An event fires on the inactive -> active transition, and only if th
 fired within ``min_interval`` seconds (stamp time) — a curve that flickers in and out of view does
 not flood the text node.
 
-Kinds and their features: ``minipamayo_ros.plan_events`` (CURVE, BRAKE, STOP, GO, OBSTACLE,
-UNCERTAIN; the same functions give the text model its training condition). A trajectory says
-what the car does, not why: the caption (the text model on the policy's context vector) names the
-cause, e.g. a red light, a pedestrian or a stop line for a STOP.
+Kinds (``minipamayo_ros.events.Event``; feature, unit):
 
-``situation()`` is the highest-priority active kind (STOP > GO > OBSTACLE > CURVE > BRAKE;
-UNCERTAIN is not a situation): the text model is conditioned on it, as in training, where it is
-``plan_events.situation`` of the expert's plan (see ``docs/text.md``).
+* ``CURVE``: the largest curvature along the plan, heading change between consecutive segments
+  per metre [1/m] (the far end of the 2 s plan bends as soon as a curve enters it; the chord to
+  the last waypoint reacts ~1 s later). 0 when the path is shorter than ``min_path_length``: at a
+  crawl a few centimetres of lateral noise would read as a sharp turn;
+* ``BRAKE``: planned deceleration over the horizon, (v_first - v_last) / horizon [m/s²];
+* ``STOP``: the plan comes to a standstill within the horizon (obstacle or stop line ahead, or
+  standing): feature = ``stop_speed`` - last planned speed [m/s], active when >= 0. A trajectory
+  alone cannot say *why* the plan stops, so ``OBSTACLE`` is never detected here;
+* ``UNCERTAIN``: the model's own uncertainty estimate [m].
+
+``situation()`` is the highest-priority active kind (STOP > CURVE > BRAKE, as the simulator's
+expert ranks them; UNCERTAIN is not a situation): the text model is conditioned on it, because the
+model was trained on the expert's situation labels (see ``docs/text.md``).
 """
 
 from __future__ import annotations
@@ -22,10 +29,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from minipamayo_ros.events import Event
-from minipamayo_ros.plan_events import DETECTED, MIN_PATH_LENGTH, SITUATION_PRIORITY, STOP_SPEED
-from minipamayo_ros.plan_events import features as plan_features
 from minipamayo_ros.trajectory import PlannedTrajectory
+
+#: situation priority, highest first (the simulator expert's ranking)
+SITUATION_PRIORITY = (Event.STOP, Event.CURVE, Event.BRAKE)
+DETECTED = (Event.CURVE, Event.BRAKE, Event.STOP, Event.UNCERTAIN)
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,8 @@ class DetectorSettings:
 
     thresholds: dict[Event, Threshold]
     min_interval: float = 3.0
-    min_path_length: float = MIN_PATH_LENGTH  # [m] shorter plans have no meaningful curvature
-    stop_speed: float = STOP_SPEED            # [m/s] a planned speed below this is a standstill
+    min_path_length: float = 2.0      # [m] shorter plans have no meaningful curvature
+    stop_speed: float = 0.5           # [m/s] a last planned speed below this is a standstill
 
     def __post_init__(self) -> None:
         unknown = set(self.thresholds) - set(DETECTED)
@@ -68,11 +79,25 @@ class DetectedEvent:
     situation: Event       # what the vehicle is doing (conditions the caption)
 
 
-def features(traj: PlannedTrajectory, min_path_length: float = MIN_PATH_LENGTH,
-             stop_speed: float = STOP_SPEED) -> dict[Event, float]:
-    """The detector's features of one trajectory (``plan_events.features``)."""
-    return plan_features(traj.points, traj.speeds, traj.horizon, float(traj.uncertainty), min_path_length,
-                         stop_speed)
+def features(traj: PlannedTrajectory, min_path_length: float = 2.0, stop_speed: float = 0.5
+             ) -> dict[Event, float]:
+    """The detector's features of one trajectory (see module docstring for units)."""
+    p = np.asarray(traj.points, dtype=np.float64)
+    v = np.asarray(traj.speeds, dtype=np.float64)
+    seg = np.diff(np.vstack(([0.0, 0.0], p)), axis=0)
+    lengths = np.hypot(seg[:, 0], seg[:, 1])
+    curvature = 0.0
+    if float(lengths.sum()) >= min_path_length and len(seg) >= 2:
+        heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
+        ds = np.maximum(0.5 * (lengths[1:] + lengths[:-1]), 1e-3)
+        curvature = float(np.max(np.abs(np.diff(heading)) / ds))
+    horizon = max(traj.horizon, 1e-6)
+    return {
+        Event.CURVE: curvature,
+        Event.BRAKE: (float(v[0]) - float(v[-1])) / horizon,
+        Event.STOP: stop_speed - float(v[-1]),
+        Event.UNCERTAIN: float(traj.uncertainty),
+    }
 
 
 @dataclass
@@ -126,7 +151,7 @@ class EventDetector:
         return events
 
     def situation(self) -> Event:
-        """Highest-priority active kind (STOP > GO > OBSTACLE > CURVE > BRAKE), else ``Event.NONE``."""
+        """Highest-priority active kind (STOP > CURVE > BRAKE), else ``Event.NONE``."""
         for kind in SITUATION_PRIORITY:
             st = self._state.get(kind)
             if st is not None and st.active:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from minipamayo_ros import io_contract, language
-from minipamayo_ros.events import Event
 from minipamayo_ros.inference import (
     BackendError,
     BackendOptions,
@@ -42,14 +41,6 @@ class TextModelError(RuntimeError):
     """The text model cannot be used; the message says what to fix."""
 
 
-#: what is said when the model is not sure *why* (confidence below ``min_confidence``): the
-#: situation, no cause. A trajectory that cannot tell a red light from a pedestrian must not guess.
-GENERIC_CAPTIONS: dict[Event, str] = {
-    Event.NONE: "keeping lane", Event.CURVE: "following curve", Event.BRAKE: "slowing down",
-    Event.STOP: "stopping ahead", Event.OBSTACLE: "passing object ahead", Event.GO: "proceeding",
-}
-
-
 @dataclass(frozen=True)
 class Caption:
     """One generation's result."""
@@ -60,23 +51,6 @@ class Caption:
     abandoned: bool              # stopped at the deadline (the caption is incomplete: do not publish)
     latency_ms: float            # [ms] wall time of the whole generation
     steps: int                   # model calls made
-    #: the model's confidence in its words: the smallest probability of a chosen token (EOS
-    #: included) under the softmax of its logits, 0..1 (nan for a caption the model did not finish)
-    confidence: float = float("nan")
-    generic: bool = False        # the model's caption was replaced by :data:`GENERIC_CAPTIONS`
-
-
-def generic_caption(event: int, caption: Caption, confidence: float) -> Caption:
-    """``caption`` with the generic text of ``event`` (the situation) instead of the model's words."""
-    text = {int(k): v for k, v in GENERIC_CAPTIONS.items()}.get(int(event), GENERIC_CAPTIONS[Event.NONE])
-    ids = tuple(language.encode(text, strict=True))
-    return replace(caption, token_ids=ids, text=text, truncated=False, confidence=confidence, generic=True)
-
-
-def _probability(logits: NDArray[np.floating], token: int) -> float:
-    z = np.asarray(logits, np.float64).ravel()
-    z = np.exp(z - z.max())
-    return float(z[token] / z.sum())
 
 
 class CaptionGenerator:
@@ -93,15 +67,12 @@ class CaptionGenerator:
         return self.backend.manifest.model_id
 
     def generate(self, context: NDArray[np.floating], event: int, max_tokens: int,
-                 max_generation_ms: float = float("inf"), ignore_eos: bool = False,
-                 min_confidence: float = 0.0) -> Caption:
+                 max_generation_ms: float = float("inf"), ignore_eos: bool = False) -> Caption:
         """Caption of ``context`` conditioned on ``event`` (an ``events.Event`` value).
 
         At most ``max_tokens`` words; before every step after the first, the elapsed wall time is
         compared with ``max_generation_ms`` and the generation is abandoned when it is over.
-        ``ignore_eos`` always runs ``max_tokens`` steps (the worst case, for benchmarks). A
-        finished caption whose confidence is below ``min_confidence`` is replaced by the generic
-        caption of ``event`` (:data:`GENERIC_CAPTIONS`: what the car does, not why).
+        ``ignore_eos`` always runs ``max_tokens`` steps (the worst case, for benchmarks).
         """
         ctx = np.asarray(context, dtype=np.float32).reshape(1, -1)
         if ctx.shape[1] != self.context_dim:
@@ -114,7 +85,6 @@ class CaptionGenerator:
         t0 = self._clock()
         steps = 0
         ended = abandoned = False
-        confidence = 1.0
         while len(words) < max_tokens:
             if steps and (self._clock() - t0) * 1e3 > max_generation_ms:
                 abandoned = True
@@ -122,7 +92,6 @@ class CaptionGenerator:
             logits = self.backend.infer({**feed, "tokens": np.array([seq], np.int64)})["logits"]
             steps += 1
             nxt = int(np.argmax(logits[0]))
-            confidence = min(confidence, _probability(logits[0], nxt))
             if nxt == language.EOS and not ignore_eos:
                 ended = True
                 break
@@ -135,15 +104,9 @@ class CaptionGenerator:
             logits = self.backend.infer({**feed, "tokens": np.array([seq], np.int64)})["logits"]
             steps += 1
             ended = int(np.argmax(logits[0])) == language.EOS
-            if ended:
-                confidence = min(confidence, _probability(logits[0], language.EOS))
         latency = (self._clock() - t0) * 1e3
-        cap = Caption(tuple(words), language.decode(words), truncated=not ended and not abandoned,
-                      abandoned=abandoned, latency_ms=latency, steps=steps,
-                      confidence=confidence if not abandoned else float("nan"))
-        if not abandoned and confidence < min_confidence:
-            return generic_caption(event, cap, confidence)
-        return cap
+        return Caption(tuple(words), language.decode(words), truncated=not ended and not abandoned,
+                       abandoned=abandoned, latency_ms=latency, steps=steps)
 
 
 def check_text_contract(manifest: ModelManifest) -> int:
