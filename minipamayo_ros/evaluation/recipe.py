@@ -86,6 +86,12 @@ SCALES: dict[str, Scale] = {
                   calib_seeds=8, dagger_rounds=1, dagger_seeds=48, dagger_seconds=30.0, epochs_round0=4,
                   epochs_finetune=2, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=16,
                   select_classic_seeds=8, select_seconds=30.0),
+    # ~3.5x the data and training of "full" (2.5x expert episodes, a larger classic share against
+    # the slower driving "full" learnt on classic roads, two DAgger rounds): one device call, ~4-5 min
+    "large": Scale(classic_seeds=160, traffic_seeds=440, episode_seconds=25.0, val_data_seeds=12,
+                   calib_seeds=8, dagger_rounds=2, dagger_seeds=80, dagger_seconds=30.0, epochs_round0=4,
+                   epochs_finetune=2, batch_size=256, lr=2e-3, finetune_lr=1e-3, select_seeds=16,
+                   select_classic_seeds=8, select_seconds=30.0),
     # what a 2-core CPU can do in ~3 h: the vision encoder of the previous policy kept (frozen), the
     # fusion backbone, heads and text decoder fine-tuned on its cached tokens
     "cpu": Scale(classic_seeds=40, traffic_seeds=210, episode_seconds=25.0, val_data_seeds=8,

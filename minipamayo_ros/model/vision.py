@@ -51,7 +51,7 @@ class PatchEmbed(nn.Conv2d):
     def __init__(self, in_channels: int, width: int, patch: int) -> None:
         super().__init__(in_channels, width, patch, stride=patch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, C, H, W) -> (B, gh*gw, width); rows/columns past the last whole patch are
         dropped, as the convolution drops them."""
         B, C, H, W = x.shape
