@@ -4,11 +4,17 @@ Declared once, here, at the lowest layer: ONNX export (``model.export``), synthe
 (``inference.torch_backend.io_specs``), the probe model (``policy.probe_model``) and the policy
 node's startup check (``policy.model_loader.check_policy_contract``) all derive from it.
 
-Policy: ``image`` uint8 (1, H, W, 3) RGB, ``state`` float32 (1, 10, 3) -> ``waypoints`` float32
+Policy: ``image`` uint8 (1, H, W, 3) RGB, ``state`` float32 (1, 10, 4) -> ``waypoints`` float32
 (1, 20, 2) [m, base_link at the image stamp], ``speeds`` (1, 20) [m/s], ``uncertainty`` (1,) [m],
 ``context`` (1, C) (optional: the text node's input). Text: ``context`` float32 (1, C), ``event``
 int64 (1,) -> ``tokens`` int32 (1, 32) word ids (PAD after the caption), ``length`` int32 (1,),
 ``confidence`` float32 (1,). ``None`` in a declared shape means "any size" (image size, C).
+
+The contract has a version (:data:`CONTRACT_VERSION`), written into every manifest
+(``contract_version``; a manifest without one is version 1). The policy node refuses a policy
+manifest of another version, naming both, rather than feeding a model inputs it was not trained
+on. History: 1 = ``state`` (1, 10, 3) (speed, yaw rate, acceleration); 2 = ``state`` (1, 10, 4),
+the standing time added (``state_features``). The text decoder's tensors are the same in 1 and 2.
 """
 
 from __future__ import annotations
@@ -17,6 +23,14 @@ from minipamayo_ros.language import MAX_CAPTION_TOKENS
 from minipamayo_ros.manifest import TensorSpec
 from minipamayo_ros.state_features import STATE_FEATURES, STATE_STEPS
 from minipamayo_ros.trajectory import NUM_WAYPOINTS
+
+#: version of this contract (module doc); manifests written now carry it
+CONTRACT_VERSION = 2
+#: what changed in each version (for error messages)
+CONTRACT_HISTORY = {
+    1: "state (1, 10, 3): speed, yaw rate, acceleration",
+    2: f"state (1, {STATE_STEPS}, {len(STATE_FEATURES)}): {', '.join(STATE_FEATURES)}",
+}
 
 # tensor names
 IMAGE, STATE = "image", "state"
@@ -68,6 +82,16 @@ def text_step_specs(context_dim: Dim = None, vocab_size: Dim = None) -> Specs:
              TensorSpec(EVENT, (1,), "int64"),
              TensorSpec(TOKENS, (1, DYNAMIC), "int64")),
             (TensorSpec(LOGITS, (1, vocab_size), "float32"),))  # type: ignore[arg-type]
+
+
+def version_problem(manifest_version: int, name: str) -> str | None:
+    """Why a policy manifest of ``manifest_version`` cannot run with this contract, or None."""
+    if manifest_version == CONTRACT_VERSION:
+        return None
+    old = CONTRACT_HISTORY.get(manifest_version, "unknown to this build")
+    return (f"model '{name}' follows I/O contract v{manifest_version} ({old}); this build feeds I/O contract "
+            f"v{CONTRACT_VERSION} ({CONTRACT_HISTORY[CONTRACT_VERSION]}): use a model exported for "
+            f"v{CONTRACT_VERSION} (the shipped engines/, or retrain and release it: docs/model.md)")
 
 
 def mismatch(found: TensorSpec, declared: TensorSpec) -> str | None:

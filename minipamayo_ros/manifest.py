@@ -4,7 +4,8 @@
 
     {
       "name": "minipamayo-tiny-policy",        # engine name
-      "kind": "policy" | "text_decoder",
+      "kind": "policy" | "text_decoder" | "text_step",
+      "contract_version": 2,                   # io_contract.CONTRACT_VERSION it was exported for (absent: 1)
       "file": "minipamayo-tiny-policy.onnx",   # relative to the manifest
       "sha256": "<hex>",                       # of that file
       "inputs":  [{"name": "image", "shape": [1, 128, 128, 3], "dtype": "uint8"}, ...],
@@ -27,6 +28,10 @@ from typing import Any
 
 #: the source checkout (manifests relative to it are found when running from a checkout)
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+#: the I/O contract version of a manifest that names none (written before versions existed)
+LEGACY_CONTRACT_VERSION = 1
 
 
 class ManifestError(RuntimeError):
@@ -58,6 +63,8 @@ class ModelManifest:
     config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: ``io_contract.CONTRACT_VERSION`` the model was exported for (manifests without the key: 1)
+    contract_version: int = LEGACY_CONTRACT_VERSION
 
     @property
     def model_id(self) -> str:
@@ -123,6 +130,7 @@ def load_manifest(path: str | Path, verify_hash: bool = True) -> ModelManifest:
             config=dict(d.get("config", {})),
             training=dict(d.get("training", {})),
             metrics=dict(d.get("metrics", {})),
+            contract_version=int(d.get("contract_version", LEGACY_CONTRACT_VERSION)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ManifestError(f"model manifest {path} is malformed: {exc!r}") from exc
@@ -144,6 +152,7 @@ def write_manifest(path: str | Path, manifest: ModelManifest) -> None:
     d = {
         "name": manifest.name,
         "kind": manifest.kind,
+        "contract_version": manifest.contract_version,
         "file": str(Path(manifest.model_path).relative_to(path.parent.resolve())),
         "sha256": manifest.sha256,
         "inputs": [s.as_dict() for s in manifest.inputs],

@@ -128,7 +128,7 @@ def test_pipeline_policy_feeds_the_model_what_the_node_would(tmp_path: Path) -> 
     assert isinstance(out, PlannedTrajectory)
     camera = World(1, SHORT).config.camera
     assert obs.camera().shape[:2] == (camera.height, camera.width)
-    assert inputs[IMAGE].shape == (1, 64, 64, 3) and inputs[STATE].shape == (1, 10, 3)
+    assert inputs[IMAGE].shape == (1, 64, 64, 3) and inputs[STATE].shape == (1, 10, 4)
     want = expected_outputs(inputs[IMAGE], inputs[STATE])
     np.testing.assert_allclose(out.points, want["waypoints"][0], atol=1e-5)
     assert out.frame_id == "base_link" and out.model_id.startswith("probe-policy@")
@@ -142,7 +142,7 @@ def test_dagger_labels_the_states_the_policy_visits(tmp_path: Path) -> None:
     ep = policy_episode(str(manifest), 4, episode_seconds=8.0, sample_period=0.2, image_size=(32, 32),
                         world_config=SHORT, perturbation=pert)
     n = len(ep["images"])
-    assert n >= 25 and ep["images"].shape == (n, 32, 32, 3) and ep["state"].shape == (n, 10, 3)
+    assert n >= 25 and ep["images"].shape == (n, 32, 32, 3) and ep["state"].shape == (n, 10, 4)
     # the probe holds its speed and steers by colour; the labels are the expert's plans, not its output
     probe = np.stack([expected_outputs(ep["images"][i:i + 1], ep["state"][i:i + 1])["waypoints"][0]
                       for i in range(n)])
@@ -151,8 +151,8 @@ def test_dagger_labels_the_states_the_policy_visits(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not training seeds"):
         generate_dagger_dataset(tmp_path / "d", [1000], str(manifest), progress=False)
     ds = load_dataset(generate_dagger_dataset(tmp_path / "d", [5000], str(manifest), episode_seconds=3.0,
-                                              progress=False, world_config=SHORT))
-    assert ds.meta["driver"] == f"manifest:{manifest}"
+                                              progress=False, world_config=SHORT, latency=0.02))
+    assert ds.meta["driver"] == f"manifest:{manifest}" and ds.meta["latency_s"] == 0.02
     assert ds.meta["driver_model_id"].startswith("probe-policy@")
 
 
@@ -173,3 +173,15 @@ def test_shipped_policy_stops_behind_an_obstacle_and_drives_on() -> None:
     assert m.distance_m > first_obstacle + 5.0  # got past the obstacle's place (it moved away)
     assert (m.lane_departures, m.collisions, m.stop_line_violations) == (0, 0, 0), m
     assert r.rejected_trajectories == 0 and r.skipped.get("invalid_output", 0) == 0
+
+
+def test_recipe_summary_counts_clean_runs_per_latency_and_type() -> None:
+    from minipamayo_ros.evaluation.recipe import summarize_runs
+
+    runs = [{"seed": s, "latency_s": lat, "scenario": t, "clean": ok, "failed": [] if ok else ["no_stall"]}
+            for s, lat, t, ok in [(1, 0.02, "cut_in", True), (1, 0.1, "cut_in", False),
+                                  (2, 0.02, "classic", True), (2, 0.1, "classic", True)]]
+    s = summarize_runs(runs)
+    assert (s["clean"], s["runs"], s["clean_fraction"]) == (3, 4, 0.75)
+    assert s["per_latency"]["0.1"]["clean"] == 1 and s["per_type"]["cut_in"]["clean_fraction"] == 0.5
+    assert [f["seed"] for f in s["failures"]] == [1]

@@ -181,7 +181,7 @@ import numpy as np
 from minipamayo_ros.inference import BackendOptions, create_backend, load_manifest
 b = create_backend(load_manifest({str(mpath)!r}), BackendOptions(backend="auto"))
 b.warm_up()
-out = b.infer({{"image": np.zeros((1, 32, 32, 3), np.uint8), "state": np.ones((1, 10, 3), np.float32)}})
+out = b.infer({{"image": np.zeros((1, 32, 32, 3), np.uint8), "state": np.ones((1, 10, 4), np.float32)}})
 print(json.dumps({{"torch": "torch" in sys.modules, "tensorrt": "tensorrt" in sys.modules,
                   "shape": list(out["waypoints"].shape)}}))
 """

@@ -21,7 +21,7 @@ from minipamayo_ros.inference.engine_cache import (
 
 KEY = EngineKey(onnx_sha256="a" * 64, tensorrt_version="10.3.0", gpu_name="Orin",
                 compute_capability="8.7", precision="fp16", builder_flags=("FP16",), workspace_mb=1024,
-                input_shapes=(("image", (1, 128, 128, 3)), ("state", (1, 10, 3))))
+                input_shapes=(("image", (1, 128, 128, 3)), ("state", (1, 10, 4))))
 
 
 class Builder:
@@ -54,7 +54,7 @@ def test_miss_then_hit(tmp_path: Path) -> None:
     ({"gpu_name": "Orin (nvgpu)"}, "gpu_name: Orin -> Orin (nvgpu)"),
     ({"builder_flags": ("BF16",)}, "builder_flags"),
     ({"workspace_mb": 512}, "workspace_mb: 1024 -> 512"),
-    ({"input_shapes": (("image", (1, 320, 320, 3)), ("state", (1, 10, 3)))}, "input_shapes"),
+    ({"input_shapes": (("image", (1, 320, 320, 3)), ("state", (1, 10, 4)))}, "input_shapes"),
 ])
 def test_changed_key_invalidates_and_says_why(tmp_path: Path, change: dict, field: str) -> None:
     cache, build = EngineCache(tmp_path), Builder()
@@ -185,7 +185,7 @@ def test_engine_key_from_manifest_and_gpu(tmp_path: Path) -> None:
     m2, _ = policy_manifest(tmp_path / "b", seed=1)  # same graph, other weights: another sha256
     key = engine_key(m1, orin, "fp16", 1024, "10.3.0")
     assert key.compute_capability == "8.7" and key.builder_flags == ("FP16",)
-    assert key.input_shapes == (("image", (1, 32, 32, 3)), ("state", (1, 10, 3)))
+    assert key.input_shapes == (("image", (1, 32, 32, 3)), ("state", (1, 10, 4)))
     cache = EngineCache(tmp_path / "cache")
     cache.store(m1.name, key, b"engine")
     assert cache.lookup(m1.name, key).hit

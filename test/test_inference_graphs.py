@@ -1,6 +1,6 @@
 """Small real ONNX policy graphs (built with onnx.helper) for the inference backend tests.
 
-They have the policy I/O contract (``image`` uint8 (1,H,W,3), ``state`` float32 (1,10,3) ->
+They have the policy I/O contract (``image`` uint8 (1,H,W,3), ``state`` float32 (1,10,4) ->
 ``waypoints`` (1,20,2), ``speeds`` (1,20), ``uncertainty`` (1,), ``context`` (1,C)) and outputs
 that depend on the inputs in a way :func:`reference_outputs` recomputes in numpy, so a backend
 that mixes up tensors, dtypes or buffers is caught. Run by real ONNX Runtime, not mocked.
@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from minipamayo_ros.io_contract import CONTRACT_VERSION
 from minipamayo_ros.manifest import ModelManifest, TensorSpec, sha256_of, write_manifest
 
 CONTEXT = 8
@@ -22,16 +23,16 @@ CONTEXT = 8
 def _weights(seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "W_wp": rng.normal(0, 0.3, (30, 40)).astype(np.float32),
-        "W_sp": rng.normal(0, 0.3, (30, 20)).astype(np.float32),
-        "W_cx": rng.normal(0, 0.3, (30, CONTEXT)).astype(np.float32),
+        "W_wp": rng.normal(0, 0.3, (40, 40)).astype(np.float32),
+        "W_sp": rng.normal(0, 0.3, (40, 20)).astype(np.float32),
+        "W_cx": rng.normal(0, 0.3, (40, CONTEXT)).astype(np.float32),
     }
 
 
 def reference_outputs(image: np.ndarray, state: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     """What the graph of :func:`build_policy_onnx` computes, in numpy (float64 then cast)."""
     w = _weights(seed)
-    s = state.reshape(1, 30).astype(np.float64)
+    s = state.reshape(1, 40).astype(np.float64)
     brightness = image.astype(np.float64).mean() / 255.0
     waypoints = (s @ w["W_wp"] + brightness).reshape(1, 20, 2)
     speeds = s @ w["W_sp"]
@@ -46,7 +47,7 @@ def build_policy_onnx(path: Path, image_hw: tuple[int, int] = (32, 32), seed: in
     h, w_ = image_hw
     w = _weights(seed)
     inits = [numpy_helper.from_array(v, k) for k, v in w.items()]
-    inits += [numpy_helper.from_array(np.array([1, 30], np.int64), "shape_s"),
+    inits += [numpy_helper.from_array(np.array([1, 40], np.int64), "shape_s"),
               numpy_helper.from_array(np.array([1, 20, 2], np.int64), "shape_wp"),
               numpy_helper.from_array(np.array(255.0, np.float32), "c255")]
     nodes = [
@@ -67,7 +68,7 @@ def build_policy_onnx(path: Path, image_hw: tuple[int, int] = (32, 32), seed: in
     graph = helper.make_graph(
         nodes, "test_policy",
         [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, h, w_, 3]),
-         helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, 10, 3])],
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, [1, 10, 4])],
         [helper.make_tensor_value_info("waypoints", TensorProto.FLOAT, [1, 20, 2]),
          helper.make_tensor_value_info("speeds", TensorProto.FLOAT, [1, 20]),
          helper.make_tensor_value_info("uncertainty", TensorProto.FLOAT, [1]),
@@ -87,10 +88,10 @@ def policy_manifest(tmp_dir: Path, image_hw: tuple[int, int] = (32, 32), seed: i
     h, w = image_hw
     manifest = ModelManifest(
         name=name, kind="policy", model_path=onnx_path.resolve(), sha256=sha256_of(onnx_path),
-        inputs=(TensorSpec("image", (1, h, w, 3), "uint8"), TensorSpec("state", (1, 10, 3), "float32")),
+        inputs=(TensorSpec("image", (1, h, w, 3), "uint8"), TensorSpec("state", (1, 10, 4), "float32")),
         outputs=(TensorSpec("waypoints", (1, 20, 2), "float32"), TensorSpec("speeds", (1, 20), "float32"),
                  TensorSpec("uncertainty", (1,), "float32"), TensorSpec("context", (1, CONTEXT), "float32")),
-        config={"test_graph_seed": seed})
+        config={"test_graph_seed": seed}, contract_version=CONTRACT_VERSION)
     mpath = tmp_dir / f"{name}.manifest.json"
     write_manifest(mpath, manifest)
     return manifest, mpath
@@ -99,7 +100,7 @@ def policy_manifest(tmp_dir: Path, image_hw: tuple[int, int] = (32, 32), seed: i
 def sample_inputs(image_hw: tuple[int, int] = (32, 32), seed: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"image": rng.integers(0, 256, (1, *image_hw, 3), dtype=np.uint8),
-            "state": rng.normal(0, 1, (1, 10, 3)).astype(np.float32)}
+            "state": rng.normal(0, 1, (1, 10, 4)).astype(np.float32)}
 
 
 def test_graph_is_valid_onnx_with_policy_io(tmp_path: Path) -> None:

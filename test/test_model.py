@@ -56,7 +56,7 @@ def test_policy_and_text_shapes_for_both_configs_on_meta() -> None:
         with torch.device("meta"):
             model = build_model(cfg)
             h, w = cfg.image_size
-            wp, sp, unc, ctx = model.policy(torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.zeros(2, 10, 3))
+            wp, sp, unc, ctx = model.policy(torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.zeros(2, 10, 4))
             logits = model.text(ctx, torch.zeros(2, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long))
         assert wp.shape == (2, cfg.num_waypoints, 2) and sp.shape == (2, cfg.num_waypoints)
         assert unc.shape == (2,) and ctx.shape == (2, cfg.context_dim)
@@ -67,7 +67,7 @@ def test_tiny_outputs_are_physical() -> None:
     torch.manual_seed(0)
     model = build_model("tiny").eval()
     torch.nn.init.normal_(model.policy.action_head.weight, std=0.05)
-    state = torch.zeros(3, 10, 3)
+    state = torch.zeros(3, 10, 4)
     state[:, :, 0] = torch.tensor([0.0, 1.0, 2.5])[:, None]
     with torch.no_grad():
         wp, sp, unc, _ = model.policy(torch.randint(0, 256, (3, 128, 128, 3), dtype=torch.uint8), state)
@@ -80,7 +80,7 @@ def test_tiny_outputs_are_physical() -> None:
 
 def test_untrained_head_drives_straight_at_current_speed() -> None:
     model = build_model("tiny").eval()  # action head initialised to zero
-    state = torch.zeros(1, 10, 3)
+    state = torch.zeros(1, 10, 4)
     state[0, :, 0] = 2.0
     with torch.no_grad():
         wp, sp, _, _ = model.policy(torch.zeros(1, 128, 128, 3, dtype=torch.uint8), state)
@@ -120,7 +120,7 @@ def test_half_precision_path_runs(dtype: torch.dtype) -> None:
     torch.manual_seed(0)
     model = build_model("tiny").eval()
     torch.nn.init.normal_(model.policy.action_head.weight, std=0.05)
-    state = torch.zeros(1, 10, 3)
+    state = torch.zeros(1, 10, 4)
     state[0, :, 0] = 3.0
     image = torch.randint(0, 256, (1, 128, 128, 3), dtype=torch.uint8)
     with torch.no_grad():

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
 POLICY_IO = {
-    "image": ((1, 128, 128, 3), "uint8"), "state": ((1, 10, 3), "float32"),
+    "image": ((1, 128, 128, 3), "uint8"), "state": ((1, 10, 4), "float32"),
     "waypoints": ((1, 20, 2), "float32"), "speeds": ((1, 20), "float32"),
     "uncertainty": ((1,), "float32"),
 }

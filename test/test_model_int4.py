@@ -104,8 +104,8 @@ def test_keep_float_until_keeps_the_most_sensitive_first() -> None:
 def test_token_cut_pools_the_vision_positions_and_nothing_else() -> None:
     src = _micro()
     same = cut_model(src, 1, "control")
-    x = torch.from_numpy(policy_example_inputs(src)["image"])
-    s = torch.zeros(1, 10, 3)
+    example = policy_example_inputs(src)
+    x, s = torch.from_numpy(example["image"]), torch.zeros_like(torch.from_numpy(example["state"]))
     with torch.no_grad():
         for a, b in zip(src.policy(x, s), same.policy(x, s), strict=True):
             assert torch.equal(a, b)

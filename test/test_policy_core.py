@@ -14,6 +14,7 @@ from helpers.image_bytes import raw_bytes
 from conftest import REPO_ROOT
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.inference import BackendOptions
+from minipamayo_ros.io_contract import CONTRACT_VERSION
 from minipamayo_ros.manifest import TensorSpec
 from minipamayo_ros.params import ParameterError, build_config, load_node_yaml, param_specs
 from minipamayo_ros.policy.config import PolicyConfig
@@ -31,6 +32,7 @@ from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, R
 from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
+from minipamayo_ros.state_features import MAX_STANDING_TIME, StandstillClock
 
 
 def _rgb(h: int = 48, w: int = 64) -> np.ndarray:
@@ -255,7 +257,7 @@ def test_probe_model_through_onnxruntime_matches_its_numpy_definition(probe_mani
     assert io.image_size == (96, 128) and io.context_dim == 4 and backend.warmed_up
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (1, 96, 128, 3), dtype=np.uint8)
-    state = rng.normal(size=(1, 10, 3)).astype(np.float32)
+    state = rng.normal(size=(1, 10, 4)).astype(np.float32)
     out = backend.infer({"image": img, "state": state})
     for k, v in expected_outputs(img, state).items():
         np.testing.assert_allclose(out[k], v, rtol=1e-5, atol=1e-6)
@@ -283,6 +285,58 @@ def test_load_errors_say_what_to_fix(tmp_path) -> None:
     (tmp_path / "c" / "probe-policy.onnx").write_bytes(b"garbage")
     with pytest.raises(PolicyModelError, match="corrupt"):
         load_policy(str(corrupt), BackendOptions())
+
+
+def test_a_manifest_of_the_old_contract_is_refused_naming_both_versions(tmp_path) -> None:
+    import json
+
+    path = build_probe_model(tmp_path)
+    d = json.loads(path.read_text())
+    del d["contract_version"]  # written before versions existed: contract v1
+    path.write_text(json.dumps(d))
+    with pytest.raises(PolicyModelError) as err:
+        load_policy(str(path), BackendOptions(backend="onnxruntime"))
+    msg = str(err.value)
+    assert "I/O contract v1" in msg and f"I/O contract v{CONTRACT_VERSION}" in msg and "standing_time" in msg
+    d["contract_version"] = CONTRACT_VERSION + 1  # from a newer build
+    path.write_text(json.dumps(d))
+    with pytest.raises(PolicyModelError, match=f"v{CONTRACT_VERSION + 1}"):
+        load_policy(str(path), BackendOptions(backend="onnxruntime"))
+
+
+def test_the_shipped_manifests_carry_the_contract_version() -> None:
+    from minipamayo_ros.inference import load_manifest
+    from minipamayo_ros.manifest import SOURCE_ROOT
+
+    for path in sorted((SOURCE_ROOT / "engines").glob("*.manifest.json")):
+        assert load_manifest(path, verify_hash=False).contract_version == CONTRACT_VERSION, path.name
+
+
+def test_pipeline_state_carries_the_standing_time(probe_manifest) -> None:
+    """Driving, then standing from t = 3 s: the state's last column is the time stood at each step."""
+    p = _pipeline(probe_manifest)
+    _feed_odometry(p, 0.0, 3.52, lambda t: 2.0 if t < 3.0 else 0.0)
+    early = p.state(3.5)
+    _feed_odometry(p, 3.52, 25.0, lambda t: 0.0)
+    late = p.state(24.9)
+    assert not isinstance(early, Skip) and not isinstance(late, Skip)
+    stood = np.clip(3.5 - 0.1 * np.arange(9, -1, -1) - 3.0, 0.0, None)
+    np.testing.assert_allclose(early[:, 3], stood, atol=1e-5)
+    np.testing.assert_allclose(late[:, 3], MAX_STANDING_TIME)  # 21.9 s stood: capped, not 1 s
+
+
+def test_standstill_clock_knows_each_instant_of_the_window() -> None:
+    """Stand 0.5 s, roll 0.2 s, stand again: every instant gets its own uninterrupted standing time."""
+    clock = StandstillClock()
+    for k in range(100):  # 50 Hz, until 12 s
+        t = 10.0 + 0.02 * k
+        clock.add(t, 0.0 if t < 10.5 or t >= 10.7 else 0.3)
+    assert clock.standing_time(10.4) == pytest.approx(0.4)
+    assert clock.standing_time(10.6) == 0.0
+    assert clock.standing_time(11.9) == pytest.approx(1.2)
+    assert clock.standing_time(9.0) == 0.0  # before any odometry: nothing known, not standing
+    clock.clear()
+    assert clock.standing_time(12.0) == 0.0
 
 
 # --- output parsing --------------------------------------------------------------------------------

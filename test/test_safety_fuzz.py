@@ -22,13 +22,12 @@ from hypothesis import strategies as st
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
 from minipamayo_ros.geometry import quaternion_from_yaw
-from minipamayo_ros.pose_history import PoseHistory
 from minipamayo_ros.safety.context_input import check_context
 from minipamayo_ros.safety.image_input import check_raw_image
 from minipamayo_ros.safety.odometry_input import MAX_POSITION, OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
-from minipamayo_ros.state_features import state_history
+from minipamayo_ros.state_features import StateHistory, state_history
 
 CFG = FollowerConfig()
 #: derandomized: CI runs the same examples every time (a failure is reproducible, never flaky)
@@ -166,7 +165,7 @@ def test_follower_survives_any_input_sequence_and_recovers(events) -> None:
 def test_odometry_gate_output_feeds_a_finite_state_history(fields, history_speed) -> None:
     off, f = fields
     gate = OdometryGate(OdometryLimits(max_age=2.0))
-    hist = PoseHistory(max_age=2.0)
+    hist = StateHistory(max_age=2.0)
     for t in np.arange(8.0, 10.0, 0.02):
         out = gate.check(_valid_odom(float(t), history_speed), float(t), hist.latest)
         assert not isinstance(out, Rejection)

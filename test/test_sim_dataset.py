@@ -37,7 +37,7 @@ def test_round_trip(tmp_path: Path) -> None:
     n = len(ds)
     assert n > 10
     assert ds.images.shape == (n, 64, 64, 3) and ds.images.dtype == np.uint8
-    assert ds.state.shape == (n, 10, 3) and ds.state.dtype == np.float32
+    assert ds.state.shape == (n, 10, 4) and ds.state.dtype == np.float32
     assert ds.waypoints.shape == (n, 20, 2) and ds.waypoints.dtype == np.float32
     assert ds.speeds.shape == (n, 20) and ds.speeds.dtype == np.float32
     assert ds.events.shape == (n,) and ds.events.dtype == np.int64
@@ -56,6 +56,11 @@ def test_round_trip(tmp_path: Path) -> None:
     assert index["samples"] == n and index["image_size"] == [64, 64]
     assert index["generator_version"] == GENERATOR_VERSION
     assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.tmp*"))
+    # a dataset of the old input contract (state without the standing time) is refused by name
+    index["version"] = 1
+    (out / INDEX_FILE).write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="v1, this code reads v2"):
+        load_dataset(out)
 
 
 def test_labels_are_valid(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """Soak test: the closed-loop demo stack for N minutes, watched for crashes, leaks and latency drift.
 
     scripts/soak.sh [--minutes 30] [--window-minutes 5] [--seed 0] [--out reports/soak-...]
+                    [--scenario-mix traffic_and_classic | --scenario TYPE]
 
 Runs the sim stack (simulator + policy + follower, same processes and parameters as the demo and
 ``sim.launch.py``; the simulator starts a new road at the end of each one, so the car keeps
-driving) for ``--minutes`` of wall time and records
+driving) in the traffic world (``--scenario-mix``, default ``traffic_and_classic``: every traffic
+scenario type and the classic roads, one per seed) for ``--minutes`` of wall time and records
 
 * **crashes / restarts**: a node that dies is recorded (name, exit code, time) and restarted, at
   most ``--max-restarts`` times in all (then the soak ends early);
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from minipamayo_ros.bringup import soak_report
+from minipamayo_ros.bringup.demo import add_scenario_options, scenario_overrides
 from minipamayo_ros.bringup.processes import NodeProcess
 from minipamayo_ros.bringup.report import plan_rejections
 from minipamayo_ros.bringup.runner import StackRunner, add_stack_arguments, build_specs
@@ -53,6 +56,7 @@ from minipamayo_ros.scoring.score import score_frames
 if TYPE_CHECKING:
     from rclpy.context import Context
 
+SOAK_SCENARIO_MIX = "traffic_and_classic"
 SOAK_DOMAIN_BASE = 120  # soaks use ROS domains 120..219: a long run must not share one with a test
 LATENCY_START_S = 30.0   # [s] after the first trajectory: latency windows start (connect + warm-up)
 EPISODE_LINE = re.compile(
@@ -207,7 +211,8 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     warmup = (args.warmup_minutes * 60.0 if args.warmup_minutes is not None
               else min(300.0, 0.25 * duration))
     env = use_loopback_dds(args.domain_id if args.domain_id is not None else lease_domain_id())
-    specs = with_parameters(build_specs(args), "simulator", {"episode_seconds": args.episode_seconds})
+    specs = with_parameters(build_specs(args), "simulator", {"episode_seconds": args.episode_seconds,
+                                                             **scenario_overrides(args)})
     context = rclpy.Context()
     rclpy.init(context=context)
     scene_file = (out / SCENE_FILE).open("w")
@@ -279,6 +284,7 @@ def run_soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     growth = {name: soak_report.rss_growth(t, r, warmup) for name, (t, r) in rss.items()}
     report: dict[str, Any] = {
         "minutes": args.minutes, "seed": args.seed, "backend": args.backend,
+        "scenario_mix": args.scenario or args.scenario_mix,
         "started_utc": started_utc, "wall_s": round(wall, 1), "warmup_s": warmup, "window_s": window,
         "sample_s": args.sample_seconds, "domain_id": args.domain_id,
         "machine": (f"{platform.machine()}, {os.cpu_count()} cores, load average "
@@ -321,15 +327,18 @@ def main(argv: list[str] | None = None) -> int:
                         "stalled car (reported: no_stall) does not end the driving for the rest of the soak; "
                         "0 = only at the road end")
     parser.add_argument("--out", type=Path, default=None, help="report folder")
+    add_scenario_options(parser)
     add_stack_arguments(parser)
-    parser.set_defaults(backend="onnxruntime", stack="sim", log_dir=None)
+    # the world a soak drives: traffic of every type and the classic roads (config/scenarios.yaml)
+    parser.set_defaults(backend="onnxruntime", stack="sim", log_dir=None, scenario_mix=SOAK_SCENARIO_MIX)
     args = parser.parse_args(argv)
     if args.domain_id is None:  # not the 1..100 the tests and demos pick from their pid
         args.domain_id = SOAK_DOMAIN_BASE + os.getpid() % 100
     if args.minutes <= 0 or args.window_minutes <= 0:
         parser.error("--minutes and --window-minutes must be > 0")
     out = args.out or Path("reports") / time.strftime("soak-%Y%m%d-%H%M%S")
-    print(f"[soak] {args.minutes:g} min, seed {args.seed}, backend {args.backend}; report -> {out}",
+    print(f"[soak] {args.minutes:g} min, seed {args.seed}, mix {args.scenario or args.scenario_mix}, "
+          f"backend {args.backend}; report -> {out}",
           file=sys.stderr)
     report = run_soak(args, out)
     print((out / "summary.md").read_text())

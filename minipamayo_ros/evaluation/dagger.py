@@ -9,7 +9,8 @@ Output: the ``sim.dataset`` format (``driver`` / ``driver_model_id`` in the inde
 CLI (training seeds only, ``minipamayo_ros/seeds.py``)::
 
     python -m minipamayo_ros.evaluation.dagger --out data/dagger --seeds 5000:5300 \\
-        --policy engines/minipamayo-tiny-policy.manifest.json --episode-seconds 60 --workers 8
+        --policy engines/minipamayo-tiny-policy.manifest.json --episode-seconds 60 --workers 8 \\
+        --latency 0.02 --scenario-mix traffic_and_classic
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings, Observation, PipelinePolicy, run_episode
+from minipamayo_ros.evaluation.closed_loop import (
+    ClosedLoopSettings,
+    Observation,
+    PipelinePolicy,
+    add_scenario_arguments,
+    run_episode,
+    scenario_world,
+)
 from minipamayo_ros.io_contract import IMAGE, STATE
 from minipamayo_ros.manifest import load_manifest
 from minipamayo_ros.policy.config import PolicyConfig
@@ -70,11 +78,13 @@ class _Labeller:
 
 def policy_episode(manifest_path: str, seed: int, episode_seconds: float = 60.0, sample_period: float = 0.2,
                    image_size: tuple[int, int] = (128, 128), world_config: WorldConfig | None = None,
-                   perturbation: Perturbation | None = None) -> dict[str, np.ndarray]:
+                   perturbation: Perturbation | None = None, latency: float = 0.1) -> dict[str, np.ndarray]:
     """The policy of ``manifest_path`` drives one episode of ``seed``; expert-labelled samples.
 
     Only the start is perturbed (the same draws as ``sim.dataset.generate_episode``); the rest of
-    the disturbance comes from the policy's own mistakes, which is the point.
+    the disturbance comes from the policy's own mistakes, which is the point. ``latency`` [s]:
+    image stamp -> trajectory at the follower (0.02 s deployed, 0.1 s a slower computer): the
+    mistakes differ with it (e.g. the stop-line deadlock happened at 0.02 s only).
     """
     if manifest_path not in _POLICIES:
         _POLICIES[manifest_path] = PipelinePolicy.from_config(
@@ -87,22 +97,32 @@ def policy_episode(manifest_path: str, seed: int, episode_seconds: float = 60.0,
     rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA", as generate_episode
     cfg = perturbed_start(world_config or WorldConfig(), pert, rng)
     labeller = _Labeller(policy, seed, sample_period)
-    run_episode(seed, labeller, cfg, ClosedLoopSettings(max_seconds=episode_seconds))
+    run_episode(seed, labeller, cfg, ClosedLoopSettings(max_seconds=episode_seconds, latency=latency))
     return stack_rows(labeller.rows, image_size)
 
 
 def generate_dagger_dataset(out_dir: str | Path, seeds: list[int], manifest_path: str,
                             episode_seconds: float = 60.0, sample_period: float = 0.2, workers: int = 1,
-                            progress: bool = True, world_config: WorldConfig | None = None) -> Path:
-    """Policy-driven, expert-labelled episodes (training seeds only) into ``out_dir``."""
+                            progress: bool = True, world_config: WorldConfig | None = None,
+                            latency: float = 0.1) -> Path:
+    """Policy-driven, expert-labelled episodes (training seeds only) into ``out_dir``; ``latency``
+    [s] of the closed loop (``policy_episode``)."""
     require_split(seeds, TRAINING, "DAgger data")
     manifest = load_manifest(manifest_path)  # a bad path or corrupt model fails here, not in every worker
     image = manifest.input(IMAGE).shape
     return generate_dataset(out_dir, seeds, episode_seconds, sample_period, (int(image[1]), int(image[2])),
                             world_config=world_config, workers=workers, progress=progress,
-                            episode=functools.partial(policy_episode, str(manifest_path)),
+                            episode=functools.partial(_policy_episode_at, str(manifest_path), latency),
                             driver_info={"driver": f"manifest:{manifest_path}",
-                                         "driver_model_id": manifest.model_id})
+                                         "driver_model_id": manifest.model_id, "latency_s": latency})
+
+
+def _policy_episode_at(manifest_path: str, latency: float, seed: int, episode_seconds: float,
+                       sample_period: float, image_size: tuple[int, int], world_config: WorldConfig | None,
+                       perturbation: Perturbation | None) -> dict[str, np.ndarray]:
+    """:func:`policy_episode` in the ``sim.dataset.EpisodeFn`` signature (picklable for workers)."""
+    return policy_episode(manifest_path, seed, episode_seconds, sample_period, image_size, world_config,
+                          perturbation, latency)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episode-seconds", type=float, default=60.0, help="max episode length [s]")
     parser.add_argument("--sample-period", type=float, default=0.2, help="seconds between samples")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument("--latency", type=float, default=0.1,
+                        help="image stamp -> trajectory at the follower [s] (0.02 = the deployed stack)")
     parser.add_argument("--no-progress", action="store_true")
+    add_scenario_arguments(parser)
     args = parser.parse_args(argv)
     out = generate_dagger_dataset(args.out, parse_seeds(args.seeds), args.policy, args.episode_seconds,
-                                  args.sample_period, args.workers, not args.no_progress)
+                                  args.sample_period, args.workers, not args.no_progress,
+                                  scenario_world(parser, args), args.latency)
     index = json.loads((out / INDEX_FILE).read_text())
     print(f"wrote {index['samples']} samples from {len(index['episodes'])} episodes to {out}")
     return 0

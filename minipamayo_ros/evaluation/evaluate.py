@@ -2,7 +2,7 @@
 
     python -m minipamayo_ros.evaluation.evaluate [--split validation|test] [--episodes 20] \
         [--seeds SPEC] [--via offline|dds] [--duration 60] [--latency 0.02,0.1] [--out reports/eval] \
-        [--scenario TYPE | --scenario-mix MIX] [--no-expert]
+        [--scenario TYPE | --scenario-mix MIX] [--no-expert] [--workers N]
 
 ``--via offline`` (default, ~6 s per episode on one core): the ROS-free closed loop
 (``evaluation.closed_loop``) with the policy node's own pipeline (ONNX Runtime). ``--via dds``
@@ -122,6 +122,21 @@ def offline_run(seed: int, policy: Any, duration: float, latency: float = 0.1,
             "score": score}, frames
 
 
+_WORKER_POLICY: dict[str, Any] = {}
+
+
+def _offline_job(job: tuple[int, float, float, str, WorldConfig, bool]
+                 ) -> list[tuple[dict[str, Any], list[SceneFrame]]]:
+    """``--workers``: one (seed, latency) offline, the policy (loaded once per process) and the expert."""
+    seed, lat, duration, engine, world, expert = job
+    if engine not in _WORKER_POLICY:
+        _WORKER_POLICY[engine] = load_policy(engine)
+    records = [offline_run(seed, _WORKER_POLICY[engine], duration, lat, world)]
+    if expert:
+        records.append(offline_run(seed, ExpertPolicy(), duration, lat, world, driver="expert"))
+    return records
+
+
 def dds_world(duration: float) -> WorldConfig:
     """The world the DDS evaluation drives (``bringup.demo.sim_overrides``): one long road."""
     cfg = WorldConfig()
@@ -216,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", default="0.02,0.1",
                         help="offline: image -> follower latencies [s], comma-separated (each seed at each)")
     parser.add_argument("--no-expert", action="store_true", help="do not drive the expert beside the policy")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="offline: parallel processes (one run each; same results as 1, in seed order)")
     parser.add_argument("--out", type=Path, default=None)
     add_scenario_arguments(parser)
     add_stack_arguments(parser)
@@ -226,17 +243,30 @@ def main(argv: list[str] | None = None) -> int:
     seeds = (seedsplit.parse_seeds(args.seeds) if args.seeds else seedsplit.first(args.split, args.episodes))
     out = args.out or Path("reports") / time.strftime("eval-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    if args.via == "offline":
+    if args.via == "offline" and args.workers <= 1:
         policy = load_policy(args.engine)
     latencies = [float(x) for x in args.latency.split(",") if x.strip()] if args.via == "offline" else [None]
     jobs = [(seed, lat) for seed in seeds for lat in latencies]
     runs: list[dict[str, Any]] = []
     snapshots: list[Path] = []
+    done: Any = iter(())
+    if args.via == "offline" and args.workers > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(args.workers)
+        done = pool.imap(_offline_job, [(seed, float(lat or 0.0), args.duration, args.engine, world,
+                                         not args.no_expert) for seed, lat in jobs])  # offline: lat set
     for i, (seed, lat) in enumerate(jobs):
         at = f", latency {lat:g} s" if lat is not None else ""
         kind = world.scenarios.for_seed(seed).name if world.scenarios else "classic"
         print(f"[eval] run {i + 1}/{len(jobs)}: seed {seed} ({args.via}{at}, {kind})", file=sys.stderr,
               flush=True)
+        if lat is not None and args.workers > 1:
+            for rec, fr in next(done):
+                runs.append(rec)
+                _say(rec)
+                snapshots += scenario_table.snapshot_failures(rec, fr, out / "failures")
+            continue
         if lat is not None:
             m, frames = offline_run(seed, policy, args.duration, lat, world)
         else:

@@ -155,7 +155,8 @@ class TorchBackend(InferenceBackend):
         inputs, outputs = io_specs(cfg, kind)
         manifest = ModelManifest(name=f"{cfg.name}-{kind}-random-init", kind=kind,
                                  model_path=Path(f"{cfg.name}.random-init"), sha256="0" * 64,
-                                 inputs=inputs, outputs=outputs, config=cfg.as_dict())
+                                 inputs=inputs, outputs=outputs, config=cfg.as_dict(),
+                                 contract_version=io_contract.CONTRACT_VERSION)
         return cls(manifest, options, model=model)
 
     def _load_model(self, manifest: ModelManifest, options: BackendOptions) -> Any:

@@ -21,6 +21,10 @@ from typing import Any
 
 import yaml
 
+from minipamayo_ros.events import Event
+from minipamayo_ros.io_contract import CONTRACT_VERSION
+from minipamayo_ros.state_features import STATE_FEATURES, STATE_STEPS
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -101,7 +105,7 @@ class TextConfig:
         _check(self.vocab_size >= 4, "text.vocab_size must be >= 4")
         _check(self.max_tokens >= 1, "text.max_tokens must be >= 1")
         _check(self.width % self.heads == 0, "text.width must be divisible by text.heads")
-        _check(self.num_events >= 7, "text.num_events must cover the Event enum (>= 7)")
+        _check(self.num_events >= len(Event), f"text.num_events must cover the Event enum (>= {len(Event)})")
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,8 @@ class ModelConfig:
 
     name: str = "minipamayo-tiny"
     image_size: tuple[int, int] = (128, 128)   # (height, width) [px]
-    state_steps: int = 10
-    state_features: int = 3
+    state_steps: int = STATE_STEPS
+    state_features: int = len(STATE_FEATURES)       # io_contract v2: speed, yaw rate, accel, standing time
     num_waypoints: int = 20
     waypoint_dt: float = 0.1                    # [s]
     context_dim: int = 128
@@ -121,7 +125,7 @@ class ModelConfig:
     # ONNX input keeps all features so the I/O contract does not change). The shipped tiny model
     # ignores the acceleration history: with it, closed-loop driving collapsed into a standstill
     # (the model copied its own braking from the history: causal confusion, see docs/model.md).
-    state_feature_mask: tuple[float, ...] = (1.0, 1.0, 1.0)
+    state_feature_mask: tuple[float, ...] = (1.0,) * len(STATE_FEATURES)
     vision: VisionConfig = field(default_factory=VisionConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     text: TextConfig = field(default_factory=TextConfig)
@@ -136,6 +140,10 @@ class ModelConfig:
                f"fusion.connector_pool {p} must divide the vision grid {gh}x{gw}")
         _check(self.num_waypoints >= 1 and self.waypoint_dt > 0, "num_waypoints >= 1, waypoint_dt > 0")
         _check(self.context_dim >= 1, "context_dim must be >= 1")
+        _check(self.state_steps == STATE_STEPS and self.state_features == len(STATE_FEATURES),
+               f"state_steps/state_features {self.state_steps}/{self.state_features}: the I/O contract "
+               f"v{CONTRACT_VERSION} feeds {STATE_STEPS} steps of {len(STATE_FEATURES)} features "
+               f"({', '.join(STATE_FEATURES)}; minipamayo_ros/state_features.py)")
         _check(len(self.state_feature_mask) == self.state_features
                and all(m in (0.0, 1.0) for m in self.state_feature_mask),
                f"state_feature_mask must hold {self.state_features} values of 0 or 1")

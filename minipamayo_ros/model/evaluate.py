@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-#: (images (B,H,W,3) uint8, state (B,10,3))
+#: (images (B,H,W,3) uint8, state (B,10,4))
 #: -> (waypoints (B,20,2), speeds (B,20), uncertainty (B,), context (B,C))
 PolicyFn = Callable[[NDArray[np.uint8], NDArray[np.float32]], tuple[np.ndarray, ...]]
 #: (context (B,C), event (B,)) -> tokens (B,32) int (PAD after the caption)

@@ -256,7 +256,7 @@ def write_engine_manifest(onnx_path: str | Path, name: str, kind: str, config: d
     check_contract(inputs, outputs, kind, config)
     manifest = ModelManifest(name=name, kind=kind, model_path=onnx_path, sha256=sha256_of(onnx_path),
                              inputs=inputs, outputs=outputs, config=config, training=training,
-                             metrics=metrics)
+                             metrics=metrics, contract_version=io_contract.CONTRACT_VERSION)
     path = onnx_path.with_name(onnx_path.stem + ".manifest.json")
     write_manifest(path, manifest)
     return path

@@ -72,16 +72,27 @@ class Policy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``image`` uint8 (B,H,W,3), ``state`` (B,10,3) -> waypoints (B,N,2) [m], speeds (B,N)
         [m/s], uncertainty (B,) [m, predicted ADE], context (B,C)."""
+        return self.forward_tokens(self.encode_image(image), state)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` uint8 (B,H,W,3) -> vision tokens (B, vision_tokens, width) in the backbone's space."""
         dtype = self.ctx_token.dtype
         # Cast first: TensorRT accepts a uint8 network input only when a Cast consumes it directly
         x = image.to(dtype).permute(0, 3, 1, 2) * (1.0 / (255.0 * PIXEL_STD)) - PIXEL_MEAN / PIXEL_STD
         fmap = self.vision(x)
         if self.pool > 1:
             fmap = F.avg_pool2d(fmap, self.pool)
-        vis = self.connector(fmap.flatten(2).transpose(1, 2)) + self.vision_pos
+        return self.connector(fmap.flatten(2).transpose(1, 2)) + self.vision_pos
+
+    def forward_tokens(
+        self, vis: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from vision tokens (``encode_image``): training with a frozen, cached
+        vision encoder runs only this part."""
+        dtype = self.ctx_token.dtype
         state = state.to(dtype)
         st = self.state_proj((state - self.state_mean) / self.state_std * self.state_mask) + self.state_pos
-        B = image.shape[0]
+        B = vis.shape[0]
         tokens = torch.cat(
             [self.ctx_token.expand(B, -1, -1), vis, st, self.queries.expand(B, -1, -1)], dim=1
         )

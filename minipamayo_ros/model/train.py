@@ -53,6 +53,12 @@ class TrainConfig:
     eval_every: int = 1             # epochs
     time_budget_s: float = 0.0      # > 0: shrink the schedule after 40 steps so training fits this
     log_every: int = 0              # > 0: a progress line every this many steps (slow CPU runs)
+    #: refit the state normalisation to the training data (False when fine-tuning: it is part of the
+    #: weights the model starts from)
+    fit_normalisation: bool = True
+    #: keep the vision encoder (CNN/ViT, connector, vision positions) as it is and train the rest on
+    #: its cached tokens: ~5x cheaper per step, the way to fine-tune on a CPU (docs/model.md)
+    freeze_vision: bool = False
 
 
 @dataclass
@@ -119,7 +125,10 @@ def caption_io(captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def losses(model: Minipamayo, batch: dict[str, torch.Tensor], tc: TrainConfig) -> dict[str, torch.Tensor]:
-    wp, sp, unc, ctx = model.policy(batch["images"], batch["state"])
+    if "vis" in batch:  # frozen vision encoder: its tokens were computed once (``vision_tokens``)
+        wp, sp, unc, ctx = model.policy.forward_tokens(batch["vis"], batch["state"])
+    else:
+        wp, sp, unc, ctx = model.policy(batch["images"], batch["state"])
     err = torch.sqrt(((wp - batch["waypoints"]) ** 2).sum(-1) + 1e-6)  # (B, N) [m]
     ade = err.mean(1)
     traj = ade.mean()
@@ -152,6 +161,31 @@ def torch_text_fn(model: Minipamayo, device: torch.device) -> Callable[..., np.n
     return fn
 
 
+VISION_PARTS = ("vision", "connector", "vision_pos")
+
+
+def freeze_vision(model: Minipamayo) -> None:
+    """No gradients for the vision encoder (``TrainConfig.freeze_vision``)."""
+    for name, p in model.policy.named_parameters():
+        if name.split(".")[0] in VISION_PARTS:
+            p.requires_grad_(False)
+
+
+@torch.no_grad()
+def vision_tokens(model: Minipamayo, images: np.ndarray, device: torch.device, batch: int = 256,
+                  log: Callable[[str], None] | None = None) -> torch.Tensor:
+    """The (frozen) vision encoder's tokens of every image, computed once, on ``device``."""
+    model.policy.eval()
+    out = []
+    t0 = time.time()
+    for i in range(0, len(images), batch):
+        img = torch.from_numpy(np.ascontiguousarray(images[i:i + batch])).to(device)
+        out.append(model.policy.encode_image(img))
+        if log is not None and (i // batch) % 20 == 19:
+            log(f"vision tokens {i + batch}/{len(images)} ({time.time() - t0:.0f} s)")
+    return torch.cat(out)
+
+
 def _subset(ds: Dataset, n: int) -> ArrayDataset:
     return ArrayDataset(ds.images[:n], ds.state[:n], ds.waypoints[:n], ds.speeds[:n], ds.events[:n],
                         ds.caption_tokens[:n])
@@ -164,7 +198,8 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
     device = torch.device(device)
     torch.manual_seed(tc.seed)
     gen = torch.Generator(device="cpu").manual_seed(tc.seed)
-    set_state_normalisation(model, train_ds)
+    if tc.fit_normalisation:
+        set_state_normalisation(model, train_ds)
     model.to(device).train()
     data = {
         "images": torch.from_numpy(np.ascontiguousarray(train_ds.images)).to(device),
@@ -174,10 +209,16 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
         "events": torch.from_numpy(np.asarray(train_ds.events, np.int64)).to(device),
         "captions": torch.from_numpy(np.asarray(train_ds.caption_tokens, np.int64)).to(device),
     }
+    if tc.freeze_vision:
+        freeze_vision(model)
+        data["vis"] = vision_tokens(model, train_ds.images, device, log=log)
+        del data["images"]
+        model.train()
     n = len(train_ds.images)
     steps_per_epoch = max(1, n // tc.batch_size)
     total_steps = tc.epochs * steps_per_epoch if max_steps is None else max_steps
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                            weight_decay=tc.weight_decay)
 
     def lr_at(step: int) -> float:
         if step < tc.warmup_steps:
@@ -204,7 +245,7 @@ def train(model: Minipamayo, train_ds: Dataset, val_ds: Dataset | None, tc: Trai
             ls = losses(model, batch, tc)
             opt.zero_grad(set_to_none=True)
             ls["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], tc.grad_clip)
             opt.step()
             vals = {k: float(v.detach()) for k, v in ls.items()}
             history["step_losses"].append(vals["total"])

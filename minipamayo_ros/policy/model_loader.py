@@ -43,7 +43,11 @@ def _fixed(spec: TensorSpec) -> tuple[int, ...]:
 
 
 def check_policy_contract(manifest: ModelManifest) -> PolicyIO:
-    """The manifest must describe a policy with the declared I/O (``minipamayo_ros.io_contract``)."""
+    """The manifest must describe a policy with the declared I/O (``minipamayo_ros.io_contract``), of
+    this contract's version: a model trained for other inputs is refused before any tensor check."""
+    old = io_contract.version_problem(manifest.contract_version, manifest.name)
+    if old is not None:
+        raise PolicyModelError(f"{old} (parameter 'manifest_path')")
     inputs, outputs = io_contract.policy_specs()
     found: dict[str, TensorSpec] = {}
     for declared, get in [*((s, manifest.input) for s in inputs), *((s, manifest.output) for s in outputs)]:

@@ -28,13 +28,13 @@ from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.image_decode import ImageError
 from minipamayo_ros.policy.model_loader import PolicyIO, load_policy
 from minipamayo_ros.policy.outputs import OutputError, PolicyOutput, parse_policy_outputs
-from minipamayo_ros.pose_history import OdometrySample, PoseHistory
+from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.odometry_input import OdometryFields, OdometryGate, OdometryLimits
 from minipamayo_ros.safety.plan_source import new_instance_id
 from minipamayo_ros.safety.rejection import Rejection
 from minipamayo_ros.safety.stamps import ClockJumpDetector, check_stamp
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
-from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
+from minipamayo_ros.state_features import REQUIRED_HISTORY, StateHistory, state_history
 
 #: Trajectory.producer of offline pipelines: the policy node's name without a namespace
 DEFAULT_PRODUCER = "/policy"
@@ -116,7 +116,7 @@ class PolicyPipeline:
         self.sequence = 0  # of the last published trajectory
         self.producer = producer  # the publishing node's fully qualified name (Trajectory.producer)
         self.instance = new_instance_id()  # Trajectory.producer_instance: new at each (re)start
-        self._history = PoseHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
+        self._history = StateHistory(max_age=odom_history, max_samples=max(100, int(odom_history * 500)))
         self._gate = OdometryGate(OdometryLimits(max_age=odom_history))
         self.clock = ClockJumpDetector()
         self.odometry_rejected = 0
@@ -189,7 +189,7 @@ class PolicyPipeline:
             self.sequence = 0
 
     def state(self, stamp: float, max_extrapolation: float | None = None) -> NDArray[np.float32] | Skip:
-        """The (10, 3) state history at ``stamp``, or why there is none (``max_extrapolation`` [s]:
+        """The (10, 4) state history at ``stamp``, or why there is none (``max_extrapolation`` [s]:
         default the current settings')."""
         with self._lock:
             if max_extrapolation is None:

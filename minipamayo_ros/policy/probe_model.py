@@ -101,7 +101,7 @@ def build_probe_model(out_dir: str | Path, image_size: tuple[int, int] = (128, 1
     manifest = ModelManifest(
         name=name, kind="policy", model_path=model_path.resolve(), sha256=sha256_of(model_path),
         inputs=io_contract.policy_specs((mh, mw), CONTEXT_DIM)[0], outputs=outputs,
-        config={"context_dim": CONTEXT_DIM, "probe": True},
+        config={"context_dim": CONTEXT_DIM, "probe": True}, contract_version=io_contract.CONTRACT_VERSION,
     )
     manifest_path = out_dir / f"{name}.manifest.json"
     write_manifest(manifest_path, manifest)

@@ -6,7 +6,7 @@ Each sample is what the policy sees at an image stamp and what it should output:
 array              shape / dtype       content
 =================  ==================  =====================================================
 images             (N, H, W, 3) uint8  camera frame through ``image_preprocess.resize_to_model``
-state              (N, 10, 3) float32  ``state_features.state_history`` of the odometry
+state              (N, 10, 4) float32  ``state_features.state_history`` of the odometry
 waypoints          (N, 20, 2) float32  expert plan, base_link at the image stamp [m]
 speeds             (N, 20) float32     planned speeds [m/s]
 events             (N,) int64          ``events.Event`` value
@@ -54,26 +54,33 @@ from numpy.typing import NDArray
 from minipamayo_ros import language
 from minipamayo_ros.events import EVENT_REASON, Event, Reason
 from minipamayo_ros.image_preprocess import resize_to_model
-from minipamayo_ros.pose_history import PoseHistory
 from minipamayo_ros.seeds import parse_seeds
 from minipamayo_ros.sim.expert import ExpertPlan
 from minipamayo_ros.sim.scenario import CLASSIC, ScenarioError, load_mix
 from minipamayo_ros.sim.world import World, WorldConfig
-from minipamayo_ros.state_features import REQUIRED_HISTORY, state_history
+from minipamayo_ros.state_features import (
+    REQUIRED_HISTORY,
+    STATE_FEATURES,
+    STATE_STEPS,
+    StateHistory,
+    state_history,
+)
 from minipamayo_ros.trajectory import NUM_WAYPOINTS
 
 FORMAT = "minipamayo_sim_dataset"
-VERSION = 1
+#: 1 = state (N, 10, 3) (I/O contract v1), 2 = state (N, 10, 4) with the standing time (contract v2)
+VERSION = 2
 #: bumped whenever the same seed would give different samples (renderer, expert, perturbations):
 #: 1 = first release, 2 = batched renderer (pixel-level differences) + stop approach that fades out,
 #: 3 = standstill starts and unexplained stops (against a policy copying its own standstill)
 #: 4 = slow-down bursts (driven below the expert's speed, labels recover to it)
 #: 5 = the expert leaves a stop line after 0.8 s of standing (was 2 s; ``WorldConfig.expert_stop_hold``);
 #:     policy drivers (``evaluation.dagger``) added
-GENERATOR_VERSION = 5
+#: 7 = the standing-time state feature (format 2); images and labels as 5 / 6
+GENERATOR_VERSION = 7
 #: the generator version of datasets from a traffic mix (any non-classic scenario type); classic-only
-#: datasets keep ``GENERATOR_VERSION`` (their samples are unchanged). 6 = first traffic world (#21)
-TRAFFIC_GENERATOR_VERSION = 6
+#: datasets keep ``GENERATOR_VERSION``. 6 = first traffic world (#21), 7 = standing-time feature
+TRAFFIC_GENERATOR_VERSION = 7
 EXPERT_DRIVER = "expert"
 INDEX_FILE = "dataset.json"
 CONTROL_DT = 0.02  # [s] expert command and odometry period (50 Hz, like /odom)
@@ -135,7 +142,7 @@ def generate_episode(seed: int, episode_seconds: float = 30.0, sample_period: fl
     pert = perturbation or Perturbation()
     rng = np.random.default_rng([int(seed), 0x44_41_54_41])  # "DATA"
     world = World(seed, perturbed_start(world_config or WorldConfig(), pert, rng))
-    history = PoseHistory(max_age=3.0)
+    history = StateHistory(max_age=3.0)
     history.add(world.odometry())
     rows = new_rows()
     noise, drift, drift_left, stop_left, slow_left, slow_factor = 0.0, 0.0, 0.0, 0.0, 0.0, 1.0
@@ -206,7 +213,7 @@ def append_sample(rows: dict[str, list[Any]], seed: int, image: NDArray[np.uint8
 
 def stack_rows(rows: dict[str, list[Any]], image_size: tuple[int, int]) -> dict[str, np.ndarray]:
     h, w = image_size
-    empty = {"images": ((0, h, w, 3), np.uint8), "state": ((0, 10, 3), np.float32),
+    empty = {"images": ((0, h, w, 3), np.uint8), "state": ((0, STATE_STEPS, len(STATE_FEATURES)), np.float32),
              "waypoints": ((0, NUM_WAYPOINTS, 2), np.float32), "speeds": ((0, NUM_WAYPOINTS), np.float32),
              "events": ((0,), np.int64), "caption_tokens": ((0, language.MAX_CAPTION_TOKENS), np.int32),
              "caption_lengths": ((0,), np.int32), "episode_seeds": ((0,), np.int64),
@@ -320,8 +327,11 @@ def load_dataset(path: str | Path, seeds: Iterable[int] | None = None) -> Drivin
         raise FileNotFoundError(f"no {INDEX_FILE} in {path}: generate one with "
                                 "`python -m minipamayo_ros.sim.dataset --out DIR --seeds 0:100`")
     index = json.loads(index_path.read_text())
-    if index.get("format") != FORMAT or index.get("version") != VERSION:
-        raise ValueError(f"{index_path}: not a {FORMAT} v{VERSION} index")
+    if index.get("format") != FORMAT:
+        raise ValueError(f"{index_path}: not a {FORMAT} index")
+    if index.get("version") != VERSION:
+        raise ValueError(f"{index_path}: {FORMAT} v{index.get('version')}, this code reads v{VERSION} "
+                         f"(v2: state input with the standing time, I/O contract v2); regenerate it")
     root = index_path.parent
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
     wanted = None if seeds is None else {int(s) for s in seeds}
