@@ -66,7 +66,8 @@ def test_warm_up_and_describe(manifest) -> None:
     (lambda x: {**x, "extra": x["state"]}, "unexpected ['extra']"),
     (lambda x: {**x, "state": x["state"].astype(np.float64)}, "'state' has dtype float64"),
     (lambda x: {**x, "image": x["image"][:, :16]}, "'image' has shape (1, 16, 32, 3)"),
-    (lambda x: {**x, "state": x["state"][0]}, "'state' has shape (10, 3)"),
+    # the state's shape without its batch axis (from the I/O contract: (10, 4) since contract v2)
+    (lambda x: {**x, "state": x["state"][0]}, f"'state' has shape {sample_inputs()['state'].shape[1:]}"),
     (lambda x: {**x, "state": x["state"].tolist()}, "'state' must be a numpy array"),
 ])
 def test_bad_inputs_raise_clear_errors(manifest, bad, message) -> None:
