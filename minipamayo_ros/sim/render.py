@@ -114,8 +114,13 @@ class Renderer:
         x = np.interp(s, road.s, road.xy[:, 0])[:, None]
         y = np.interp(s, road.s, road.xy[:, 1])[:, None]
         h = np.interp(s, road.s, road.heading)[:, None]
-        wx = x - np.sin(h) * offsets[None, :] - pose.x
-        wy = y + np.cos(h) * offsets[None, :] - pose.y
+        return self._uv(pose, x - np.sin(h) * offsets[None, :], y + np.cos(h) * offsets[None, :])
+
+    def _uv(self, pose: Pose2D, wx: NDArray[np.float64], wy: NDArray[np.float64]
+            ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Pixels ``(*wx.shape, 2)`` of world ground points [m] and their validity (in front of
+        the near plane)."""
+        wx, wy = wx - pose.x, wy - pose.y
         c, sn = np.cos(pose.yaw), np.sin(pose.yaw)
         bx, by = c * wx + sn * wy, -sn * wx + c * wy
         cam = self.cam

@@ -119,22 +119,6 @@ class TrafficRenderer(Renderer):
                      for c, t, f in zip(color, self.lighting.tint, self._fog_rgb, strict=True))
 
     # ------------------------------------------------------------------ ground geometry
-    def _uv(self, pose: Pose2D, wx: FloatArray, wy: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
-        """Pixels of world ground points and their validity (in front of the near plane)."""
-        c, sn = math.cos(pose.yaw), math.sin(pose.yaw)
-        dx0, dy0 = wx - pose.x, wy - pose.y
-        bx, by = c * dx0 + sn * dy0, -sn * dx0 + c * dy0
-        cam = self.cam
-        cp, sp = math.cos(cam.pitch), math.sin(cam.pitch)
-        dx, dz = bx - cam.x_offset, -cam.mount_height
-        zc = dx * cp - dz * sp
-        ok = zc > cam.near
-        zs = np.where(ok, zc, 1.0)
-        uv = np.empty(bx.shape + (2,))
-        uv[..., 0] = cam.cx + cam.fx * (-by) / zs
-        uv[..., 1] = cam.cy + cam.fy * (-dx * sp - dz * cp) / zs
-        return uv, ok
-
     @staticmethod
     def _world(road: Road, s: FloatArray, d: FloatArray) -> tuple[FloatArray, FloatArray]:
         """World points at route (s, d): ``d`` is (len(s), k) or (k,)."""
