@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from bench.bench_follower import FOLLOWER_RT, follower_rt_enabled
+from bench.drive_feed import DriveFeed
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.latency import summarize
@@ -343,7 +344,6 @@ def replay_source(drive: Path) -> None:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from minipamayo_ros.nodes.conversions import sec_to_time
 
     data = np.load(drive)
     frames = [np.ascontiguousarray(f).tobytes() for f in data["frames"]]
@@ -353,34 +353,13 @@ def replay_source(drive: Path) -> None:
     clock = node.get_clock()
     image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
     odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
-    idx = {"frame": 0, "odom": 0}
-    st = {"x": 0.0, "y": 0.0, "yaw": 0.0, "t": clock.now().nanoseconds * 1e-9}
+    feed = DriveFeed(frames, (h, w), odom, lambda: clock.now().nanoseconds * 1e-9)
 
     def pub_odom() -> None:
-        _, v, r = odom[idx["odom"] % len(odom)]
-        idx["odom"] += 1
-        t = clock.now().nanoseconds * 1e-9
-        dt = min(t - st["t"], 0.1)
-        st["t"] = t
-        st["yaw"] += r * dt
-        st["x"] += v * dt * np.cos(st["yaw"])
-        st["y"] += v * dt * np.sin(st["yaw"])
-        msg = Odometry()
-        msg.header.stamp = sec_to_time(t)
-        msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
-        msg.pose.pose.position.x, msg.pose.pose.position.y = st["x"], st["y"]
-        msg.pose.pose.orientation.z = float(np.sin(st["yaw"] / 2))
-        msg.pose.pose.orientation.w = float(np.cos(st["yaw"] / 2))
-        msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(r)
-        odom_pub.publish(msg)
+        odom_pub.publish(feed.odometry())
 
     def pub_image() -> None:
-        msg = Image(height=int(h), width=int(w), encoding="rgb8", step=3 * int(w))
-        msg.data = frames[idx["frame"] % len(frames)]
-        idx["frame"] += 1
-        msg.header.stamp = clock.now().to_msg()
-        msg.header.frame_id = "camera"
-        image_pub.publish(msg)
+        image_pub.publish(feed.image())
 
     node.create_timer(1.0 / ODOM_HZ, pub_odom)
     node.create_timer(1.0 / CAMERA_HZ, pub_image)

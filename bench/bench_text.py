@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from bench.bench_follower import FOLLOWER_RT, follower_rt_enabled
+from bench.drive_feed import DriveFeed
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.latency import summarize
@@ -119,7 +120,7 @@ class Stack:
         from std_msgs.msg import Empty
 
         from minipamayo_ros.msg import ControlCommand, Explanation, Trajectory
-        from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec
+        from minipamayo_ros.nodes.conversions import time_to_sec
         from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
 
         self.env, self.log_dir, self.cfg = dict(os.environ), log_dir, ROOT / "config"
@@ -167,34 +168,13 @@ class Stack:
         self.image_pub = node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         odom_pub = node.create_publisher(Odometry, "odom", qos_profile_sensor_data)
         self.req_pub = node.create_publisher(Empty, "vla/explain_request", 10)
-        h, w = size
-        st = {"frame": 0, "odom": 0, "x": 0.0, "y": 0.0, "yaw": 0.0, "t": now()}
+        feed = DriveFeed(frames, size, odom, now)
 
         def pub_odom() -> None:
-            _, v, r = odom[st["odom"] % len(odom)]
-            st["odom"] += 1
-            t = now()
-            dt = min(t - st["t"], 0.1)
-            st["t"] = t
-            st["yaw"] += r * dt
-            st["x"] += v * dt * np.cos(st["yaw"])
-            st["y"] += v * dt * np.sin(st["yaw"])
-            msg = Odometry()
-            msg.header.stamp = sec_to_time(t)
-            msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
-            msg.pose.pose.position.x, msg.pose.pose.position.y = st["x"], st["y"]
-            msg.pose.pose.orientation.z = float(np.sin(st["yaw"] / 2))
-            msg.pose.pose.orientation.w = float(np.cos(st["yaw"] / 2))
-            msg.twist.twist.linear.x, msg.twist.twist.angular.z = float(v), float(r)
-            odom_pub.publish(msg)
+            odom_pub.publish(feed.odometry())
 
         def pub_image() -> None:
-            msg = Image(height=h, width=w, encoding="rgb8", step=3 * w)
-            msg.data = frames[st["frame"] % len(frames)]
-            st["frame"] += 1
-            msg.header.stamp = sec_to_time(now())
-            msg.header.frame_id = "camera"
-            self.image_pub.publish(msg)
+            self.image_pub.publish(feed.image())
 
         node.create_timer(1.0 / ODOM_HZ, pub_odom)
         self.ex = SingleThreadedExecutor(context=self.ctx)
