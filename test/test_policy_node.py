@@ -213,17 +213,26 @@ def test_missing_odometry_means_no_trajectory_and_a_reason(spawn, ros_node, prob
     # then an image arrive: the frame runs on the odometry that arrived before it. (rclpy takes one
     # message per subscription per wait: the image went first and the frame was skipped, "newest
     # sample 524 ms before the image"; 2.7 s once in test_text_node's kill test.)
-    rig.run(1.2)
-    n = len(rig.trajs)
-    os.kill(proc.proc.pid, signal.SIGSTOP)
-    try:
-        rig.run(0.5)  # queued in the stopped node's reader (odom_qos_depth 50: 1 s)
-        stamp = rig.image(_raw(_red(), "rgb8"))
-        rig.run(0.05)
-    finally:
-        os.kill(proc.proc.pid, signal.SIGCONT)
-    rig.run(10.0, until=lambda: len(rig.trajs) > n)
-    assert [time_to_sec(t.header.stamp) for t in rig.trajs[n:]] == [stamp], proc.read_log()[-2000:]
+    for attempt in range(3):
+        rig.run(1.2)  # >= diagnostics_period: the last report before the stop counts every image so far
+        n, received_before = len(rig.trajs), int(rig.diag_values()["frames_received"])
+        n_diag = len(rig.diags)
+        os.kill(proc.proc.pid, signal.SIGSTOP)
+        try:
+            rig.run(0.5)  # queued in the stopped node's reader (odom_qos_depth 50: 1 s)
+            stamp = rig.image(_raw(_red(), "rgb8"))
+            rig.run(0.05)
+        finally:
+            os.kill(proc.proc.pid, signal.SIGCONT)
+        rig.run(10.0, until=lambda n=n: len(rig.trajs) > n)
+        rig.run(5.0, until=lambda n_diag=n_diag: len(rig.diags) >= n_diag + 2)
+        values = rig.diag_values()
+        if len(rig.trajs) > n or int(values["frames_received"]) > received_before:
+            break
+        # The image never reached the node's callback: best-effort (sensor data QoS) to a stopped
+        # process may be dropped by the transport, and then this episode shows nothing: again.
+        print(f"attempt {attempt}: the image sent while the node was stopped was not received")
+    assert [time_to_sec(t.header.stamp) for t in rig.trajs[n:]] == [stamp], (values, proc.read_log()[-2000:])
 
 
 def test_input_watchdog_states_per_topic(spawn, ros_node, probe_manifest) -> None:
