@@ -14,10 +14,10 @@ builds it once. Each run:
   so a failing order can be replayed exactly);
 * is checked afterwards for processes it left (every process started by the run carries the
   marker variable ``MINIPAMAYO_FLAKE_HUNT_RUN``; leftovers are listed, then killed by pid) and for
-  Fast DDS files it left in /dev/shm: new segments without a live owner (Fast DDS holds a flock on
-  ``<segment>_el`` for the owner's life, so an unlocked one was left by a process that died
-  without cleaning up, e.g. a SIGKILL; other users of the machine may add some) and new port
-  files of this hunt's domain.
+  Fast DDS files it left in /dev/shm: new segments without a live owner
+  (``minipamayo_ros.tools.shm_clean``: left by a process that died without cleaning up; the suite
+  removes those of the processes its tests kill, so any here escaped it; other users of the
+  machine may add some) and new port files of this hunt's domain.
 
 Writes ``flake-hunt.md`` and ``flake-hunt.json`` (per test: runs, failures, first failure's
 message; per run: load, seed, exit code, duration, counts, leftovers) plus each run's log and
@@ -30,7 +30,6 @@ JUnit XML into ``--out`` (default ``results/flake-hunt-<time>/``). Exit 1 if any
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib.util
 import json
 import os
@@ -45,6 +44,8 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from minipamayo_ros.tools import shm_clean
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "MINIPAMAYO_FLAKE_HUNT_RUN"
@@ -156,23 +157,6 @@ def shm_files() -> set[str]:
         return set()
 
 
-def is_zombie(name: str) -> bool:
-    """A Fast DDS segment whose ``_el`` file nobody holds a flock on: its owner died uncleaned."""
-    try:
-        fd = os.open(SHM / f"{name}_el", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False  # held: a live participant
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return True
-    finally:
-        os.close(fd)
-
-
 def domain_of_port_file(name: str) -> int | None:
     """Fast DDS port ``7400 + 250 * domain + offset`` (RTPS well-known ports) -> domain, or None."""
     m = _PORT_FILE.search(name)
@@ -247,7 +231,7 @@ def run_once(k: int, args: argparse.Namespace, clone: Path, out: Path, domain: i
         except ProcessLookupError:
             pass
     new = sorted(shm_files() - shm_before)
-    rec.shm_zombies = [n for n in new if not n.endswith("_el") and is_zombie(n)]
+    rec.shm_zombies = shm_clean.ownerless(set(new) & shm_clean.segments())
     rec.shm_ports = [n for n in new if domain_of_port_file(n) == domain]
     results: dict[str, tuple[str, str]] = {}
     if junit.exists():

@@ -17,6 +17,7 @@ import pytest
 
 from minipamayo_ros.bringup.processes import NodeProcess
 from minipamayo_ros.dds_env import lease_domain_id, loopback_dds_env, use_loopback_dds
+from minipamayo_ros.tools import shm_clean
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +27,31 @@ if importlib.util.find_spec("launch_testing") is None or importlib.util.find_spe
     collect_ignore_glob = ["launch/test_*_launch.py"]
 DOMAIN_ID = int(os.environ.get("MINIPAMAYO_TEST_DOMAIN_ID", 0)) or lease_domain_id()
 use_loopback_dds(DOMAIN_ID)
+
+
+#: (test id, Fast DDS segments its processes left) for the end-of-session summary
+_SHM_LEFT: list[tuple[str, int]] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_ownerless_shm_segments(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Remove the Fast DDS segments a test's processes left in /dev/shm (a SIGKILLed node cannot
+    clean up) and name the test in the summary: nothing piles up in RAM over runs, and a node that
+    leaves segments after a normal stop shows up by name. Torn down after every other fixture
+    (autouse fixtures are set up first), so the test's processes have exited."""
+    before = shm_clean.segments()
+    yield
+    left = shm_clean.ownerless(shm_clean.segments() - before)
+    if left:
+        shm_clean.remove(left)
+        _SHM_LEFT.append((request.node.nodeid, len(left)))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SHM_LEFT:
+        terminalreporter.write_sep("-", "Fast DDS segments left in /dev/shm by test processes (removed)")
+        for nodeid, n in _SHM_LEFT:
+            terminalreporter.write_line(f"{n:3d}  {nodeid}")
 
 
 @pytest.fixture(scope="session")
