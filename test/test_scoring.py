@@ -249,11 +249,11 @@ def test_score_frames_windows_by_node_clock_and_the_last_episode() -> None:
 
 
 def test_a_recording_holding_more_frames_scores_the_stated_window_the_same() -> None:
-    """The demo's live recording and its bag need not begin or end with the same frame (the bag
-    records until the stack has stopped; the demo's end is its last ground-truth sample, whose
-    tick's frame its recorder may not have taken; its first trajectory may come before its clock
-    or its first frame): over the window the live score states (score_window) the bag scores the
-    same, to the last bit, whichever frame each begins with."""
+    """A live recording and a bag of the run need not begin or end with the same frame (the demo's
+    end is its last ground-truth sample, whose tick's frame may come after it; a recorder of its
+    own may begin earlier; the first trajectory may come before the demo's clock or first frame):
+    over the window the live score states (score_window) a bag holding more frames scores the same,
+    to the last bit, whichever frame each begins with."""
     frames = [from_json(to_json(f)) for f in _drive(seconds=10.0, offset=1.0)]  # sim clock from 1 s
     live = frames[3:181]                          # 0.15 .. 9.0 s: 1.15 - 0.15 != 1.0 in floats
     t1 = frames[181].stamp                        # the last ground-truth sample: the tick of frame 181
