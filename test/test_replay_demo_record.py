@@ -14,6 +14,7 @@ from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.replay import compare, lockstep
 from minipamayo_ros.replay.bagio import BagReader, bag_info, stamp_ns
 from minipamayo_ros.replay.score_bag import read_bag, score_bag
+from minipamayo_ros.scoring.frames import SCENE_FILE, load_frames
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -59,10 +60,13 @@ def test_demo_records_a_replayable_bag(ros_env: dict[str, str], tmp_path: Path) 
                 break
     assert first["/odom"] <= first["/sim/ground_truth/odom"] + 20_000_000, first
 
-    # the bag scores what the demo reported live (same frames, same window, same code)
+    # the bag scores what the demo reported live (same frames, same window, same code): the report's
+    # frames are the bag's (one subscription) and its window ends on one of them
     live_score = json.loads((out / "metrics.json").read_text())["score"]
     start, end = live_score.pop("score_window")
-    (bagged,) = score_bag(read_bag(out / "bag")[0], start=start, end=end)
+    frames = read_bag(out / "bag")[0]
+    assert load_frames(out / SCENE_FILE) == frames and end in {f.stamp for f in frames}
+    (bagged,) = score_bag(frames, start=start, end=end)
     assert counts["/sim/ground_truth/scene"] >= 80 and bagged.frames == live_score["frames"]
     assert json.loads(json.dumps(bagged.as_dict())) == live_score
 

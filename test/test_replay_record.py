@@ -1,5 +1,7 @@
 """record: a real rclpy node over loopback DDS writes what it receives into a bag that decodes to
-exactly what was published (raw CDR passthrough; images optionally stored as PNG CompressedImage)."""
+exactly what was published (raw CDR passthrough; images optionally stored as PNG CompressedImage);
+a recorder started with the stack subscribes before it, with the stack's QoS, and hands on what it
+writes."""
 
 from __future__ import annotations
 
@@ -135,3 +137,41 @@ def test_known_types_are_subscribed_before_any_publisher(ros_node: tuple, tmp_pa
         executor.remove_node(rec_node)
         rec_node.destroy_node()
     assert counts == {"/rec_early/odom": N}
+
+
+def test_known_reliable_topics_are_subscribed_reliable_and_tapped(ros_node: tuple, tmp_path: Path) -> None:
+    """The demo's bag: a topic the stack publishes reliable (the scored scene frames) is subscribed
+    reliable before any publisher, as on discovery (best effort would not get a lost sample resent),
+    and a tap gets exactly the messages written (the demo's report scores the bag's frames)."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import String
+
+    from minipamayo_ros.replay.record import DEFAULT_TOPICS, STACK_RELIABLE, STACK_TYPES
+
+    assert set(DEFAULT_TOPICS) > STACK_RELIABLE and "sim/ground_truth/scene" in STACK_RELIABLE
+    node, executor = ros_node
+    rec_node = Node("bag_recorder_reliable", context=node.context)
+    executor.add_node(rec_node)
+    topic = "/rec_reliable/scene"
+    tapped: list[str] = []
+    types = {topic: STACK_TYPES["sim/ground_truth/scene"]}
+    taps = {topic: lambda b: tapped.append(deserialize_message(b, String).data)}
+    rec = BagRecorder(rec_node, tmp_path / "bag", [topic], types=types, reliable={topic}, taps=taps)
+    try:
+        (info,) = node.get_subscriptions_info_by_topic(topic)
+        assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE  # no publisher yet
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        pub = node.create_publisher(String, topic, qos)
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 10.0)
+        for k in range(N):
+            pub.publish(String(data=f"frame {k}"))
+        spin_until(executor, lambda: rec.writer.counts.get(topic, 0) >= N, 10.0)
+    finally:
+        counts = rec.close()
+        executor.remove_node(rec_node)
+        rec_node.destroy_node()
+    assert counts == {topic: N}
+    with BagReader(tmp_path / "bag") as bag:
+        assert [m.data for _, _, _, m in bag.messages([topic])] == tapped == [f"frame {k}" for k in range(N)]

@@ -248,6 +248,25 @@ def test_score_frames_windows_by_node_clock_and_the_last_episode() -> None:
     assert s.reference_progress_m == pytest.approx(expert_progress(WORLD, 4.0))
 
 
+def test_a_recording_holding_more_frames_scores_the_stated_window_the_same() -> None:
+    """A live recording and a bag of the run need not begin or end with the same frame (the demo's
+    end is its last ground-truth sample, whose tick's frame may come after it; a recorder of its
+    own may begin earlier; the first trajectory may come before the demo's clock or first frame):
+    over the window the live score states (score_window) a bag holding more frames scores the same,
+    to the last bit, whichever frame each begins with."""
+    frames = [from_json(to_json(f)) for f in _drive(seconds=10.0, offset=1.0)]  # sim clock from 1 s
+    live = frames[3:181]                          # 0.15 .. 9.0 s: 1.15 - 0.15 != 1.0 in floats
+    t1 = frames[181].stamp                        # the last ground-truth sample: the tick of frame 181
+    # clock not running yet: from the first frame (0.15 s); a receipt on the sim clock: from 2.67 s
+    for receipt, count in ((0.0, 178), (3.6700000000000004, 127)):
+        window = sc.score_window(live, receipt, t1)
+        assert window[1] == live[-1].stamp and window[0] == max(receipt, live[0].stamp)
+        stated = sc.score_frames(live, *window).as_dict()
+        assert stated == sc.score_frames(live, receipt, t1).as_dict()  # the live score itself
+        assert sc.score_frames(frames, *window).as_dict() == stated    # the bag's over the stated window
+        assert stated["frames"] == count
+
+
 def test_expert_reference_drives_the_runs_world() -> None:
     assert world_config(WORLD).road.length == 400.0 and world_config(WORLD).scenarios is None
     cut_in = replace(WORLD, scenario="cut_in")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     snapshot_times = [duration * (k + 0.5) / snapshot_count for k in range(snapshot_count)]
     context = rclpy.Context()
     rclpy.init(context=context)
-    recorder = RecorderNode(snapshot_times, context=context, namespace=args.namespace)
+    # with a bag, the report's scene frames are the bag's (one subscription: the same frames)
+    recorder = RecorderNode(snapshot_times, context=context, namespace=args.namespace,
+                            scene_subscription=getattr(args, "record", None) is None)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(recorder)
     bag = None
@@ -99,7 +102,7 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     last_print = -1
     tty = sys.stderr.isatty()
     try:
-        bag = _start_bag(args, out_dir, context, executor)
+        bag = _start_bag(args, out_dir, context, executor, recorder.on_scene_frame)
         runner.start()
         while recorder.elapsed() < duration:
             executor.spin_once(timeout_sec=0.05)
@@ -156,23 +159,38 @@ def run_closed_loop(seed: int, duration: float, out_dir: Path, args: argparse.Na
     return metrics
 
 
-def _start_bag(args: argparse.Namespace, out_dir: Path, context: Any, executor: Any) -> Any:
-    """``--record``: a bag recorder node in this process (topics of ``replay.record``, sim time)."""
+def _start_bag(args: argparse.Namespace, out_dir: Path, context: Any, executor: Any,
+               on_scene_frame: Callable[[str], None]) -> Any:
+    """``--record``: a bag recorder node in this process (topics of ``replay.record``, sim time).
+    Each scene frame it writes also goes to ``on_scene_frame`` (the report), so the live score and
+    the bag's are made from the same frames: with its own subscription the report had frames the
+    bag lacked -- one at the window's start or end (the two subscriptions matched the simulator at
+    different moments; the executor served the report's first and the demo stopped spinning in
+    between) or a few the bag's best-effort subscription lost."""
     path = getattr(args, "record", None)
     if path is None:
         return None
     from rclpy.node import Node
     from rclpy.parameter import Parameter
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import String
 
-    from minipamayo_ros.replay.record import DEFAULT_TOPICS, STACK_TYPES, BagRecorder
+    from minipamayo_ros.replay.record import DEFAULT_TOPICS, STACK_RELIABLE, STACK_TYPES, BagRecorder
+    from minipamayo_ros.scoring.frames import TOPIC as SCENE_TOPIC
 
     node = Node("bag_recorder", context=context, namespace=args.namespace,
                 parameter_overrides=[Parameter("use_sim_time", value=True)])
     executor.add_node(node)
     images = "" if args.record_images == "raw" else args.record_images
     bag = Path(path) if path else out_dir / "bag"
-    # subscribed before the stack starts: the bag holds its first messages (no wait for discovery)
-    return BagRecorder(node, bag, DEFAULT_TOPICS, args.record_storage, images, types=STACK_TYPES)
+
+    def scene_frame(data: bytes) -> None:
+        on_scene_frame(deserialize_message(data, String).data)
+
+    # subscribed before the stack starts: the bag holds its first messages (no wait for discovery);
+    # the scored scene frames reliable, as the simulator publishes them (record.STACK_RELIABLE)
+    return BagRecorder(node, bag, DEFAULT_TOPICS, args.record_storage, images, types=STACK_TYPES,
+                       reliable=STACK_RELIABLE, taps={SCENE_TOPIC: scene_frame})
 
 
 def summary_text(m: dict[str, Any], out_dir: Path) -> str:

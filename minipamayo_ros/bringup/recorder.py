@@ -58,7 +58,9 @@ class RecorderNode(Node):
     """Subscribes to ground truth, trajectories, control, camera, metrics and diagnostics."""
 
     def __init__(self, snapshot_times: list[float], context: Context | None = None,
-                 namespace: str = "") -> None:
+                 namespace: str = "", scene_subscription: bool = True) -> None:
+        """``scene_subscription`` False: the scene frames come from the caller
+        (:meth:`on_scene_frame`; the demo's bag recorder, so that the report scores the bag's frames)."""
         super().__init__("demo_recorder", context=context, namespace=namespace,
                          parameter_overrides=[Parameter("use_sim_time", value=True)])
         self.rec = Recording()
@@ -76,10 +78,15 @@ class RecorderNode(Node):
         self.create_subscription(DiagnosticArray, "sim/metrics", self._on_sim_metrics, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.create_subscription(Explanation, "vla/explanation", self._on_explanation, 50)
-        self.create_subscription(String, SCENE_TOPIC, self._on_scene, 100)
+        if scene_subscription:
+            self.create_subscription(String, SCENE_TOPIC, self._on_scene, 100)
 
     def _on_scene(self, msg: String) -> None:
-        self.rec.scene_frames.append(msg.data)
+        self.on_scene_frame(msg.data)
+
+    def on_scene_frame(self, text: str) -> None:
+        """One scene frame (``scoring.frames`` JSON) as received."""
+        self.rec.scene_frames.append(text)
 
     def sim_time(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

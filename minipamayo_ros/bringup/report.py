@@ -20,7 +20,7 @@ import numpy as np
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.latency import summarize
 from minipamayo_ros.scoring.frames import SceneFrame, from_json
-from minipamayo_ros.scoring.score import score_frames
+from minipamayo_ros.scoring.score import score_frames, score_window
 from minipamayo_ros.sim.camera import CameraConfig, project
 from minipamayo_ros.sim.metrics import MAX_STALL_S, clean_checks
 from minipamayo_ros.sim.road import Road
@@ -63,8 +63,10 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
     Rates are measured in sim time over the run after ``warmup_s`` (the stack needs a moment to
     connect and warm up before the first trajectory). With scene frames the driving figures are
     those of the last frame and ``score`` is the run's score (``scoring.score``) from the first
-    trajectory's receipt to the end (``score_window``, node clock: a bag of the run scores the
-    same with ``replay.score_bag --start/--end``); else the figures of the latest /sim/metrics.
+    trajectory's receipt (or the first frame, if later) to the last frame recorded by the end
+    (``score_window``, node clock, the window the score covers: a bag of the run holding those
+    frames scores the same with ``replay.score_bag --start/--end``); else the figures of the latest
+    /sim/metrics.
     """
     t0 = (rec.first_sim_time or 0.0) + warmup_s
     t1 = rec.last_sim_time
@@ -80,8 +82,9 @@ def closed_loop_metrics(rec: Any, *, max_rate_hz: float, follower_rate_hz: float
     sim = dict(frames[-1].metrics) if frames else {k: _num(v) for k, v in rec.sim_metrics.items()}
     score = None
     if frames:
-        start = rec.trajectory_receive_times[0] if rec.trajectory_receive_times else None
-        score = {"score_window": [start, t1], **score_frames(frames, start, t1).as_dict()}
+        receipt = rec.trajectory_receive_times[0] if rec.trajectory_receive_times else None
+        window = score_window(frames, receipt, t1)
+        score = {"score_window": list(window), **score_frames(frames, *window).as_dict()}
     diag = rec.policy_diagnostics
     policy_rate = len(trajs) / span
     follower_rate = len(controls) / span

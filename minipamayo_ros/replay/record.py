@@ -25,7 +25,7 @@ import importlib
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,14 @@ STACK_TYPES = {
     "sim/ground_truth/scene": "std_msgs/msg/String",
 }
 
+#: the STACK_TYPES topics a recorder subscribed before any publisher is seen subscribes reliable:
+#: the scored scene frames (the simulator publishes them reliable; the demo's report scores the
+#: bag's own). Best effort lost them for good where a reliable subscriber gets them resent (a loaded
+#: box's demo bag lacked 180 ms of frames the demo's reliable recorder had: a different score). The
+#: rest stay best effort, matching any publisher (the bag's first /odom and ground truth, one
+#: simulator tick, then start together, as test_replay_demo_record checks)
+STACK_RELIABLE = frozenset({"sim/ground_truth/scene"})
+
 
 def msg_class(msgtype: str) -> Any:
     """``pkg/msg/Name`` -> the rclpy message class (``rosidl_runtime_py`` is not in the PyPI wheels)."""
@@ -68,9 +76,15 @@ class BagRecorder:
     """Subscriptions of one rclpy node -> a :class:`BagWriter`. Call :meth:`poll_graph` now and then.
 
     ``types`` (topic -> ``pkg/msg/Name``): topics subscribed at once, before any publisher is seen
-    (best effort: matches every publisher). For a recorder started with the stack it records: the
-    stack's first messages precede its discovery, which took up to seconds on a loaded box (a demo
-    bag began 0.5 s of /odom late; the test's bag had < 100 of its ~300 odometry samples).
+    (best effort: matches every publisher; reliable for those of them in ``reliable``, the topics
+    whose publishers are all known to be reliable). For a recorder started with the stack it
+    records: the stack's first messages precede its discovery, which took up to seconds on a loaded
+    box (a demo bag began 0.5 s of /odom late; the test's bag had < 100 of its ~300 odometry samples).
+
+    ``taps`` (topic -> callable): called with each message's serialised bytes once it is written,
+    for a caller that must hold exactly the bag's messages of a topic. Its own subscription to the
+    topic would not: two subscriptions match a publisher at different moments, are served in turn
+    by the executor and lose differently (the demo's report took its scene frames from here).
     """
 
     def __init__(
@@ -82,11 +96,15 @@ class BagRecorder:
         compress_images: str = "",
         jpeg_quality: int = 90,
         types: Mapping[str, str] | None = None,
+        reliable: Collection[str] = (),
+        taps: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         self.node = node
         self.writer = BagWriter(out, storage)
         self.wanted = list(dict.fromkeys(node.resolve_topic_name(t) for t in topics))
         self.known = {node.resolve_topic_name(t): msgtype for t, msgtype in (types or {}).items()}
+        self.known_reliable = {node.resolve_topic_name(t) for t in reliable}
+        self.taps = {node.resolve_topic_name(t): tap for t, tap in (taps or {}).items()}
         self.compress = compress_images
         self.jpeg_quality = jpeg_quality
         self._last_poll = -float("inf")
@@ -102,7 +120,10 @@ class BagRecorder:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         infos = self.node.get_publishers_info_by_topic(topic)
-        reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        if infos:
+            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        else:  # none seen yet: what the caller knows of them
+            reliable = topic in self.known_reliable
         return QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=100,
@@ -158,6 +179,9 @@ class BagRecorder:
 
     def _on_raw(self, topic: str, msgtype: str, data: bytes) -> None:
         self.writer.write(topic, msgtype, self._now_ns(), data, raw=True)
+        tap = self.taps.get(topic)
+        if tap is not None:
+            tap(data)
 
     def _on_image(self, topic: str, msg: Any) -> None:
         from minipamayo_ros.policy.image_decode import ImageError, raw_to_rgb

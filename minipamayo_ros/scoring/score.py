@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from minipamayo_ros.scoring.frames import SceneFrame
+from minipamayo_ros.scoring.frames import DECIMALS, SceneFrame
 from minipamayo_ros.scoring.reference import expert_progress
 from minipamayo_ros.sim.metrics import MAX_STALL_S, Incident, clean_checks
 
@@ -480,6 +480,22 @@ def score_run(frames: Sequence[SceneFrame], reference_progress: float, start: fl
         checks=clean_checks(dict(m)))
 
 
+def score_window(frames: Sequence[SceneFrame], start_stamp: float | None = None,
+                 end_stamp: float | None = None) -> tuple[float, float]:
+    """[s] node clock: the window :func:`score_frames` covers in the last episode of ``frames`` for
+    these bounds -- from ``start_stamp``, or the first frame if later (or None), to the last frame
+    at or before ``end_stamp``. What a run states as its window: another recording holding these
+    frames (a bag that began earlier or stopped later) scores the same over it, whereas the bounds
+    given may leave out a frame one recording has and the other has not (the demo's end: its last
+    ground-truth sample, whose tick's frame its recorder may not have taken yet)."""
+    fs = episode_frames(frames)
+    if not fs:
+        raise ValueError("no scene frames to score")
+    start = fs[0].stamp if start_stamp is None else max(fs[0].stamp, start_stamp)
+    within = [f.stamp for f in fs if end_stamp is None or f.stamp <= end_stamp + 1e-9]
+    return start, within[-1] if within else fs[0].stamp
+
+
 def score_frames(frames: Sequence[SceneFrame], start_stamp: float | None = None,
                  end_stamp: float | None = None) -> RunScore:
     """The score of the last episode in ``frames``, in the window [``start_stamp``, ``end_stamp``]
@@ -488,8 +504,11 @@ def score_frames(frames: Sequence[SceneFrame], start_stamp: float | None = None,
     fs = episode_frames(frames)
     if not fs:
         raise ValueError("no scene frames to score")
-    offset = fs[0].stamp - fs[0].time   # node clock - episode time
-    start = fs[0].time if start_stamp is None else max(fs[0].time, start_stamp - offset)
+    # node clock - episode time, and the start in episode time, at the frames' resolution: the same
+    # numbers whichever frame a recording begins with (the differences of rounded stamps and times
+    # vary in the last bit: 1.15 - 0.15 != 1.0)
+    offset = round(fs[0].stamp - fs[0].time, DECIMALS)
+    start = fs[0].time if start_stamp is None else max(fs[0].time, round(start_stamp - offset, DECIMALS))
     within = [f.time for f in fs if end_stamp is None or f.time <= end_stamp - offset + 1e-9]
     end = within[-1] if within else fs[0].time     # the window's last frame: what both paths see
     return score_run(fs, expert_progress(fs[0].world, max(0.0, end - start)), start, end)
