@@ -25,6 +25,10 @@ from pathlib import Path
 
 #: The Fast DDS profile: SHM + UDPv4 whitelisted to 127.0.0.1, built-in transports off.
 FASTDDS_LOOPBACK_PROFILE = Path(__file__).resolve().parent / "resources" / "fastdds_loopback.xml"
+#: The same without shared memory (UDPv4 on 127.0.0.1, unicast discovery to 127.0.0.1), for stacks
+#: whose nodes are killed and restarted one at a time: a process restarted after ``kill -9`` may get
+#: nothing over Fast DDS shared memory from the processes that survived it (see the profile).
+FASTDDS_LOOPBACK_UDP_PROFILE = FASTDDS_LOOPBACK_PROFILE.with_name("fastdds_loopback_udp.xml")
 #: The variable that names the XML profile file: Fast DDS 2.x (Humble: 2.6, Jazzy: 2.14) reads
 #: FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted and later) FASTDDS_DEFAULT_PROFILES_FILE. Both
 #: are set. (Until issue 23 only the 3.x name was: on Jazzy the profile was never loaded, and the
@@ -98,17 +102,28 @@ def lease_domain_id(first: int | None = None) -> int:
     raise RuntimeError(f"all ROS domain ids 1..100 are leased by other processes ({DOMAIN_LEASE_DIR})")
 
 
-def loopback_dds_settings(domain_id: int, distro: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """``(variables to set, variables to unset)`` for loopback-only DDS on ``domain_id``."""
+def loopback_dds_settings(domain_id: int, distro: str,
+                          shared_memory: bool = True) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``(variables to set, variables to unset)`` for loopback-only DDS on ``domain_id``.
+
+    ``shared_memory=False``: the UDP-only profile, ``ROS_AUTOMATIC_DISCOVERY_RANGE=SYSTEM_DEFAULT``
+    and no ``ROS_LOCALHOST_ONLY`` in every distro, so that the profile alone decides (with LOCALHOST,
+    rmw_fastrtps on Jazzy appends its own shared-memory transport and a UDPv4 transport on every
+    interface to the profile's; Humble ignores the range variable).
+    """
     if not 0 <= domain_id <= 232:
         raise ValueError(f"domain_id must be in [0, 232], got {domain_id}")
+    profile = FASTDDS_LOOPBACK_PROFILE if shared_memory else FASTDDS_LOOPBACK_UDP_PROFILE
     settings = {
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
-        **{name: str(FASTDDS_LOOPBACK_PROFILE) for name in PROFILE_VARIABLES},
+        **{name: str(profile) for name in PROFILE_VARIABLES},
         "ROS_DOMAIN_ID": str(domain_id),
     }
     unset: tuple[str, ...] = ()
-    if distro in LOCALHOST_ONLY_DISTROS:
+    if not shared_memory:
+        settings["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
+        unset = ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS")
+    elif distro in LOCALHOST_ONLY_DISTROS:
         settings["ROS_LOCALHOST_ONLY"] = "1"
         unset = ("ROS_AUTOMATIC_DISCOVERY_RANGE",)
     elif distro:
@@ -119,10 +134,12 @@ def loopback_dds_settings(domain_id: int, distro: str) -> tuple[dict[str, str], 
     return settings, unset
 
 
-def loopback_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``base`` (default ``os.environ``) set up for loopback-only DDS on ``domain_id``."""
+def loopback_dds_env(domain_id: int, base: dict[str, str] | None = None,
+                     shared_memory: bool = True) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) set up for loopback-only DDS on ``domain_id``
+    (``shared_memory``: see :func:`loopback_dds_settings`)."""
     env = dict(os.environ if base is None else base)
-    settings, unset = loopback_dds_settings(domain_id, ros_distro(env))
+    settings, unset = loopback_dds_settings(domain_id, ros_distro(env), shared_memory)
     for key in unset:
         env.pop(key, None)
     env.update(settings)

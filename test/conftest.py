@@ -60,6 +60,15 @@ def ros_env() -> dict[str, str]:
     return loopback_dds_env(DOMAIN_ID)
 
 
+@pytest.fixture(scope="session")
+def udp_ros_env() -> dict[str, str]:
+    """``ros_env`` without Fast DDS shared memory (loopback UDP only), for stacks whose nodes are
+    killed and restarted one at a time: a node restarted after ``kill -9`` may receive nothing over
+    shared memory from the processes that survived its predecessor (fastdds_loopback_udp.xml). The
+    test process (shared memory + UDP) talks to such nodes over UDP on 127.0.0.1."""
+    return loopback_dds_env(DOMAIN_ID, shared_memory=False)
+
+
 @pytest.fixture()
 def rclpy_context() -> Iterator[object]:
     """A fresh, initialised rclpy context for one test (shut down afterwards)."""
@@ -118,14 +127,15 @@ def spawn(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Nod
     """Factory starting processes on the test's DDS domain; all are stopped at teardown.
 
     ``spawn(cmd_list)`` or ``spawn(module="minipamayo_ros.nodes.x", args=[...])``. Logs go to
-    ``tmp_path/<name>.log`` and are printed on failure by pytest's captured output.
+    ``tmp_path/<name>.log`` and are printed on failure by pytest's captured output. ``env`` is
+    added to ``dds`` (default ``ros_env``; e.g. ``udp_ros_env``: no shared memory).
     """
     started: list[NodeProcess] = []
 
     def _spawn(cmd: list[str] | None = None, *, module: str | None = None,
                args: list[str] | None = None, name: str | None = None,
-               env: dict[str, str] | None = None) -> NodeProcess:
-        full_env = {**ros_env, **(env or {})}
+               env: dict[str, str] | None = None, dds: dict[str, str] | None = None) -> NodeProcess:
+        full_env = {**(ros_env if dds is None else dds), **(env or {})}
         if module is not None:
             proc = NodeProcess.python_module(module, args or [], full_env, name,
                                              tmp_path / f"{name or module}.log")

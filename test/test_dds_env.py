@@ -11,6 +11,7 @@ import pytest
 
 from minipamayo_ros.dds_env import (
     FASTDDS_LOOPBACK_PROFILE,
+    FASTDDS_LOOPBACK_UDP_PROFILE,
     loopback_dds_env,
     loopback_dds_settings,
     ros_distro,
@@ -44,6 +45,18 @@ def test_unknown_distro_sets_both_and_the_profile_always() -> None:
     assert FASTDDS_LOOPBACK_PROFILE.is_file()
     with pytest.raises(ValueError, match="domain_id"):
         loopback_dds_settings(300, "jazzy")
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy", ""])
+def test_without_shared_memory_the_udp_profile_alone_decides(distro: str) -> None:
+    """LOCALHOST discovery would make rmw_fastrtps (Jazzy) append its own shared-memory transport
+    and a UDPv4 transport on every interface to the profile's; Humble's would add its own too."""
+    env = loopback_dds_env(7, {"ROS_DISTRO": distro, "ROS_LOCALHOST_ONLY": "1", "ROS_STATIC_PEERS": "x"},
+                           shared_memory=False)
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == env["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(
+        FASTDDS_LOOPBACK_UDP_PROFILE)
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT" and env["ROS_DOMAIN_ID"] == "7"
+    assert "ROS_LOCALHOST_ONLY" not in env and "ROS_STATIC_PEERS" not in env
 
 
 def test_this_environment_is_jazzy_from_the_wheels() -> None:
@@ -134,3 +147,32 @@ def test_the_profile_is_in_effect_in_a_participant(ros_env: dict[str, str]) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ros_env,
                          timeout=60, check=True)
     assert out.stdout.strip().splitlines()[-1] == "['127.0.0.1']", out.stdout + out.stderr
+
+
+def test_the_udp_profile_has_no_shared_memory_and_stays_on_loopback() -> None:
+    import xml.etree.ElementTree as ET
+
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(FASTDDS_LOOPBACK_UDP_PROFILE).getroot()
+    types = [d.findtext("f:type", "", ns) for d in root.iterfind(".//f:transport_descriptor", ns)]
+    assert types == ["UDPv4"]
+    assert [a.text for a in root.iterfind(".//f:interfaceWhiteList/f:address", ns)] == ["127.0.0.1"]
+    rtps = root.find(".//f:participant/f:rtps", ns)
+    assert rtps is not None and rtps.findtext("f:useBuiltinTransports", "", ns) == "false"
+    for where in ("metatrafficUnicastLocatorList", "initialPeersList"):
+        assert [a.text for a in rtps.iterfind(f"f:builtin/f:{where}//f:address", ns)] == ["127.0.0.1"]
+    assert rtps.find("f:builtin/f:metatrafficMulticastLocatorList", ns) is None
+
+
+def test_a_participant_without_shared_memory_maps_no_port_and_binds_only_loopback(
+        udp_ros_env: dict[str, str]) -> None:
+    """Every UDP socket of the process (not only the domain's well-known ports) on 127.0.0.1 and no
+    Fast DDS shared-memory port mapped: nothing a killed process leaves behind can reach it."""
+    code = ("import rclpy, time, psutil\n"
+            "rclpy.init(); n = rclpy.create_node('udp_probe'); time.sleep(0.5)\n"
+            "print(sorted({c.laddr.ip for c in psutil.Process().net_connections('udp')}))\n"
+            "print(sum('fastrtps_port' in line for line in open('/proc/self/maps')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=udp_ros_env,
+                         timeout=60, check=True)
+    ips, ports = out.stdout.strip().splitlines()[-2:]
+    assert (ips, ports) == ("['127.0.0.1']", "0"), out.stdout + out.stderr

@@ -7,7 +7,11 @@
   ``odom_stop_after + v / stop_decel``; on resume it tracks again;
 * the policy hangs (SIGSTOP) and continues: the car stops, then drives again;
 * the policy is killed and started again, then the follower is killed and started again: the
-  car stops each time and the stack recovers with the new process.
+  car stops each time and the stack recovers with the new process. This stack runs without
+  shared memory (loopback UDP, ``udp_ros_env``): over Fast DDS shared memory a node restarted
+  after ``kill -9`` may receive nothing from the processes that survived its predecessor (an
+  upstream transport bug, fastdds_loopback_udp.xml; once in two loaded full-suite runs here: the
+  new policy published and logged nothing for 120 s), which is not what this test is about.
 
 The nodes are the sim stack's (same parameter files and overrides as the runner and the launch
 files); a relay node in the test process forwards the simulator's camera and odometry to the
@@ -79,9 +83,10 @@ class Drive:
     """The stack's processes plus a recorder (and the relay) spun in the test process."""
 
     def __init__(self, rclpy_context: object, spawn: Callable[..., NodeProcess], env: dict[str, str],
-                 relay: bool) -> None:
+                 relay: bool, dds: dict[str, str] | None = None) -> None:
         self.spawn = spawn
         self.env = env
+        self.dds = dds  # the nodes' DDS environment (None: the test session's)
         self.specs = _specs(relay)
         self.rec = RecorderNode([], context=rclpy_context)
         self.relay = GateRelay(rclpy_context) if relay else None
@@ -94,7 +99,7 @@ class Drive:
     def start(self, name: str) -> NodeProcess:
         spec = self.specs[name]
         return self.spawn(module=spec.module, args=node_command_args(spec, REPO_ROOT / "config"), name=name,
-                          env=self.env)
+                          env=self.env, dds=self.dds)
 
     def close(self) -> None:
         for node in (self.rec, self.relay):
@@ -135,6 +140,12 @@ class Drive:
 
     def controls_after(self, stamp: float) -> list[tuple[float, int, float, float, float]]:
         return [c for c in self.rec.rec.controls if c[0] > stamp]
+
+
+def _shared_memory_ports(pid: int) -> list[str]:
+    """The Fast DDS shared-memory ports process ``pid`` has mapped."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return sorted({line.split()[-1] for line in maps if "fastrtps_port" in line})
 
 
 def _check_stop(what: str, d: Drive, status: ControlStatus, since: float, timeout: float) -> None:
@@ -192,10 +203,13 @@ def test_camera_and_odometry_stall_then_resume(rclpy_context, fault_env, spawn) 
         d.close()
 
 
-def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, fault_env, spawn) -> None:  # noqa: F811
-    d = Drive(rclpy_context, spawn, fault_env, relay=False)
+def test_killed_nodes_restart_and_the_stack_recovers(rclpy_context, fault_env, spawn,  # noqa: F811
+                                                     udp_ros_env) -> None:
+    # nodes restarted one at a time after kill -9: no shared memory between them (module docstring)
+    d = Drive(rclpy_context, spawn, fault_env, relay=False, dds=udp_ros_env)
     try:
         d.wait(d.tracking_at_speed, 120.0, "tracking at speed")
+        assert not any(_shared_memory_ports(p.pid) for p in d.procs.values())
 
         # --- policy hangs (SIGSTOP: stuck inference), then continues: STALE, stop; the plans it
         #     then finishes from old images are too old to follow; tracking on its fresh plans

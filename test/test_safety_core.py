@@ -436,3 +436,17 @@ def test_source_monitor_reports_intruders_and_publishers_as_error() -> None:
     for k in range(20):                                                  # names bounded
         mon.rejected(rej, f"/x{k}", k, 5.0)
     assert len(mon.intruders) == 5
+
+
+def test_source_monitor_reads_names_again_until_every_publisher_is_named() -> None:
+    """A restarted policy's writer is discovered before the message naming its node: the graph
+    check's names (read when the count changes) must be read again until it is named, or
+    /diagnostics keeps saying `_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_` (full-suite log)."""
+    from minipamayo_ros.safety.plan_source import SourceMonitor
+
+    mon = SourceMonitor("/policy", "/vla/trajectory")
+    assert mon.graph(["/policy"]) and not mon.names_pending()
+    assert mon.graph(["/policy", "_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_"])
+    assert mon.names_pending()                           # same count next time: read them again
+    assert mon.graph(["/policy", "/policy"]) and not mon.names_pending()
+    assert "2 publishers on /vla/trajectory: /policy, /policy" in mon.report(1.0, None)[1]

@@ -262,7 +262,7 @@ class FollowerNode(Node):
             self._report_now()
         topic = self._traj_sub.topic_name
         count = self.count_publishers(topic)
-        if count == self._publishers_seen:
+        if count == self._publishers_seen and not self.source.names_pending():
             return
         self._publishers_seen = count
         names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}"

@@ -43,6 +43,9 @@ INTRUDER_KINDS = (WRONG_PRODUCER, OTHER_INSTANCE, CONFLICT)
 POLICY_NODE = "policy"
 #: intruders remembered for /diagnostics (the most recent)
 MAX_INTRUDERS = 5
+#: the node name rmw reports for a publisher whose node is not known (yet): a new process's
+#: endpoints are often discovered before the message that names their node
+UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"
 
 
 def new_instance_id() -> int:
@@ -146,6 +149,12 @@ class SourceMonitor:
         changed = sorted(publishers) != self.publishers
         self.publishers = sorted(publishers)
         return changed
+
+    def names_pending(self) -> bool:
+        """A publisher of the last graph check had no node name yet: read the names again at the
+        next check, not only when the count changes (else a restarted policy stays
+        ``_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_`` in /diagnostics)."""
+        return any(name.endswith(UNKNOWN_NODE) for name in self.publishers)
 
     def clock_reset(self) -> None:
         self._last_intrusion = -math.inf
