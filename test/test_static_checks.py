@@ -107,7 +107,9 @@ def test_post_humble_calls_fail_the_check_and_guarded_ones_pass(tmp_path: Path) 
     files = {"post_humble.py": POST_HUMBLE, "guarded.py": GUARDED, "bad_fallback.py": BAD_FALLBACK}
     for name, source in files.items():
         (tmp_path / name).write_text(source)
-    res = _run("mypy", *(str(tmp_path / name) for name in files))
+    # its own mypy cache: the planted modules stay out of the shared one, and a concurrent check of
+    # another checkout cannot touch this run's (one did: mypy INTERNAL ERROR, stale paths reported)
+    res = _run("mypy", *(str(tmp_path / name) for name in files), "--mypy-cache-dir", str(tmp_path / "cache"))
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
     assert "ROS 2 Humble API from" in out
@@ -117,7 +119,7 @@ def test_post_humble_calls_fail_the_check_and_guarded_ones_pass(tmp_path: Path) 
 
 def test_the_check_says_so_when_the_humble_sources_are_missing(tmp_path: Path) -> None:
     (tmp_path / "plain.py").write_text("x: int = 1\n")
-    res = _run("mypy", str(tmp_path / "plain.py"),
+    res = _run("mypy", str(tmp_path / "plain.py"), "--mypy-cache-dir", str(tmp_path / "cache"),
                env={**os.environ, "MINIPAMAYO_HUMBLE_API": str(tmp_path / "absent")})
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ROS 2 Humble API sources NOT found" in res.stdout
