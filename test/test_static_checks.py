@@ -107,8 +107,9 @@ def test_post_humble_calls_fail_the_check_and_guarded_ones_pass(tmp_path: Path) 
     files = {"post_humble.py": POST_HUMBLE, "guarded.py": GUARDED, "bad_fallback.py": BAD_FALLBACK}
     for name, source in files.items():
         (tmp_path / name).write_text(source)
-    # its own mypy cache: the planted modules stay out of the shared one, and a concurrent check of
-    # another checkout cannot touch this run's (one did: mypy INTERNAL ERROR, stale paths reported)
+    # its own mypy cache: with the shared one, the next run's planted modules (same names, another
+    # tmp_path) were reported at the previous run's paths (reproduced: mypy 2.4.1 takes the cached
+    # module's errors), and once with a mypy INTERNAL ERROR; the planted modules stay out of it too
     res = _run("mypy", *(str(tmp_path / name) for name in files), "--mypy-cache-dir", str(tmp_path / "cache"))
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
