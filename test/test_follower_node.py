@@ -377,6 +377,20 @@ def test_future_stamped_and_nan_odometry_bursts_do_not_interrupt_driving(ros_nod
     _measured("follower odometry bursts (+20/+1000 s stamps, NaN, |q| = 0)", d, "/odom")
 
 
+def _assert_never_followed(commands: list[ControlCommand]) -> None:
+    """No command tracked a plan: none TRACKING, and the speed only ramps down to 0.
+
+    Not "every speed is 0": when odometry (the vehicle at SPEED) reaches a freshly started follower
+    before its first control tick, the stop ramps down from the measured speed by design (a restarted
+    follower on a moving vehicle), so the first commands are > 0. That order is a race of process
+    start-up and DDS discovery; it happened once under load (fresh-clone run of 2026-12-07).
+    """
+    speeds = [c.speed for c in commands]
+    assert commands and all(c.status != ControlStatus.TRACKING for c in commands), \
+        [ControlStatus(c.status).name for c in commands]
+    assert all(b <= a for a, b in zip(speeds, speeds[1:], strict=False)) and speeds[-1] == 0.0, speeds[:60]
+
+
 def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node, spawn) -> None:
     """Issue 13 defect 4 over DDS (failed before: frame_id "map" and "" were followed as base_link)
     and defect 6 (x/y of different lengths: the reason names the lengths, not "0 waypoints")."""
@@ -397,7 +411,7 @@ def test_trajectory_in_a_wrong_frame_or_with_unequal_arrays_is_ignored(ros_node,
     d.wait(lambda: rejected("bad_shape") >= 5, 20.0, proc)
     values = d.input_values("/vla/trajectory")
     assert "lengths 20/19/20" in values["last_rejection"] and values["state"] == "never received"
-    assert d.commands and all(c.status != ControlStatus.TRACKING and c.speed == 0.0 for c in d.commands)
+    _assert_never_followed(d.commands)
     log = proc.read_log()
     assert "header.frame_id = 'map'" in log and "lengths 20/19/20" in log and "got 0" not in log
     _measured("follower trajectories in frame 'map'/'' and x/y 20/19", d, "/vla/trajectory")
