@@ -64,6 +64,11 @@ MODES: dict[str, dict[str, Any]] = {
     **{f"graph_io_{b}": {"graph_io": True, "sdpa_backends": [b]} for b in ("flash", "efficient", "cudnn")},
     **{f"compile_io_{b}": {"compile": True, "graph_io": True, "sdpa_backends": [b]}
        for b in ("flash", "efficient", "cudnn")},
+    # the fusion backbone's linears through the split-K kernel (skinny_gemm; tuned by --extras skinny_tune)
+    "graph_io_skinny": {"graph_io": True, "skinny_gemm": True},
+    "compile_io_skinny": {"compile": True, "graph_io": True, "skinny_gemm": True},
+    "compile_io_cudnn_skinny": {"compile": True, "graph_io": True, "sdpa_backends": ["cudnn"],
+                                "skinny_gemm": True},
 }
 #: kernel name pattern -> category of the per-forward breakdown (first match wins)
 KERNEL_CATEGORIES = (("attention", ("sdpa", "flash", "fmha", "attention", "attn")),
@@ -183,7 +188,8 @@ def default_plan() -> list[str]:
     """What one device call measures: the committed 0.5B config's GPU path, mode by mode, then
     the variants (token cut, wider/shallower backbone) in their best modes."""
     plan = [f"policy:committed:320:fp16:{m}" for m in ("graph", "graph_io", "compile", "compile_io",
-                                                       "compile_io_cudnn", "compile_freeze_io")]
+                                                       "compile_io_cudnn", "compile_io_skinny",
+                                                       "compile_io_cudnn_skinny", "compile_freeze_io")]
     plan += ["policy:committed:320:bf16:compile_io", "policy:pool2:320:fp16:graph",
              "policy:pool2:320:fp16:compile_io", "policy:pool4-w1280d20:320:fp16:graph",
              "policy:pool4-w1280d20:320:fp16:compile_io", "policy:committed:256:fp16:compile_io",
@@ -271,7 +277,7 @@ def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, fl
     torch.cuda.reset_peak_memory_stats()
     extra = {"fused_attention": m.get("fused_attention", True), "graph_io": m.get("graph_io", False),
              "compile_autotune": m.get("compile_autotune", False)}
-    for key in ("compile_options", "sdpa_backends"):
+    for key in ("compile_options", "sdpa_backends", "skinny_gemm"):
         if m.get(key):
             extra[key] = m[key]
     opts = BackendOptions(backend="torch", device="cuda:0", precision=precision,
@@ -285,6 +291,7 @@ def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, fl
     backend.warm_up()
     load_s = time.monotonic() - t0
     ms = []
+    first = backend.infer(x)
     for _ in range(n):
         backend.infer(x)
         ms.append(backend.last_infer_ms)
@@ -299,7 +306,10 @@ def bench_run(spec: str, n: int, counts: dict[tuple[str, int, str], dict[str, fl
                            "gflops": round(c["flops"] / 1e9, 3),
                            "gpu_mem_weights_mb": round(weights_mb, 1),
                            "gpu_mem_peak_allocated_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
-                           "describe": backend.describe()}
+                           "describe": backend.describe(),
+                           # same seed, same inputs in every run of a variant: modes compare output to output
+                           "first_output": {k: np.asarray(v, np.float64).ravel()[:40].round(5).tolist()
+                                            for k, v in first.items()}}
     if backend._graph is not None:  # GPU-only time of one replay (CUDA events)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         gpu_ms = []
@@ -399,7 +409,26 @@ def measured_copy_bandwidth_gbs() -> float:
     return gbs
 
 
-EXTRAS = ("ceilings", "cuda_buffers", "tiny_parity")
+def skinny_tune() -> dict[str, Any]:
+    """Time the split-K kernel's candidate configs against cuBLAS on the committed 0.5B backbone's
+    four weight shapes at its 320 px token count, and make the winners the table the ``*_skinny``
+    runs of this process use (``skinny_gemm.TUNED``)."""
+    from bench.bench_inference_roofline import variant_config
+    from minipamayo_ros.inference import skinny_gemm
+
+    cfg = variant_config("committed", 320)
+    d, hidden = cfg.fusion.width, int(cfg.fusion.width * cfg.fusion.mlp_ratio)
+    rows = 1 + cfg.vision_tokens + cfg.state_steps + cfg.num_waypoints
+    shapes = [(3 * d, d), (d, d), (hidden, d), (d, hidden)]  # qkv, proj, fc1, fc2
+    result = skinny_gemm.tune(shapes, rows)
+    skinny_gemm.TUNED.update(skinny_gemm.configs_from_tuning(result))
+    summary = {k: {key: v.get(key) for key in ("cublas_us", "best_us", "cublas_gbps", "gbps", "best",
+                                                "max_abs_err", "tune_s")} for k, v in result.items()}
+    print(json.dumps(summary, indent=1), flush=True)
+    return {"rows": rows, "shapes": result}
+
+
+EXTRAS = ("ceilings", "cuda_buffers", "tiny_parity", "skinny_tune")
 
 
 def measure(out_dir: Path, quick: bool, plan: list[str], budget_s: float | None,
@@ -433,7 +462,7 @@ def measure(out_dir: Path, quick: bool, plan: list[str], budget_s: float | None,
         return value
 
     sections = {"ceilings": measured_ceilings, "cuda_buffers": lambda: cuda_buffers_check(quick),
-                "tiny_parity": tiny_gpu_parity}
+                "tiny_parity": tiny_gpu_parity, "skinny_tune": skinny_tune}
     for name in extras:
         result[name] = section(name, sections[name])
     n_pol, n_txt = (50, 20) if quick else (300, 100)

@@ -77,7 +77,8 @@ class TorchBackend(InferenceBackend):
     :data:`SDPA_BACKENDS` names or one comma-separated string; default: torch's own pick): the
     fused-attention kernels torch may use, in that order; same math. Pins a choice torch made
     differently in two H100 runs of one build (cuDNN's kernel in one, FlashAttention in the other,
-    docs/inference.md, issue 24).
+    docs/inference.md, issue 24). ``extra["skinny_gemm"]`` (policy on CUDA; default off): the fusion
+    backbone's few-row linears through a split-K Triton kernel (:mod:`skinny_gemm`), same weights.
     """
 
     def __init__(self, manifest: ModelManifest, options: BackendOptions, model: Any = None) -> None:
@@ -112,6 +113,7 @@ class TorchBackend(InferenceBackend):
 
             self.fused_attention = set_fused_attention(self._module) > 0
         self._sdpa_backends = _sdpa_backends(options.extra.get("sdpa_backends"))
+        self.skinny_gemm = self._use_skinny_gemm(options.extra.get("skinny_gemm"))
         self.num_parameters = sum(p.numel() for p in self._module.parameters())
         self._fn = self._module
         if self._sdpa_backends:  # inside what torch.compile traces: the choice is part of its graph
@@ -141,6 +143,28 @@ class TorchBackend(InferenceBackend):
                 raise BackendError(f"torch backend could not capture a CUDA graph of '{manifest.name}'"
                                    f"{' under torch.compile' if options.compile else ''}: {exc}; "
                                    "set cuda_graphs: false (or compile: false)") from exc
+
+    def _use_skinny_gemm(self, setting: Any) -> int:
+        """``extra["skinny_gemm"]``: the fusion backbone's linears through the split-K kernel of
+        :mod:`skinny_gemm` (True: its tuned table; a dict ``{"NxK": {block_n, ...}}``: these
+        configs); returns how many linears were replaced (0 = off)."""
+        if not setting:
+            return 0
+        from minipamayo_ros.inference import skinny_gemm
+
+        if self.manifest.kind != "policy" or self.device.type != "cuda":
+            raise BackendError("torch backend: skinny_gemm is for the policy's fusion backbone on CUDA, "
+                               f"not a {self.manifest.kind} on {self.device}")
+        configs = {}
+        if isinstance(setting, dict):
+            try:
+                configs = skinny_gemm.configs_from_tuning({k: {"best": v} for k, v in setting.items()})
+            except (TypeError, ValueError) as exc:
+                raise BackendError(f"torch backend: skinny_gemm configs {setting!r}: {exc}") from exc
+        try:
+            return skinny_gemm.use_skinny_gemm(self._module.blocks, configs)
+        except ValueError as exc:
+            raise BackendError(f"torch backend: skinny_gemm: {exc}") from exc
 
     @classmethod
     def from_config(cls, config: Any, kind: str, options: BackendOptions, seed: int = 0) -> TorchBackend:
@@ -252,6 +276,7 @@ class TorchBackend(InferenceBackend):
             "graph_io": str(self.graph_io).lower(),
             "fused_attention": str(self.fused_attention).lower(),
             "sdpa_backends": ",".join(b.name for b in self._sdpa_backends) or "default",
+            "skinny_gemm_linears": str(self.skinny_gemm),
             "parameters": str(self.num_parameters),
             "model_id": self.manifest.model_id,
             "selection": self.selection,
