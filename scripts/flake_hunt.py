@@ -49,7 +49,6 @@ from minipamayo_ros.tools import shm_clean
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "MINIPAMAYO_FLAKE_HUNT_RUN"
-SHM = Path("/dev/shm")
 _PORT_FILE = re.compile(r"fastrtps_port(\d+)")
 MESSAGE_CHARS = 300
 
@@ -152,7 +151,7 @@ def marked_processes(tag: str) -> list[tuple[int, str]]:
 
 def shm_files() -> set[str]:
     try:
-        return {p.name for p in SHM.iterdir() if "fastrtps" in p.name}
+        return {p.name for p in shm_clean.SHM.iterdir() if "fastrtps" in p.name}
     except OSError:
         return set()
 
