@@ -74,12 +74,37 @@ def test_policy_with_the_split_k_backbone_gives_the_same_outputs() -> None:
     with torch.no_grad():
         before = policy(image, state)
         assert sg.use_skinny_gemm(policy.blocks) == 4 * cfg.fusion.depth
-        assert all(isinstance(getattr(b, n), sg.SkinnyLinear) for b in policy.blocks if isinstance(b, Block)
-                   for n in ("qkv", "proj", "fc1", "fc2"))
+        assert all(isinstance(b, sg.SkinnyBlock) and isinstance(b.block, Block) for b in policy.blocks)
         after = policy(image, state)
     assert float(before[0].abs().max()) > 1e-3
     for a, b in zip(before, after, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_from_partials_equals_the_block_attention() -> None:
+    """Summing the qkv GEMM's slices + bias inside the attention step = SDPA on qkv(x) (fp32)."""
+    torch.manual_seed(1)
+    blk = Block(128, 4).eval()
+    x = torch.randn(2, 20, 128)
+    cfg = sg.SplitKConfig(16, 64, 2)
+    parts = sg.splitk_partials(blk.ln1(x).reshape(40, 128), blk.qkv.weight, cfg)
+    got = sg.attention_from_partials(parts, blk.qkv.bias, 2, 4, torch.float32)
+    q, k, v = blk.qkv(blk.ln1(x)).reshape(2, 20, 3, 4, 32).permute(2, 0, 3, 1, 4)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(40, 128)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_masked_or_long_input_runs_the_wrapped_block() -> None:
+    from minipamayo_ros.model.layers import causal_mask
+
+    torch.manual_seed(2)
+    blk = Block(64, 4).eval()
+    wrapped = sg.SkinnyBlock(blk)
+    x = torch.randn(1, 70, 64)  # 70 rows > MAX_ROWS
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x), blk(x))
+        m = causal_mask(10)
+        torch.testing.assert_close(wrapped(x[:, :10], m), blk(x[:, :10], m))
 
 
 def test_torch_backend_refuses_skinny_gemm_off_cuda_naming_it() -> None:

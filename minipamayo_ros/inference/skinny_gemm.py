@@ -127,6 +127,74 @@ def _kernel() -> Any:
     return _KERNEL
 
 
+_ATTENTION: Any = None
+
+
+def _attention_kernel() -> Any:
+    """Attention of a few tokens, one CTA per (sequence, head), reading the qkv GEMM's partial sums."""
+    global _ATTENTION
+    if _ATTENTION is not None:
+        return _ATTENTION
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _skinny_attention_kernel(parts_ptr, b_ptr, out_ptr, T, W, stride_ps, stride_pm, stride_om, scale,
+                                 SPLITS: tl.constexpr, BLOCK_T: tl.constexpr, HEAD_DIM: tl.constexpr):
+        # q, k, v of head h = sum over the qkv GEMM's slices + bias, rounded to the activations'
+        # dtype as the unfused path does; softmax in fp32; out (tokens, W) ready for the projection
+        seq = tl.program_id(0)
+        h = tl.program_id(1)
+        offs_t = tl.arange(0, BLOCK_T)
+        offs_d = tl.arange(0, HEAD_DIM)
+        rows = offs_t[:, None] < T
+        base = parts_ptr + (seq * T + offs_t[:, None]) * stride_pm + h * HEAD_DIM + offs_d[None, :]
+        q = tl.zeros((BLOCK_T, HEAD_DIM), dtype=tl.float32)
+        k = tl.zeros((BLOCK_T, HEAD_DIM), dtype=tl.float32)
+        v = tl.zeros((BLOCK_T, HEAD_DIM), dtype=tl.float32)
+        for s in range(SPLITS):
+            q += tl.load(base + s * stride_ps, mask=rows, other=0.0)
+            k += tl.load(base + s * stride_ps + W, mask=rows, other=0.0)
+            v += tl.load(base + s * stride_ps + 2 * W, mask=rows, other=0.0)
+        bq = b_ptr + h * HEAD_DIM + offs_d
+        dt = out_ptr.dtype.element_ty
+        q = (q + tl.load(bq).to(tl.float32)[None, :]).to(dt)
+        k = (k + tl.load(bq + W).to(tl.float32)[None, :]).to(dt)
+        v = (v + tl.load(bq + 2 * W).to(tl.float32)[None, :]).to(dt)
+        scores = tl.dot(q, tl.trans(k)) * scale
+        scores = tl.where(offs_t[None, :] < T, scores, float("-inf"))
+        p = tl.exp(scores - tl.max(scores, axis=1)[:, None])
+        p = p / tl.sum(p, axis=1)[:, None]
+        o = tl.dot(p.to(dt), v)
+        out = out_ptr + (seq * T + offs_t[:, None]) * stride_om + h * HEAD_DIM + offs_d[None, :]
+        tl.store(out, o.to(dt), mask=rows)
+
+    _ATTENTION = _skinny_attention_kernel
+    return _ATTENTION
+
+
+def attention_from_partials(parts: torch.Tensor, bias: torch.Tensor, seqs: int, heads: int,
+                            dtype: torch.dtype) -> torch.Tensor:
+    """Multi-head attention (no mask) from the qkv GEMM's fp32 partial sums ``(S, seqs*T, 3W)`` and
+    its bias: ``(seqs*T, W)`` in ``dtype``. One Triton kernel on CUDA; torch elsewhere (same math:
+    q/k/v rounded to ``dtype``, softmax in fp32)."""
+    splits, rows, w3 = parts.shape
+    t, w = rows // seqs, w3 // 3
+    d = w // heads
+    if parts.is_cuda:
+        if t > MAX_ROWS:
+            raise ValueError(f"skinny attention takes at most {MAX_ROWS} tokens, got {t}")
+        out = torch.empty((rows, w), device=parts.device, dtype=dtype)
+        kernel = _ATTENTION if _ATTENTION is not None else _attention_kernel()
+        kernel[(seqs, heads)](parts, bias, out, t, w, parts.stride(0), parts.stride(1), out.stride(0),
+                              d ** -0.5, SPLITS=splits, BLOCK_T=_block_m(t), HEAD_DIM=d, num_warps=4)
+        return out
+    qkv = (parts.sum(0) + bias.float()).to(dtype).float()
+    q, k, v = qkv.reshape(seqs, t, 3, heads, d).permute(2, 0, 3, 1, 4)
+    att = ((q @ k.transpose(-2, -1)) * d ** -0.5).softmax(dim=-1).to(dtype).float()
+    return (att @ v).to(dtype).transpose(1, 2).reshape(rows, w)
+
+
 def _block_m(m: int) -> int:
     return max(16, 1 << (m - 1).bit_length())
 
@@ -198,27 +266,63 @@ class SkinnyLinear(nn.Module):
         return skinny_linear(x2d.contiguous(), self.weight, self.bias, self.cfg).reshape(*lead, -1)
 
 
-def use_skinny_gemm(blocks: Iterable[nn.Module], configs: dict[tuple[int, int], SplitKConfig] | None = None
+class SkinnyBlock(nn.Module):
+    """A transformer :class:`~minipamayo_ros.model.layers.Block` (no mask, at most
+    :data:`MAX_ROWS` token rows) as split-K GEMMs + one attention kernel per layer: the qkv
+    GEMM's partial sums go straight into :func:`attention_from_partials` (no separate reduction),
+    the other three linears' sums fuse into the next inductor kernel. Same parameters, same math;
+    anything else runs the wrapped block."""
+
+    def __init__(self, block: nn.Module, configs: dict[tuple[int, int], SplitKConfig] | None = None) -> None:
+        super().__init__()
+        self.block = block
+        table = configs or {}
+        self.cfgs = {}
+        for name in ("qkv", "proj", "fc1", "fc2"):
+            n, k = getattr(block, name).weight.shape
+            cfg = table.get((n, k)) or config_for(n, k)
+            why = cfg.check(n, k)
+            if why is not None:
+                raise ValueError(f"skinny GEMM config {cfg} for {name} ({n}, {k}): {why}")
+            self.cfgs[name] = cfg
+        if block.qkv.weight.is_cuda:
+            _kernel()  # built before torch.compile traces a forward
+            _attention_kernel()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        blk = self.block
+        b, t, w = x.shape
+        if mask is not None or b * t > MAX_ROWS or blk.training:
+            return blk(x, mask)
+        c = self.cfgs
+        h = blk.ln1(x).reshape(b * t, w).contiguous()
+        parts = splitk_partials(h, blk.qkv.weight, c["qkv"])
+        y = attention_from_partials(parts, blk.qkv.bias, b, blk.heads, x.dtype)
+        x = x + skinny_linear(y, blk.proj.weight, blk.proj.bias, c["proj"]).reshape(b, t, w)
+        h = blk.ln2(x).reshape(b * t, w).contiguous()
+        h = F.gelu(skinny_linear(h, blk.fc1.weight, blk.fc1.bias, c["fc1"]))
+        return x + skinny_linear(h, blk.fc2.weight, blk.fc2.bias, c["fc2"]).reshape(b, t, w)
+
+
+def use_skinny_gemm(blocks: nn.ModuleList, configs: dict[tuple[int, int], SplitKConfig] | None = None
                     ) -> int:
-    """Replace the four linears (qkv, proj, fc1, fc2) of each transformer block in ``blocks`` by
-    :class:`SkinnyLinear`; returns how many were replaced. For the fusion backbone (few tokens)."""
+    """Wrap each transformer block of ``blocks`` (e.g. the policy's fusion backbone: few tokens) in
+    :class:`SkinnyBlock`; returns how many linears now run the split-K kernel (4 per block)."""
     table = {**TUNED, **(configs or {})}
     count = 0
-    for blk in blocks:
-        for name in ("qkv", "proj", "fc1", "fc2"):
-            lin = getattr(blk, name)
-            if isinstance(lin, nn.Linear):
-                n, k = lin.weight.shape
-                setattr(blk, name, SkinnyLinear(lin, table.get((n, k))))
-                count += 1
+    for i, blk in enumerate(blocks):
+        if all(isinstance(getattr(blk, n, None), nn.Linear) for n in ("qkv", "proj", "fc1", "fc2")):
+            blocks[i] = SkinnyBlock(blk, table)
+            count += 4
     return count
 
 
 def tune(shapes: Iterable[tuple[int, int]], rows: int, dtype: torch.dtype = torch.float16,
          device: str = "cuda", reps: int = 20, l2_bytes: int = 64 << 20) -> dict[str, Any]:
-    """Time every candidate config per (N, K) weight at ``rows`` rows against ``F.linear`` (cuBLAS),
-    bias included (an unfused sum of the slices counts against split configs here; in the model
-    inductor fuses it into the next kernel).
+    """Time every candidate config per (N, K) weight at ``rows`` rows against ``F.linear`` (cuBLAS,
+    bias in its epilogue). The split-K kernel is timed alone: in the model the sum of its slices and
+    the bias are done by the kernel that follows (attention, or inductor's fused pointwise /
+    LayerNorm kernel), which runs with or without it.
 
     Each timing is one CUDA graph of ``reps`` calls cycling over enough distinct weight copies that
     they do not fit in L2 (the backbone reads every layer's weights from HBM once per forward);
@@ -241,7 +345,7 @@ def tune(shapes: Iterable[tuple[int, int]], rows: int, dtype: torch.dtype = torc
         for cfg in candidate_configs(n, k):
             try:
                 err = float((skinny_linear(x, ws[0], bias, cfg).float() - ref).abs().max())
-                us = _time_per_call(partial(skinny_linear, x, bias=bias, cfg=cfg), ws, reps)
+                us = _time_per_call(partial(splitk_partials, x, cfg=cfg), ws, reps)
             except Exception as exc:  # e.g. out of shared memory for this tile: skip the config
                 row["configs"].append({**asdict(cfg), "error": f"{type(exc).__name__}: {str(exc)[:120]}"})
                 continue

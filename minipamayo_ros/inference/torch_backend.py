@@ -147,7 +147,8 @@ class TorchBackend(InferenceBackend):
     def _use_skinny_gemm(self, setting: Any) -> int:
         """``extra["skinny_gemm"]``: the fusion backbone's linears through the split-K kernel of
         :mod:`skinny_gemm` (True: its tuned table; a dict ``{"NxK": {block_n, ...}}``: these
-        configs); returns how many linears were replaced (0 = off)."""
+        configs); each block is wrapped in ``SkinnyBlock`` (attention in one kernel too). Returns
+        how many linears run the split-K kernel (0 = off)."""
         if not setting:
             return 0
         from minipamayo_ros.inference import skinny_gemm
