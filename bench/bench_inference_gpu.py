@@ -412,7 +412,8 @@ def measured_copy_bandwidth_gbs() -> float:
 def skinny_tune() -> dict[str, Any]:
     """Time the split-K kernel's candidate configs against cuBLAS on the committed 0.5B backbone's
     four weight shapes at its 320 px token count, and make the winners the table the ``*_skinny``
-    runs of this process use (``skinny_gemm.TUNED``)."""
+    runs of this process use (``skinny_gemm.TUNED``). Pipelines 4 deep only (``tune`` can also try
+    3: half the candidates, to fit one device call)."""
     from bench.bench_inference_roofline import variant_config
     from minipamayo_ros.inference import skinny_gemm
 
@@ -420,7 +421,7 @@ def skinny_tune() -> dict[str, Any]:
     d, hidden = cfg.fusion.width, int(cfg.fusion.width * cfg.fusion.mlp_ratio)
     rows = 1 + cfg.vision_tokens + cfg.state_steps + cfg.num_waypoints
     shapes = [(3 * d, d), (d, d), (hidden, d), (d, hidden)]  # qkv, proj, fc1, fc2
-    result = skinny_gemm.tune(shapes, rows)
+    result = skinny_gemm.tune(shapes, rows, stages=(4,))
     skinny_gemm.TUNED.update(skinny_gemm.configs_from_tuning(result))
     summary = {k: {key: v.get(key) for key in ("cublas_us", "best_us", "cublas_gbps", "gbps", "best",
                                                 "max_abs_err", "tune_s")} for k, v in result.items()}

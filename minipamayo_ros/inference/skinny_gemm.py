@@ -56,14 +56,14 @@ DEFAULT_CONFIG = SplitKConfig()
 TUNED: dict[tuple[int, int], SplitKConfig] = {}
 
 
-def candidate_configs(n: int, k: int, sms: int = 132) -> list[SplitKConfig]:
+def candidate_configs(n: int, k: int, sms: int = 132, stages: tuple[int, ...] = (3, 4)) -> list[SplitKConfig]:
     """Configurations worth timing for an (N, K) weight: tiles x splits giving 0.5-4 CTAs per SM,
-    pipelined 3 or 4 deep within the shared memory of a CTA."""
+    pipelined ``stages`` deep within the shared memory of a CTA."""
     out = []
     for block_n in (16, 32, 64):
         for block_k in (64, 128, 256):
             for splits in (1, 2, 4, 8, 16):
-                for num_stages in (3, 4):
+                for num_stages in stages:
                     cfg = SplitKConfig(block_n, block_k, splits, 4, num_stages)
                     ctas = (n // block_n) * splits
                     if cfg.check(n, k) is None and sms // 2 <= ctas <= 4 * sms \
@@ -318,7 +318,8 @@ def use_skinny_gemm(blocks: nn.ModuleList, configs: dict[tuple[int, int], SplitK
 
 
 def tune(shapes: Iterable[tuple[int, int]], rows: int, dtype: torch.dtype = torch.float16,
-         device: str = "cuda", reps: int = 20, l2_bytes: int = 64 << 20) -> dict[str, Any]:
+         device: str = "cuda", reps: int = 20, l2_bytes: int = 64 << 20,
+         stages: tuple[int, ...] = (3, 4)) -> dict[str, Any]:
     """Time every candidate config per (N, K) weight at ``rows`` rows against ``F.linear`` (cuBLAS,
     bias in its epilogue). The split-K kernel is timed alone: in the model the sum of its slices and
     the bias are done by the kernel that follows (attention, or inductor's fused pointwise /
@@ -342,7 +343,7 @@ def tune(shapes: Iterable[tuple[int, int]], rows: int, dtype: torch.dtype = torc
 
         row: dict[str, Any] = {"cublas_us": round(_time_per_call(cublas, ws, reps), 2), "configs": []}
         t0 = time.monotonic()
-        for cfg in candidate_configs(n, k):
+        for cfg in candidate_configs(n, k, stages=stages):
             try:
                 err = float((skinny_linear(x, ws[0], bias, cfg).float() - ref).abs().max())
                 us = _time_per_call(partial(splitk_partials, x, cfg=cfg), ws, reps)
