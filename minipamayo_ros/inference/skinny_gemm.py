@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 from torch import nn
 
+from minipamayo_ros.model.layers import Block
+
 #: largest number of rows the kernel takes (one CTA holds all rows of its tile)
 MAX_ROWS = 64
 
@@ -278,7 +280,9 @@ class SkinnyBlock(nn.Module):
     the other three linears' sums fuse into the next inductor kernel. Same parameters, same math;
     anything else runs the wrapped block."""
 
-    def __init__(self, block: nn.Module, configs: dict[tuple[int, int], SplitKConfig] | None = None) -> None:
+    block: Block
+
+    def __init__(self, block: Block, configs: dict[tuple[int, int], SplitKConfig] | None = None) -> None:
         super().__init__()
         self.block = block
         table = configs or {}
@@ -316,7 +320,7 @@ def use_skinny_gemm(blocks: nn.ModuleList, configs: dict[tuple[int, int], SplitK
     table = {**TUNED, **(configs or {})}
     count = 0
     for i, blk in enumerate(blocks):
-        if all(isinstance(getattr(blk, n, None), nn.Linear) for n in ("qkv", "proj", "fc1", "fc2")):
+        if isinstance(blk, Block):
             blocks[i] = SkinnyBlock(blk, table)
             count += 4
     return count

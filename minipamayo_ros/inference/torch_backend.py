@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -163,7 +163,8 @@ class TorchBackend(InferenceBackend):
             except (TypeError, ValueError) as exc:
                 raise BackendError(f"torch backend: skinny_gemm configs {setting!r}: {exc}") from exc
         try:
-            return skinny_gemm.use_skinny_gemm(self._module.blocks, configs)
+            blocks = cast(torch.nn.ModuleList, self._module.blocks)
+            return skinny_gemm.use_skinny_gemm(blocks, configs)
         except ValueError as exc:
             raise BackendError(f"torch backend: skinny_gemm: {exc}") from exc
 
