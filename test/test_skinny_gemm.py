@@ -29,20 +29,15 @@ def test_split_k_linear_equals_nn_linear(cfg: sg.SplitKConfig, rows: int) -> Non
     x = torch.randn(1, rows, 512)
     parts = sg.splitk_partials(x[0], lin.weight, cfg)
     assert parts.shape == (cfg.splits, rows, 256) and parts.dtype == torch.float32
-    torch.testing.assert_close(sg.SkinnyLinear(lin, cfg)(x), lin(x), rtol=1e-5, atol=1e-5)
-
-
-def test_more_rows_than_a_tile_fall_back_to_f_linear() -> None:
-    lin = nn.Linear(128, 64)
-    x = torch.randn(2, 40, 128)  # 80 rows > MAX_ROWS
-    torch.testing.assert_close(sg.SkinnyLinear(lin)(x), lin(x))
+    torch.testing.assert_close(sg.skinny_linear(x[0], lin.weight, lin.bias, cfg), lin(x[0]),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_configs_that_do_not_divide_the_weight_are_refused_and_candidates_fit() -> None:
     assert "block_n" in (sg.SplitKConfig(48, 128, 1).check(1024, 1024) or "")
     assert "splits" in (sg.SplitKConfig(32, 128, 3).check(1024, 1024) or "")
-    with pytest.raises(ValueError, match="block_n"):
-        sg.SkinnyLinear(nn.Linear(1024, 1000), sg.SplitKConfig(32, 128, 4))
+    with pytest.raises(ValueError, match="block_n"):  # qkv of a 128-wide block: (384, 128)
+        sg.SkinnyBlock(Block(128, 4), {(384, 128): sg.SplitKConfig(256, 64, 1)})
     for n, k in ((3072, 1024), (1024, 1024), (4096, 1024), (1024, 4096)):
         cands = sg.candidate_configs(n, k)
         assert cands and all(c.check(n, k) is None for c in cands)

@@ -5,14 +5,14 @@ That is a weight-streaming problem, and cuBLAS's kernels for ``M = 56`` read the
 1 TB/s (a third of an H100's HBM bandwidth) and add a split-K reduce kernel after the MLP's second
 GEMM (docs/inference.md, issue 24). This kernel splits ``K`` across enough CTAs to keep every SM
 streaming weights and writes fp32 *partial sums* ``(splits, M, N)``. The sum over the splits, the
-bias and the cast are left to torch code after it, so under ``torch.compile`` inductor fuses them
-into the kernel that already follows the linear (GELU after ``fc1``, residual + LayerNorm after
-``fc2``): no extra kernel per linear.
+bias and the cast are left to the kernel that follows: the attention kernel here reads the qkv
+GEMM's partial sums itself, and under ``torch.compile`` inductor is meant to fold the other sums into
+the pointwise / LayerNorm kernel after each linear (it did not for fc2: run 5 below).
 
 Only the weight layout ``nn.Linear`` uses is read (``weight`` (N, K), row-major), unchanged: the
 same parameters, the same math up to fp32 summation order. Triton is imported lazily; without it
-(CPU, the robot) :class:`SkinnyLinear` computes the same partial sums with torch (the reference the
-tests use). The runtime nodes never import this module (torch backend only).
+(CPU, the robot) the same partial sums are computed with torch (the reference the tests use). The
+runtime nodes never import this module (torch backend only).
 
 Measured on an H100 (docs/inference.md, run 5): each GEMM beats cuBLAS alone, and the backbone's
 GEMM time falls 1.16 -> 1.00 ms. The whole forward is 0.04-0.08 ms *slower*, because this
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
@@ -91,14 +91,19 @@ def config_for(n: int, k: int) -> SplitKConfig:
     return fits[0]
 
 
-_KERNEL: Any = None
+class _Kernels(NamedTuple):
+    gemm: Any       # split-K GEMM: partial sums, or (one slice) + bias in the activations' dtype
+    attention: Any  # attention of a few tokens, one CTA per (sequence, head), from qkv partial sums
 
 
-def _kernel() -> Any:
-    """The Triton kernel, compiled on first use (Triton is not needed on CPU)."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
+_KERNELS: _Kernels | None = None
+
+
+def _kernels() -> _Kernels:
+    """The Triton kernels, compiled on first use (Triton is not needed on CPU)."""
+    global _KERNELS
+    if _KERNELS is not None:
+        return _KERNELS
     import triton
     import triton.language as tl
 
@@ -129,21 +134,6 @@ def _kernel() -> Any:
             tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=rows)
         else:
             tl.store(out_ptrs, acc, mask=rows)
-
-    _KERNEL = _skinny_splitk_gemm_kernel
-    return _KERNEL
-
-
-_ATTENTION: Any = None
-
-
-def _attention_kernel() -> Any:
-    """Attention of a few tokens, one CTA per (sequence, head), reading the qkv GEMM's partial sums."""
-    global _ATTENTION
-    if _ATTENTION is not None:
-        return _ATTENTION
-    import triton
-    import triton.language as tl
 
     @triton.jit
     def _skinny_attention_kernel(parts_ptr, b_ptr, out_ptr, T, W, stride_ps, stride_pm, stride_om, scale,
@@ -176,8 +166,8 @@ def _attention_kernel() -> Any:
         out = out_ptr + (seq * T + offs_t[:, None]) * stride_om + h * HEAD_DIM + offs_d[None, :]
         tl.store(out, o.to(dt), mask=rows)
 
-    _ATTENTION = _skinny_attention_kernel
-    return _ATTENTION
+    _KERNELS = _Kernels(_skinny_splitk_gemm_kernel, _skinny_attention_kernel)
+    return _KERNELS
 
 
 def attention_from_partials(parts: torch.Tensor, bias: torch.Tensor, seqs: int, heads: int,
@@ -192,7 +182,7 @@ def attention_from_partials(parts: torch.Tensor, bias: torch.Tensor, seqs: int, 
         if t > MAX_ROWS:
             raise ValueError(f"skinny attention takes at most {MAX_ROWS} tokens, got {t}")
         out = torch.empty((rows, w), device=parts.device, dtype=dtype)
-        kernel = _ATTENTION if _ATTENTION is not None else _attention_kernel()
+        kernel = (_KERNELS if _KERNELS is not None else _kernels()).attention
         kernel[(seqs, heads)](parts, bias, out, t, w, parts.stride(0), parts.stride(1), out.stride(0),
                               d ** -0.5, SPLITS=splits, BLOCK_T=_block_m(t), HEAD_DIM=d, num_warps=4)
         return out
@@ -240,37 +230,12 @@ def _launch(x2d: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     m, k = x2d.shape
     if m > MAX_ROWS:
         raise ValueError(f"skinny GEMM takes at most {MAX_ROWS} rows, got {m}")
-    kernel = _KERNEL if _KERNEL is not None else _kernel()
+    kernel = (_KERNELS if _KERNELS is not None else _kernels()).gemm
     kernel[(weight.shape[0] // cfg.block_n, cfg.splits)](
         x2d, weight, weight if bias is None else bias, out, m, x2d.stride(0), weight.stride(0),
         out.stride(0), out.stride(1), BLOCK_M=_block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
         K_SPLIT=k // cfg.splits, FINAL=bias is not None, num_warps=cfg.num_warps,
         num_stages=cfg.num_stages)
-
-
-class SkinnyLinear(nn.Module):
-    """``nn.Linear`` for inputs of at most :data:`MAX_ROWS` rows, through :func:`splitk_partials`.
-
-    Shares the wrapped layer's parameters (no copy); larger inputs fall back to ``F.linear``.
-    """
-
-    def __init__(self, linear: nn.Linear, cfg: SplitKConfig | None = None) -> None:
-        super().__init__()
-        n, k = linear.weight.shape
-        self.weight, self.bias = linear.weight, linear.bias
-        self.cfg = cfg or config_for(n, k)
-        why = self.cfg.check(n, k)
-        if why is not None:
-            raise ValueError(f"skinny GEMM config {self.cfg} for weight ({n}, {k}): {why}")
-        if self.weight.is_cuda:
-            _kernel()  # built before torch.compile traces a forward
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead, k = x.shape[:-1], x.shape[-1]
-        x2d = x.reshape(-1, k)
-        if x2d.shape[0] > MAX_ROWS:
-            return F.linear(x, self.weight, self.bias)
-        return skinny_linear(x2d.contiguous(), self.weight, self.bias, self.cfg).reshape(*lead, -1)
 
 
 class SkinnyBlock(nn.Module):
@@ -295,8 +260,7 @@ class SkinnyBlock(nn.Module):
                 raise ValueError(f"skinny GEMM config {cfg} for {name} ({n}, {k}): {why}")
             self.cfgs[name] = cfg
         if block.qkv.weight.is_cuda:
-            _kernel()  # built before torch.compile traces a forward
-            _attention_kernel()
+            _kernels()  # built before torch.compile traces a forward
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         blk = self.block
