@@ -188,8 +188,7 @@ def default_plan() -> list[str]:
     """What one device call measures: the committed 0.5B config's GPU path, mode by mode, then
     the variants (token cut, wider/shallower backbone) in their best modes."""
     plan = [f"policy:committed:320:fp16:{m}" for m in ("graph", "graph_io", "compile", "compile_io",
-                                                       "compile_io_cudnn", "compile_io_skinny",
-                                                       "compile_io_cudnn_skinny", "compile_freeze_io")]
+                                                       "compile_io_cudnn", "compile_freeze_io")]
     plan += ["policy:committed:320:bf16:compile_io", "policy:pool2:320:fp16:graph",
              "policy:pool2:320:fp16:compile_io", "policy:pool4-w1280d20:320:fp16:graph",
              "policy:pool4-w1280d20:320:fp16:compile_io", "policy:committed:256:fp16:compile_io",
