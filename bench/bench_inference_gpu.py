@@ -13,7 +13,8 @@ A run is ``kind:variant:px:precision:mode`` (e.g. ``policy:committed:320:fp16:co
   ``graph_io`` (the input/output copies inside the graph too: one launch per ``infer()``);
   ``compile`` (torch.compile/inductor: LayerNorm, residual and GELU fused into few Triton kernels,
   under the same graph); ``compile_io``; ``compile_freeze_io`` (+ inductor freezing: weights as
-  constants); ``compile_autotune`` (max-autotune GEMMs); ``graph_io_<b>`` / ``compile_io_<b>``
+  constants); ``compile_autotune`` (max-autotune GEMMs); ``compile_io_pdl`` (inductor's kernels
+  with programmatic dependent launch); ``graph_io_<b>`` / ``compile_io_<b>``
   (``b`` flash | efficient | cudnn): the same with the fused attention pinned to that kernel
   (``extra["sdpa_backends"]``; torch's own pick differed between two H100 runs of one torch build).
 
@@ -61,6 +62,9 @@ MODES: dict[str, dict[str, Any]] = {
     "compile_io": {"compile": True, "graph_io": True},
     "compile_freeze_io": {"compile": True, "graph_io": True, "compile_options": {"freezing": True}},
     "compile_autotune": {"compile": True, "compile_autotune": True},
+    # inductor's Triton kernels with programmatic dependent launch (Hopper+): the next kernel's
+    # launch overlaps the previous one's tail
+    "compile_io_pdl": {"compile": True, "graph_io": True, "compile_options": {"triton.enable_pdl": True}},
     **{f"graph_io_{b}": {"graph_io": True, "sdpa_backends": [b]} for b in ("flash", "efficient", "cudnn")},
     **{f"compile_io_{b}": {"compile": True, "graph_io": True, "sdpa_backends": [b]}
        for b in ("flash", "efficient", "cudnn")},

@@ -59,16 +59,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pool2": {"connector_pool": 2},                       # before the token cut: 100 tokens at 320 px
     "pool4": {"connector_pool": 4},                       # the token cut: 25 tokens at 320 px
     "pool4-w1280d20": {"connector_pool": 4, "width": 1280, "depth": 20, "heads": 20},
+    "pool4-w1536d14": {"connector_pool": 4, "width": 1536, "depth": 14, "heads": 24},
+    # layers.ParallelBlock: 2 GEMMs a layer instead of 4 (same parameters less one LayerNorm)
+    "pool4-par": {"connector_pool": 4, "parallel_blocks": True},
+    "pool4-par-vitpar": {"connector_pool": 4, "parallel_blocks": True, "vision": {"parallel_blocks": True}},
+    "pool4-par-w1280d20": {"connector_pool": 4, "parallel_blocks": True, "width": 1280, "depth": 20,
+                           "heads": 20},
 }
 
 
 def variant_config(variant: str = "committed", px: int | None = None) -> Any:
-    """The 0.5B config with ``VARIANTS[variant]`` applied to its fusion settings, at ``px`` square."""
+    """The 0.5B config with ``VARIANTS[variant]`` applied to its fusion settings (its ``vision``
+    entry to the vision encoder's), at ``px`` square."""
     from minipamayo_ros.model.config import load_config
 
     cfg = load_config("minipamayo-0.5b")
-    if VARIANTS[variant]:
-        cfg = dataclasses.replace(cfg, fusion=dataclasses.replace(cfg.fusion, **VARIANTS[variant]))
+    fusion = {k: v for k, v in VARIANTS[variant].items() if k != "vision"}
+    vision = VARIANTS[variant].get("vision", {})
+    cfg = dataclasses.replace(cfg, fusion=dataclasses.replace(cfg.fusion, **fusion),
+                              vision=dataclasses.replace(cfg.vision, **vision))
     return cfg if px is None else dataclasses.replace(cfg, image_size=(px, px))
 
 

@@ -49,6 +49,7 @@ class VisionConfig:
     depth: int = 12                                # vit: layers
     heads: int = 12                                # vit
     mlp_ratio: float = 4.0                         # vit
+    parallel_blocks: bool = False                  # vit: layers.ParallelBlock (2 GEMMs a layer)
 
     def __post_init__(self) -> None:
         _check(self.kind in ("cnn", "vit"), f"vision.kind must be 'cnn' or 'vit', got {self.kind!r}")
@@ -81,6 +82,7 @@ class FusionConfig:
     mlp_ratio: float = 4.0
     connector_pool: int = 1     # avg-pool factor on the vision grid before projection (token count / p^2)
     dropout: float = 0.0
+    parallel_blocks: bool = False  # layers.ParallelBlock: attention and MLP side by side, 2 GEMMs a layer
 
     def __post_init__(self) -> None:
         _check(self.width % self.heads == 0, "fusion.width must be divisible by fusion.heads")

@@ -17,7 +17,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 from torch import nn
 
 from minipamayo_ros.model.config import ModelConfig, load_config
-from minipamayo_ros.model.layers import Block
+from minipamayo_ros.model.layers import make_block
 from minipamayo_ros.model.text import TextDecoder
 from minipamayo_ros.model.vision import build_vision
 
@@ -51,7 +51,8 @@ class Policy(nn.Module):
         for p in (self.vision_pos, self.state_pos, self.ctx_token, self.queries):
             nn.init.trunc_normal_(p, std=0.02)
         f = cfg.fusion
-        self.blocks = nn.ModuleList(Block(d, f.heads, f.mlp_ratio, f.dropout) for _ in range(f.depth))
+        self.blocks = nn.ModuleList(make_block(f.parallel_blocks, d, f.heads, f.mlp_ratio, f.dropout)
+                                    for _ in range(f.depth))
         self.ln = nn.LayerNorm(d)
         self.action_head = nn.Linear(d, 2)  # (accel, curvature) per step, scaled by cfg.*_scale
         nn.init.zeros_(self.action_head.weight)

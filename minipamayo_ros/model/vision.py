@@ -7,7 +7,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 from torch import nn
 
 from minipamayo_ros.model.config import VisionConfig
-from minipamayo_ros.model.layers import Block
+from minipamayo_ros.model.layers import make_block
 
 
 class _ResBlock(nn.Module):
@@ -72,7 +72,8 @@ class ViTEncoder(nn.Module):
         self.patch = PatchEmbed(3, cfg.width, cfg.patch_size)
         self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], cfg.width))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(make_block(cfg.parallel_blocks, cfg.width, cfg.heads, cfg.mlp_ratio)
+                                    for _ in range(cfg.depth))
         self.ln = nn.LayerNorm(cfg.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
