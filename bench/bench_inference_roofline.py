@@ -65,6 +65,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pool4-par-vitpar": {"connector_pool": 4, "parallel_blocks": True, "vision": {"parallel_blocks": True}},
     "pool4-par-w1280d20": {"connector_pool": 4, "parallel_blocks": True, "width": 1280, "depth": 20,
                            "heads": 20},
+    "pool4-par-w1536d14": {"connector_pool": 4, "parallel_blocks": True, "width": 1536, "depth": 14,
+                           "heads": 24},
+    "pool4-par-vitpar-w1280d20": {"connector_pool": 4, "parallel_blocks": True, "width": 1280, "depth": 20,
+                                  "heads": 20, "vision": {"parallel_blocks": True}},
 }
 
 

@@ -11,12 +11,19 @@ import onnx
 import pytest
 import torch
 
+from minipamayo_ros.model.arch_cut import cut_model, kept_layers
 from minipamayo_ros.model.config import FusionConfig, TextConfig, VisionConfig, load_config
-from minipamayo_ros.model.export import export_policy, ort_session, policy_example_inputs, run_onnx
+from minipamayo_ros.model.export import (
+    export_policy,
+    ort_session,
+    policy_example_inputs,
+    policy_parity,
+    run_onnx,
+)
+from minipamayo_ros.model.layers import ParallelBlock
 from minipamayo_ros.model.network import build_model
 from minipamayo_ros.model.quantize import _float_nodes, keep_float_until
 from minipamayo_ros.model.quantize_int4 import int4_candidates, quantize_int4, weight_bytes
-from minipamayo_ros.model.token_cut import cut_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -122,3 +129,36 @@ def test_token_cut_pools_the_vision_positions_and_nothing_else() -> None:
     with torch.no_grad():
         wp = cut.policy(x, s)[0]
     assert wp.shape == (1, 20, 2) and torch.isfinite(wp).all()
+
+
+def test_arch_cut_parallel_blocks_carry_the_weights_and_depth_keeps_evenly_spaced_layers(
+        tmp_path: Path) -> None:
+    assert kept_layers(4, 2) == [0, 3] and kept_layers(4, 3) == [0, 2, 3]
+    assert kept_layers(4, 4) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="--depth"):
+        kept_layers(4, 5)
+    src = _micro()  # 2 fusion blocks
+    for blk in src.policy.blocks:  # LayerNorms told apart (both start at ones)
+        torch.nn.init.normal_(blk.ln1.weight)
+        torch.nn.init.normal_(blk.ln2.weight)
+    cut = cut_model(src, 1, "par-d1", parallel=True, depth=1)
+    assert cut.cfg.fusion.parallel_blocks and cut.cfg.fusion.depth == 1
+    assert all(isinstance(b, ParallelBlock) for b in cut.policy.blocks)
+    for new_i, old_i in enumerate(kept_layers(src.cfg.fusion.depth, 1)):
+        old, new = src.policy.blocks[old_i], cut.policy.blocks[new_i]
+        # the parallel block is the old block's linears side by side: same outputs on the same input
+        h = torch.randn(3, old.qkv.weight.shape[1])
+        qkv, fc1 = new.in_proj(h).split([old.qkv.weight.shape[0], old.fc1.weight.shape[0]], dim=-1)
+        assert torch.allclose(qkv, old.qkv(h), atol=1e-6) and torch.allclose(fc1, old.fc1(h), atol=1e-6)
+        y, m = torch.randn(3, old.proj.weight.shape[1]), torch.randn(3, old.fc2.weight.shape[1])
+        assert torch.allclose(new.out_proj(torch.cat([y, m], -1)), old.proj(y) + old.fc2(m), atol=1e-5)
+        assert torch.equal(new.ln.weight, old.ln1.weight)
+    for name, p in src.state_dict().items():  # everything outside the fusion blocks is unchanged
+        if not name.startswith("policy.blocks."):
+            assert torch.equal(p, cut.state_dict()[name]), name
+    example = policy_example_inputs(src)
+    with torch.no_grad():
+        expect = cut.policy(torch.from_numpy(example["image"]), torch.from_numpy(example["state"]))
+    assert expect[0].shape == (1, 20, 2) and torch.isfinite(expect[0]).all()
+    # the parallel block exports to plain ONNX ops (Split, Concat) that ONNX Runtime runs alike
+    assert policy_parity(cut, export_policy(cut, tmp_path / "par-policy.onnx")) < 1e-4
