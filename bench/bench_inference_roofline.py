@@ -268,7 +268,14 @@ def fusion_key(cfg: Any) -> dict[str, Any]:
     """What identifies a 0.5B variant in GPU results: the fusion settings and the vision encoder."""
     f = cfg.fusion
     return {"width": f.width, "depth": f.depth, "heads": f.heads, "connector_pool": f.connector_pool,
-            "vision": f"{cfg.vision.kind}/{cfg.vision.patch_size}/{cfg.vision.width}x{cfg.vision.depth}"}
+            "vision": f"{cfg.vision.kind}/{cfg.vision.patch_size}/{cfg.vision.width}x{cfg.vision.depth}",
+            "parallel_blocks": f.parallel_blocks, "vision_parallel_blocks": cfg.vision.parallel_blocks}
+
+
+def same_variant(stored: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Does a result's stored :func:`fusion_key` name the variant ``key``? (Results written before
+    parallel blocks existed lack those keys: they ran sequential blocks.)"""
+    return all(stored.get(k, False if k.endswith("parallel_blocks") else None) == v for k, v in key.items())
 
 
 def gpu_efficiency(variant: str = "committed") -> dict[str, Any]:
@@ -282,7 +289,8 @@ def gpu_efficiency(variant: str = "committed") -> dict[str, Any]:
     want = fusion_key(variant_config(variant))
     runs = {k: r for k, r in res.get("runs", {}).items()
             if r and r.get("kind") == "policy" and r.get("precision") == "fp16" and r.get("image_px") == 320
-            and r.get("mode") != "eager" and r.get("roofline_ms") and r.get("fusion") == want}
+            and r.get("mode") != "eager" and r.get("roofline_ms")
+            and same_variant(r.get("fusion") or {}, want)}
     if not runs:
         return {"file": path.name, "gpu": res.get("host", {}).get("gpu"),
                 "error": f"no fp16 CUDA-graph run of the {variant} 0.5B config at 320 px"}
