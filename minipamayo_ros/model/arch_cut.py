@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=0, help="> 0: exactly this many steps (e.g. a control "
                     "run matching another run's schedule; overrides --time-budget-s)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device for the fine-tune (e.g. cuda)")
     a = ap.parse_args(argv)
     from minipamayo_ros.model.evaluate import evaluate
     from minipamayo_ros.model.export import export_all
@@ -128,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
           f"before fine-tuning {before['ade_m']:.4f} m; {len(train_ds.images)} training samples", flush=True)
     tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, warmup_steps=20,
                      time_budget_s=a.time_budget_s, log_every=10, text_eval_limit=256)
-    history = train(model, train_ds, val_ds, tc, "cpu", log=lambda m: print(m, flush=True),
+    history = train(model, train_ds, val_ds, tc, a.device, log=lambda m: print(m, flush=True),
                     max_steps=a.steps or None)
+    model.cpu().eval()
     a.out.mkdir(parents=True, exist_ok=True)
     plot_curves(history, a.out / "loss_curves.png")
     training: dict[str, Any] = {
