@@ -14,6 +14,8 @@ from bench.bench_inference_roofline import (
     VARIANTS,
     breakdown,
     count,
+    fusion_key,
+    gpu_efficiency,
     roofline_ms,
     variant_config,
     weight_bytes,
@@ -39,6 +41,32 @@ def test_newest_committed_result_wins(tmp_path: Path) -> None:
     path, _ = newest_result("inference_gpu", tmp_path)
     assert path.name == "inference_gpu_h200.json"
     assert newest_result("inference_gpu", tmp_path, require="nothing_has_this") is None
+
+
+def _gpu_run(variant: str, p95: float, fusion: dict | None = None) -> dict:
+    return {"kind": "policy", "precision": "fp16", "image_px": 320, "mode": "compile_io", "p95_ms": p95,
+            "p99_ms": p95, "roofline_ms": 0.3, "fusion": fusion or fusion_key(variant_config(variant))}
+
+
+def test_gpu_efficiency_is_the_variants_own_best_run_newest_result_first(tmp_path: Path) -> None:
+    host = {"gpu": "NVIDIA H100 80GB HBM3"}
+    old_key = {k: v for k, v in fusion_key(variant_config("pool2")).items() if "parallel" not in k}
+    files = {  # the newest committed result has no pool2 run; an older _run file has one
+        "inference_gpu_h100-80gb-hbm3.json": {"measured_at": "2026-12-07T17:00:00Z", "host": host, "runs": {
+            "a": _gpu_run("committed", 1.5), "b": _gpu_run("committed", 1.2)}},
+        "inference_gpu_h100-80gb-hbm3_run3.json": {"measured_at": "2026-12-07T05:00:00Z", "host": host,
+                                                   "runs": {"old": _gpu_run("pool2", 2.0, old_key)}},
+        "inference_gpu_h100-80gb-hbm3_run2.json": {"measured_at": "2026-12-06T05:00:00Z", "host": host,
+                                                   "runs": {"older": _gpu_run("pool2", 1.0)}}}
+    for name, data in files.items():
+        (tmp_path / name).write_text(json.dumps(data))
+    eff = gpu_efficiency("committed", tmp_path)
+    assert (eff["file"], eff["run"], eff["fraction_p95"]) == ("inference_gpu_h100-80gb-hbm3.json", "b", 0.25)
+    # results written before parallel blocks existed ran sequential blocks: pool2 still matches
+    eff = gpu_efficiency("pool2", tmp_path)
+    assert (eff["file"], eff["run"]) == ("inference_gpu_h100-80gb-hbm3_run3.json", "old")
+    assert "error" in gpu_efficiency("pool4-par-vitpar", tmp_path)
+    assert gpu_efficiency("committed", tmp_path / "nothing") == {}
 
 
 def test_gpu_run_specs() -> None:

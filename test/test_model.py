@@ -156,3 +156,38 @@ def test_vit_policy_exports_and_matches_onnx_runtime(tmp_path) -> None:
     model = build_model(_small_vit_config()).eval()
     torch.nn.init.normal_(model.policy.action_head.weight, std=0.05)
     assert policy_parity(model, export_policy(model, tmp_path / "vit.onnx")) <= 1e-4
+
+
+def test_parallel_block_is_attention_plus_mlp_of_one_layernorm_with_the_blocks_weights() -> None:
+    from minipamayo_ros.model.layers import Block, ParallelBlock, attention, set_fused_attention
+
+    torch.manual_seed(0)
+    blk = Block(32, 4).eval()
+    torch.nn.init.normal_(blk.ln1.weight)
+    torch.nn.init.normal_(blk.ln2.weight)  # ln2 must not be used: told apart from ln1
+    par = ParallelBlock.from_block(blk).eval()
+    x = torch.randn(2, 7, 32)
+    with torch.no_grad():
+        h = blk.ln1(x)
+        expect = x + blk.proj(attention(blk.qkv(h), 4)) + blk.fc2(F.gelu(blk.fc1(h)))
+        assert torch.allclose(par(x), expect, atol=1e-5)
+        assert not torch.allclose(blk(x), expect, atol=1e-3)  # a different wiring than Block's
+        assert set_fused_attention(par) == 1
+        assert torch.allclose(par(x), expect, atol=1e-5)  # SDPA: same math
+    n_block = sum(p.numel() for p in blk.parameters())
+    assert sum(p.numel() for p in par.parameters()) == n_block - 2 * 32 - 32  # one LayerNorm, one bias less
+
+
+def test_parallel_blocks_are_a_config_switch_for_backbone_and_vit() -> None:
+    from minipamayo_ros.model.layers import Block, ParallelBlock
+
+    cfg = load_config("minipamayo-0.5b")
+    seq = dataclasses.replace(cfg, fusion=dataclasses.replace(cfg.fusion, parallel_blocks=False))
+    both = dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, parallel_blocks=True))
+    assert ModelConfig.from_dict(both.as_dict()) == both
+    with torch.device("meta"):
+        for c in (seq, cfg, both):
+            p = build_model(c).policy
+            assert all(isinstance(b, ParallelBlock if c.fusion.parallel_blocks else Block) for b in p.blocks)
+            assert all(isinstance(b, ParallelBlock if c.vision.parallel_blocks else Block)
+                       for b in p.vision.blocks)
