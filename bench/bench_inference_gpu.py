@@ -190,11 +190,11 @@ def run_name(spec: str) -> str:
 
 def default_plan() -> list[str]:
     """What one device call measures: the committed 0.5B config's GPU path, mode by mode, then
-    the backbone before run 7 (32 x 1024 sequential) and two steps between, in the best mode."""
+    the backbones with fewer kernels (parallel blocks, fewer wider layers) in the best mode."""
     plan = [f"policy:committed:320:fp16:{m}" for m in ("graph", "graph_io", "compile", "compile_io",
                                                        "compile_io_cudnn", "compile_freeze_io")]
-    plan += ["policy:committed:320:bf16:compile_io", "policy:pool4:320:fp16:compile_io",
-             "policy:pool4-par:320:fp16:compile_io", "policy:pool4-par-w1280d20:320:fp16:compile_io",
+    plan += ["policy:committed:320:bf16:compile_io", "policy:pool4-par:320:fp16:compile_io",
+             "policy:pool4-par-w1536d14:320:fp16:compile_io", "policy:pool4-par-w1280d20:320:fp16:compile_io",
              "policy:committed:256:fp16:compile_io", "policy:committed:384:fp16:compile_io",
              "text_decoder:committed:320:fp16:graph"]
     return plan

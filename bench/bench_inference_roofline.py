@@ -54,7 +54,7 @@ HARDWARE: dict[str, dict[str, Any]] = {
 RESOLUTIONS = (256, 320, 384)
 #: 0.5B variants costed here and timed by bench_inference_gpu: fields set over
 #: configs/minipamayo-0.5b.yaml ("committed" = the file as it is)
-#: the backbone before run 7 (docs/inference.md): 32 sequential layers of 1024
+#: the committed backbone (docs/inference.md, runs 6-7): 32 sequential layers of 1024
 _SEQ32: dict[str, Any] = {"width": 1024, "depth": 32, "heads": 16, "parallel_blocks": False}
 #: 0.5B variants: fusion settings (and a ``vision`` entry for the ViT's) replacing the committed
 #: config's; every variant but ``committed`` names its backbone in full, so its name keeps its
@@ -72,7 +72,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pool4-par-w1280d20": {**_SEQ32, "connector_pool": 4, "parallel_blocks": True, "width": 1280,
                            "depth": 20, "heads": 20},
     "pool4-par-w1536d14": {**_SEQ32, "connector_pool": 4, "parallel_blocks": True, "width": 1536,
-                           "depth": 14, "heads": 24},             # = committed since run 7
+                           "depth": 14, "heads": 24},  # bar met on the GPU; not committed: docs/model.md
     "pool4-par-vitpar-w1280d20": {**_SEQ32, "connector_pool": 4, "parallel_blocks": True, "width": 1280,
                                   "depth": 20, "heads": 20, "vision": {"parallel_blocks": True}},
 }

@@ -164,9 +164,13 @@ class TorchBackend(InferenceBackend):
                 raise BackendError(f"torch backend: skinny_gemm configs {setting!r}: {exc}") from exc
         try:
             blocks = cast(torch.nn.ModuleList, self._module.blocks)
-            return skinny_gemm.use_skinny_gemm(blocks, configs)
+            count = skinny_gemm.use_skinny_gemm(blocks, configs)
         except ValueError as exc:
             raise BackendError(f"torch backend: skinny_gemm: {exc}") from exc
+        if count == 0:  # e.g. parallel blocks (layers.ParallelBlock): nothing it knows how to run
+            raise BackendError("torch backend: skinny_gemm wraps sequential transformer blocks only; this "
+                               "policy's fusion backbone has none (fusion.parallel_blocks?)")
+        return count
 
     @classmethod
     def from_config(cls, config: Any, kind: str, options: BackendOptions, seed: int = 0) -> TorchBackend:

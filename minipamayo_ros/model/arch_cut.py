@@ -39,7 +39,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal torch idiom
 
 from minipamayo_ros.model.config import ModelConfig
 from minipamayo_ros.model.layers import Block, ParallelBlock
-from minipamayo_ros.model.network import Minipamayo, build_model, load_model
+from minipamayo_ros.model.network import Minipamayo, build_model, load_model, save_weights
 
 
 def pooled_config(cfg: ModelConfig, pool: int, name: str | None = None) -> ModelConfig:
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--parallel", action="store_true", help="fusion blocks as parallel blocks")
     ap.add_argument("--depth", type=int, default=0, help="> 0: keep this many fusion blocks")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--name", default="", help="model name (default: from the changes made)")
     ap.add_argument("--train-data", required=True)
     ap.add_argument("--extra-train-data", nargs="*", default=[])
     ap.add_argument("--val-data", required=True, help="validation data: checkpoint choice")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     tokens = src.cfg.vision_tokens // (a.pool * a.pool)
     changes = ([f"tokens{tokens}"] if a.pool > 1 else []) + (["par"] if a.parallel else []) \
         + ([f"d{a.depth}"] if a.depth else [])
-    name = f"{src.cfg.name}-{'-'.join(changes) or 'control'}"
+    name = a.name or f"{src.cfg.name}-{'-'.join(changes) or 'control'}"
     model = cut_model(src, a.pool, name, a.parallel, a.depth or None)
     parts = [load_dataset(p) for p in [a.train_data, *a.extra_train_data]]
     for p, d in zip([a.train_data, *a.extra_train_data], parts, strict=True):
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     model.cpu().eval()
     a.out.mkdir(parents=True, exist_ok=True)
     plot_curves(history, a.out / "loss_curves.png")
+    save_weights(model, a.out / "weights.safetensors")  # a further round (--weights) starts here
     training: dict[str, Any] = {
         "command": " ".join(["python -m minipamayo_ros.model.arch_cut",
                              *(sys.argv[1:] if argv is None else argv)]),
