@@ -242,8 +242,8 @@ class SkinnyBlock(nn.Module):
     """A transformer :class:`~minipamayo_ros.model.layers.Block` (no mask, at most
     :data:`MAX_ROWS` token rows) as split-K GEMMs + one attention kernel per layer: the qkv
     GEMM's partial sums go straight into :func:`attention_from_partials` (no separate reduction),
-    the other three linears' sums fuse into the next inductor kernel. Same parameters, same math;
-    anything else runs the wrapped block."""
+    the other three linears' sums are left to the next inductor kernel (fc2's was not fused in
+    run 5: module doc). Same parameters, same math; anything else runs the wrapped block."""
 
     block: Block
 
