@@ -3,10 +3,11 @@
 
     python -m bench.follower_cpu_ab [--rev main] [--rounds 3] [--seconds 10] [--out FILE.json]
 
-Each case is ``bench_follower.measure_timer``: the node at 100 Hz in its own process, same feed
-(odometry 50 Hz, trajectories 10 Hz) and subscribers on all three outputs; CPU = the process's
-user + system time per second over the window. The revision's ``follower_node.py`` runs as a
-module from a temporary folder against this tree's other modules (the two differ only there).
+Each case is ``bench_follower.measure_timer`` (rounds: ``interleaved_cpu``): the node at 100 Hz in
+its own process, same feed (odometry 50 Hz, trajectories 10 Hz) and subscribers on all three
+outputs; CPU = the process's user + system time per second over the window. The revision's
+``follower_node.py`` runs as a module from a temporary folder against this tree's other modules
+(the two differ only there).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_follower import FOLLOWER_MODULE, measure_timer
+from bench.bench_follower import FOLLOWER_MODULE, interleaved_cpu, mean_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,15 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PYTHONPATH"] = os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])
         cases = {"bare_timer": "bench.bench_follower", f"follower@{a.rev}": "follower_node_at_rev",
                  "follower@tree": FOLLOWER_MODULE}
-        runs: dict[str, list[dict[str, float]]] = {k: [] for k in cases}
-        for r in range(a.rounds):
-            for name, module in cases.items():
-                res = measure_timer(a.seconds, Path(tmp) / f"{name}.log", {}, module)
-                res["loadavg_1min"] = round(os.getloadavg()[0], 2)
-                runs[name].append(res)
-                print(f"round {r} {name}: CPU {res['cpu_ms_per_s']:.1f} ms/s, dev p99 {res['dev_p99_ms']:.3f}"
-                      f" ms, missed {res['missed_ticks']}, load {res['loadavg_1min']}", flush=True)
-    mean = {k: sum(x["cpu_ms_per_s"] for x in v) / len(v) for k, v in runs.items()}
+        runs = interleaved_cpu(cases, a.rounds, a.seconds, Path(tmp), progress=True)
+    mean = {k: mean_cpu(v) for k, v in runs.items()}
     ratios = {k: round(mean[k] / mean["bare_timer"], 3) for k in cases if k != "bare_timer"}
     print("mean CPU [ms/s]:", {k: round(v, 1) for k, v in mean.items()}, "ratio to bare_timer:", ratios)
     if a.out:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
 import numpy as np
 import pytest
 from nav_msgs.msg import Odometry
+from rclpy.serialization import serialize_message
 
 from minipamayo_ros.geometry import Pose2D
 from minipamayo_ros.nodes.conversions import (
     msg_to_trajectory,
     msg_to_trajectory_fields,
+    odometry_fields_from_cdr,
+    odometry_to_fields,
     odometry_to_sample,
     sample_to_odometry,
     sec_to_time,
@@ -72,3 +78,53 @@ def test_sample_to_odometry() -> None:
     np.testing.assert_allclose((o.x, o.y, o.z, o.w), YAW_04, atol=1e-12)
     assert (msg.pose.pose.position.x, msg.pose.pose.position.y) == (3.0, -1.0)
     assert (msg.twist.twist.linear.x, msg.twist.twist.angular.z) == (4.0, 0.2)
+
+
+def _random_odometry(rng: np.random.Generator, k: int) -> Odometry:
+    msg = Odometry()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(rng.integers(0, 2**31)), int(rng.integers(0, 10**9))
+    msg.header.frame_id = "o" * (k % 9)            # every alignment of the strings that follow
+    msg.child_frame_id = "b" * ((k // 9) % 9)
+    specials = [math.nan, math.inf, -math.inf, -0.0, 1e308]
+    vals = [float(v) for v in rng.normal(0.0, 100.0, 13)]
+    if k % 5 == 0:
+        vals[k % 13] = specials[k % len(specials)]
+    p, q, tw = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
+    p.x, p.y, p.z, q.x, q.y, q.z, q.w = vals[:7]
+    tw.linear.x, tw.linear.y, tw.linear.z, tw.angular.x, tw.angular.y, tw.angular.z = vals[7:]
+    msg.pose.covariance = rng.normal(size=36)
+    msg.twist.covariance = rng.normal(size=36)
+    return msg
+
+
+def test_odometry_parsed_from_cdr_equals_rclpys_conversion() -> None:
+    """The follower's raw odometry path reads the same nine fields as rclpy's message (NaN/inf kept
+    for the safety gate), for frame ids of every length (each alignment of what follows)."""
+    rng = np.random.default_rng(7)
+    for k in range(200):
+        msg = _random_odometry(rng, k)
+        got, want = odometry_fields_from_cdr(serialize_message(msg)), odometry_to_fields(msg)
+        for name in ("stamp", "x", "y", "qx", "qy", "qz", "qw", "speed", "yaw_rate"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert a == b or (math.isnan(a) and math.isnan(b)), (k, name, a, b)
+
+
+def test_odometry_from_big_endian_cdr() -> None:
+    """A big-endian writer (encapsulation 0x0000) is read as such."""
+    def s(text: bytes) -> bytes:
+        return struct.pack(">I", len(text) + 1) + text + b"\0"
+    body = struct.pack(">iI", 12, 500_000_000) + s(b"odom")          # 17 bytes
+    body += b"\0" * 3 + s(b"base_link")                             # aligned to 4: 20 + 14 = 34
+    body += b"\0" * 6                                                # aligned to 8: 40
+    body += struct.pack(">7d", 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0) + struct.pack(">36d", *[0.0] * 36)
+    body += struct.pack(">6d", 3.0, 0.0, 0.0, 0.0, 0.0, 0.25) + struct.pack(">36d", *[0.0] * 36)
+    f = odometry_fields_from_cdr(b"\x00\x00\x00\x00" + body)
+    assert (f.stamp, f.x, f.y, f.qw, f.speed, f.yaw_rate) == (12.5, 1.0, 2.0, 1.0, 3.0, 0.25)
+
+
+def test_odometry_cdr_that_cannot_be_parsed_raises_value_error() -> None:
+    data = serialize_message(Odometry())
+    with pytest.raises(ValueError, match="truncated"):
+        odometry_fields_from_cdr(data[:100])
+    with pytest.raises(ValueError, match="not plain CDR"):
+        odometry_fields_from_cdr(b"\x00\x07" + data[2:])  # XCDR2: the caller falls back to rclpy

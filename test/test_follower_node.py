@@ -500,6 +500,7 @@ def test_control_loop_reports_its_own_late_ticks(ros_node, spawn) -> None:
     values = loop()[1]  # type: ignore[index]
     assert (values["scheduling"], values["cpu_affinity"], values["memory_locked"]) == (
         "SCHED_FIFO 20", str(cpu), "true")
+    assert values["tick"] == "own thread, steady clock"  # wall time: not an executor timer
     late_before = int(values["late_ticks"])
     n = len(d.diags)
     proc.send_signal(signal.SIGSTOP)

@@ -27,14 +27,27 @@ class PathPoint:
 
 def closest_point(points: NDArray[np.float64]) -> PathPoint:
     """The point of the ``(M, 2)`` polyline (M >= 2) nearest to the origin."""
-    a = points[:-1]
-    d = points[1:] - a
-    len2 = np.einsum("ij,ij->i", d, d)
-    u = np.where(len2 > 1e-12, -np.einsum("ij,ij->i", a, d) / np.maximum(len2, 1e-12), 0.0)
-    u = np.clip(u, 0.0, 1.0)
-    proj = a + d * u[:, None]
-    i = int(np.argmin(np.einsum("ij,ij->i", proj, proj)))
-    return PathPoint(float(proj[i, 0]), float(proj[i, 1]), i, float(u[i]))
+    return _closest(points.tolist())
+
+
+def _closest(pts: list[list[float]]) -> PathPoint:
+    """:func:`closest_point` on a list of ``[x, y]``: plain floats, because for the ~25 vertices of a
+    plan a loop costs a fraction of numpy's per-call overhead (the follower runs this at 100 Hz:
+    docs/latency.md, "CPU per node"). The first of equally near points wins; a polyline with no
+    finite point gives a NaN point (the command guard turns that into a controlled stop)."""
+    best_d2, best = math.inf, (math.nan, math.nan, 0, 0.0)
+    ax, ay = pts[0]
+    for i in range(1, len(pts)):
+        bx, by = pts[i]
+        dx, dy = bx - ax, by - ay
+        len2 = dx * dx + dy * dy
+        u = min(max(-(ax * dx + ay * dy) / len2, 0.0), 1.0) if len2 > 1e-12 else 0.0
+        px, py = ax + dx * u, ay + dy * u
+        d2 = px * px + py * py
+        if d2 < best_d2:
+            best_d2, best = d2, (px, py, i - 1, u)
+        ax, ay = bx, by
+    return PathPoint(*best)
 
 
 def _circle_exit(ax: float, ay: float, bx: float, by: float, radius: float) -> float | None:
@@ -60,23 +73,21 @@ def lookahead_point(points: NDArray[np.float64], distance: float) -> PathPoint:
     returned: callers extend the path (see ``motion_compensation.plan_polyline``) so that this
     only happens for a path shorter than the lookahead even after extension.
     """
-    start = closest_point(points)
+    pts = points.tolist()
+    start = _closest(pts)
     if start.distance >= distance:
         return start
-    n = len(points)
-    dist = np.hypot(points[:, 0], points[:, 1])
-    beyond = np.flatnonzero(dist[start.segment + 1:] >= distance)
-    if beyond.size == 0:
-        last = points[-1]
-        return PathPoint(float(last[0]), float(last[1]), n - 2, 1.0)
-    j = start.segment + 1 + int(beyond[0])           # first vertex outside the circle
-    a = points[j - 1] if j - 1 > start.segment else np.array([start.x, start.y])
-    b = points[j]
-    u = _circle_exit(float(a[0]), float(a[1]), float(b[0]), float(b[1]), distance)
+    n = len(pts)
+    j = next((k for k in range(start.segment + 1, n) if math.hypot(*pts[k]) >= distance), None)
+    if j is None:  # first vertex outside the circle: none
+        return PathPoint(pts[-1][0], pts[-1][1], n - 2, 1.0)
+    ax, ay = pts[j - 1] if j - 1 > start.segment else (start.x, start.y)
+    bx, by = pts[j]
+    u = _circle_exit(ax, ay, bx, by, distance)
     if u is None:  # numerically degenerate: take the vertex itself
-        return PathPoint(float(b[0]), float(b[1]), j - 1, 1.0)
-    p = a + u * (b - a)
-    seg_a = points[j - 1]
-    seg_len = float(np.hypot(*(points[j] - seg_a)))
-    frac = float(np.hypot(*(p - seg_a))) / seg_len if seg_len > 1e-12 else 1.0
-    return PathPoint(float(p[0]), float(p[1]), j - 1, min(frac, 1.0))
+        return PathPoint(bx, by, j - 1, 1.0)
+    px, py = ax + u * (bx - ax), ay + u * (by - ay)
+    sx, sy = pts[j - 1]
+    seg_len = math.hypot(bx - sx, by - sy)
+    frac = math.hypot(px - sx, py - sy) / seg_len if seg_len > 1e-12 else 1.0
+    return PathPoint(px, py, j - 1, min(frac, 1.0))

@@ -2,8 +2,9 @@
 
 * **ROS clock** (``node.get_clock()``: system time, or ``/clock`` under ``use_sim_time``): message
   stamps, input ages and the watchdogs and stop triggers built on them, and the follower's control
-  tick (the controller's sample period is in the vehicle's time: a simulation at any real-time
-  factor is controlled at ``rate_hz`` of its own time).
+  tick under ``use_sim_time`` (the controller's sample period is in the vehicle's time: a
+  simulation at any real-time factor is controlled at ``rate_hz`` of its own time; on wall time the
+  tick is a thread on the steady clock: ``periodic_thread``).
 * **Steady clock** (``time.monotonic()``; rclpy ``STEADY_TIME`` timers): every duty cycle and
   rate limit -- the policy's inference cap, the text node's generation cap, the ``/diagnostics``
   periods, the simulator's loop, log rate limits. They bound CPU/GPU load and tell an operator

@@ -7,7 +7,8 @@ other Python work (the GIL).
 
 Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
 ``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable) and ``odom`` (sensor-data QoS),
-both taken by the tick (``PolledSubscription``: no executor wake-up per message). Publishes every
+both taken by the tick (``PolledSubscription``: no executor wake-up per message; odometry
+serialized, parsed by ``conversions.odometry_fields_from_cdr``). Publishes every
 tick ``vla/control`` (ControlCommand) and, while they have subscribers, ``vla/lookahead_point``
 (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``cmd_vel``
 (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from typing import Any
 
@@ -47,6 +49,7 @@ from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
@@ -56,6 +59,7 @@ from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import (
     fill_command_msg,
     msg_to_trajectory_fields,
+    odometry_fields_from_cdr,
     odometry_to_fields,
     sec_to_time,
     set_time,
@@ -65,6 +69,7 @@ from minipamayo_ros.nodes.node_main import run_node
 from minipamayo_ros.nodes.polled_subscription import NeverScheduled, PolledSubscription
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
+from minipamayo_ros.periodic_thread import PeriodicThread
 from minipamayo_ros.realtime import PriorityResult, apply_process_priority
 from minipamayo_ros.safety.input_monitor import ERROR, OK, WARN, InputMonitor
 from minipamayo_ros.safety.log_limit import LogLimiter
@@ -75,6 +80,7 @@ ODOM_MAX_RATE_HZ = 200.0  # [Hz] fastest odometry the tick's queue holds (vehicl
 TRAJECTORY_MAX_RATE_HZ = 20.0  # [Hz] fastest trajectories the tick's queue holds (the policy: 5-10 Hz)
 BASE_FRAME = "base_link"
 STOP_ACK_TIMEOUT = 0.5  # [s] wait for subscribers to acknowledge the shutdown stop command
+TICK_STOP_TIMEOUT = 1.0  # [s] wait for a control tick in progress before the shutdown stop command
 WARN_PERIOD_S = 2.0  # [s] wall clock: each kind of repeated warning at most this often
 GRAPH_CHECK_PERIOD = 0.2  # [s] how often the publishers on the trajectory topic are counted
 EVENT_REPORT_PERIOD = 0.2  # [s] wall clock: /diagnostics published on an event at most this often
@@ -110,6 +116,9 @@ class FollowerNode(Node):
         self._last_speed = 0.0  # [m/s] of the last command published by tick()
         self._last_cmd: FollowerCommand | None = None
         self._warnings = LogLimiter(WARN_PERIOD_S)
+        # the tick may run in its own thread (below): it and the executor's callbacks (diagnostics,
+        # graph check, parameters) take this lock; re-entrant: a tick publishes diagnostics itself
+        self._lock = threading.RLock()
         self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
         self._late_reported = 0
         # relative names: resolved in the node's namespace (/car7/vla/trajectory under namespace car7)
@@ -127,7 +136,9 @@ class FollowerNode(Node):
         self._publishers_seen = 0
         self._event_report_due = False
         self._last_event_report = -math.inf  # [s] time.monotonic()
-        self._odom_sub = PolledSubscription(self, Odometry, "odom", odometry_qos(self.config.rate_hz))
+        # serialized: the tick parses the nine fields it uses (conversions.odometry_fields_from_cdr)
+        self._odom_sub = PolledSubscription(self, Odometry, "odom", odometry_qos(self.config.rate_hz),
+                                            raw=True)
         self._control_pub = self.create_publisher(ControlCommand, "vla/control", 10)
         # display / monitoring outputs: their QoS event handlers (incompatible-QoS warnings) are never
         # run, so that the executor does not wait on them at every wake-up; the command outputs keep
@@ -149,10 +160,19 @@ class FollowerNode(Node):
                                                  else Twist())
         if isinstance(self._twist_msg, TwistStamped):
             self._twist_msg.header.frame_id = BASE_FRAME
-        # the control tick runs on the ROS clock (/clock under use_sim_time): it is the controller's
-        # sample period in the vehicle's time, so a simulation at any real-time factor is
-        # controlled at rate_hz of its own time. Diagnostics are a duty cycle: steady clock.
-        self._timer = self.create_timer(self.config.period, self.tick)
+        # the control tick: on a vehicle (system time) a thread on the steady clock, not an executor
+        # timer (rclpy's executor costs more CPU per wake-up than the tick: docs/latency.md); under
+        # use_sim_time an executor timer on the ROS clock, as /clock is what paces the controller's
+        # sample period (a simulation at any real-time factor is controlled at rate_hz of its own
+        # time). Chosen at start. Diagnostics are a duty cycle: steady clock.
+        self._timer = None
+        self._tick_thread: PeriodicThread | None = None
+        if self.get_parameter("use_sim_time").value:
+            self._timer = self.create_timer(self.config.period, self.tick)
+            self.tick_driver = "ROS timer on /clock (use_sim_time)"
+        else:
+            self._tick_thread = PeriodicThread(self.config.period, self.tick, "follower_tick")
+            self.tick_driver = "own thread, steady clock"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, callback_group=inert)
         self._diag_timer = steady_timer(self, self.config.diagnostics_period, self.publish_diagnostics)
         self._graph_timer = steady_timer(self, GRAPH_CHECK_PERIOD, self._check_graph)  # a duty cycle
@@ -161,8 +181,24 @@ class FollowerNode(Node):
             f"follower at {self.config.rate_hz:g} Hz: {self.trajectory_monitor.topic} + "
             f"{self.odom_monitor.topic} -> {self._control_pub.topic_name}, trajectory_timeout "
             f"{self.config.trajectory_timeout} s, stop_decel {self.config.stop_decel} m/s^2, cmd_vel: "
-            f"{self.config.cmd_vel_type}; follows {producer!r}")
+            f"{self.config.cmd_vel_type}; follows {producer!r}; tick: {self.tick_driver}")
         self.priority = self._apply_process_priority()
+        if self._tick_thread is not None:
+            # the thread starts when an executor first spins the node (as a timer would start
+            # firing), from the spinning thread, after the priority request: it inherits both
+            self._start_ticking_gc = self.create_guard_condition(self._start_ticking)
+            self._start_ticking_gc.trigger()
+
+    def _start_ticking(self) -> None:
+        self.destroy_guard_condition(self._start_ticking_gc)
+        with self._lock:
+            if self._tick_thread is not None and not self._stop_sent and not self._tick_thread.started:
+                self._tick_thread.start()
+
+    @property
+    def thread_failure(self) -> BaseException | None:
+        """The exception that ended the tick thread (``run_node`` raises it: the process's error path)."""
+        return self._tick_thread.failure if self._tick_thread is not None else None
 
     def _apply_process_priority(self) -> PriorityResult:
         """The real-time request (every thread: the DDS threads exist by now; later ones inherit)."""
@@ -189,18 +225,27 @@ class FollowerNode(Node):
         """
         if self._stop_sent or not self.context.ok():
             return self._stop_sent
-        self._stop_sent = True
-        self._timer.cancel()  # nothing may follow the stop command
-        now = self._ros_now()
-        cmd = self.follower.shutdown_command(now)
-        try:
-            self._publish_command(cmd, now)
-            for pub in (self._control_pub, self._twist_pub):
-                if pub is not None:
-                    pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
-        except Exception as exc:
-            self.get_logger().error(f"could not publish the shutdown stop command: {exc}")
-            return False
+        # nothing may follow the stop command: no tick starts after it (a tick still running after
+        # TICK_STOP_TIMEOUT is waited for by the lock, and sees _stop_sent)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._tick_thread is not None and not self._tick_thread.stop(TICK_STOP_TIMEOUT):
+            self.get_logger().error(f"control tick still running {TICK_STOP_TIMEOUT} s after the stop "
+                                    "request")
+        with self._lock:
+            if self._stop_sent:
+                return True
+            self._stop_sent = True
+            now = self._ros_now()
+            cmd = self.follower.shutdown_command(now)
+            try:
+                self._publish_command(cmd, now)
+                for pub in (self._control_pub, self._twist_pub):
+                    if pub is not None:
+                        pub.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT))
+            except Exception as exc:
+                self.get_logger().error(f"could not publish the shutdown stop command: {exc}")
+                return False
         self.get_logger().warning(f"SHUTDOWN: follower stopping: published speed 0 (last command "
                                   f"{self._last_speed:.2f} m/s, braking at {self.config.stop_decel} "
                                   "m/s^2 requested)")
@@ -211,12 +256,13 @@ class FollowerNode(Node):
         super().destroy_node()
 
     def _on_config(self, config: FollowerConfig) -> None:
-        self.config = config
-        self.follower.set_config(config)
-        self.odom_monitor.stale_after = config.odom_stop_after
-        self.odom_monitor.min_rate_hz = config.odom_min_rate_hz
-        self.trajectory_monitor.stale_after = config.trajectory_timeout
-        self.trajectory_monitor.min_rate_hz = config.trajectory_min_rate_hz
+        with self._lock:  # between two ticks
+            self.config = config
+            self.follower.set_config(config)
+            self.odom_monitor.stale_after = config.odom_stop_after
+            self.odom_monitor.min_rate_hz = config.odom_min_rate_hz
+            self.trajectory_monitor.stale_after = config.trajectory_timeout
+            self.trajectory_monitor.min_rate_hz = config.trajectory_min_rate_hz
 
     def _ros_now(self) -> float:
         """[s] ROS clock: stamps, input ages, stop triggers (nodes/clocks.py)."""
@@ -258,6 +304,10 @@ class FollowerNode(Node):
 
     def _check_graph(self) -> None:
         """More than one publisher on the trajectory topic is an ERROR whatever they send."""
+        with self._lock:
+            self._check_graph_locked()
+
+    def _check_graph_locked(self) -> None:
         if self._event_report_due:
             self._report_now()
         topic = self._traj_sub.topic_name
@@ -274,8 +324,12 @@ class FollowerNode(Node):
                                 f"{self.source.producer!r}", error=True)
         self._report_now()
 
-    def _on_odom(self, msg: Odometry, now: float) -> None:
-        self._count(self.odom_monitor, self.follower.add_odometry(odometry_to_fields(msg), now), now)
+    def _on_odom(self, data: bytes, now: float) -> None:
+        try:
+            fields = odometry_fields_from_cdr(data)
+        except ValueError:  # another encapsulation (e.g. XCDR2): rclpy's own conversion
+            fields = odometry_to_fields(deserialize_message(data, Odometry))
+        self._count(self.odom_monitor, self.follower.add_odometry(fields, now), now)
 
     def _count(self, monitor: InputMonitor, rejection: Rejection | None, now: float) -> None:
         """Watchdog + counters; a rejection kind is logged at most once per 2 s (field and value)."""
@@ -288,11 +342,14 @@ class FollowerNode(Node):
 
     def tick(self) -> None:
         """One control step: compute and publish (also called directly by the benchmark)."""
-        self.loop_timing.started(time.monotonic())
-        try:
-            self._tick()
-        finally:
-            self.loop_timing.finished(time.monotonic())
+        with self._lock:
+            if self._stop_sent:  # the shutdown stop command is the last one
+                return
+            self.loop_timing.started(time.monotonic())
+            try:
+                self._tick()
+            finally:
+                self.loop_timing.finished(time.monotonic())
 
     def _tick(self) -> None:
         now = self._ros_now()
@@ -344,6 +401,10 @@ class FollowerNode(Node):
 
     def publish_diagnostics(self) -> None:
         """Control state + one status per input topic on /diagnostics."""
+        with self._lock:
+            self._publish_diagnostics_locked()
+
+    def _publish_diagnostics_locked(self) -> None:
         now = self._ros_now()
         cmd, name = self._last_cmd, diagnostic_name(self)
         waited = self.follower.planned_stop_wait(now)
@@ -389,7 +450,7 @@ class FollowerNode(Node):
                                     f"longest gap {t.longest_gap_ms:.0f} ms since start)")
         else:
             level, message = OK, f"{t.ticks} ticks, none late since the last report"
-        values = {**t.as_values(), "scheduling": self.priority.policy,
+        values = {**t.as_values(), "tick": self.tick_driver, "scheduling": self.priority.policy,
                   "cpu_affinity": ",".join(map(str, self.priority.affinity)),
                   "memory_locked": str(self.priority.memory_locked).lower()}
         return status_msg(f"{name}: control loop", level, message, values)

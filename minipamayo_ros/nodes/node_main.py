@@ -204,6 +204,14 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def raise_thread_failure(node: Node) -> None:
+    """Raise what ended a node's own thread (``node.thread_failure``, e.g. the follower's tick
+    thread) here, in the main thread: the same path as an exception escaping a callback."""
+    failure = getattr(node, "thread_failure", None)
+    if failure is not None:
+        raise failure
+
+
 def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseException], ...],
              args: list[str] | None = None, *, config: type | None = None) -> int:
     """Run the node ``make_node()`` builds until a stop signal; returns the process exit code.
@@ -214,7 +222,8 @@ def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseExcepti
     destroyed (worker threads, native resources); a ``close()`` that returns False (a worker still
     running, :func:`close_worker_then_release`) ends the process with :data:`EXIT_WORKER_STUCK`
     after the node is destroyed. ``destroy_node()`` always runs on a valid context (signal,
-    exception or external shutdown alike).
+    exception or external shutdown alike). An exception that ended a node's own thread
+    (:func:`raise_thread_failure`) is raised as if a callback had raised it.
     """
     argv = list(sys.argv if args is None else args)
     if wants_help(argv):
@@ -246,6 +255,7 @@ def run_node(make_node: Callable[[], Node], start_errors: tuple[type[BaseExcepti
     try:
         while not stop.requested and rclpy.ok():
             executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+            raise_thread_failure(node)
     except Exception:
         if rclpy.ok() and not stop.requested:
             raise

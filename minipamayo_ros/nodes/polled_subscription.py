@@ -51,8 +51,9 @@ def _never_called(_msg: Any) -> None:  # pragma: no cover - the executor never r
 class PolledSubscription:
     """``node``'s subscription to ``topic`` whose messages :meth:`take` returns, oldest first."""
 
-    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile) -> None:
+    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile, raw: bool = False) -> None:
         self.msg_type = msg_type
+        self.raw = raw  # take the serialized bytes (the caller parses them: no Python message built)
         self.depth = max(1, qos.depth)
         self.subscription = node.create_subscription(msg_type, topic, _never_called, qos,
                                                      callback_group=NeverScheduled())
@@ -63,11 +64,12 @@ class PolledSubscription:
         return self.subscription.topic_name
 
     def take(self) -> Iterator[Any]:
-        """Every message queued now, oldest first, at most ``depth`` (the rest stay for the next call)."""
+        """Every message queued now, oldest first, at most ``depth`` (the rest stay for the next call);
+        serialized (``bytes``) if ``raw``."""
         handle = self.subscription.handle
         for _ in range(self.depth):
             with handle:
-                taken = handle.take_message(self.msg_type, False)
+                taken = handle.take_message(self.msg_type, self.raw)
             if taken is None:
                 return
             yield taken[0]
