@@ -251,7 +251,9 @@ def case_figures(windows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(out_dir: Path, quick: bool) -> BenchResult:
+def prepare(out_dir: Path) -> Path:
+    """Loopback DDS on a leased domain (with the health-check override, if any) and the recorded drive
+    the camera replays (``churn_drive.npz`` in ``out_dir``; the caller deletes it)."""
     from bench.bench_text import record_drive
     from minipamayo_ros.dds_env import PROFILE_VARIABLES, lease_domain_id, loopback_dds_env
 
@@ -264,15 +266,27 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         copy = out_dir / f"fastdds_healthy_check_{int(override)}.xml"
         copy.write_text(text)
         os.environ.update({name: str(copy) for name in PROFILE_VARIABLES})
-    rounds, steady_s, churn_s = (1, 8.0, 12.0) if quick else (10, 30.0, 60.0)
-    log_dir = out_dir / "churn_logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
     frames, size, odom = record_drive(10.0)  # replayed in a loop
     drive = out_dir / "churn_drive.npz"
     images = np.stack([np.frombuffer(f, np.uint8).reshape(*size, 3) for f in frames])
     np.savez(drive, frames=images, odom=odom)
-    del frames, images
+    return drive
+
+
+def profile_facts() -> dict[str, Any]:
+    """The Fast DDS profile in effect and its shared-memory health check [ms]."""
+    from minipamayo_ros.dds_env import PROFILE_VARIABLES
+
+    profile = os.environ.get(PROFILE_VARIABLES[0], "")
+    return {"fastdds_profile": profile, "shm_healthy_check_timeout_ms": shm_healthy_check_ms(Path(profile))}
+
+
+def run(out_dir: Path, quick: bool) -> BenchResult:
+    rounds, steady_s, churn_s = (1, 8.0, 12.0) if quick else (10, 30.0, 60.0)
+    log_dir = out_dir / "churn_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    drive = prepare(out_dir)
     windows: dict[str, list[dict[str, Any]]] = {"steady": [], "churn": []}
     loads: list[float] = []
     stack = ChurnStack(drive, log_dir)
@@ -296,9 +310,7 @@ def run(out_dir: Path, quick: bool) -> BenchResult:
         "loadavg_1min_per_window": [round(v, 2) for v in loads], "cpus": os.cpu_count(),
         "schedule": f"{rounds} rounds x (steady {steady_s:g} s, churn {churn_s:g} s); a participant every "
                     f"{CHURN_PERIOD_S:g} s living {CHURN_LIFE_S:g} s",
-        "follower_scheduling": scheduling,
-        "fastdds_profile": os.environ.get(PROFILE_VARIABLES[0], ""),
-        "shm_healthy_check_timeout_ms": shm_healthy_check_ms(Path(os.environ[PROFILE_VARIABLES[0]])),
+        "follower_scheduling": scheduling, **profile_facts(),
         "churn_participants_up": len(up),
         "churn_participants_up_by_kind": {k: up.count(k) for k in UP_MARKERS},
     }

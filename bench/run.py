@@ -23,6 +23,8 @@ from pathlib import Path
 from bench.result import BenchResult
 
 BENCH_DIR = Path(__file__).resolve().parent
+#: run only when named with --only (too long for a run of everything)
+ON_REQUEST = {"churn_soak": "30 minutes of churn"}
 
 
 def discover() -> list[str]:
@@ -36,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     args = parser.parse_args(argv)
 
-    names = args.only or discover()
+    names = args.only or [n for n in discover() if n not in ON_REQUEST]
+    if not args.only:
+        print(f"[bench] not run without --only: {', '.join(f'{k} ({v})' for k, v in ON_REQUEST.items())}",
+              flush=True)
     unknown = sorted(set(names) - set(discover()))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; available: {discover()}")

@@ -37,6 +37,7 @@ from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import msg_to_trajectory_fields, sec_to_time, time_to_sec
 from minipamayo_ros.nodes.diagnostics import diagnostic_name
 from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
+from minipamayo_ros.nodes.polled_subscription import PolledSubscription
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.realtime import PriorityResult, current_policy, lower_thread_priority, set_affinity
@@ -56,6 +57,15 @@ WARN_PERIOD_S = 2.0
 #: deep queue costs nothing but bounded memory; a client bursting more calls than its own QoS depth
 #: (rclpy default 10) loses responses on its side.
 REQUEST_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1000)
+#: [s] how often the request topic's queue is taken (steady clock). A message on it used to wake the
+#: executor each -- at normal priority, as the executor thread is (only the generation thread is
+#: lowered): a 1 kHz storm kept that thread ~60 % busy on the policy's CPUs (docs/latency.md).
+#: Polled, the storm costs a DDS listener's delivery per message and 10 executor wake-ups a second.
+#: Requests are latest-wins and rate-capped anyway: at most this much later, none lost but to the
+#: queue's keep-last depth, which the old callback path had too.
+REQUEST_POLL_PERIOD = 0.1
+REQUEST_TOPIC_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                               depth=10)
 
 
 class TextNode(Node):
@@ -103,7 +113,8 @@ class TextNode(Node):
         if cfg.request_service:
             self.create_service(Trigger, cfg.request_service, self._on_trigger, qos_profile=REQUEST_QOS)
         if cfg.request_topic:
-            self.create_subscription(Empty, cfg.request_topic, self._on_request_msg, 10)
+            self._request_sub = PolledSubscription(self, Empty, cfg.request_topic, REQUEST_TOPIC_QOS)
+            steady_timer(self, REQUEST_POLL_PERIOD, self._take_requests)
         steady_timer(self, cfg.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(f"text: events {cfg.events} on {cfg.trajectory_topic} -> "
                                f"{cfg.explanation_topic} (max {cfg.max_tokens} tokens)")
@@ -150,8 +161,10 @@ class TextNode(Node):
                 self._contexts.popitem(last=False)
             self._lock.notify_all()
 
-    def _on_request_msg(self, _msg: Empty) -> None:
-        self._request()
+    def _take_requests(self) -> None:
+        """Each request message queued since the last poll counts as one request (oldest first)."""
+        for _msg in self._request_sub.take():
+            self._request()
 
     def _request(self) -> tuple[bool, str]:
         """Queue an explanation of the newest trajectory; the answer says what became of the call:
