@@ -15,6 +15,7 @@ from minipamayo_ros.nodes.conversions import (
     msg_to_trajectory,
     msg_to_trajectory_fields,
     odometry_fields_from_cdr,
+    odometry_fields_from_serialized,
     odometry_to_fields,
     odometry_to_sample,
     sample_to_odometry,
@@ -128,3 +129,18 @@ def test_odometry_cdr_that_cannot_be_parsed_raises_value_error() -> None:
         odometry_fields_from_cdr(data[:100])
     with pytest.raises(ValueError, match="not plain CDR"):
         odometry_fields_from_cdr(b"\x00\x07" + data[2:])  # XCDR2: the caller falls back to rclpy
+
+
+def test_serialized_odometry_falls_back_to_rclpy_when_the_parser_cannot_read_it(monkeypatch) -> None:
+    """What the nodes call: the CDR parser, or rclpy's deserialisation when it refuses the data."""
+    from minipamayo_ros.nodes import conversions
+
+    msg = _random_odometry(np.random.default_rng(3), 4)
+    data = serialize_message(msg)
+    assert odometry_fields_from_serialized(data) == odometry_fields_from_cdr(data)
+
+    def refuse(_data: bytes) -> None:
+        raise ValueError("not plain CDR")
+
+    monkeypatch.setattr(conversions, "odometry_fields_from_cdr", refuse)
+    assert odometry_fields_from_serialized(data) == odometry_to_fields(msg)

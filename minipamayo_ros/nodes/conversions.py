@@ -95,6 +95,18 @@ def odometry_fields_from_cdr(data: bytes) -> OdometryFields:
     return OdometryFields(sec + nanosec * 1e-9, x, y, qx, qy, qz, qw, twist[0], twist[5])
 
 
+def odometry_fields_from_serialized(data: bytes) -> OdometryFields:
+    """A raw-taken nav_msgs/Odometry -> its fields: :func:`odometry_fields_from_cdr`, or rclpy's own
+    deserialisation for an encapsulation that function does not read (e.g. XCDR2)."""
+    try:
+        return odometry_fields_from_cdr(data)
+    except ValueError:
+        from nav_msgs.msg import Odometry
+        from rclpy.serialization import deserialize_message
+
+        return odometry_to_fields(deserialize_message(data, Odometry))
+
+
 def odometry_to_sample(msg: Odometry) -> OdometrySample:
     """nav_msgs/Odometry (pose in odom, twist in the child/body frame) -> OdometrySample.
 

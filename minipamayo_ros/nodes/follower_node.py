@@ -8,7 +8,7 @@ other Python work (the GIL).
 Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
 ``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable) and ``odom`` (sensor-data QoS),
 both taken by the tick (``PolledSubscription``: no executor wake-up per message; odometry
-serialized, parsed by ``conversions.odometry_fields_from_cdr``). Publishes every
+serialized, parsed by ``conversions.odometry_fields_from_serialized``). Publishes every
 tick ``vla/control`` (ControlCommand) and, while they have subscribers, ``vla/lookahead_point``
 (geometry_msgs/PointStamped, base_link, for RViz) and, per ``cmd_vel_type``, ``cmd_vel``
 (geometry_msgs/Twist or TwistStamped: linear.x = speed, angular.z = speed * curvature)
@@ -49,7 +49,6 @@ from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.serialization import deserialize_message
 
 from minipamayo_ros.control.config import FollowerConfig
 from minipamayo_ros.control.follower import ControlStatus, Follower, FollowerCommand
@@ -59,8 +58,7 @@ from minipamayo_ros.nodes.clocks import ros_now, steady_timer
 from minipamayo_ros.nodes.conversions import (
     fill_command_msg,
     msg_to_trajectory_fields,
-    odometry_fields_from_cdr,
-    odometry_to_fields,
+    odometry_fields_from_serialized,
     sec_to_time,
     set_time,
 )
@@ -136,7 +134,7 @@ class FollowerNode(Node):
         self._publishers_seen = 0
         self._event_report_due = False
         self._last_event_report = -math.inf  # [s] time.monotonic()
-        # serialized: the tick parses the nine fields it uses (conversions.odometry_fields_from_cdr)
+        # serialized: the tick parses the nine fields it uses (conversions.odometry_fields_from_serialized)
         self._odom_sub = PolledSubscription(self, Odometry, "odom", odometry_qos(self.config.rate_hz),
                                             raw=True)
         self._control_pub = self.create_publisher(ControlCommand, "vla/control", 10)
@@ -325,10 +323,7 @@ class FollowerNode(Node):
         self._report_now()
 
     def _on_odom(self, data: bytes, now: float) -> None:
-        try:
-            fields = odometry_fields_from_cdr(data)
-        except ValueError:  # another encapsulation (e.g. XCDR2): rclpy's own conversion
-            fields = odometry_to_fields(deserialize_message(data, Odometry))
+        fields = odometry_fields_from_serialized(data)
         self._count(self.odom_monitor, self.follower.add_odometry(fields, now), now)
 
     def _count(self, monitor: InputMonitor, rejection: Rejection | None, now: float) -> None:
