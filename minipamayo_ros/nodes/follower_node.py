@@ -1,9 +1,11 @@
 """Follower node: pure pursuit at ``rate_hz`` on the latest /vla/trajectory (see docs/follower.md).
 
 Thin wiring around :class:`minipamayo_ros.control.follower.Follower`: parameters, message
-conversion, one control timer on the ROS clock (so ``use_sim_time`` + /clock drive it), a
-SingleThreadedExecutor and nothing else in this process, so that the timer is not delayed by
-other Python work (the GIL).
+conversion and the control tick -- on wall time in its own thread on the steady clock
+(``periodic_thread``: rclpy's executor costs more CPU per wake-up than the tick), under
+``use_sim_time`` an executor timer on the ROS clock (so /clock drives it) -- beside one
+SingleThreadedExecutor for diagnostics, the graph check and parameters, and nothing else in this
+process, so that the tick is not delayed by other Python work (the GIL).
 
 Topic names are relative, resolved in the node's namespace (``/car7/odom`` under ``car7``);
 ``/diagnostics`` is global. Subscribes ``vla/trajectory`` (reliable) and ``odom`` (sensor-data QoS),
@@ -105,6 +107,9 @@ def trajectory_qos(rate_hz: float) -> QoSProfile:
 class FollowerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("follower", **kwargs)
+        # the tick may run in its own thread (below): it and the executor's callbacks (diagnostics,
+        # graph check, parameters) take this lock; re-entrant: a tick publishes diagnostics itself
+        self._lock = threading.RLock()
         self.config: FollowerConfig = declare_config(self, FollowerConfig, self._on_config)
         # the one producer whose plans are followed ("policy" of this namespace unless configured)
         producer = resolve_producer(self.config.trajectory_producer, self.get_namespace())
@@ -114,9 +119,6 @@ class FollowerNode(Node):
         self._last_speed = 0.0  # [m/s] of the last command published by tick()
         self._last_cmd: FollowerCommand | None = None
         self._warnings = LogLimiter(WARN_PERIOD_S)
-        # the tick may run in its own thread (below): it and the executor's callbacks (diagnostics,
-        # graph check, parameters) take this lock; re-entrant: a tick publishes diagnostics itself
-        self._lock = threading.RLock()
         self.loop_timing = LoopTiming(self.config.period)  # steady clock: missed deadlines, any clock mode
         self._late_reported = 0
         # relative names: resolved in the node's namespace (/car7/vla/trajectory under namespace car7)
