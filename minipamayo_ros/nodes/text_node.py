@@ -9,8 +9,11 @@ Names are relative (``/car7/vla/explanation`` under namespace ``car7``; ``/diagn
 global). The generation cap (``max_rate_hz``) and ``/diagnostics`` run on the steady clock, event
 ages (stamp -> now) on the ROS clock (``nodes/clocks.py``).
 
-The whole process (DDS threads included) runs at SCHED_IDLE, else nice 19 (logged), with one
-ONNX Runtime intra-op and inter-op thread: it may drop work, never delay the policy or follower.
+The generation thread runs at SCHED_IDLE, else nice 19 (logged), with one ONNX Runtime intra-op and
+inter-op thread; the executor and DDS threads keep normal priority (a starved DDS thread stalls
+other processes' shared-memory port checks: docs/latency.md §1), so the executor must stay light:
+the request topic is polled (``REQUEST_POLL_PERIOD``). It may drop work, never delay the policy or
+follower.
 """
 
 from __future__ import annotations
