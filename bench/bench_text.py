@@ -52,25 +52,19 @@ from bench.drive_feed import DriveFeed
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
 from minipamayo_ros.latency import summarize
+from minipamayo_ros.params import load_node_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERA_HZ, ODOM_HZ, FOLLOWER_HZ, POLICY_HZ, STORM_HZ = 30.0, 50.0, 100.0, 10.0, 1000.0
 CASES = ("off", "storm", "storm_capped", "events")
 
-
-def _shipped_max_rate_hz() -> float:
-    """The text node's ``max_rate_hz`` in the shipped ``config/text.yaml``."""
-    import yaml
-
-    return float(yaml.safe_load((ROOT / "config" / "text.yaml").read_text())["/**/text"]["ros__parameters"]
-                 ["max_rate_hz"])
-
-
+#: [Hz] the text node's ``max_rate_hz`` in the shipped ``config/text.yaml``
+SHIPPED_TEXT_RATE_HZ = float(load_node_yaml(ROOT / "config" / "text.yaml", "text")["max_rate_hz"])
 #: text node runtime parameters per case (None: no text node; started with the shipped config and
 #: these, then switched by a parameter set) and whether the storm source runs
 CASE_TEXT: dict[str, dict[str, Any] | None] = {"off": None, "storm": {"max_rate_hz": 0.0},
-                                               "storm_capped": {"max_rate_hz": _shipped_max_rate_hz()},
-                                               "events": {"max_rate_hz": _shipped_max_rate_hz()}}
+                                               "storm_capped": {"max_rate_hz": SHIPPED_TEXT_RATE_HZ},
+                                               "events": {"max_rate_hz": SHIPPED_TEXT_RATE_HZ}}
 STORMS = ("storm", "storm_capped")
 SETTLE_S = 2.0  # [s] after switching a case, before its window
 SEED = 1000  # a validation road (minipamayo_ros.seeds): a latency benchmark is no quality figure

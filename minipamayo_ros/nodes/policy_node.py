@@ -45,6 +45,7 @@ from minipamayo_ros.nodes.conversions import odometry_to_fields, trajectory_to_m
 from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status
 from minipamayo_ros.nodes.image_conversions import compressed_to_frame, image_to_frame
 from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
+from minipamayo_ros.nodes.polled_subscription import take_queued
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
@@ -137,13 +138,8 @@ class PolicyNode(Node):
         arrived before it still waited, and the frame was skipped ("newest sample 227 ms before
         the image", 2.7 s once) although its odometry was there. Nothing queued: one empty take.
         """
-        sub = self._odom_sub
-        for _ in range(self.config.odom_qos_depth):
-            with sub.handle:
-                taken = sub.handle.take_message(sub.msg_type, sub.raw)
-            if taken is None:
-                return
-            self._on_odom(taken[0])
+        for msg in take_queued(self._odom_sub, self.config.odom_qos_depth):
+            self._on_odom(msg)
 
     def _on_image(self, msg: Image) -> None:
         self._take_queued_odometry()

@@ -27,6 +27,7 @@ from typing import Any
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rclpy.subscription import Subscription
 
 
 class NeverScheduled(CallbackGroup):
@@ -66,10 +67,18 @@ class PolledSubscription:
     def take(self) -> Iterator[Any]:
         """Every message queued now, oldest first, at most ``depth`` (the rest stay for the next call);
         serialized (``bytes``) if ``raw``."""
-        handle = self.subscription.handle
-        for _ in range(self.depth):
-            with handle:
-                taken = handle.take_message(self.msg_type, self.raw)
-            if taken is None:
-                return
-            yield taken[0]
+        return take_queued(self.subscription, self.depth, self.raw)
+
+
+def take_queued(subscription: Subscription, limit: int, raw: bool | None = None) -> Iterator[Any]:
+    """The messages queued on ``subscription`` now, oldest first, at most ``limit``, taken as the
+    executor takes one (Humble's ``Executor._take_subscription``); serialized if ``raw`` (default:
+    the subscription's own ``raw``)."""
+    handle = subscription.handle
+    raw = subscription.raw if raw is None else raw
+    for _ in range(limit):
+        with handle:
+            taken = handle.take_message(subscription.msg_type, raw)
+        if taken is None:
+            return
+        yield taken[0]
