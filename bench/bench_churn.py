@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_follower import FOLLOWER_RT, follower_rt_enabled
+from bench.bench_follower import FOLLOWER_RT, follower_env, follower_rt_enabled
 from bench.drive_feed import DriveFeed
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
@@ -87,7 +87,8 @@ class ChurnStack:
                 {"backend": "onnxruntime", "max_rate_hz": POLICY_HZ}, [cfg / "policy.yaml"]), self.env,
                 "policy", log_dir / "policy.log").start(),
             NodeProcess.python_module("minipamayo_ros.nodes.follower_node", ros_args(
-                follower, [cfg / "follower.yaml"]), self.env, "follower", log_dir / "follower.log").start(),
+                follower, [cfg / "follower.yaml"]), follower_env(self.env), "follower",
+                log_dir / "follower.log").start(),
             NodeProcess.python_module("minipamayo_ros.nodes.text_node", ros_args({}, [cfg / "text.yaml"]),
                                       self.env, "text", log_dir / "text.log").start(),
         ]

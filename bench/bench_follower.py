@@ -18,12 +18,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from bench.result import BenchResult
+from minipamayo_ros.bringup.stack import StackArgs, drive_stack, process_env_overrides
 from minipamayo_ros.control.follower import Follower
+from minipamayo_ros.dds_env import apply_overrides
 from minipamayo_ros.evaluation.closed_loop import ClosedLoopSettings
 from minipamayo_ros.evaluation.tracking import track
 from minipamayo_ros.geometry import Pose2D
@@ -43,6 +46,17 @@ def follower_rt_enabled() -> bool:
     """The whole-stack benchmarks run the follower with :data:`FOLLOWER_RT` unless the environment
     says ``MINIPAMAYO_BENCH_FOLLOWER_RT=0`` (to report the same run without it)."""
     return os.environ.get("MINIPAMAYO_BENCH_FOLLOWER_RT", "1") != "0"
+
+
+def follower_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The follower's process environment as the stack gives it (``bringup.stack``: DDS over UDP
+    only), or ``env`` unchanged with ``MINIPAMAYO_BENCH_FOLLOWER_SHM=1`` (the follower on shared
+    memory too, for the A/B of docs/latency.md). Every benchmark starting a follower uses this."""
+    base = dict(os.environ if env is None else env)
+    if os.environ.get("MINIPAMAYO_BENCH_FOLLOWER_SHM", "0") == "1":
+        return base
+    follower = next(s for s in drive_stack(StackArgs()) if s.name == "follower")
+    return apply_overrides(base, process_env_overrides(follower, base, print))
 
 
 def _feed(f: Follower, t_end: float, seconds: float = 3.0) -> None:
@@ -171,7 +185,7 @@ def measure_timer(duration: float, log_path: Path, parameters: dict[str, object]
     from minipamayo_ros.nodes.conversions import sec_to_time, time_to_sec, trajectory_to_msg
 
     proc = NodeProcess.python_module(module, ros_args(parameters={"rate_hz": TIMER_HZ, **(parameters or {})}),
-                                     dict(os.environ), "follower_bench", log_path).start()
+                                     follower_env(), "follower_bench", log_path).start()
     ctx = Context()
     rclpy.init(context=ctx)
     stamps: list[float] = []

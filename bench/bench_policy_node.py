@@ -59,7 +59,9 @@ def _frames(n: int = 30) -> list[bytes]:
     return out
 
 
-def measure(manifest: str, max_rate_hz: float, duration: float, log_path: Path) -> dict[str, float]:
+def measure(manifest: str, max_rate_hz: float, duration: float, log_path: Path,
+            module: str = "minipamayo_ros.nodes.policy_node") -> dict[str, float]:
+    """The node (``module``: another implementation for an A/B) fed for ``duration`` s at the cap."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
@@ -74,7 +76,7 @@ def measure(manifest: str, max_rate_hz: float, duration: float, log_path: Path) 
     from minipamayo_ros.nodes.policy_node import TRAJECTORY_QOS
 
     proc = NodeProcess.python_module(
-        "minipamayo_ros.nodes.policy_node",
+        module,
         ros_args({"manifest_path": manifest, "backend": "auto", "max_rate_hz": max_rate_hz}),
         dict(os.environ), "policy_bench", log_path).start()
     ctx = Context()

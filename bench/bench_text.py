@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bench_follower import FOLLOWER_RT, follower_rt_enabled
+from bench.bench_follower import FOLLOWER_RT, follower_env, follower_rt_enabled
 from bench.drive_feed import DriveFeed
 from bench.result import BenchResult
 from minipamayo_ros.bringup.processes import NodeProcess, ros_args
@@ -138,7 +138,7 @@ class Stack:
                           self.env, "policy", log_dir / "policy.log").start(),
                       NodeProcess.python_module("minipamayo_ros.nodes.follower_node", ros_args(
                           {"rate_hz": FOLLOWER_HZ, **(FOLLOWER_RT if follower_rt_enabled() else {})},
-                          [self.cfg / "follower.yaml"]), self.env, "follower",
+                          [self.cfg / "follower.yaml"]), follower_env(self.env), "follower",
                           log_dir / "follower.log").start()]
         self.text: NodeProcess | None = None
         self.text_params: dict[str, Any] | None = None

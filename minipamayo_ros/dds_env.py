@@ -21,6 +21,7 @@ import importlib.metadata
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 #: The Fast DDS profile: SHM + UDPv4 whitelisted to 127.0.0.1, built-in transports off.
@@ -29,6 +30,10 @@ FASTDDS_LOOPBACK_PROFILE = Path(__file__).resolve().parent / "resources" / "fast
 #: whose nodes are killed and restarted one at a time: a process restarted after ``kill -9`` may get
 #: nothing over Fast DDS shared memory from the processes that survived it (see the profile).
 FASTDDS_LOOPBACK_UDP_PROFILE = FASTDDS_LOOPBACK_PROFILE.with_name("fastdds_loopback_udp.xml")
+#: The example vehicle profile (shared memory + UDPv4, the 60 ms health check) and the follower's
+#: variant without shared memory (:func:`without_shared_memory`).
+FASTDDS_VEHICLE_PROFILE = FASTDDS_LOOPBACK_PROFILE.with_name("fastdds_vehicle.xml")
+FASTDDS_VEHICLE_UDP_PROFILE = FASTDDS_LOOPBACK_PROFILE.with_name("fastdds_vehicle_udp.xml")
 #: The variable that names the XML profile file: Fast DDS 2.x (Humble: 2.6, Jazzy: 2.14) reads
 #: FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted and later) FASTDDS_DEFAULT_PROFILES_FILE. Both
 #: are set. (Until issue 23 only the 3.x name was: on Jazzy the profile was never loaded, and the
@@ -144,6 +149,46 @@ def loopback_dds_env(domain_id: int, base: dict[str, str] | None = None,
         env.pop(key, None)
     env.update(settings)
     return env
+
+
+def without_shared_memory(env: Mapping[str, str]) -> dict[str, str] | None:
+    """The variables that put one process of a stack started with ``env`` on DDS without Fast DDS's
+    shared-memory transport (UDP only, same reach as the rest of the stack), or None when that cannot
+    be derived from ``env`` (a site profile of its own: the caller warns and leaves it as it is).
+
+    Why (docs/latency.md, "The follower without shared memory"): a process with the transport opens
+    every newly discovered participant's port and may sleep in its health check while holding the
+    participant's send lock, so each tool attached to the vehicle could delay the follower's 100 Hz
+    command by 20-333 ms; and a process restarted alone after ``kill -9`` may receive nothing over
+    shared memory (fastdds_loopback_udp.xml). Other RMW implementations: nothing to change (``{}``).
+
+    A variable to remove maps to ``""`` (what launch's ``additional_env`` can express; rcl reads an
+    empty discovery variable as unset); :func:`apply_overrides` removes it from a process environment.
+    """
+    rmw = env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    if not rmw.startswith("rmw_fastrtps"):
+        return {}
+    profile = next((env[v] for v in PROFILE_VARIABLES if env.get(v)), "")
+    localhost = (env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").upper() == "LOCALHOST"
+                 or env.get("ROS_LOCALHOST_ONLY", "") == "1")
+    ours = {str(FASTDDS_LOOPBACK_PROFILE), str(FASTDDS_LOOPBACK_UDP_PROFILE)}
+    vehicle = {"", str(FASTDDS_VEHICLE_PROFILE), str(FASTDDS_VEHICLE_UDP_PROFILE)}
+    if profile in ours or (profile in vehicle and localhost):
+        # loopback only: the UDP profile alone decides (rmw_fastrtps adds shared memory to LOCALHOST)
+        settings = {name: str(FASTDDS_LOOPBACK_UDP_PROFILE) for name in PROFILE_VARIABLES}
+        settings["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SYSTEM_DEFAULT"
+        settings.update({k: "" for k in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS") if env.get(k)})
+        return settings
+    if profile in vehicle:
+        return {name: str(FASTDDS_VEHICLE_UDP_PROFILE) for name in PROFILE_VARIABLES}
+    return None
+
+
+def apply_overrides(env: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``env`` with ``overrides`` applied; an empty value removes the variable."""
+    out = {k: v for k, v in env.items() if k not in overrides}
+    out.update({k: v for k, v in overrides.items() if v != ""})
+    return out
 
 
 def use_loopback_dds(domain_id: int) -> dict[str, str]:

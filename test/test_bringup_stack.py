@@ -13,9 +13,11 @@ from minipamayo_ros.bringup.stack import (
     NodeSpec,
     StackArgs,
     drive_stack,
+    process_env_overrides,
     resolve_params_file,
     sim_stack,
 )
+from minipamayo_ros.dds_env import FASTDDS_LOOPBACK_PROFILE, FASTDDS_LOOPBACK_UDP_PROFILE
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 LAUNCH = Path(__file__).resolve().parents[1] / "launch"
@@ -77,6 +79,26 @@ def test_launch_argument_strings() -> None:
 def test_missing_params_file_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="my_car.yaml"):
         resolve_params_file("my_car.yaml", tmp_path)
+
+
+def test_only_the_follower_leaves_shared_memory_unless_asked() -> None:
+    """The follower's process talks UDP only by default (docs/latency.md); the launch argument keeps
+    it on shared memory; under a site profile that cannot be derived it warns and keeps it."""
+    nodes = drive_stack(StackArgs(enable_text=True))
+    assert [n.name for n in nodes if not n.shared_memory] == ["follower"]
+    assert all(n.shared_memory for n in drive_stack(StackArgs(follower_shared_memory=True)))
+    assert StackArgs.from_strings({"follower_shared_memory": "true"}).follower_shared_memory
+    follower = _by_name(nodes)["follower"]
+    loopback = {"FASTRTPS_DEFAULT_PROFILES_FILE": str(FASTDDS_LOOPBACK_PROFILE), "RMW_IMPLEMENTATION":
+                "rmw_fastrtps_cpp"}
+    said: list[str] = []
+    assert process_env_overrides(follower, loopback, said.append)["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(
+        FASTDDS_LOOPBACK_UDP_PROFILE)
+    assert process_env_overrides(_by_name(nodes)["policy"], loopback, said.append) == {}
+    assert not said
+    site = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/car/dds.xml"}
+    assert process_env_overrides(follower, site, said.append) == {}
+    assert len(said) == 1 and "/etc/car/dds.xml" in said[0] and "follower_shared_memory:=true" in said[0]
 
 
 def test_runner_args_carry_files_overrides_and_remaps(tmp_path) -> None:

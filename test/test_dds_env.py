@@ -12,10 +12,14 @@ import pytest
 from minipamayo_ros.dds_env import (
     FASTDDS_LOOPBACK_PROFILE,
     FASTDDS_LOOPBACK_UDP_PROFILE,
+    FASTDDS_VEHICLE_PROFILE,
+    FASTDDS_VEHICLE_UDP_PROFILE,
+    apply_overrides,
     loopback_dds_env,
     loopback_dds_settings,
     ros_distro,
     use_loopback_dds,
+    without_shared_memory,
 )
 
 
@@ -176,3 +180,53 @@ def test_a_participant_without_shared_memory_maps_no_port_and_binds_only_loopbac
                          timeout=60, check=True)
     ips, ports = out.stdout.strip().splitlines()[-2:]
     assert (ips, ports) == ("['127.0.0.1']", "0"), out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy"])
+def test_without_shared_memory_keeps_a_loopback_stack_on_loopback(distro: str) -> None:
+    """The follower of a loopback stack (tests, demo, benchmarks) gets the loopback UDP profile and the
+    variables that let the profile alone decide, exactly as ``loopback_dds_env(shared_memory=False)``."""
+    stack = loopback_dds_env(9, {"ROS_DISTRO": distro})
+    follower = apply_overrides(stack, without_shared_memory(stack) or {})
+    assert follower == loopback_dds_env(9, {"ROS_DISTRO": distro}, shared_memory=False)
+    assert follower["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(FASTDDS_LOOPBACK_UDP_PROFILE)
+    assert "ROS_LOCALHOST_ONLY" not in follower and follower["ROS_DOMAIN_ID"] == "9"
+
+
+@pytest.mark.parametrize(("env", "profile"), [
+    ({}, FASTDDS_VEHICLE_UDP_PROFILE),                                       # Fast DDS defaults
+    ({"FASTRTPS_DEFAULT_PROFILES_FILE": str(FASTDDS_VEHICLE_PROFILE)}, FASTDDS_VEHICLE_UDP_PROFILE),
+    ({"ROS_LOCALHOST_ONLY": "1"}, FASTDDS_LOOPBACK_UDP_PROFILE),              # Humble, one computer
+    ({"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+      "FASTRTPS_DEFAULT_PROFILES_FILE": str(FASTDDS_VEHICLE_PROFILE)}, FASTDDS_LOOPBACK_UDP_PROFILE),
+])
+def test_without_shared_memory_on_the_vehicle(env: dict[str, str], profile: Path) -> None:
+    """Same reach as the rest of the stack: every interface, or loopback when the stack is
+    localhost-only (rmw_fastrtps would add its own shared memory to a LOCALHOST participant)."""
+    overrides = without_shared_memory(env)
+    assert overrides is not None
+    follower = apply_overrides(env, overrides)
+    assert follower["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(profile)
+    assert follower["FASTDDS_DEFAULT_PROFILES_FILE"] == str(profile)
+    assert follower.get("ROS_LOCALHOST_ONLY", "") != "1"
+    assert follower.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "") != "LOCALHOST"
+
+
+def test_without_shared_memory_leaves_site_profiles_and_other_rmws_alone() -> None:
+    assert without_shared_memory({"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/car/dds.xml"}) is None
+    assert without_shared_memory({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == {}
+    assert apply_overrides({"A": "1", "B": "2"}, {"A": "", "C": "3"}) == {"B": "2", "C": "3"}
+
+
+def test_the_vehicle_udp_profile_is_the_vehicle_profile_without_shared_memory() -> None:
+    import xml.etree.ElementTree as ET
+
+    ns = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+
+    def transports(path: Path) -> list[str]:
+        root = ET.parse(path).getroot()
+        assert root.findtext(".//f:participant/f:rtps/f:useBuiltinTransports", "", ns) == "false"
+        return [d.findtext("f:type", "", ns) for d in root.iterfind(".//f:transport_descriptor", ns)]
+
+    assert transports(FASTDDS_VEHICLE_PROFILE) == ["SHM", "UDPv4"]
+    assert transports(FASTDDS_VEHICLE_UDP_PROFILE) == ["UDPv4"]

@@ -7,17 +7,24 @@ not on the development machine: nothing else imports this module).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch_ros.actions import Node
 
+import launch.logging
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from minipamayo_ros.bringup.launch_stop import sigint_through_launch_only, stop_handlers
-from minipamayo_ros.bringup.stack import PACKAGE, NodeSpec, StackArgs, resolve_params_file
+from minipamayo_ros.bringup.stack import (
+    PACKAGE,
+    NodeSpec,
+    StackArgs,
+    process_env_overrides,
+    resolve_params_file,
+)
 from minipamayo_ros.bringup.stop_policy import stack_stop_grace
 
 _DESCRIPTIONS = {
@@ -32,6 +39,9 @@ _DESCRIPTIONS = {
     "enable_text": "start the low-priority text node (explanations on events, docs/text.md)",
     "namespace": "namespace of every node and topic (car7 -> /car7/vla/trajectory; /clock and "
                  "/diagnostics stay global)",
+    "follower_shared_memory": "false (default): the follower's process talks DDS over UDP only, so a tool "
+                              "attaching to the vehicle cannot stall its commands (docs/latency.md); "
+                              "true: Fast DDS shared memory as every other node",
 }
 
 
@@ -39,9 +49,10 @@ def _to_launch_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _node_action(spec: NodeSpec, namespace: str) -> Node:
+def _node_action(spec: NodeSpec, namespace: str, environment: Mapping[str, str]) -> Node:
     cfg = Path(get_package_share_directory(PACKAGE)) / "config"
     files = [str(resolve_params_file(f, cfg)) for f in spec.params_files]
+    env = process_env_overrides(spec, environment, launch.logging.get_logger("minipamayo_ros").warning)
     return Node(
         package=PACKAGE,
         executable=spec.executable,
@@ -49,6 +60,7 @@ def _node_action(spec: NodeSpec, namespace: str) -> Node:
         namespace=namespace,
         parameters=[*files, dict(spec.parameters)],
         remappings=list(spec.remappings.items()),
+        additional_env=env or None,
         output="screen",
     )
 
@@ -73,7 +85,7 @@ def stack_launch_description(
         values = {n: LaunchConfiguration(n).perform(context) for n in names}
         args = StackArgs.from_strings(values)
         specs = build(args, values)
-        nodes = [_node_action(spec, args.namespace) for spec in specs]
+        nodes = [_node_action(spec, args.namespace, context.environment) for spec in specs]
         # a node dies -> the follower finishes its controlled stop, then all stop, exit 1
         grace = stack_stop_grace(specs, Path(get_package_share_directory(PACKAGE)) / "config")
         return [*nodes, *stop_handlers(specs, nodes, grace)]

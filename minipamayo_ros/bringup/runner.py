@@ -31,11 +31,12 @@ from minipamayo_ros.bringup.stack import (
     NodeSpec,
     StackArgs,
     drive_stack,
+    process_env_overrides,
     resolve_params_file,
     sim_stack,
 )
 from minipamayo_ros.bringup.stop_policy import FOLLOWER, on_sim_time, stack_stop_grace
-from minipamayo_ros.dds_env import lease_domain_id, use_loopback_dds
+from minipamayo_ros.dds_env import apply_overrides, lease_domain_id, use_loopback_dds
 from minipamayo_ros.params import config_dir
 
 GRACE_HANG_FACTOR = 10.0  # a grace on /clock ends after this many wall graces at most (hang guard)
@@ -89,7 +90,8 @@ class StackRunner:
                                 else stop_grace)
         self.processes = [
             NodeProcess.python_module(
-                spec.module, node_command_args(spec, cfg, namespace), env, spec.name,
+                spec.module, node_command_args(spec, cfg, namespace),
+                apply_overrides(env, process_env_overrides(spec, env, _say)), spec.name,
                 (log_dir / f"{spec.name}.log") if log_dir else None,
             )
             for spec in specs
@@ -156,6 +158,7 @@ def build_specs(args: argparse.Namespace) -> list[NodeSpec]:
         config_file=args.config_file, camera_topic=args.camera_topic, odom_topic=args.odom_topic,
         backend=args.backend, engine=args.engine, use_sim_time=args.use_sim_time,
         enable_text=args.enable_text, namespace=args.namespace,
+        follower_shared_memory=args.follower_shared_memory,
     )
     if args.stack == "sim":
         return sim_stack(stack_args, seed=args.seed, real_time_factor=args.real_time_factor)
@@ -174,6 +177,10 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-sim-time", action=argparse.BooleanOptionalAction, default=d.use_sim_time)
     parser.add_argument("--enable-text", action=argparse.BooleanOptionalAction, default=d.enable_text)
     parser.add_argument("--namespace", default=d.namespace)
+    parser.add_argument("--follower-shared-memory", action=argparse.BooleanOptionalAction,
+                        default=d.follower_shared_memory,
+                        help="the follower uses Fast DDS shared memory too "
+                             "(default: UDP only, docs/latency.md)")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (sim stack)")
     parser.add_argument("--real-time-factor", type=float, default=1.0, help="sim stack")
     parser.add_argument("--loopback", action=argparse.BooleanOptionalAction, default=True,

@@ -15,8 +15,11 @@ global topic. One ``/clock`` per domain: a second simulated car runs ``sim.launc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from minipamayo_ros.dds_env import PROFILE_VARIABLES, without_shared_memory
 
 PACKAGE = "minipamayo_ros"
 CAMERA_TOPIC = "camera/image_raw"  # the names the nodes use (relative: resolved in the namespace)
@@ -33,6 +36,9 @@ class NodeSpec:
     params_files: tuple[str, ...] = ()      # config/ file names, applied in order
     parameters: dict[str, object] = field(default_factory=dict)  # overrides, applied last
     remappings: dict[str, str] = field(default_factory=dict)
+    #: False: the process talks DDS over UDP only, never Fast DDS shared memory (the follower:
+    #: no stall when a tool attaches, receives again after a restart; ``dds_env.without_shared_memory``)
+    shared_memory: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class StackArgs:
     use_sim_time: bool = False             # sim stack: the simulator follows an existing /clock
     enable_text: bool = False              # the low-priority text node (explanations on events)
     namespace: str = ""
+    follower_shared_memory: bool = False   # true: the follower uses Fast DDS shared memory as well
 
     @staticmethod
     def from_strings(values: dict[str, str]) -> StackArgs:
@@ -69,6 +76,7 @@ class StackArgs:
             use_sim_time=as_bool("use_sim_time", d.use_sim_time),
             enable_text=as_bool("enable_text", d.enable_text),
             namespace=values.get("namespace", d.namespace),
+            follower_shared_memory=as_bool("follower_shared_memory", d.follower_shared_memory),
         )
 
 
@@ -94,6 +102,7 @@ def drive_stack(args: StackArgs) -> list[NodeSpec]:
             params_files=("follower.yaml", args.config_file),
             parameters=sim,
             remappings=_remaps({ODOM_TOPIC: args.odom_topic}),
+            shared_memory=args.follower_shared_memory,
         ),
     ]
     text = NodeSpec(
@@ -134,6 +143,25 @@ def sim_stack(args: StackArgs, seed: int = 0, real_time_factor: float = 1.0) -> 
 def with_parameters(specs: list[NodeSpec], node: str, overrides: dict[str, object]) -> list[NodeSpec]:
     """``specs`` with ``overrides`` applied last to the parameters of the node named ``node``."""
     return [replace(s, parameters={**s.parameters, **overrides}) if s.name == node else s for s in specs]
+
+
+def process_env_overrides(spec: NodeSpec, env: Mapping[str, str],
+                          warn: Callable[[str], object]) -> dict[str, str]:
+    """Environment variables ``spec``'s process needs on top of the stack's ``env`` ("" = remove;
+    ``dds_env.apply_overrides``). A node that must not use shared memory under a site profile this
+    package cannot derive a UDP-only variant of keeps shared memory, with a warning saying what to do."""
+    if spec.shared_memory:
+        return {}
+    overrides = without_shared_memory(env)
+    if overrides is None:
+        profile = next(env[v] for v in PROFILE_VARIABLES if env.get(v))
+        warn(f"{spec.name}: keeps Fast DDS shared memory: the DDS profile {profile} is a site profile, "
+             f"and a tool attaching to the vehicle can then delay its commands by up to "
+             f"healthy_check_timeout_ms/3 (docs/latency.md, 'The follower without shared memory'). Start "
+             f"the {spec.name} with a UDP-only variant of that profile, or pass "
+             f"follower_shared_memory:=true to keep shared memory knowingly")
+        return {}
+    return overrides
 
 
 def resolve_params_file(name: str, config_dir: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import launch_testing
 import launch_testing.asserts
 import launch_testing.markers
+import psutil
 import pytest
 import rclpy
 from ament_index_python.packages import get_package_share_directory
@@ -125,6 +126,20 @@ class TestDriveLaunch(unittest.TestCase):
         self.assertTrue({f"{ns}/vla/trajectory", f"{ns}/vla/path", f"{ns}/vla/context", "/diagnostics"}
                         <= topics("pub", "policy"), topics("pub", "policy"))
         self.assertTrue({f"{ns}/vla/control", f"{ns}/cmd_vel"} <= topics("pub", "follower"))
+
+    def test_only_the_follower_runs_without_shared_memory(self) -> None:
+        """``follower_shared_memory`` defaults to false: launch gives the follower's process the UDP-only
+        profile (``additional_env``), so it never maps a Fast DDS shared-memory port; the policy does."""
+        self._wait_for_nodes()
+
+        def ports(executable: str) -> int:
+            proc = next(p for p in psutil.Process().children(recursive=True)
+                        if any(executable in part for part in p.cmdline()))
+            with open(f"/proc/{proc.pid}/maps") as maps:
+                return sum("fastrtps_port" in line for line in maps)
+
+        self.assertTrue(self._spin_until(lambda: ports("policy_node") > 0, 30.0), "policy maps no port")
+        self.assertEqual(ports("follower_node"), 0)
 
 
 @launch_testing.post_shutdown_test()
