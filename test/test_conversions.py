@@ -144,3 +144,47 @@ def test_serialized_odometry_falls_back_to_rclpy_when_the_parser_cannot_read_it(
 
     monkeypatch.setattr(conversions, "odometry_fields_from_cdr", refuse)
     assert odometry_fields_from_serialized(data) == odometry_to_fields(msg)
+
+
+def test_camera_messages_parsed_from_cdr_equal_rclpys() -> None:
+    """The policy node takes camera messages serialized (docs/latency.md §5c): every field it reads
+    equals rclpy's deserialisation, for odd frame_id/encoding lengths (CDR alignment) and sizes."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from minipamayo_ros.nodes.image_conversions import (
+        camera_message_from_serialized,
+        compressed_image_from_cdr,
+        image_from_cdr,
+    )
+
+    rng = np.random.default_rng(3)
+    for i in range(60):
+        h, w = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        enc = ["rgb8", "bgr8", "mono8", "rgba8", "x"][i % 5]
+        step = w * 3 + int(rng.integers(0, 5))
+        msg = Image(height=h, width=w, encoding=enc, step=step, is_bigendian=i % 2)
+        msg.header.frame_id = "c" * int(rng.integers(0, 9))
+        msg.header.stamp.sec = int(rng.integers(0, 2**31))
+        msg.header.stamp.nanosec = int(rng.integers(0, 10**9))
+        msg.data = rng.integers(0, 256, step * h + i % 3, dtype=np.uint8).tobytes()
+        raw = serialize_message(msg)
+        ref, got = deserialize_message(raw, Image), image_from_cdr(raw)
+        assert (got.header.stamp.sec, got.header.stamp.nanosec, got.header.frame_id) == (
+            ref.header.stamp.sec, ref.header.stamp.nanosec, ref.header.frame_id)
+        assert (got.height, got.width, got.encoding, got.is_bigendian, got.step) == (
+            ref.height, ref.width, ref.encoding, ref.is_bigendian, ref.step)
+        assert bytes(got.data) == bytes(ref.data)
+        cmsg = CompressedImage(format=["jpeg", "png", "rgb8; jpeg compressed bgr8"][i % 3])
+        cmsg.header = msg.header
+        cmsg.data = msg.data[: int(rng.integers(0, 50))]
+        craw = serialize_message(cmsg)
+        cref, cgot = deserialize_message(craw, CompressedImage), compressed_image_from_cdr(craw)
+        assert (cgot.header.frame_id, cgot.format, bytes(cgot.data)) == (
+            cref.header.frame_id, cref.format, bytes(cref.data))
+        assert camera_message_from_serialized(craw, compressed=True).format == cref.format
+    with pytest.raises(ValueError, match="truncated|does not fit|bad string"):
+        image_from_cdr(raw[:-5])
+    other = b"\x00\x07" + raw[2:]  # an encapsulation the parser does not read: rclpy's path
+    with pytest.raises(ValueError, match="not plain CDR"):
+        image_from_cdr(other)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import replace
 
 import cv2
@@ -28,7 +27,7 @@ from minipamayo_ros.policy.model_loader import PolicyModelError, check_policy_co
 from minipamayo_ros.policy.outputs import OutputError, parse_policy_outputs
 from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, PolicyPipeline, Skip
 from minipamayo_ros.policy.probe_model import build_probe_model, expected_outputs
-from minipamayo_ros.policy.scheduler import FrameWorker, LatestFrameScheduler, RateBudget
+from minipamayo_ros.policy.scheduler import LatestFrameScheduler, RateBudget
 from minipamayo_ros.policy.stats import OK, WARN, PolicyStats, trajectory_latency
 from minipamayo_ros.pose_history import OdometrySample
 from minipamayo_ros.safety.trajectory_input import TrajectoryFields, TrajectoryLimits, check_trajectory
@@ -187,63 +186,6 @@ def test_pending_frame_waits_for_the_rate_budget_after_a_fast_inference() -> Non
     frame, wait = s.next_item(0.02)
     assert frame is None and wait == pytest.approx(0.08)
     assert s.next_item(0.1)[0] == 1
-
-
-def test_worker_thread_processes_latest_and_survives_errors() -> None:
-    gate = threading.Event()
-    seen: list[int] = []
-    errors: list[BaseException] = []
-    done = threading.Event()
-
-    def process(i: int) -> None:
-        if i == 0:
-            gate.wait(10.0)  # hold the worker busy while the burst arrives
-        if i == 1:
-            raise RuntimeError("boom")
-        seen.append(i)
-        if i == 99:
-            done.set()
-
-    w: FrameWorker[int] = FrameWorker(process, max_rate_hz=1000.0, on_error=errors.append).start()
-    try:
-        w.offer(0)
-        for _ in range(200):  # wait until frame 0 is taken (no timing assumption)
-            if w.busy:
-                break
-            threading.Event().wait(0.01)
-        for i in range(2, 100):
-            w.offer(i)
-        gate.set()
-        assert done.wait(10.0)
-        for _ in range(500):  # may be dropped by the rate budget right after frame 99: offer again
-            if errors:
-                break
-            w.offer(1)
-            threading.Event().wait(0.01)
-    finally:
-        w.close()
-    assert seen == [0, 99]
-    assert len(errors) == 1 and "boom" in str(errors[0])
-    assert w.counts().dropped_busy == 97  # frames 2..98 replaced while frame 0 ran
-
-
-def test_close_says_whether_the_frame_in_process_has_returned() -> None:
-    """What the nodes' shutdown relies on before freeing the backend (issue 20): False while a frame
-    is still inside ``process`` after the timeout, True once it returned (and for a worker never
-    started). Failed before: close() returned None either way."""
-    entered, release = threading.Event(), threading.Event()
-
-    def process(_: int) -> None:
-        entered.set()
-        release.wait(10.0)
-
-    assert FrameWorker(process, max_rate_hz=100.0).close(0.01) is True
-    w: FrameWorker[int] = FrameWorker(process, max_rate_hz=100.0).start()
-    w.offer(1)
-    assert entered.wait(10.0)
-    assert w.close(0.05) is False
-    release.set()
-    assert w.close(10.0) is True
 
 
 # --- model contract / loading -------------------------------------------------------------------

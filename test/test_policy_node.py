@@ -473,7 +473,7 @@ def test_parameter_change_during_inference_applies_from_the_next_frame_and_close
             odom_until[0] = float(t) + 0.02
         backend.entered.clear()
         frame = Frame(now, lambda: image, "64x64 test image", now, time.monotonic())
-        assert until(lambda: node.worker.offer(frame)), "the rate budget never let the frame in"
+        assert until(lambda: node.offer_frame(frame)), "the rate budget never let the frame in"
         assert backend.entered.wait(10.0), "the frame never reached the backend"
 
     try:

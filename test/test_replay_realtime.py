@@ -81,7 +81,7 @@ def test_realtime_replay_into_a_policy_node(spawn, rclpy_context: object, bag: P
     traj = stats["outputs"]["/vla/trajectory"]
     assert traj["matched_to_inputs"] == stats["trajectories_matched_to_frames"] and traj["unmatched"] == 0
     # the first 1 s of the window has no state history (10 frames); of the rest, the node's 10 Hz
-    # rate cap (wall clock, the node's FrameWorker) keeps about every other frame at rate 2
+    # rate cap (wall clock, the node's worker thread) keeps about every other frame at rate 2
     assert stats["trajectories_matched_to_frames"] >= 7
     assert stats["frames_without_trajectory"] == window[cam] - stats["trajectories_matched_to_frames"]
     assert all(t.total_ms > 0 for t in outputs.trajectories)

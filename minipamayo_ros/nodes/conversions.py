@@ -66,6 +66,14 @@ _CDR_BYTE_ORDER = {b"\x00\x00": ">", b"\x00\x01": "<"}
 _POSE_COVARIANCE_BYTES = 36 * 8
 
 
+def cdr_byte_order(data: bytes) -> str:
+    """The ``struct`` byte order of a serialized message in plain CDR; ``ValueError`` otherwise."""
+    order = _CDR_BYTE_ORDER.get(bytes(data[:2]))
+    if order is None:
+        raise ValueError(f"not plain CDR (encapsulation {bytes(data[:2]).hex()})")
+    return order
+
+
 def odometry_fields_from_cdr(data: bytes) -> OdometryFields:
     """Serialized nav_msgs/Odometry (plain CDR, as a raw ``take_message`` returns it) -> the same
     fields as :func:`odometry_to_fields`, without building the Python message.
@@ -80,9 +88,7 @@ def odometry_fields_from_cdr(data: bytes) -> OdometryFields:
     with the terminating NUL, then the bytes), pose.pose (7 float64), pose.covariance (36 float64),
     twist.twist (6 float64), twist.covariance.
     """
-    order = _CDR_BYTE_ORDER.get(bytes(data[:2]))
-    if order is None:
-        raise ValueError(f"not plain CDR (encapsulation {bytes(data[:2]).hex()})")
+    order = cdr_byte_order(data)
     try:
         sec, nanosec, frame_len = struct.unpack_from(order + "iII", data, 4)
         off = (12 + frame_len + 3) & ~3

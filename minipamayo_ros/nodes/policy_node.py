@@ -1,8 +1,9 @@
 """Policy node: latest camera frame + odometry history -> /vla/trajectory (see docs/policy.md).
 
-Thin wiring around ``minipamayo_ros.policy``: parameters, message conversion, a latest-frame-only
-worker thread that runs inference (the executor thread only queues frames and odometry, so a
-callback never waits for the model), and 1 Hz ``/diagnostics``.
+Thin wiring around ``minipamayo_ros.policy``: parameters, message conversion, one worker thread
+that takes the camera and odometry subscriptions itself and runs inference on the latest frame
+(``nodes.input_thread``: no executor wake-up and no Python message per camera frame, docs/latency.md
+§5c), and 1 Hz ``/diagnostics`` plus the parameter services on the executor thread.
 
 Topic names are parameters, relative by default (resolved in the node's namespace:
 ``/car7/camera/image_raw`` under ``car7``); ``/diagnostics`` is global. Subscribes the camera
@@ -13,7 +14,8 @@ Topic names are parameters, relative by default (resolved in the node's namespac
 every ``diagnostics_period`` of the steady clock (inference statistics, plus one status per input
 topic: watchdog OK / stale / never received / rate too low, and rejection counters). Messages
 become core inputs through ``nodes.conversions`` and ``nodes.image_conversions`` (the functions
-the lock-step bag replay calls too): odometry is validated on arrival (``safety.odometry_input``),
+the lock-step bag replay calls too; both topics are taken serialized and parsed there): odometry is
+validated on arrival (``safety.odometry_input``),
 images by cheap checks on arrival (``safety.image_input``: stamp, encoding, ``step * height``,
 older than ``max_image_age``; a bad frame never displaces a valid pending one) and by decoding in
 the worker; a dropped sample is logged once per 2 s per kind with the field and value.
@@ -27,6 +29,7 @@ import math
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -41,17 +44,22 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from minipamayo_ros.msg import PolicyContext, Trajectory
 from minipamayo_ros.nodes.clocks import ros_now, steady_timer
-from minipamayo_ros.nodes.conversions import odometry_to_fields, trajectory_to_msg
+from minipamayo_ros.nodes.conversions import odometry_fields_from_serialized, trajectory_to_msg
 from minipamayo_ros.nodes.diagnostics import diagnostic_name, input_status
-from minipamayo_ros.nodes.image_conversions import compressed_to_frame, image_to_frame
+from minipamayo_ros.nodes.image_conversions import (
+    camera_message_from_serialized,
+    compressed_to_frame,
+    image_to_frame,
+)
+from minipamayo_ros.nodes.input_thread import InputThread
 from minipamayo_ros.nodes.node_main import WORKER_STOP_TIMEOUT_S, close_worker_then_release, run_node
-from minipamayo_ros.nodes.polled_subscription import take_queued
+from minipamayo_ros.nodes.polled_subscription import PolledSubscription, take_queued
 from minipamayo_ros.nodes.ros_params import declare_config
 from minipamayo_ros.params import ParameterError
 from minipamayo_ros.policy.config import PolicyConfig
 from minipamayo_ros.policy.model_loader import PolicyModelError
 from minipamayo_ros.policy.pipeline import Frame, PipelineSettings, Skip, create_pipeline
-from minipamayo_ros.policy.scheduler import FrameWorker
+from minipamayo_ros.policy.scheduler import LatestFrameScheduler, SchedulerCounts
 from minipamayo_ros.policy.stats import PolicyStats, trajectory_latency
 from minipamayo_ros.safety.input_monitor import InputMonitor
 from minipamayo_ros.safety.log_limit import LogLimiter
@@ -97,30 +105,47 @@ class PolicyNode(Node):
                              if cfg.context_topic and io.context_dim > 0 else None)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self.worker: FrameWorker[Frame] = FrameWorker(self._process, cfg.max_rate_hz, cfg.rate_slack,
-                                                      on_error=self._on_worker_error).start()
+        # the latest-frame schedule (rate cap, drops); the worker thread and diagnostics share it
+        self._sched_lock = threading.Lock()
+        self._sched: LatestFrameScheduler[Frame] = LatestFrameScheduler(cfg.max_rate_hz, cfg.rate_slack,
+                                                                        time.monotonic())
         image_qos = QoSProfile(reliability=qos_profile_sensor_data.reliability,
                                durability=qos_profile_sensor_data.durability,
                                history=HistoryPolicy.KEEP_LAST, depth=cfg.image_qos_depth)
         odom_qos = QoSProfile(reliability=qos_profile_sensor_data.reliability,
                               history=HistoryPolicy.KEEP_LAST, depth=cfg.odom_qos_depth)
-        if cfg.image_transport == "compressed":
-            image_sub = self.create_subscription(CompressedImage, cfg.image_topic, self._on_compressed,
-                                                 image_qos)
+        self._compressed = cfg.image_transport == "compressed"
+        image_type = CompressedImage if self._compressed else Image
+        if self.get_parameter("use_sim_time").value:
+            # /clock is taken by the executor, and an input stamped by the next /clock must not be
+            # checked against the previous one (a "future" stamp): the inputs go through the executor
+            # too, in arrival order with /clock; the worker thread only runs the frames
+            odom_sub: Any = self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos,
+                                                     raw=True)
+            image_sub: Any = self.create_subscription(image_type, cfg.image_topic, self._on_image_in_executor,
+                                                      image_qos, raw=True)
+            self._odom_sub, inputs = odom_sub, []
+            self.input_driver = "executor (use_sim_time)"
         else:
-            image_sub = self.create_subscription(Image, cfg.image_topic, self._on_image, image_qos)
-        odom_sub = self.create_subscription(Odometry, cfg.odom_topic, self._on_odom, odom_qos)
-        self._odom_sub = odom_sub
+            image_sub = PolledSubscription(self, image_type, cfg.image_topic, image_qos, raw=True)
+            odom_sub = PolledSubscription(self, Odometry, cfg.odom_topic, odom_qos, raw=True)
+            # odometry first at each wake-up: a frame never runs ahead of the odometry that came before it
+            inputs = [(odom_sub, self._on_odom), (image_sub, self._on_image)]
+            self.input_driver = "worker thread"
+        self._inputs = InputThread(self, inputs, self._step, "policy-worker").start()
         self._diag_timer = steady_timer(self, cfg.diagnostics_period, self._publish_diagnostics)
         # the resolved names (after namespace and remapping), as `ros2 topic` shows them
         self.get_logger().info(
             f"policy: {image_sub.topic_name} ({cfg.image_transport}) + {odom_sub.topic_name} -> "
-            f"{self._traj_pub.topic_name} at <= {cfg.max_rate_hz:g} Hz")
+            f"{self._traj_pub.topic_name} at <= {cfg.max_rate_hz:g} Hz "
+            f"(inputs taken by the {self.input_driver})")
 
     # --- parameters ---------------------------------------------------------------------------
     def _on_config(self, cfg: PolicyConfig) -> None:
         self.config = cfg
-        self.worker.set_rate(cfg.max_rate_hz, cfg.rate_slack)
+        with self._sched_lock:
+            self._sched.budget.set_rate(cfg.max_rate_hz, cfg.rate_slack, time.monotonic())
+        self._inputs.wake()
         # one snapshot, swapped whole: a frame in inference finishes on the settings it started with
         self.pipeline.configure(PipelineSettings.from_config(cfg))
         with self._monitor_lock:
@@ -129,30 +154,42 @@ class PolicyNode(Node):
             self.odom_monitor.stale_after = cfg.odom_stale_after
             self.odom_monitor.min_rate_hz = cfg.odom_min_rate_hz
 
-    # --- executor thread: never waits for inference ---------------------------------------------
-    def _take_queued_odometry(self) -> None:
-        """Handle the odometry already queued before an image is (at most ``odom_qos_depth``).
+    # --- worker thread: inputs as they arrive, then inference on the latest frame -----------------
+    @property
+    def thread_failure(self) -> BaseException | None:
+        """What ended the worker thread, if anything (raised by ``node_main.run_node``)."""
+        return self._inputs.failure
 
-        rclpy's executor takes one message per subscription per wait: after this process was held
-        up (a loaded CPU; 0.3 s was enough) an image was handled while the odometry that had
-        arrived before it still waited, and the frame was skipped ("newest sample 227 ms before
-        the image", 2.7 s once) although its odometry was there. Nothing queued: one empty take.
-        """
+    def _on_image(self, raw: bytes) -> None:
+        """One serialized camera message (``Image`` or ``CompressedImage`` by ``image_transport``).
+
+        Cheap checks first: a bad frame must not displace a valid pending one (decoding waits for
+        the frame that runs); frames the rate cap drops are never decoded."""
+        cfg, steady = self.config, time.monotonic()
+        msg = camera_message_from_serialized(raw, self._compressed)
+        if self._compressed:
+            self._offer(*compressed_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
+                                             received_steady=steady))
+        else:
+            self._offer(*image_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
+                                        cfg.encoding_override, received_steady=steady))
+
+    def _on_image_in_executor(self, raw: bytes) -> None:
+        """Under ``use_sim_time``: the odometry queued before the image first (rclpy's executor takes
+        one message per subscription per wake-up: after this process was held up, an image was handled
+        while odometry that arrived before it still waited, and the frame was skipped), then the
+        image, then the worker is woken for it."""
         for msg in take_queued(self._odom_sub, self.config.odom_qos_depth):
             self._on_odom(msg)
+        self._on_image(raw)
+        self._inputs.wake()
 
-    def _on_image(self, msg: Image) -> None:
-        self._take_queued_odometry()
-        # cheap checks first: a bad frame must not displace a valid pending one (decoding waits)
-        cfg = self.config
-        self._offer(*image_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
-                                    cfg.encoding_override, received_steady=time.monotonic()))
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._take_queued_odometry()
-        cfg = self.config
-        self._offer(*compressed_to_frame(msg, self._ros_now(), cfg.max_stamp_future, cfg.max_image_age,
-                                         received_steady=time.monotonic()))
+    def offer_frame(self, frame: Frame) -> bool:
+        """Offer a checked frame to the latest-frame schedule (False: dropped by the rate cap)."""
+        with self._sched_lock:
+            taken = self._sched.offer(frame, time.monotonic())
+        self._inputs.wake()
+        return taken
 
     def _offer(self, frame: Frame, rejection: Rejection | None) -> None:
         with self._monitor_lock:
@@ -165,19 +202,17 @@ class PolicyNode(Node):
             if text is not None:
                 self.get_logger().warning(f"{text} [{frame.description}]")
             return
-        if self.worker.offer(frame):
-            # yield the GIL so that the woken worker starts now rather than after the rest of this
-            # executor iteration (callback -> worker start p50 0.5 -> 0.15 ms measured here)
-            time.sleep(0)
+        with self._sched_lock:
+            self._sched.offer(frame, time.monotonic())
 
-    def _on_odom(self, msg: Odometry) -> None:
+    def _on_odom(self, raw: bytes) -> None:
         now = self._ros_now()
         if self.pipeline.observe_clock(now):
             with self._monitor_lock:
                 self.image_monitor.clock_reset()
                 self.odom_monitor.clock_reset()
             self._warn("clock", "node clock jumped back (sim restart / bag loop): odometry history cleared")
-        rejection = self.pipeline.add_odometry(odometry_to_fields(msg), now)
+        rejection = self.pipeline.add_odometry(odometry_fields_from_serialized(raw), now)
         with self._monitor_lock:
             if rejection is None:
                 self.odom_monitor.accepted(now)
@@ -186,7 +221,24 @@ class PolicyNode(Node):
         if text is not None:
             self.get_logger().warning(text)
 
-    # --- worker thread -----------------------------------------------------------------------------
+    def _step(self) -> float:
+        """Run the frame the schedule lets start now, if any; seconds until it may (``inf``: none
+        pending). Frames that arrive during inference are offered before the worker counts as idle
+        again (the newest becomes pending, as the schedule's rules say)."""
+        with self._sched_lock:
+            frame, wait = self._sched.next_item(time.monotonic())
+        if frame is None:
+            return wait
+        try:
+            self._process(frame)
+        except Exception as exc:  # one bad frame or a transient backend error must not stop the node
+            self._on_worker_error(exc)
+        finally:
+            self._inputs.drain()
+            with self._sched_lock:
+                self._sched.done()
+        return 0.0
+
     def _ros_now(self) -> float:
         """[s] ROS clock: stamps and their ages (the rate cap and diagnostics: steady, nodes/clocks.py)."""
         return ros_now(self)
@@ -229,7 +281,7 @@ class PolicyNode(Node):
 
     # --- diagnostics --------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        counts = self.worker.counts()
+        counts = self.frame_counts()
         report = self.stats.report(time.monotonic(), received=counts.received,
                                    dropped_busy=counts.dropped_busy, dropped_rate=counts.dropped_rate,
                                    max_rate_hz=self.config.max_rate_hz, backend=self.backend_info,
@@ -248,8 +300,13 @@ class PolicyNode(Node):
     def close(self, timeout: float = WORKER_STOP_TIMEOUT_S) -> bool:
         """Stop inference; free the backend once the frame in progress has returned (False: still
         running after ``timeout`` [s], nothing freed; ``run_node`` then exits non-zero)."""
-        return close_worker_then_release(self.worker.close, self.backend.close, self.get_logger(),
+        return close_worker_then_release(self._inputs.close, self.backend.close, self.get_logger(),
                                          "policy inference", timeout)
+
+    def frame_counts(self) -> SchedulerCounts:
+        """Frames received / started / dropped so far (a copy)."""
+        with self._sched_lock:
+            return replace(self._sched.counts)
 
 
 def _path_msg(traj: PlannedTrajectory, msg: Trajectory) -> Path:

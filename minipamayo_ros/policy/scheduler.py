@@ -1,8 +1,8 @@
 """Latest-frame-only scheduling of inference: at most one pending frame, never a backlog.
 
 Rules (all decided in :class:`LatestFrameScheduler`, a clock-injected state machine that tests
-drive without threads; :class:`FrameWorker` runs it on a thread, the
-:class:`~minipamayo_ros.scheduled_worker.ScheduledWorker` the text node uses too):
+drive without threads; the policy node's worker thread runs it, ``nodes.input_thread``, and the
+lock-step bag replay drives it on the bag's clock):
 
 * a frame arriving while the worker is busy becomes *the* pending frame, replacing (and counting
   as dropped) any frame that was pending: when inference finishes, the freshest frame runs next;
@@ -19,12 +19,8 @@ even under ``use_sim_time``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generic, TypeVar
-
-from minipamayo_ros.scheduled_worker import ScheduledWorker
 
 T = TypeVar("T")
 
@@ -129,45 +125,3 @@ class LatestFrameScheduler(Generic[T]):
     def done(self, result: object = None) -> None:
         """The worker is done with the frame it took (``result`` is unused: frames always count)."""
         self.busy = False
-
-
-class FrameWorker(Generic[T]):
-    """Runs ``process(frame)`` on a dedicated thread (:class:`ScheduledWorker`) for frames chosen by
-    a :class:`LatestFrameScheduler` on ``clock`` [s].
-
-    :meth:`offer` is what a ROS callback calls: it takes a lock for a few microseconds and never
-    waits for inference. Exceptions from ``process`` go to ``on_error`` and the worker carries on.
-    """
-
-    def __init__(
-        self,
-        process: Callable[[T], None],
-        max_rate_hz: float,
-        slack: float = 0.25,
-        on_error: Callable[[BaseException], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        name: str = "policy-worker",
-    ) -> None:
-        self._sched: LatestFrameScheduler[T] = LatestFrameScheduler(max_rate_hz, slack, clock())
-        self._worker: ScheduledWorker[T, None] = ScheduledWorker(process, self._sched, clock, on_error, name)
-
-    def start(self) -> FrameWorker[T]:
-        self._worker.start()
-        return self
-
-    def offer(self, frame: T) -> bool:
-        return self._worker.locked(lambda: self._sched.offer(frame, self._worker.now()))
-
-    def set_rate(self, max_rate_hz: float, slack: float) -> None:
-        self._worker.locked(lambda: self._sched.budget.set_rate(max_rate_hz, slack, self._worker.now()))
-
-    def counts(self) -> SchedulerCounts:
-        return self._worker.locked(lambda: replace(self._sched.counts))
-
-    @property
-    def busy(self) -> bool:
-        return self._worker.locked(lambda: self._sched.busy)
-
-    def close(self, timeout: float = 5.0) -> bool:
-        """False while a frame is still being processed after ``timeout`` [s] (see ScheduledWorker)."""
-        return self._worker.close(timeout)

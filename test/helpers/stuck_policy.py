@@ -34,7 +34,7 @@ class StuckPolicy(PolicyNode):
             sample = OdometrySample(float(t), Pose2D(3.0 * (t - now), 0.0, 0.0), 3.0, 0.0)
             self.pipeline.add_odometry(sample, now)
         image = np.zeros((64, 64, 3), np.uint8)
-        self.worker.offer(Frame(now, lambda: image, "64x64 test image", now, time.monotonic()))
+        self.offer_frame(Frame(now, lambda: image, "64x64 test image", now, time.monotonic()))
 
         def announce() -> None:
             if backend.entered.wait(30.0):
