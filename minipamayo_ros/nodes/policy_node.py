@@ -185,11 +185,15 @@ class PolicyNode(Node):
         self._inputs.wake()
 
     def offer_frame(self, frame: Frame) -> bool:
-        """Offer a checked frame to the latest-frame schedule (False: dropped by the rate cap)."""
-        with self._sched_lock:
-            taken = self._sched.offer(frame, time.monotonic())
+        """Offer a checked frame to the latest-frame schedule from any thread, waking the worker
+        (False: dropped by the rate cap)."""
+        taken = self._schedule(frame)
         self._inputs.wake()
         return taken
+
+    def _schedule(self, frame: Frame) -> bool:
+        with self._sched_lock:
+            return self._sched.offer(frame, time.monotonic())
 
     def _offer(self, frame: Frame, rejection: Rejection | None) -> None:
         with self._monitor_lock:
@@ -202,8 +206,7 @@ class PolicyNode(Node):
             if text is not None:
                 self.get_logger().warning(f"{text} [{frame.description}]")
             return
-        with self._sched_lock:
-            self._sched.offer(frame, time.monotonic())
+        self._schedule(frame)  # the worker thread itself, or the executor that wakes it next
 
     def _on_odom(self, raw: bytes) -> None:
         now = self._ros_now()
